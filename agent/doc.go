@@ -1,0 +1,16 @@
+// Package agent owns smsnmpd's northbound SNMP: the OID-ordered handler
+// tree that every frontend serves (one Tree per SNMP context), and, in its
+// sub-packages, the AgentX subagent (RFC 2741) and the built-in SNMPv2c UDP
+// agent.
+//
+// The Tree is walk-correct by construction: handlers own disjoint subtrees
+// kept in numeric OID order, GetNext takes an AgentX search range (start,
+// include, end) and the Tree itself checks that every OID a handler returns
+// lies inside the range and the handler's subtree, so a buggy callback can
+// never make a walk go backwards or loop. Every requested varbind is
+// answered, with noSuchObject, noSuchInstance or endOfMibView where there is
+// no value. SET runs the AgentX phases (test, commit, undo, cleanup) keyed by
+// a transaction id, so the AgentX session and the UDP agent share them.
+//
+// The package knows nothing of any wire format and does no network I/O.
+package agent

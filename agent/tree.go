@@ -1,0 +1,324 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/smsnmpd/smsnmpd/internal/smi"
+)
+
+// Bounds on SET transactions held between phases. A master that vanishes
+// between TestSet and CleanupSet must not leak state forever.
+const (
+	MaxPendingSets = 256
+	PendingSetTTL  = 30 * time.Second
+)
+
+// Tree is the OID-ordered handler tree of one SNMP context. Handlers are
+// registered at roots that own disjoint subtrees; requests are dispatched
+// to them in batches. A Tree is safe for concurrent use. The zero value is
+// not usable: call NewTree.
+type Tree struct {
+	mu   sync.RWMutex
+	regs *oidMap[*registration]
+
+	setMu sync.Mutex
+	sets  map[TxID]*setTx
+	now   func() time.Time
+}
+
+type registration struct {
+	root smi.OID
+	h    Handler
+}
+
+// NewTree returns an empty tree.
+func NewTree() *Tree {
+	return &Tree{regs: newOIDMap[*registration](), sets: make(map[TxID]*setTx), now: time.Now}
+}
+
+// Register makes h answer for every OID under root. It fails with
+// ErrOverlap when root lies inside, or contains, an existing registration.
+func (t *Tree) Register(root smi.OID, h Handler) error {
+	if len(root) == 0 {
+		return fmt.Errorf("%w: empty root", ErrOverlap)
+	}
+	root = root.Clone()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f := t.regs.Floor(root); f != nil && root.HasPrefix(f.key) {
+		return fmt.Errorf("%w: %s inside %s", ErrOverlap, root, f.key)
+	}
+	if c := t.regs.Ceil(root, true); c != nil && c.key.HasPrefix(root) {
+		return fmt.Errorf("%w: %s contains %s", ErrOverlap, root, c.key)
+	}
+	t.regs.Set(root, &registration{root: root, h: h})
+	return nil
+}
+
+// Unregister removes the registration at exactly root.
+func (t *Tree) Unregister(root smi.OID) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.regs.Delete(root) {
+		return fmt.Errorf("%w: %s", ErrNotRegistered, root)
+	}
+	return nil
+}
+
+// Roots returns the registered roots in OID order (what an AgentX session
+// registers with its master).
+func (t *Tree) Roots() []smi.OID {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make([]smi.OID, 0, t.regs.Len())
+	for n := t.regs.First(); n != nil; n = n.Next() {
+		out = append(out, n.key)
+	}
+	return out
+}
+
+// lookup returns the registration whose subtree holds o, or nil.
+func (t *Tree) lookup(o smi.OID) *registration {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if f := t.regs.Floor(o); f != nil && o.HasPrefix(f.key) {
+		return f.val
+	}
+	return nil
+}
+
+// firstFor returns the first registration that may hold an OID of r.
+func (t *Tree) firstFor(r Range) *registration {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if f := t.regs.Floor(r.Start); f != nil && r.Start.HasPrefix(f.key) {
+		return f.val
+	}
+	return t.beforeEnd(t.regs.Ceil(r.Start, false), r.End)
+}
+
+// after returns the registration following reg if it starts before end.
+// Looking it up by key again (instead of keeping the node) lets handlers
+// run without the lock while registrations change.
+func (t *Tree) after(reg *registration, end smi.OID) *registration {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.beforeEnd(t.regs.Ceil(reg.root, false), end)
+}
+
+func (t *Tree) beforeEnd(n *oidNode[*registration], end smi.OID) *registration {
+	if n == nil || (len(end) > 0 && n.key.Compare(end) >= 0) {
+		return nil
+	}
+	return n.val
+}
+
+// batch is the part of one request that falls to one handler.
+type batch struct {
+	reg *registration
+	idx []int // positions in the request
+}
+
+// groupBy collects request positions per registration, in order of first
+// appearance, so handlers are called in request order.
+func groupBy(n int, regOf func(i int) *registration) []*batch {
+	var out []*batch
+	byReg := make(map[*registration]*batch)
+	for i := 0; i < n; i++ {
+		reg := regOf(i)
+		if reg == nil {
+			continue
+		}
+		b := byReg[reg]
+		if b == nil {
+			b = &batch{reg: reg}
+			byReg[reg] = b
+			out = append(out, b)
+		}
+		b.idx = append(b.idx, i)
+	}
+	return out
+}
+
+// runBatches calls fn for every batch: handlers that answer from memory on
+// this goroutine, the others concurrently, so one slow handler (a farm
+// round trip) does not serialize behind another.
+func runBatches(batches []*batch, fn func(b *batch) error) error {
+	errs := make([]error, len(batches))
+	var wg sync.WaitGroup
+	for i, b := range batches {
+		if _, fast := b.reg.h.(inline); fast || len(batches) == 1 {
+			errs[i] = fn(b)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(b)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func handlerError(err error, b *batch, what string) error {
+	st := statusFor(err, smi.GenErr)
+	return &RequestError{Status: st, Index: b.idx[0], Err: fmt.Errorf("%s %s: %w", what, b.reg.root, err)}
+}
+
+// Get answers an SNMP GET: one varbind per name, exception values where
+// there is no value.
+func (t *Tree) Get(ctx context.Context, names []smi.OID) ([]smi.VarBind, error) {
+	out := make([]smi.VarBind, len(names))
+	regs := make([]*registration, len(names))
+	for i, n := range names {
+		out[i] = smi.VarBind{Name: n, Value: smi.NoSuchObject()}
+		regs[i] = t.lookup(n)
+	}
+	batches := groupBy(len(names), func(i int) *registration { return regs[i] })
+	err := runBatches(batches, func(b *batch) error {
+		req := make([]smi.OID, len(b.idx))
+		for j, i := range b.idx {
+			req[j] = names[i]
+		}
+		vals, err := b.reg.h.Get(ctx, req)
+		if err != nil {
+			return handlerError(err, b, "get")
+		}
+		if len(vals) != len(req) {
+			return handlerError(fmt.Errorf("%d values for %d names", len(vals), len(req)), b, "get")
+		}
+		for j, i := range b.idx {
+			v := vals[j]
+			if v.Type == smi.TypeEndOfMibView || !v.Type.Valid() {
+				v = smi.NoSuchInstance() // a GET never ends a MIB view
+			}
+			out[i].Value = v
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetNext answers one varbind per range: the first instance inside it, or
+// endOfMibView named by the range's start. Ranges travel from handler to
+// handler in rounds, each round one batched call per handler.
+func (t *Tree) GetNext(ctx context.Context, ranges []Range) ([]smi.VarBind, error) {
+	out := make([]smi.VarBind, len(ranges))
+	cur := make([]*registration, len(ranges))
+	for i, r := range ranges {
+		out[i] = smi.VarBind{Name: r.Start, Value: smi.EndOfMibView()}
+		cur[i] = t.firstFor(r)
+	}
+	for {
+		batches := groupBy(len(ranges), func(i int) *registration { return cur[i] })
+		if len(batches) == 0 {
+			return out, nil
+		}
+		err := runBatches(batches, func(b *batch) error {
+			req := make([]Range, len(b.idx))
+			for j, i := range b.idx {
+				req[j] = ranges[i]
+			}
+			vbs, err := b.reg.h.GetNext(ctx, req)
+			if err != nil {
+				return handlerError(err, b, "getnext")
+			}
+			if len(vbs) != len(req) {
+				return handlerError(fmt.Errorf("%d answers for %d ranges", len(vbs), len(req)), b, "getnext")
+			}
+			for j, i := range b.idx {
+				vb := vbs[j]
+				// The Tree, not the handler, guarantees walk order: an
+				// answer outside the range or the subtree counts as none.
+				if vb.Value.Type.IsException() || !vb.Value.Type.Valid() ||
+					!vb.Name.HasPrefix(b.reg.root) || !ranges[i].contains(vb.Name) {
+					cur[i] = t.after(b.reg, ranges[i].End)
+					continue
+				}
+				out[i] = vb
+				cur[i] = nil
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// GetBulk answers a GETBULK (RFC 3416 §4.2.3; AgentX §7.2.3.3): GetNext for
+// the first nonRepeaters ranges, then up to maxRepetitions rounds for the
+// others, each continuing from the previous round's answer. It stops early
+// once every repeater has reached endOfMibView, and once maxVarBinds
+// varbinds are collected when maxVarBinds > 0 (the caller's message size
+// decides the rest).
+func (t *Tree) GetBulk(ctx context.Context, nonRepeaters, maxRepetitions int, ranges []Range, maxVarBinds int) ([]smi.VarBind, error) {
+	n := min(max(nonRepeaters, 0), len(ranges))
+	m := max(maxRepetitions, 0)
+	out, err := t.GetNext(ctx, ranges[:n])
+	if err != nil {
+		return nil, err
+	}
+	reps := append([]Range(nil), ranges[n:]...)
+	if len(reps) == 0 || m == 0 {
+		return out, nil
+	}
+	done := make([]bool, len(reps))
+	for round := 0; round < m; round++ {
+		var ask []Range
+		var askIdx []int
+		for i, r := range reps {
+			if !done[i] {
+				ask = append(ask, r)
+				askIdx = append(askIdx, i)
+			}
+		}
+		res, err := t.GetNext(ctx, ask)
+		if err != nil {
+			return nil, err
+		}
+		row := make([]smi.VarBind, len(reps))
+		for i := range reps {
+			row[i] = smi.VarBind{Name: reps[i].Start, Value: smi.EndOfMibView()}
+		}
+		for j, i := range askIdx {
+			row[i] = res[j]
+			if res[j].Value.Type == smi.TypeEndOfMibView {
+				done[i] = true
+				continue
+			}
+			reps[i] = Range{Start: res[j].Name, End: reps[i].End}
+		}
+		for _, vb := range row {
+			if maxVarBinds > 0 && len(out) >= maxVarBinds {
+				return out, nil
+			}
+			out = append(out, vb)
+		}
+		if len(ask) == 0 || allTrue(done) {
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+func allTrue(b []bool) bool {
+	for _, v := range b {
+		if !v {
+			return false
+		}
+	}
+	return true
+}
