@@ -15,13 +15,16 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/smsnmpd ./cmd/smsnmpd
 
+# The demo needs nothing installed; the standard MIB texts (fetched by the
+# deps script) let its printed snmpget resolve SERVICE-MANAGER-MIB names.
 demo: build
+	-@sh test/deps/install.sh
 	./bin/smsnmpd demo
 
 # Installs net-snmp, smitools, nftables and the standard MIB texts when run
 # as root; otherwise says exactly what is missing.
 deps:
-	bash test/deps/install.sh
+	sh test/deps/install.sh
 	$(GO) mod download
 
 check:

@@ -114,7 +114,16 @@ func (h *scalarHandler) CommitSet(ctx context.Context, tx TxID, vbs []smi.VarBin
 	}
 	h.s.old[tx] = old
 	h.s.mu.Unlock()
-	return 0, h.s.Set(ctx, vbs[0].Value)
+	if err := h.s.Set(ctx, vbs[0].Value); err != nil {
+		// Nothing was applied, so there is nothing to undo: calling Set(old)
+		// again would repeat a side effect and turn commitFailed into
+		// undoFailed.
+		h.s.mu.Lock()
+		delete(h.s.old, tx)
+		h.s.mu.Unlock()
+		return 0, err
+	}
+	return 0, nil
 }
 
 func (h *scalarHandler) UndoSet(ctx context.Context, tx TxID, _ []smi.VarBind) (int, error) {

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/smsnmpd/smsnmpd/internal/config"
+	"github.com/smsnmpd/smsnmpd/internal/logging"
+)
+
+// demo runs a manager node on loopback with the demo preset and prints
+// commands that work as printed.
+func demo(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("demo", stderr)
+	snmpAddr := fs.String("snmp", "udp:127.0.0.1:1161", "built-in SNMPv2c agent `address` (udp:host:port); with --agentx it is off unless given")
+	agentxAddr := fs.String("agentx", "", "register with net-snmp's snmpd at this AgentX `socket` (tcp:host:port or unix:/path)")
+	var v verbosity
+	fs.Var(&v, "v", "raise the log level one step (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	snmpGiven := false
+	fs.Visit(func(f *flag.Flag) { snmpGiven = snmpGiven || f.Name == "snmp" })
+
+	cfg := config.Demo()
+	cfg.SNMP.Listen = config.Addr{}
+	if *agentxAddr == "" || snmpGiven {
+		a, err := config.ParseAddr(*snmpAddr)
+		if err != nil || a.Network() != "udp" {
+			fmt.Fprintf(stderr, "demo: --snmp %q: want udp:host:port\n", *snmpAddr)
+			return exitUsage
+		}
+		cfg.SNMP.Listen = a
+	}
+	if *agentxAddr != "" {
+		a, err := config.ParseAddr(*agentxAddr)
+		if err != nil || (a.Network() != "tcp" && a.Network() != "unix") {
+			fmt.Fprintf(stderr, "demo: --agentx %q: want tcp:host:port or unix:/path\n", *agentxAddr)
+			return exitUsage
+		}
+		cfg.AgentX.Socket = a
+	}
+	log, err := logging.New(cfg.Log, int(v), stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitConfig
+	}
+	n, err := newNode(cfg, log, nodeOptions{descr: "smsnmpd " + version + " demo"})
+	if err != nil {
+		log.WithError(err).Error("demo cannot start")
+		return exitFail
+	}
+	printDemoCommands(stdout, cfg)
+	return runUntilSignal(n, log, nil)
+}
+
+// printDemoCommands prints commands that work as printed from any
+// directory: the MIB directory is given as an absolute path.
+func printDemoCommands(w io.Writer, cfg *config.Config) {
+	fmt.Fprintln(w, "smsnmpd demo is running. Try, in another terminal:")
+	if !cfg.SNMP.Listen.IsZero() {
+		target := cfg.SNMP.Listen.Address()
+		mibs := mibArgs()
+		fmt.Fprintf(w, "  snmpwalk -v2c -c public %s 1.3.6.1.2.1.1\n", target)
+		fmt.Fprintf(w, "  snmpget -v2c -c public %s %s smNodeRole.0 smNodeLevel.0 smNodeId.0\n", mibs, target)
+		fmt.Fprintf(w, "  snmpset -v2c -c private %s 1.3.6.1.2.1.1.4.0 s ops@example.net\n", target)
+	}
+	if !cfg.AgentX.Socket.IsZero() {
+		fmt.Fprintf(w, "  (registered with snmpd at %s: query snmpd's own address the same way)\n", cfg.AgentX.Socket)
+	}
+	fmt.Fprintln(w, "Stop with Ctrl-C.")
+}
+
+// mibArgs finds SERVICE-MANAGER-MIB next to the binary (bin/../mib) or in
+// the working directory, and the standard MIB texts make test extracts.
+func mibArgs() string {
+	var dirs []string
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "mib"))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		dirs = append(dirs, filepath.Join(wd, "mib"))
+	}
+	var path []string
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "SERVICE-MANAGER-MIB.txt")); err == nil {
+			abs, _ := filepath.Abs(d)
+			path = append(path, abs)
+			if std := filepath.Join(abs, "..", ".cache", "std-mibs"); isDir(std) {
+				path = append(path, filepath.Clean(std))
+			}
+			break
+		}
+	}
+	if s := os.Getenv("SMSNMPD_STD_MIBS"); s != "" && isDir(s) {
+		path = append(path, s)
+	}
+	if len(path) == 0 {
+		return "-m SERVICE-MANAGER-MIB"
+	}
+	return "-M +" + strings.Join(path, ":") + " -m SERVICE-MANAGER-MIB"
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}

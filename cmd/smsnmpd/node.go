@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/agent/agentx"
+	"github.com/smsnmpd/smsnmpd/agent/v2c"
+	"github.com/smsnmpd/smsnmpd/internal/config"
+	"github.com/smsnmpd/smsnmpd/mib"
+)
+
+// shutdownGrace bounds a clean stop: operators and systemd expect SIGTERM
+// to end the process within 2 s.
+const shutdownGrace = 1500 * time.Millisecond
+
+// node is one running smsnmpd node: its handler trees and the northbound
+// frontends serving them.
+type node struct {
+	cfg  *config.Config
+	log  logrus.FieldLogger
+	role atomic.Int32 // mib.Role
+
+	// udp is what the built-in agent serves: the SNMPv2-MIB system and snmp
+	// groups and SERVICE-MANAGER-MIB. ax is what is registered with snmpd,
+	// SERVICE-MANAGER-MIB only, because snmpd serves its own system group.
+	udp, ax *agent.Contexts
+	system  *mib.System
+
+	v2c      *v2c.Agent
+	udpConn  *net.UDPConn
+	subagent *agentx.Subagent
+
+	wg   sync.WaitGroup
+	errs chan error
+}
+
+// nodeOptions are what the command line adds to the configuration.
+type nodeOptions struct {
+	descr string // sysDescr
+}
+
+// newNode builds the trees and binds the sockets, so that every error an
+// operator can fix (an address in use, a bad socket path) is reported
+// before anything runs.
+func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*node, error) {
+	n := &node{cfg: cfg, log: log, udp: agent.NewContexts(), ax: agent.NewContexts(), errs: make(chan error, 4)}
+	n.role.Store(int32(roleOf(cfg)))
+
+	var store mib.Store
+	if cfg.Node.StateDir != "" {
+		store = mib.NewFileStore(filepath.Join(cfg.Node.StateDir, "system.json"))
+	}
+	sys, err := mib.RegisterSystem(n.udp.Default(), mib.SystemConfig{
+		Descr:    opts.descr,
+		Contact:  cfg.System.Contact,
+		Name:     cfg.System.Name,
+		Location: cfg.System.Location,
+		Store:    store,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("system group: %w", err)
+	}
+	n.system = sys
+	for _, c := range []*agent.Contexts{n.udp, n.ax} {
+		if err := n.registerServiceManagerMIB(c.Default()); err != nil {
+			return nil, err
+		}
+	}
+
+	if !cfg.SNMP.Listen.IsZero() {
+		a, err := v2c.New(v2c.FromConfig(cfg.SNMP), n.udp, log)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.RegisterSNMPGroup(n.udp.Default()); err != nil {
+			return nil, fmt.Errorf("snmp group: %w", err)
+		}
+		ap, err := netip.ParseAddrPort(cfg.SNMP.Listen.Address())
+		if err != nil {
+			return nil, fmt.Errorf("snmp.listen: %w", err)
+		}
+		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+		if err != nil {
+			return nil, fmt.Errorf("snmp.listen: %w", err)
+		}
+		n.v2c, n.udpConn = a, conn
+	}
+	if !cfg.AgentX.Socket.IsZero() {
+		n.subagent = agentx.New(agentx.Config{
+			Socket:       cfg.AgentX.Socket.String(),
+			Timeout:      cfg.AgentX.Timeout.Duration,
+			Priority:     uint8(cfg.AgentX.Priority),
+			ReconnectMax: cfg.AgentX.ReconnectMax.Duration,
+			PingInterval: cfg.AgentX.PingInterval.Duration,
+			Description:  "smsnmpd " + version,
+		}, n.ax, log)
+	}
+	if n.v2c == nil && n.subagent == nil {
+		if cfg.Node.Role == config.RoleSE {
+			// Until the fan-out responder exists an SE has nothing to answer
+			// without a northbound agent; an idle process would only
+			// mislead an operator.
+			return nil, errors.New("role se: the farm responder (fan-out) is not available in this version; set snmp.listen to serve this SE's own objects")
+		}
+		return nil, errors.New("no northbound agent: set snmp.listen or agentx.socket")
+	}
+	return n, nil
+}
+
+func roleOf(cfg *config.Config) mib.Role {
+	if cfg.Node.Role == config.RoleSE {
+		return mib.RoleEngine
+	}
+	return mib.RoleManager
+}
+
+// registerServiceManagerMIB puts this node's SERVICE-MANAGER-MIB objects on
+// a tree. It runs once per frontend tree; the objects read shared state.
+func (n *node) registerServiceManagerMIB(t *agent.Tree) error {
+	level := n.cfg.Node.Level
+	if n.cfg.Node.Role == config.RoleSE {
+		level = 1
+	}
+	return mib.RegisterNode(t, mib.NodeInfo{
+		Role:  func() mib.Role { return mib.Role(n.role.Load()) },
+		Level: level,
+		ID:    n.cfg.Node.ID,
+	})
+}
+
+// start runs the frontends until ctx is done.
+func (n *node) start(ctx context.Context) {
+	if n.v2c != nil {
+		n.log.WithField("listen", n.udpConn.LocalAddr().String()).Info("built-in SNMPv2c agent serving")
+		n.spawn(func() error { return n.v2c.Serve(ctx, n.udpConn) })
+	}
+	if n.subagent != nil {
+		n.log.WithField("master", n.cfg.AgentX.Socket.String()).Info("AgentX subagent starting")
+		n.spawn(func() error { return n.subagent.Run(ctx) })
+	}
+}
+
+func (n *node) spawn(f func() error) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+			n.errs <- err
+		}
+	}()
+}
+
+// stop waits, at most shutdownGrace, for the frontends to finish after
+// their context was cancelled, and closes the sockets.
+func (n *node) stop() error {
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-time.After(shutdownGrace):
+		err = fmt.Errorf("shutdown: frontends still busy after %v", shutdownGrace)
+	}
+	if n.udpConn != nil {
+		n.udpConn.Close()
+	}
+	return err
+}

@@ -1,0 +1,265 @@
+// Package ber is the pure BER codec of SNMP variable bindings (RFC 3416's
+// VarBindList, X.690 basic encoding rules restricted to what SNMP uses):
+// bytes in, smi values out, no I/O. The fan-out protocol carries varbinds
+// in this encoding between managers and SEs, so an SE proxying its host's
+// agent passes values through unchanged.
+package ber
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/smsnmpd/smsnmpd/internal/smi"
+)
+
+// Caps on what a decoder accepts, checked before allocating.
+const (
+	// MaxVarBinds bounds one list: SNMP messages fit in 65,507 bytes and a
+	// varbind takes at least 6, so no real list is longer.
+	MaxVarBinds = 65507 / 6
+	// maxLengthOctets bounds the long form of a length: 4 octets already
+	// exceed any message.
+	maxLengthOctets = 4
+)
+
+// Errors. Decoders wrap them with the position at fault.
+var (
+	ErrTruncated = errors.New("ber: truncated")
+	ErrMalformed = errors.New("ber: malformed")
+	ErrTooMany   = errors.New("ber: too many varbinds")
+)
+
+const (
+	tagSequence = 0x30
+)
+
+// AppendVarBinds appends the VarBindList encoding of vbs to b.
+func AppendVarBinds(b []byte, vbs []smi.VarBind) ([]byte, error) {
+	n := 0
+	for i, vb := range vbs {
+		l, err := varBindLen(vb)
+		if err != nil {
+			return b, fmt.Errorf("varbind %d: %w", i+1, err)
+		}
+		n += l
+	}
+	b = append(b, tagSequence)
+	b = appendLen(b, n)
+	for _, vb := range vbs {
+		b = appendVarBind(b, vb)
+	}
+	return b, nil
+}
+
+// VarBindsLen is the encoded length of vbs' VarBindList.
+func VarBindsLen(vbs []smi.VarBind) (int, error) {
+	n := 0
+	for i, vb := range vbs {
+		l, err := varBindLen(vb)
+		if err != nil {
+			return 0, fmt.Errorf("varbind %d: %w", i+1, err)
+		}
+		n += l
+	}
+	return tlvLen(n), nil
+}
+
+// DecodeVarBinds decodes a VarBindList that must fill b exactly, accepting
+// at most max varbinds (0 means MaxVarBinds).
+func DecodeVarBinds(b []byte, max int) ([]smi.VarBind, error) {
+	if max <= 0 || max > MaxVarBinds {
+		max = MaxVarBinds
+	}
+	tag, body, rest, err := readTLV(b)
+	if err != nil {
+		return nil, fmt.Errorf("varbind list: %w", err)
+	}
+	if tag != tagSequence || len(rest) != 0 {
+		return nil, fmt.Errorf("%w: varbind list: tag 0x%02x, %d trailing bytes", ErrMalformed, tag, len(rest))
+	}
+	var out []smi.VarBind
+	for len(body) > 0 {
+		if len(out) == max {
+			return nil, fmt.Errorf("%w: more than %d", ErrTooMany, max)
+		}
+		tag, vb, next, err := readTLV(body)
+		if err != nil {
+			return nil, fmt.Errorf("varbind %d: %w", len(out)+1, err)
+		}
+		if tag != tagSequence {
+			return nil, fmt.Errorf("%w: varbind %d: tag 0x%02x", ErrMalformed, len(out)+1, tag)
+		}
+		v, err := decodeVarBind(vb)
+		if err != nil {
+			return nil, fmt.Errorf("varbind %d: %w", len(out)+1, err)
+		}
+		out = append(out, v)
+		body = next
+	}
+	return out, nil
+}
+
+func decodeVarBind(b []byte) (smi.VarBind, error) {
+	tag, name, rest, err := readTLV(b)
+	if err != nil {
+		return smi.VarBind{}, fmt.Errorf("name: %w", err)
+	}
+	if tag != byte(smi.TypeObjectIdentifier) {
+		return smi.VarBind{}, fmt.Errorf("%w: name tag 0x%02x", ErrMalformed, tag)
+	}
+	oid, err := decodeOID(name)
+	if err != nil {
+		return smi.VarBind{}, fmt.Errorf("name: %w", err)
+	}
+	tag, val, rest, err := readTLV(rest)
+	if err != nil {
+		return smi.VarBind{}, fmt.Errorf("value: %w", err)
+	}
+	if len(rest) != 0 {
+		return smi.VarBind{}, fmt.Errorf("%w: %d bytes after the value", ErrMalformed, len(rest))
+	}
+	v, err := decodeValue(smi.Type(tag), val)
+	if err != nil {
+		return smi.VarBind{}, fmt.Errorf("value of %s: %w", oid, err)
+	}
+	return smi.VarBind{Name: oid, Value: v}, nil
+}
+
+func decodeValue(t smi.Type, b []byte) (smi.Value, error) {
+	switch t {
+	case smi.TypeInteger:
+		v, err := decodeInt(b, 4)
+		return smi.Value{Type: t, Int: v}, err
+	case smi.TypeCounter32, smi.TypeGauge32, smi.TypeTimeTicks:
+		v, err := decodeUint(b, 4)
+		return smi.Value{Type: t, Uint: v}, err
+	case smi.TypeCounter64:
+		v, err := decodeUint(b, 8)
+		return smi.Value{Type: t, Uint: v}, err
+	case smi.TypeOctetString, smi.TypeOpaque:
+		if len(b) > smi.MaxOctetString {
+			return smi.Value{}, fmt.Errorf("%w: %d-octet string", ErrMalformed, len(b))
+		}
+		return smi.Value{Type: t, Bytes: append([]byte{}, b...)}, nil
+	case smi.TypeIPAddress:
+		if len(b) != 4 {
+			return smi.Value{}, fmt.Errorf("%w: %d-octet IpAddress", ErrMalformed, len(b))
+		}
+		return smi.Value{Type: t, Bytes: append([]byte{}, b...)}, nil
+	case smi.TypeObjectIdentifier:
+		o, err := decodeOID(b)
+		return smi.Value{Type: t, OID: o}, err
+	case smi.TypeNull, smi.TypeNoSuchObject, smi.TypeNoSuchInstance, smi.TypeEndOfMibView:
+		if len(b) != 0 {
+			return smi.Value{}, fmt.Errorf("%w: %s with %d content octets", ErrMalformed, t, len(b))
+		}
+		return smi.Value{Type: t}, nil
+	}
+	return smi.Value{}, fmt.Errorf("%w: unknown value tag 0x%02x", ErrMalformed, byte(t))
+}
+
+// readTLV splits one tag-length-value off b. Only single-octet tags occur
+// in SNMP; the length is definite (short or long form).
+func readTLV(b []byte) (tag byte, val, rest []byte, err error) {
+	if len(b) < 2 {
+		return 0, nil, nil, ErrTruncated
+	}
+	tag = b[0]
+	if tag&0x1f == 0x1f {
+		return 0, nil, nil, fmt.Errorf("%w: multi-octet tag", ErrMalformed)
+	}
+	l, n := int(b[1]), 2
+	if l&0x80 != 0 {
+		k := l & 0x7f
+		if k == 0 || k > maxLengthOctets {
+			return 0, nil, nil, fmt.Errorf("%w: length of %d octets", ErrMalformed, k)
+		}
+		if len(b) < 2+k {
+			return 0, nil, nil, ErrTruncated
+		}
+		l = 0
+		for _, c := range b[2 : 2+k] {
+			l = l<<8 | int(c)
+		}
+		n += k
+	}
+	if l < 0 || l > len(b)-n {
+		return 0, nil, nil, ErrTruncated
+	}
+	return tag, b[n : n+l], b[n+l:], nil
+}
+
+func decodeInt(b []byte, size int) (int64, error) {
+	if len(b) == 0 || len(b) > size {
+		return 0, fmt.Errorf("%w: %d-octet integer", ErrMalformed, len(b))
+	}
+	v := int64(int8(b[0]))
+	for _, c := range b[1:] {
+		v = v<<8 | int64(c)
+	}
+	return v, nil
+}
+
+// decodeUint accepts one leading zero octet beyond size, which BER needs
+// to keep the top bit of an unsigned value clear.
+func decodeUint(b []byte, size int) (uint64, error) {
+	if len(b) == 0 || len(b) > size+1 || (len(b) == size+1 && b[0] != 0) {
+		return 0, fmt.Errorf("%w: %d-octet unsigned", ErrMalformed, len(b))
+	}
+	if b[0]&0x80 != 0 {
+		return 0, fmt.Errorf("%w: negative unsigned", ErrMalformed)
+	}
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v, nil
+}
+
+func decodeOID(b []byte) (smi.OID, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty object identifier", ErrMalformed)
+	}
+	o := make(smi.OID, 0, len(b)+1)
+	var v uint64
+	first := true
+	for i, c := range b {
+		if v == 0 && c == 0x80 {
+			return nil, fmt.Errorf("%w: non-minimal sub-identifier", ErrMalformed)
+		}
+		v = v<<7 | uint64(c&0x7f)
+		if v > 0xffffffff+80 {
+			return nil, fmt.Errorf("%w: sub-identifier over 32 bits", ErrMalformed)
+		}
+		if c&0x80 != 0 {
+			if i == len(b)-1 {
+				return nil, ErrTruncated
+			}
+			continue
+		}
+		if first {
+			switch {
+			case v < 40:
+				o = append(o, 0, uint32(v))
+			case v < 80:
+				o = append(o, 1, uint32(v-40))
+			default:
+				if v-80 > 0xffffffff {
+					return nil, fmt.Errorf("%w: sub-identifier over 32 bits", ErrMalformed)
+				}
+				o = append(o, 2, uint32(v-80))
+			}
+			first = false
+		} else {
+			if v > 0xffffffff {
+				return nil, fmt.Errorf("%w: sub-identifier over 32 bits", ErrMalformed)
+			}
+			o = append(o, uint32(v))
+		}
+		if len(o) > smi.MaxSubIDs {
+			return nil, fmt.Errorf("%w: more than %d sub-identifiers", ErrMalformed, smi.MaxSubIDs)
+		}
+		v = 0
+	}
+	return o, nil
+}

@@ -1,0 +1,362 @@
+package config
+
+import (
+	"runtime"
+	"time"
+)
+
+// Config is the whole configuration of one smsnmpd process. The TOML key of
+// every field is its toml tag; etc/smsnmpd.toml shows and explains every key
+// with its default. Default() is the only place defaults are written.
+//
+// omitempty only affects WriteTOML, which leaves out the sections of the
+// other role.
+type Config struct {
+	Node      Node      `toml:"node"`
+	Log       Log       `toml:"log"`
+	System    System    `toml:"system"`
+	SNMP      SNMP      `toml:"snmp"`
+	AgentX    AgentX    `toml:"agentx"`
+	RMTP      RMTP      `toml:"rmtp"`
+	SE        SE        `toml:"se,omitempty"`
+	Manager   Manager   `toml:"manager,omitempty"`
+	Fanout    Fanout    `toml:"fanout"`
+	Directory Directory `toml:"directory"`
+	Control   Control   `toml:"control"`
+}
+
+// MaxNodeID is the largest node id: it becomes smEngineIndex, an Integer32
+// index that must be positive (DESIGN.md §6).
+const MaxNodeID = 2147483647
+
+// Node says which node of the tree this process is and where it sits.
+type Node struct {
+	// Role is "se" or "manager". Required: there is no safe default.
+	Role Role `toml:"role"`
+	// Level is 1..4 for a manager (1 farm, 2 data center, 3 CDN, 4 CDN
+	// peering). An SE is always level 1.
+	Level int `toml:"level"`
+	// ID is the node id, 1..2147483647, unique in its group and stable across
+	// restarts: an SE's id is its smEngineIndex row. Required.
+	ID uint32 `toml:"id"`
+	// Priority (0..255) decides the manager election: highest priority wins,
+	// then lowest id. Ignored by an SE.
+	Priority int `toml:"priority"`
+	// CDN, DataCenter and Farm locate this node in the tree (content
+	// locations carry them). Which ones matter depends on the level.
+	CDN        uint32 `toml:"cdn"`
+	DataCenter uint32 `toml:"datacenter"`
+	Farm       uint32 `toml:"farm"`
+	// StateDir keeps what must survive a restart (writable system group
+	// objects, smSeAdminState, smSeWeight, the highest term seen). Empty means
+	// nothing is persisted (the demo). A relative path is taken relative to
+	// the config file's directory.
+	StateDir string `toml:"state_dir"`
+}
+
+// Log configures logging; see package logging.
+type Log struct {
+	// Level: error, warn, info, debug or trace. Each -v raises it one step.
+	Level LogLevel `toml:"level"`
+	// Format: "text" (default), "json", or "auto" (text on a terminal, JSON
+	// otherwise). Text is the default because journald and a human reading
+	// journalctl both want text, and logrus' text format off a terminal is
+	// already key=value; choose json (or auto) for a log shipper.
+	Format LogFormat `toml:"format"`
+}
+
+// System seeds the SNMPv2-MIB system group. sysContact, sysName and
+// sysLocation are writable; a value written over SNMP is kept in StateDir
+// and wins over these on restart.
+type System struct {
+	Contact  string `toml:"contact"`
+	Name     string `toml:"name"` // empty: the host name
+	Location string `toml:"location"`
+}
+
+// SNMP configures the built-in SNMPv2c agent on UDP.
+type SNMP struct {
+	// Listen is "udp:host:port"; empty turns the built-in agent off.
+	Listen Addr `toml:"listen"`
+	// ROCommunity grants read access; required when Listen is set.
+	ROCommunity Secret `toml:"ro_community"`
+	// RWCommunity grants read and write access; empty refuses every SET.
+	RWCommunity Secret `toml:"rw_community"`
+	// TrapSinks receive SNMPv2c notifications ("udp:host:port").
+	TrapSinks []Addr `toml:"trap_sinks"`
+	// TrapCommunity is sent with notifications; required with TrapSinks.
+	TrapCommunity Secret `toml:"trap_community"`
+	// MaxMessageSize caps a response (484..65507 bytes). A GETBULK response
+	// that would be larger is truncated (RFC 3416 §4.2.3); other requests get tooBig.
+	MaxMessageSize int `toml:"max_message_size"`
+	// Workers is how many requests are served in parallel; 0 means GOMAXPROCS.
+	Workers int `toml:"workers"`
+}
+
+// WorkerCount resolves Workers = 0 to GOMAXPROCS.
+func (s SNMP) WorkerCount() int {
+	if s.Workers > 0 {
+		return s.Workers
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// AgentX configures the AgentX subagent (RFC 2741) of net-snmp's snmpd.
+type AgentX struct {
+	// Socket is "tcp:host:port" or "unix:/path" of snmpd's master socket;
+	// empty turns the subagent off.
+	Socket Addr `toml:"socket"`
+	// Timeout is the session timeout sent in the Open PDU, whole seconds
+	// 0..255; 0 leaves snmpd's agentXTimeout (1 s by default) in force.
+	Timeout Duration `toml:"timeout"`
+	// Priority is the registration priority (1..255, lower wins in snmpd).
+	// The active manager registers with it, a backup with Priority+1, so a
+	// shared snmpd routes to the active one (DESIGN.md §7).
+	Priority int `toml:"priority"`
+	// ReconnectMax caps the backoff between reconnects after snmpd goes away.
+	ReconnectMax Duration `toml:"reconnect_max"`
+	// PingInterval is the keepalive period; 0 disables pings.
+	PingInterval Duration `toml:"ping_interval"`
+}
+
+// EffectiveTimeout is how long snmpd waits for an answer: Timeout, or
+// net-snmp's default agentXTimeout when Timeout is 0.
+func (a AgentX) EffectiveTimeout() time.Duration {
+	if a.Timeout.Duration > 0 {
+		return a.Timeout.Duration
+	}
+	return time.Second
+}
+
+// RMTP configures the reliable multicast transport of the group this node
+// is in: an SE's farm, or the group a manager manages.
+type RMTP struct {
+	// Interface is joined and used for sending; "lo" keeps everything on
+	// the host (DESIGN.md §4). Use the farm LAN's interface in production.
+	Interface string `toml:"interface"`
+	// Group receives traffic "down" to every member; ManagerGroup traffic
+	// "up" to the managers only. Both IPv4 multicast, 239.0.0.0/8 advised.
+	Group        string `toml:"group"`
+	ManagerGroup string `toml:"manager_group"`
+	// Port is the UDP port of both groups.
+	Port int `toml:"port"`
+	// TTL of multicast datagrams; 1 keeps them on the LAN.
+	TTL int `toml:"ttl"`
+	// KeyFile holds the group key(s) for HMAC-SHA256. The file must not be
+	// readable by group or others. Its contents are never logged; its path may
+	// be. A relative path is taken relative to the config file's directory.
+	KeyFile string `toml:"key_file"`
+	// Insecure allows running without a key (demo, tests). Never in production.
+	Insecure bool `toml:"insecure"`
+	// Heartbeat is the HELLO period; a member missing SuspectAfter of them is
+	// suspect, missing DownAfter is down.
+	Heartbeat    Duration `toml:"heartbeat"`
+	SuspectAfter int      `toml:"suspect_after"`
+	DownAfter    int      `toml:"down_after"`
+	// AckInterval is the period of a manager's cumulative ACK vector.
+	AckInterval Duration `toml:"ack_interval"`
+	// MaxMessage caps one message (bytes, before segmentation).
+	MaxMessage int `toml:"max_message"`
+	// MaxSegment caps one datagram's payload; 0 derives it from the
+	// interface MTU so that no datagram is fragmented.
+	MaxSegment int `toml:"max_segment"`
+	// ReassemblyPerPeer caps the memory held for one peer's partial messages.
+	ReassemblyPerPeer int `toml:"reassembly_per_peer"`
+	// RecvBuffer is the socket receive buffer asked for (the kernel may grant
+	// less: see net.core.rmem_max).
+	RecvBuffer int `toml:"recv_buffer"`
+	// Parent is a manager's link to the managers of the level above.
+	Parent Parent `toml:"parent,omitempty"`
+}
+
+// Parent is how a manager of level 1..3 reaches its parent level's managers:
+// the same multicast SM farm inside one LAN (Fig 4), or unicast across
+// tunnels and WANs, where multicast does not pass.
+type Parent struct {
+	Mode ParentMode `toml:"mode"`
+	// Multicast mode.
+	Interface    string `toml:"interface"`
+	Group        string `toml:"group"`
+	ManagerGroup string `toml:"manager_group"`
+	Port         int    `toml:"port"`
+	// Unicast mode: this node's own "udp:host:port" and the parent
+	// managers' addresses.
+	Listen Addr   `toml:"listen"`
+	Peers  []Addr `toml:"peers"`
+}
+
+// SE configures the service engine role.
+type SE struct {
+	// MaxWeight caps smSeWeight (0..1000); a SET above it is refused.
+	MaxWeight int `toml:"max_weight"`
+	// LocalAgent is the host's own SNMP agent, asked for any OID the SE
+	// does not serve itself. Address empty = no proxying.
+	LocalAgent LocalAgent `toml:"local_agent"`
+	// ContentRoot is scanned for content to publish; empty = no scanning.
+	ContentRoot string `toml:"content_root"`
+	// ScanInterval is the period of the content root scan.
+	ScanInterval Duration `toml:"scan_interval"`
+}
+
+// LocalAgent is an SNMPv2c agent the SE proxies to.
+type LocalAgent struct {
+	Address   Addr     `toml:"address"`
+	Community Secret   `toml:"community"`
+	Timeout   Duration `toml:"timeout"`
+	Retries   int      `toml:"retries"`
+}
+
+// Manager configures the manager role (SM or BSM).
+type Manager struct {
+	// MaxEngines caps the members of the view; more are refused and counted.
+	MaxEngines int `toml:"max_engines"`
+	// TakeoverAfter is how long a backup waits without the active manager's
+	// heartbeats before taking over (DESIGN.md §7: within 1 s).
+	TakeoverAfter Duration `toml:"takeover_after"`
+	// EngineContexts registers each SE under the SNMP context "se<N>" in
+	// AgentX mode.
+	EngineContexts bool `toml:"engine_contexts"`
+}
+
+// Fanout configures the management protocol (DESIGN.md §5).
+type Fanout struct {
+	// ReadDeadline bounds a GET/GETNEXT/walk transaction; it must stay under
+	// snmpd's agentXTimeout so that the answer beats the master's retry.
+	ReadDeadline Duration `toml:"read_deadline"`
+	// SetPhaseDeadline bounds each SET phase (snmpd is frozen meanwhile).
+	SetPhaseDeadline Duration `toml:"set_phase_deadline"`
+	// WalkCacheTTL is how long one walk snapshot serves following GetNexts;
+	// WalkCacheMax caps its varbinds.
+	WalkCacheTTL Duration `toml:"walk_cache_ttl"`
+	WalkCacheMax int      `toml:"walk_cache_max"`
+	// ReservationTTL expires an SE's TEST reservation without COMMIT/CLEANUP.
+	ReservationTTL Duration `toml:"reservation_ttl"`
+	// ReplyCacheTTL and ReplyCacheSize keep an SE's recent replies so a
+	// repeated request is answered, never executed twice.
+	ReplyCacheTTL  Duration `toml:"reply_cache_ttl"`
+	ReplyCacheSize int      `toml:"reply_cache_size"`
+	// MaxVarbinds caps the varbinds of one transaction.
+	MaxVarbinds int `toml:"max_varbinds"`
+}
+
+// Directory configures content location entries (DESIGN.md §7).
+type Directory struct {
+	// Forward is what this level forwards to its parent: full, summary, none.
+	Forward ForwardPolicy `toml:"forward,omitempty"`
+	// MaxEntries caps the entries this node stores.
+	MaxEntries int `toml:"max_entries"`
+	// MaxKeyLen caps a content key (bytes).
+	MaxKeyLen int `toml:"max_key_len"`
+	// SNMPMaxRows caps smDirectoryTable rows (bulk export is lookup --json).
+	SNMPMaxRows int `toml:"snmp_max_rows"`
+	// PublishRate (updates/s) and PublishBurst rate-limit one SE's updates.
+	PublishRate  int `toml:"publish_rate"`
+	PublishBurst int `toml:"publish_burst"`
+	// TombstoneTTL keeps removals long enough to beat late duplicates.
+	TombstoneTTL Duration `toml:"tombstone_ttl"`
+}
+
+// Control is the local control socket used by publish, unpublish and lookup.
+type Control struct {
+	// Socket is "unix:/path"; empty turns it off. It is created mode 0660.
+	Socket Addr `toml:"socket"`
+}
+
+// Default returns the defaults of every key. It is not valid on its own:
+// node.role and node.id have no safe default and must be configured.
+func Default() *Config {
+	return &Config{
+		Node: Node{
+			Level:      1,
+			Priority:   100,
+			CDN:        1,
+			DataCenter: 1,
+			Farm:       1,
+			StateDir:   "/var/lib/smsnmpd",
+		},
+		Log: Log{Level: "info", Format: FormatText},
+		SNMP: SNMP{
+			MaxMessageSize: 65507,
+		},
+		AgentX: AgentX{
+			Priority:     127,
+			ReconnectMax: D(time.Second),
+			PingInterval: D(5 * time.Second),
+		},
+		RMTP: RMTP{
+			Interface:         "lo",
+			Group:             "239.255.77.1",
+			ManagerGroup:      "239.255.77.2",
+			Port:              7730,
+			TTL:               1,
+			Heartbeat:         D(200 * time.Millisecond),
+			SuspectAfter:      3,
+			DownAfter:         5,
+			AckInterval:       D(2 * time.Millisecond),
+			MaxMessage:        1 << 20,
+			ReassemblyPerPeer: 4 << 20,
+			RecvBuffer:        4 << 20,
+			Parent: Parent{
+				Mode:         ParentNone,
+				Interface:    "lo",
+				Group:        "239.255.78.1",
+				ManagerGroup: "239.255.78.2",
+				Port:         7731,
+			},
+		},
+		SE: SE{
+			MaxWeight:    1000,
+			ScanInterval: D(10 * time.Second),
+			LocalAgent: LocalAgent{
+				Timeout: D(300 * time.Millisecond),
+			},
+		},
+		Manager: Manager{
+			MaxEngines:     4096,
+			TakeoverAfter:  D(700 * time.Millisecond),
+			EngineContexts: true,
+		},
+		Fanout: Fanout{
+			ReadDeadline:     D(800 * time.Millisecond),
+			SetPhaseDeadline: D(250 * time.Millisecond),
+			WalkCacheTTL:     D(2 * time.Second),
+			WalkCacheMax:     100000,
+			ReservationTTL:   D(2 * time.Second),
+			ReplyCacheTTL:    D(10 * time.Second),
+			ReplyCacheSize:   4096,
+			MaxVarbinds:      1024,
+		},
+		Directory: Directory{
+			Forward:      ForwardFull,
+			MaxEntries:   1000000,
+			MaxKeyLen:    1024,
+			SNMPMaxRows:  10000,
+			PublishRate:  1000,
+			PublishBurst: 10000,
+			TombstoneTTL: D(10 * time.Minute),
+		},
+		Control: Control{
+			Socket: MustAddr("unix:/run/smsnmpd/control.sock"),
+		},
+	}
+}
+
+// Demo returns the preset of `smsnmpd demo`: a level-1 manager on loopback,
+// the built-in agent on udp:127.0.0.1:1161 with communities public/private,
+// rmtp without a key (the demo process makes a random one per run where
+// the transport supports it), no persistence, no control socket. The caller
+// derives each demo node (SE ids 1..N) from it.
+func Demo() *Config {
+	c := Default()
+	c.Node.Role = RoleManager
+	c.Node.ID = 1
+	c.Node.StateDir = ""
+	c.System = System{Contact: "smsnmpd demo", Name: "smsnmpd-demo", Location: "loopback"}
+	c.SNMP.Listen = MustAddr("udp:127.0.0.1:1161")
+	c.SNMP.ROCommunity = NewSecret("public")
+	c.SNMP.RWCommunity = NewSecret("private")
+	c.RMTP.Interface = "lo"
+	c.RMTP.Insecure = true
+	c.Control.Socket = Addr{}
+	return c
+}
