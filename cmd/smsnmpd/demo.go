@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/logging"
@@ -59,14 +58,20 @@ func demo(args []string, stdout, stderr io.Writer) int {
 }
 
 // printDemoCommands prints commands that work as printed from any
-// directory: the MIB directory is given as an absolute path.
+// directory: the MIB directories are given as absolute paths. Without the
+// standard MIB texts (make test or test/deps/install.sh fetch them) names
+// cannot be resolved, so the commands fall back to numeric OIDs.
 func printDemoCommands(w io.Writer, cfg *config.Config) {
 	fmt.Fprintln(w, "smsnmpd demo is running. Try, in another terminal:")
 	if !cfg.SNMP.Listen.IsZero() {
 		target := cfg.SNMP.Listen.Address()
-		mibs := mibArgs()
-		fmt.Fprintf(w, "  snmpwalk -v2c -c public %s 1.3.6.1.2.1.1\n", target)
-		fmt.Fprintf(w, "  snmpget -v2c -c public %s %s smNodeRole.0 smNodeLevel.0 smNodeId.0\n", mibs, target)
+		if mibs, ok := mibPath(); ok {
+			fmt.Fprintf(w, "  snmpwalk -v2c -c public -M +%s -m SERVICE-MANAGER-MIB:SNMPv2-MIB %s system\n", mibs, target)
+			fmt.Fprintf(w, "  snmpget -v2c -c public -M +%s -m SERVICE-MANAGER-MIB %s smNodeRole.0 smNodeLevel.0 smNodeId.0\n", mibs, target)
+		} else {
+			fmt.Fprintf(w, "  snmpwalk -v2c -c public %s 1.3.6.1.2.1.1\n", target)
+			fmt.Fprintf(w, "  snmpwalk -v2c -c public %s 1.3.6.1.4.1.8072.9999.9999.42\n", target)
+		}
 		fmt.Fprintf(w, "  snmpset -v2c -c private %s 1.3.6.1.2.1.1.4.0 s ops@example.net\n", target)
 	}
 	if !cfg.AgentX.Socket.IsZero() {
@@ -75,9 +80,10 @@ func printDemoCommands(w io.Writer, cfg *config.Config) {
 	fmt.Fprintln(w, "Stop with Ctrl-C.")
 }
 
-// mibArgs finds SERVICE-MANAGER-MIB next to the binary (bin/../mib) or in
-// the working directory, and the standard MIB texts make test extracts.
-func mibArgs() string {
+// mibPath finds SERVICE-MANAGER-MIB next to the binary (bin/../mib) or in
+// the working directory, and the standard MIB texts beside it in
+// .cache/std-mibs (or $SMSNMPD_STD_MIBS).
+func mibPath() (string, bool) {
 	var dirs []string
 	if exe, err := os.Executable(); err == nil {
 		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "mib"))
@@ -85,27 +91,22 @@ func mibArgs() string {
 	if wd, err := os.Getwd(); err == nil {
 		dirs = append(dirs, filepath.Join(wd, "mib"))
 	}
-	var path []string
 	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, "SERVICE-MANAGER-MIB.txt")); err == nil {
-			abs, _ := filepath.Abs(d)
-			path = append(path, abs)
-			if std := filepath.Join(abs, "..", ".cache", "std-mibs"); isDir(std) {
-				path = append(path, filepath.Clean(std))
-			}
-			break
+		if _, err := os.Stat(filepath.Join(d, "SERVICE-MANAGER-MIB.txt")); err != nil {
+			continue
 		}
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			continue
+		}
+		std := os.Getenv("SMSNMPD_STD_MIBS")
+		if std == "" {
+			std = filepath.Join(filepath.Dir(abs), ".cache", "std-mibs")
+		}
+		if _, err := os.Stat(filepath.Join(std, "SNMPv2-MIB.mib")); err != nil {
+			return "", false
+		}
+		return abs + ":" + filepath.Clean(std), true
 	}
-	if s := os.Getenv("SMSNMPD_STD_MIBS"); s != "" && isDir(s) {
-		path = append(path, s)
-	}
-	if len(path) == 0 {
-		return "-m SERVICE-MANAGER-MIB"
-	}
-	return "-M +" + strings.Join(path, ":") + " -m SERVICE-MANAGER-MIB"
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
+	return "", false
 }

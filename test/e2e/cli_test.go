@@ -121,6 +121,13 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 	if len(cmds) < 2 {
 		t.Fatalf("demo printed %d commands, want at least 2:\n%s", len(cmds), p.out.String())
 	}
+	// With the standard MIB texts in place (make test fetches them) the
+	// demo must show names, not numbers.
+	if _, err := os.Stat(filepath.Join(repoRoot, ".cache", "std-mibs", "SNMPv2-MIB.mib")); err == nil || os.Getenv("CI") == "true" {
+		if !strings.Contains(p.out.String(), "snmpget") || !strings.Contains(p.out.String(), "-m SERVICE-MANAGER-MIB") {
+			t.Errorf("demo printed no command resolving SERVICE-MANAGER-MIB names:\n%s", p.out.String())
+		}
+	}
 	for _, c := range cmds {
 		f := strings.Fields(c)
 		out, err := snmp(t, f[0], f[1:]...)
