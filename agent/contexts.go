@@ -61,3 +61,11 @@ func (c *Contexts) Names() []string {
 	slices.Sort(out)
 	return out
 }
+
+// Set makes t the tree of a context, replacing any there; tests and the
+// demo use it to serve a tree built elsewhere.
+func (c *Contexts) Set(name string, t *Tree) {
+	c.mu.Lock()
+	c.trees[name] = t
+	c.mu.Unlock()
+}

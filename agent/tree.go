@@ -125,6 +125,20 @@ type batch struct {
 // groupBy collects request positions per registration, in order of first
 // appearance, so handlers are called in request order.
 func groupBy(n int, regOf func(i int) *registration) []*batch {
+	if n > 0 {
+		first := regOf(0)
+		same := first != nil
+		for i := 1; same && i < n; i++ {
+			same = regOf(i) == first
+		}
+		if same {
+			idx := make([]int, n)
+			for i := range idx {
+				idx[i] = i
+			}
+			return []*batch{{reg: first, idx: idx}}
+		}
+	}
 	var out []*batch
 	byReg := make(map[*registration]*batch)
 	for i := 0; i < n; i++ {
@@ -147,6 +161,9 @@ func groupBy(n int, regOf func(i int) *registration) []*batch {
 // this goroutine, the others concurrently, so one slow handler (a farm
 // round trip) does not serialize behind another.
 func runBatches(batches []*batch, fn func(b *batch) error) error {
+	if len(batches) == 1 {
+		return fn(batches[0])
+	}
 	errs := make([]error, len(batches))
 	var wg sync.WaitGroup
 	for i, b := range batches {
@@ -215,6 +232,9 @@ func (t *Tree) Get(ctx context.Context, names []smi.OID) ([]smi.VarBind, error) 
 // endOfMibView named by the range's start. Ranges travel from handler to
 // handler in rounds, each round one batched call per handler.
 func (t *Tree) GetNext(ctx context.Context, ranges []Range) ([]smi.VarBind, error) {
+	if len(ranges) == 1 {
+		return t.getNext1(ctx, ranges)
+	}
 	out := make([]smi.VarBind, len(ranges))
 	cur := make([]*registration, len(ranges))
 	for i, r := range ranges {
@@ -227,9 +247,12 @@ func (t *Tree) GetNext(ctx context.Context, ranges []Range) ([]smi.VarBind, erro
 			return out, nil
 		}
 		err := runBatches(batches, func(b *batch) error {
-			req := make([]Range, len(b.idx))
-			for j, i := range b.idx {
-				req[j] = ranges[i]
+			req := ranges
+			if len(b.idx) != len(ranges) {
+				req = make([]Range, len(b.idx))
+				for j, i := range b.idx {
+					req[j] = ranges[i]
+				}
 			}
 			vbs, err := b.reg.h.GetNext(ctx, req)
 			if err != nil {
@@ -276,9 +299,11 @@ func (t *Tree) GetBulk(ctx context.Context, nonRepeaters, maxRepetitions int, ra
 		return out, nil
 	}
 	done := make([]bool, len(reps))
+	ask := make([]Range, 0, len(reps))
+	askIdx := make([]int, 0, len(reps))
+	row := make([]smi.VarBind, len(reps))
 	for round := 0; round < m; round++ {
-		var ask []Range
-		var askIdx []int
+		ask, askIdx = ask[:0], askIdx[:0]
 		for i, r := range reps {
 			if !done[i] {
 				ask = append(ask, r)
@@ -289,7 +314,6 @@ func (t *Tree) GetBulk(ctx context.Context, nonRepeaters, maxRepetitions int, ra
 		if err != nil {
 			return nil, err
 		}
-		row := make([]smi.VarBind, len(reps))
 		for i := range reps {
 			row[i] = smi.VarBind{Name: reps[i].Start, Value: smi.EndOfMibView()}
 		}
@@ -321,4 +345,25 @@ func allTrue(b []bool) bool {
 		}
 	}
 	return true
+}
+
+// getNext1 is GetNext for one range (every step of a walk): no grouping,
+// no goroutines, no closures.
+func (t *Tree) getNext1(ctx context.Context, ranges []Range) ([]smi.VarBind, error) {
+	r := ranges[0]
+	for reg := t.firstFor(r); reg != nil; reg = t.after(reg, r.End) {
+		vbs, err := reg.h.GetNext(ctx, ranges)
+		if err != nil {
+			return nil, handlerError(err, &batch{reg: reg, idx: []int{0}}, "getnext")
+		}
+		if len(vbs) != 1 {
+			return nil, handlerError(fmt.Errorf("%d answers for 1 range", len(vbs)), &batch{reg: reg, idx: []int{0}}, "getnext")
+		}
+		vb := vbs[0]
+		if vb.Value.Type.IsException() || !vb.Value.Type.Valid() || !vb.Name.HasPrefix(reg.root) || !r.contains(vb.Name) {
+			continue
+		}
+		return vbs, nil
+	}
+	return []smi.VarBind{{Name: r.Start, Value: smi.EndOfMibView()}}, nil
 }
