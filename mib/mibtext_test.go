@@ -161,7 +161,9 @@ func kindOf(o tdObject, rows map[string]bool) Kind {
 		return KindModuleIdentity
 	case "OBJECT-IDENTITY":
 		return KindIdentity
-	case "OBJECT-GROUP", "NOTIFICATION-GROUP":
+	case "OBJECT-GROUP", "NOTIFICATION-GROUP", "type_23":
+		// net-snmp 5.9.3 has no name for its NOTIFICATION-GROUP macro
+		// (MIB_NOTIFICATIONGROUP = 23) and prints "type_23".
 		return KindGroup
 	case "MODULE-COMPLIANCE":
 		return KindCompliance

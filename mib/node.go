@@ -57,12 +57,15 @@ type NodeInfo struct {
 	// restart.
 	Level int
 	ID    uint32
+	// Term, if set, serves smViewTerm: the term of the view the node
+	// follows (rmtp's View().Term), read on every request. nil leaves
+	// smNode.4 free for another registration.
+	Term func() uint64
 }
 
-// RegisterNode puts the node group (smNodeRole, smNodeLevel, smNodeId) on
-// tree. Each object is its own registration, so smViewTerm (smNode.4) can
-// be registered by whoever owns the membership view. Nothing is registered
-// when it fails.
+// RegisterNode puts the node group (smNodeRole, smNodeLevel, smNodeId,
+// and smViewTerm when n.Term is set) on tree. Each object is its own
+// registration. Nothing is registered when it fails.
 func RegisterNode(tree *agent.Tree, n NodeInfo) error {
 	switch {
 	case n.Role == nil:
@@ -85,6 +88,9 @@ func RegisterNode(tree *agent.Tree, n NodeInfo) error {
 	}})
 	r.scalar(SmNodeLevel.OID(), agent.Const(smi.Integer(int32(n.Level))))
 	r.scalar(SmNodeID.OID(), agent.Const(smi.Gauge32(n.ID)))
+	if term := n.Term; term != nil {
+		r.scalar(SmViewTerm.OID(), agent.Func(func() smi.Value { return smi.Counter64(term()) }))
+	}
 	return r.finish()
 }
 

@@ -20,18 +20,113 @@ type ID int
 // and to the MIB text together; the table test fails on either alone.
 const (
 	SmMIB ID = iota
+	SmNotifications
 	SmObjects
+	SmConformance
+	SmAgentIds
 	SmNode
+	SmEngines
+	SmSe
+	SmDirectory
+	SmTransport
+	SmNotifyObjects
+
 	SmNodeRole
 	SmNodeLevel
 	SmNodeID
-	SmConformance
-	SmCompliances
-	SmCompliance
-	SmGroups
-	SmNodeGroup
-	SmAgentIds
+	SmViewTerm
+
+	SmEngineCount
+	SmEngineTable
+	SmEngineEntry
+	SmEngineIndex
+	SmEngineAddressType
+	SmEngineAddress
+	SmEngineState
+	SmEngineRttMicros
+	SmEngineLastSeen
+	SmEngineLastStatus
+	SmEngineLoad
+	SmEngineRequests
+	SmEngineBytesOut
+	SmEngineContentCount
+	SmAggregateDiscontinuityTime
+
+	SmSeAdminState
+	SmSeWeight
+	SmSeLoad
+	SmSeRequests
+	SmSeBytesOut
+	SmSeContentCount
+	SmSeMemTotal
+	SmSeMemAvailable
+	SmSeNetInOctets
+	SmSeNetOutOctets
+	SmSeHostUptime
+
+	SmAggregate
+	SmAggregateSum
+	SmAggregateMin
+	SmAggregateMax
+	SmAggregateAvg
+	SmAggregateCount
+	SmEngineProxy
+	SmAllEngines
+
+	SmDirectoryCount
+	SmDirectoryTable
+	SmDirectoryEntry
+	SmDirectoryEntryID
+	SmDirectoryKey
+	SmDirectoryCdn
+	SmDirectoryDataCenter
+	SmDirectoryFarm
+	SmDirectoryEngine
+	SmDirectoryVersion
+	SmDirectoryAge
+	SmDirectoryTableLimit
+
+	SmTransportSent
+	SmTransportReceived
+	SmTransportRetransmits
+	SmTransportNaksSent
+	SmTransportNaksReceived
+	SmTransportNaksSuppressed
+	SmTransportDuplicates
+	SmTransportAuthFailures
+	SmTransportAborts
+	SmTransportLateReplies
+	SmTransportDatagramsSent
+	SmTransportDatagramsReceived
+	SmTransportAbortsReceived
+	SmTransportReplays
+	SmTransportDropped
+	SmTransportMalformed
+
+	SmTransferSender
+	SmTransferMessageID
+	SmTransferComplete
+
+	SmEngineUp
+	SmEngineDown
+	SmManagerTakeover
+	SmTransferAborted
+
 	SmAgentSmsnmpd
+
+	SmCompliances
+	SmGroups
+	SmCompliance
+	SmEngineCompliance
+	SmManagerCompliance
+	SmNodeGroup
+	SmViewGroup
+	SmEngineGroup
+	SmSeGroup
+	SmDirectoryGroup
+	SmTransportGroup
+	SmNotifyObjectsGroup
+	SmNotificationGroup
 
 	numIDs
 )
@@ -127,25 +222,159 @@ type def struct {
 	access Access
 }
 
+// Syntaxes used by the table, by their MIB spelling.
+var (
+	synGauge     = Syntax{Type: smi.TypeGauge32}
+	synCounter64 = Syntax{Type: smi.TypeCounter64}
+	synTimeStamp = Syntax{Type: smi.TypeTimeTicks}
+	synNodeID    = Syntax{Type: smi.TypeGauge32, Ranged: true, Min: 1, Max: 2147483647}
+	// InetAddressType (RFC 4001), as net-snmp reads INET-ADDRESS-MIB.
+	synInetAddressType = Syntax{Type: smi.TypeInteger, Enum: []Enum{
+		{"unknown", 0}, {"ipv4", 1}, {"ipv6", 2}, {"ipv4z", 3}, {"ipv6z", 4}, {"dns", 16}}}
+	synInetAddress = Syntax{Type: smi.TypeOctetString, Ranged: true, Min: 0, Max: 255}
+	synTruthValue  = Syntax{Type: smi.TypeInteger, Enum: []Enum{{"true", 1}, {"false", 2}}}
+)
+
+// Helpers that keep a row of the table on one line.
+func node(name string, parent ID, arc uint32) def {
+	return def{name: name, parent: parent, arc: arc, kind: KindNode}
+}
+
+func kind(name string, parent ID, arc uint32, k Kind) def {
+	return def{name: name, parent: parent, arc: arc, kind: k}
+}
+
+func scalar(name string, parent ID, arc uint32, s Syntax, a Access) def {
+	return def{name: name, parent: parent, arc: arc, kind: KindScalar, syntax: s, access: a}
+}
+
+func column(name string, parent ID, arc uint32, s Syntax, a Access) def {
+	return def{name: name, parent: parent, arc: arc, kind: KindColumn, syntax: s, access: a}
+}
+
+func tableOf(name string, parent ID, arc uint32) def {
+	return def{name: name, parent: parent, arc: arc, kind: KindTable, access: NotAccessible}
+}
+
+func rowOf(name string, parent ID) def {
+	return def{name: name, parent: parent, arc: 1, kind: KindRow, access: NotAccessible}
+}
+
 // defs is the table. Written parent-and-arc like the MIB so a row is
 // checked against the text at a glance.
 var defs = [numIDs]def{
-	SmMIB:     {name: "smMIB", parent: -1, arc: 42, kind: KindModuleIdentity},
-	SmObjects: {name: "smObjects", parent: SmMIB, arc: 1, kind: KindNode},
-	SmNode:    {name: "smNode", parent: SmObjects, arc: 1, kind: KindNode},
-	SmNodeRole: {name: "smNodeRole", parent: SmNode, arc: 1, kind: KindScalar, access: ReadOnly,
-		syntax: Syntax{Type: smi.TypeInteger, Enum: []Enum{{"engine", 1}, {"manager", 2}, {"backup", 3}}}},
-	SmNodeLevel: {name: "smNodeLevel", parent: SmNode, arc: 2, kind: KindScalar, access: ReadOnly,
-		syntax: Syntax{Type: smi.TypeInteger, Ranged: true, Min: 1, Max: 4}},
-	SmNodeID: {name: "smNodeId", parent: SmNode, arc: 3, kind: KindScalar, access: ReadOnly,
-		syntax: Syntax{Type: smi.TypeGauge32, Ranged: true, Min: 1, Max: 2147483647}},
-	SmConformance:  {name: "smConformance", parent: SmMIB, arc: 2, kind: KindNode},
-	SmCompliances:  {name: "smCompliances", parent: SmConformance, arc: 1, kind: KindNode},
-	SmCompliance:   {name: "smCompliance", parent: SmCompliances, arc: 1, kind: KindCompliance},
-	SmGroups:       {name: "smGroups", parent: SmConformance, arc: 2, kind: KindNode},
-	SmNodeGroup:    {name: "smNodeGroup", parent: SmGroups, arc: 1, kind: KindGroup},
-	SmAgentIds:     {name: "smAgentIds", parent: SmMIB, arc: 3, kind: KindNode},
-	SmAgentSmsnmpd: {name: "smAgentSmsnmpd", parent: SmAgentIds, arc: 1, kind: KindIdentity},
+	SmMIB:           {name: "smMIB", parent: -1, arc: 42, kind: KindModuleIdentity},
+	SmNotifications: node("smNotifications", SmMIB, 0),
+	SmObjects:       node("smObjects", SmMIB, 1),
+	SmConformance:   node("smConformance", SmMIB, 2),
+	SmAgentIds:      node("smAgentIds", SmMIB, 3),
+	SmNode:          node("smNode", SmObjects, 1),
+	SmEngines:       node("smEngines", SmObjects, 2),
+	SmSe:            node("smSe", SmObjects, 3),
+	SmDirectory:     node("smDirectory", SmObjects, 7),
+	SmTransport:     node("smTransport", SmObjects, 8),
+	SmNotifyObjects: node("smNotifyObjects", SmObjects, 9),
+
+	SmNodeRole: scalar("smNodeRole", SmNode, 1, Syntax{Type: smi.TypeInteger,
+		Enum: []Enum{{"engine", 1}, {"manager", 2}, {"backup", 3}}}, ReadOnly),
+	SmNodeLevel: scalar("smNodeLevel", SmNode, 2, Syntax{Type: smi.TypeInteger, Ranged: true, Min: 1, Max: 4}, ReadOnly),
+	SmNodeID:    scalar("smNodeId", SmNode, 3, synNodeID, ReadOnly),
+	SmViewTerm:  scalar("smViewTerm", SmNode, 4, synCounter64, ReadOnly),
+
+	SmEngineCount:       scalar("smEngineCount", SmEngines, 1, synGauge, ReadOnly),
+	SmEngineTable:       tableOf("smEngineTable", SmEngines, 2),
+	SmEngineEntry:       rowOf("smEngineEntry", SmEngineTable),
+	SmEngineIndex:       column("smEngineIndex", SmEngineEntry, 1, synNodeID, NotAccessible),
+	SmEngineAddressType: column("smEngineAddressType", SmEngineEntry, 2, synInetAddressType, ReadOnly),
+	SmEngineAddress:     column("smEngineAddress", SmEngineEntry, 3, synInetAddress, ReadOnly),
+	SmEngineState: column("smEngineState", SmEngineEntry, 4, Syntax{Type: smi.TypeInteger,
+		Enum: []Enum{{"up", 1}, {"suspect", 2}, {"down", 3}, {"left", 4}}}, ReadOnly),
+	SmEngineRttMicros: column("smEngineRttMicros", SmEngineEntry, 5, synGauge, ReadOnly),
+	SmEngineLastSeen:  column("smEngineLastSeen", SmEngineEntry, 6, synTimeStamp, ReadOnly),
+	SmEngineLastStatus: column("smEngineLastStatus", SmEngineEntry, 7, Syntax{Type: smi.TypeInteger,
+		Enum: []Enum{{"none", 1}, {"ok", 2}, {"timeout", 3}, {"error", 4}, {"staleTerm", 5}}}, ReadOnly),
+	SmEngineLoad:                 column("smEngineLoad", SmEngineEntry, 8, synGauge, ReadOnly),
+	SmEngineRequests:             column("smEngineRequests", SmEngineEntry, 9, synCounter64, ReadOnly),
+	SmEngineBytesOut:             column("smEngineBytesOut", SmEngineEntry, 10, synCounter64, ReadOnly),
+	SmEngineContentCount:         column("smEngineContentCount", SmEngineEntry, 11, synGauge, ReadOnly),
+	SmAggregateDiscontinuityTime: scalar("smAggregateDiscontinuityTime", SmEngines, 3, synTimeStamp, ReadOnly),
+
+	SmSeAdminState: scalar("smSeAdminState", SmSe, 1, Syntax{Type: smi.TypeInteger,
+		Enum: []Enum{{"inService", 1}, {"drain", 2}, {"outOfService", 3}}}, ReadWrite),
+	SmSeWeight:       scalar("smSeWeight", SmSe, 2, Syntax{Type: smi.TypeGauge32, Ranged: true, Min: 0, Max: 1000}, ReadWrite),
+	SmSeLoad:         scalar("smSeLoad", SmSe, 3, synGauge, ReadOnly),
+	SmSeRequests:     scalar("smSeRequests", SmSe, 4, synCounter64, ReadOnly),
+	SmSeBytesOut:     scalar("smSeBytesOut", SmSe, 5, synCounter64, ReadOnly),
+	SmSeContentCount: scalar("smSeContentCount", SmSe, 6, synGauge, ReadOnly),
+	SmSeMemTotal:     scalar("smSeMemTotal", SmSe, 7, synGauge, ReadOnly),
+	SmSeMemAvailable: scalar("smSeMemAvailable", SmSe, 8, synGauge, ReadOnly),
+	SmSeNetInOctets:  scalar("smSeNetInOctets", SmSe, 9, synCounter64, ReadOnly),
+	SmSeNetOutOctets: scalar("smSeNetOutOctets", SmSe, 10, synCounter64, ReadOnly),
+	SmSeHostUptime:   scalar("smSeHostUptime", SmSe, 11, synGauge, ReadOnly),
+
+	SmAggregate:      kind("smAggregate", SmObjects, 4, KindIdentity),
+	SmAggregateSum:   kind("smAggregateSum", SmAggregate, uint32(FuncSum), KindIdentity),
+	SmAggregateMin:   kind("smAggregateMin", SmAggregate, uint32(FuncMin), KindIdentity),
+	SmAggregateMax:   kind("smAggregateMax", SmAggregate, uint32(FuncMax), KindIdentity),
+	SmAggregateAvg:   kind("smAggregateAvg", SmAggregate, uint32(FuncAvg), KindIdentity),
+	SmAggregateCount: kind("smAggregateCount", SmAggregate, uint32(FuncCount), KindIdentity),
+	SmEngineProxy:    kind("smEngineProxy", SmObjects, 5, KindIdentity),
+	SmAllEngines:     kind("smAllEngines", SmObjects, 6, KindIdentity),
+
+	SmDirectoryCount:      scalar("smDirectoryCount", SmDirectory, 1, synGauge, ReadOnly),
+	SmDirectoryTable:      tableOf("smDirectoryTable", SmDirectory, 2),
+	SmDirectoryEntry:      rowOf("smDirectoryEntry", SmDirectoryTable),
+	SmDirectoryEntryID:    column("smDirectoryEntryId", SmDirectoryEntry, 1, Syntax{Type: smi.TypeGauge32, Ranged: true, Min: 1, Max: 4294967295}, NotAccessible),
+	SmDirectoryKey:        column("smDirectoryKey", SmDirectoryEntry, 2, Syntax{Type: smi.TypeOctetString, Ranged: true, Min: 0, Max: MaxDirectoryKey}, ReadOnly),
+	SmDirectoryCdn:        column("smDirectoryCdn", SmDirectoryEntry, 3, synGauge, ReadOnly),
+	SmDirectoryDataCenter: column("smDirectoryDataCenter", SmDirectoryEntry, 4, synGauge, ReadOnly),
+	SmDirectoryFarm:       column("smDirectoryFarm", SmDirectoryEntry, 5, synGauge, ReadOnly),
+	SmDirectoryEngine:     column("smDirectoryEngine", SmDirectoryEntry, 6, synGauge, ReadOnly),
+	SmDirectoryVersion:    column("smDirectoryVersion", SmDirectoryEntry, 7, Syntax{Type: smi.TypeOctetString, Ranged: true, Min: 0, Max: MaxDirectoryVersion}, ReadOnly),
+	SmDirectoryAge:        column("smDirectoryAge", SmDirectoryEntry, 8, synGauge, ReadOnly),
+	SmDirectoryTableLimit: scalar("smDirectoryTableLimit", SmDirectory, 3, synGauge, ReadOnly),
+
+	SmTransportSent:              scalar("smTransportSent", SmTransport, 1, synCounter64, ReadOnly),
+	SmTransportReceived:          scalar("smTransportReceived", SmTransport, 2, synCounter64, ReadOnly),
+	SmTransportRetransmits:       scalar("smTransportRetransmits", SmTransport, 3, synCounter64, ReadOnly),
+	SmTransportNaksSent:          scalar("smTransportNaksSent", SmTransport, 4, synCounter64, ReadOnly),
+	SmTransportNaksReceived:      scalar("smTransportNaksReceived", SmTransport, 5, synCounter64, ReadOnly),
+	SmTransportNaksSuppressed:    scalar("smTransportNaksSuppressed", SmTransport, 6, synCounter64, ReadOnly),
+	SmTransportDuplicates:        scalar("smTransportDuplicates", SmTransport, 7, synCounter64, ReadOnly),
+	SmTransportAuthFailures:      scalar("smTransportAuthFailures", SmTransport, 8, synCounter64, ReadOnly),
+	SmTransportAborts:            scalar("smTransportAborts", SmTransport, 9, synCounter64, ReadOnly),
+	SmTransportLateReplies:       scalar("smTransportLateReplies", SmTransport, 10, synCounter64, ReadOnly),
+	SmTransportDatagramsSent:     scalar("smTransportDatagramsSent", SmTransport, 11, synCounter64, ReadOnly),
+	SmTransportDatagramsReceived: scalar("smTransportDatagramsReceived", SmTransport, 12, synCounter64, ReadOnly),
+	SmTransportAbortsReceived:    scalar("smTransportAbortsReceived", SmTransport, 13, synCounter64, ReadOnly),
+	SmTransportReplays:           scalar("smTransportReplays", SmTransport, 14, synCounter64, ReadOnly),
+	SmTransportDropped:           scalar("smTransportDropped", SmTransport, 15, synCounter64, ReadOnly),
+	SmTransportMalformed:         scalar("smTransportMalformed", SmTransport, 16, synCounter64, ReadOnly),
+
+	SmTransferSender:    scalar("smTransferSender", SmNotifyObjects, 1, synNodeID, AccessibleForNotify),
+	SmTransferMessageID: scalar("smTransferMessageId", SmNotifyObjects, 2, synCounter64, AccessibleForNotify),
+	SmTransferComplete:  scalar("smTransferComplete", SmNotifyObjects, 3, synTruthValue, AccessibleForNotify),
+
+	SmEngineUp:        kind("smEngineUp", SmNotifications, 1, KindNotification),
+	SmEngineDown:      kind("smEngineDown", SmNotifications, 2, KindNotification),
+	SmManagerTakeover: kind("smManagerTakeover", SmNotifications, 3, KindNotification),
+	SmTransferAborted: kind("smTransferAborted", SmNotifications, 4, KindNotification),
+
+	SmAgentSmsnmpd: kind("smAgentSmsnmpd", SmAgentIds, 1, KindIdentity),
+
+	SmCompliances:        node("smCompliances", SmConformance, 1),
+	SmGroups:             node("smGroups", SmConformance, 2),
+	SmCompliance:         kind("smCompliance", SmCompliances, 1, KindCompliance),
+	SmEngineCompliance:   kind("smEngineCompliance", SmCompliances, 2, KindCompliance),
+	SmManagerCompliance:  kind("smManagerCompliance", SmCompliances, 3, KindCompliance),
+	SmNodeGroup:          kind("smNodeGroup", SmGroups, 1, KindGroup),
+	SmViewGroup:          kind("smViewGroup", SmGroups, 2, KindGroup),
+	SmEngineGroup:        kind("smEngineGroup", SmGroups, 3, KindGroup),
+	SmSeGroup:            kind("smSeGroup", SmGroups, 4, KindGroup),
+	SmDirectoryGroup:     kind("smDirectoryGroup", SmGroups, 5, KindGroup),
+	SmTransportGroup:     kind("smTransportGroup", SmGroups, 6, KindGroup),
+	SmNotifyObjectsGroup: kind("smNotifyObjectsGroup", SmGroups, 7, KindGroup),
+	SmNotificationGroup:  kind("smNotificationGroup", SmGroups, 8, KindGroup),
 }
 
 // oids holds every row's full OID, computed once from defs and never
@@ -218,3 +447,9 @@ func ByName(name string) (Object, bool) {
 	}
 	return Object{}, false
 }
+
+// Sizes of smDirectoryTable's strings, as the MIB states them.
+const (
+	MaxDirectoryKey     = 1024
+	MaxDirectoryVersion = 64
+)

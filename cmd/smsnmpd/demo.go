@@ -7,9 +7,15 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sirupsen/logrus"
+
+	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/logging"
+	"github.com/smsnmpd/smsnmpd/mib"
 )
+
+const demoManagerID = 1000000
 
 // demo runs a manager node on loopback with the demo preset and prints
 // commands that work as printed.
@@ -17,15 +23,25 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("demo", stderr)
 	snmpAddr := fs.String("snmp", "udp:127.0.0.1:1161", "built-in SNMPv2c agent `address` (udp:host:port); with --agentx it is off unless given")
 	agentxAddr := fs.String("agentx", "", "register with net-snmp's snmpd at this AgentX `socket` (tcp:host:port or unix:/path)")
+	engines := fs.Int("engines", 4, "service engines to start in this process (0..1024)")
+	port := fs.Int("rmtp-port", 7730, "UDP `port` of the farm's multicast groups on lo (change it to run two demos)")
 	var v verbosity
 	fs.Var(&v, "v", "raise the log level one step (repeatable)")
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *engines < 0 || *engines > 1024 || *port < 1 || *port > 65535 {
+		fmt.Fprintln(stderr, "demo: --engines must be 0..1024 and --rmtp-port 1..65535")
 		return exitUsage
 	}
 	snmpGiven := false
 	fs.Visit(func(f *flag.Flag) { snmpGiven = snmpGiven || f.Name == "snmp" })
 
 	cfg := config.Demo()
+	// Node ids share one space in the farm; the SEs are 1..N (their
+	// smEngineIndex), so the manager takes an id far above them.
+	cfg.Node.ID = demoManagerID
+	cfg.RMTP.Port = *port
 	cfg.SNMP.Listen = config.Addr{}
 	if *agentxAddr == "" || snmpGiven {
 		a, err := config.ParseAddr(*snmpAddr)
@@ -53,8 +69,46 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		log.WithError(err).Error("demo cannot start")
 		return exitFail
 	}
+	ses, err := startDemoEngines(cfg, *engines, log)
+	if err != nil {
+		log.WithError(err).Error("demo cannot start its engines")
+		n.stop()
+		return exitFail
+	}
+	defer func() {
+		for _, se := range ses {
+			se.close()
+		}
+	}()
 	printDemoCommands(stdout, cfg)
 	return runUntilSignal(n, log, nil)
+}
+
+// startDemoEngines starts SEs 1..count in this process, each with its own
+// sockets on the farm's groups, as separate hosts would have.
+func startDemoEngines(mcfg *config.Config, count int, log logrus.FieldLogger) ([]*southbound, error) {
+	var out []*southbound
+	for i := 1; i <= count; i++ {
+		c := *mcfg
+		c.Node.Role = config.RoleSE
+		c.Node.ID = uint32(i)
+		c.Node.Level = 1
+		c.SE = config.Default().SE
+		tree := agent.NewTree()
+		name := fmt.Sprintf("demo-se%d", i)
+		if _, err := mib.RegisterSystem(tree, mib.SystemConfig{Descr: "smsnmpd " + version + " demo engine", Name: name, Location: "loopback", Contact: mcfg.System.Contact}); err != nil {
+			return out, err
+		}
+		if err := mib.RegisterNode(tree, mib.NodeInfo{Role: func() mib.Role { return mib.RoleEngine }, Level: 1, ID: uint32(i)}); err != nil {
+			return out, err
+		}
+		se, err := startSE(&c, nil, tree, nil, log.WithField("se", i))
+		if err != nil {
+			return out, fmt.Errorf("engine %d: %w", i, err)
+		}
+		out = append(out, se)
+	}
+	return out, nil
 }
 
 // printDemoCommands prints commands that work as printed from any

@@ -16,8 +16,10 @@ import (
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agentx"
 	"github.com/smsnmpd/smsnmpd/agent/v2c"
+	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/mib"
+	"github.com/smsnmpd/smsnmpd/rmtp"
 )
 
 // shutdownGrace bounds a clean stop: operators and systemd expect SIGTERM
@@ -36,10 +38,12 @@ type node struct {
 	// SERVICE-MANAGER-MIB only, because snmpd serves its own system group.
 	udp, ax *agent.Contexts
 	system  *mib.System
+	started time.Time // sysUpTime counts from here
 
 	v2c      *v2c.Agent
 	udpConn  *net.UDPConn
 	subagent *agentx.Subagent
+	farm     *southbound
 
 	wg   sync.WaitGroup
 	errs chan error
@@ -47,14 +51,15 @@ type node struct {
 
 // nodeOptions are what the command line adds to the configuration.
 type nodeOptions struct {
-	descr string // sysDescr
+	descr string         // sysDescr
+	rmtp  rmtp.Transport // nil: open the configured multicast groups
 }
 
 // newNode builds the trees and binds the sockets, so that every error an
 // operator can fix (an address in use, a bad socket path) is reported
 // before anything runs.
 func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*node, error) {
-	n := &node{cfg: cfg, log: log, udp: agent.NewContexts(), ax: agent.NewContexts(), errs: make(chan error, 4)}
+	n := &node{cfg: cfg, log: log, udp: agent.NewContexts(), ax: agent.NewContexts(), errs: make(chan error, 4), started: time.Now()}
 	n.role.Store(int32(roleOf(cfg)))
 
 	var store mib.Store
@@ -67,6 +72,7 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 		Name:     cfg.System.Name,
 		Location: cfg.System.Location,
 		Store:    store,
+		Start:    n.started,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("system group: %w", err)
@@ -106,16 +112,71 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 			Description:  "smsnmpd " + version,
 		}, n.ax, log)
 	}
-	if n.v2c == nil && n.subagent == nil {
-		if cfg.Node.Role == config.RoleSE {
-			// Until the fan-out responder exists an SE has nothing to answer
-			// without a northbound agent; an idle process would only
-			// mislead an operator.
-			return nil, errors.New("role se: the farm responder (fan-out) is not available in this version; set snmp.listen to serve this SE's own objects")
+	if n.v2c == nil && n.subagent == nil && cfg.Node.Role == config.RoleManager {
+		return nil, errors.New("a manager needs a northbound agent: set snmp.listen or agentx.socket")
+	}
+	// The farm side last: everything above can fail without having joined
+	// the group.
+	if cfg.Node.Role == config.RoleSE {
+		// An SE answers its managers from the same tree its own agent
+		// (if any) serves: system, node and smSe groups.
+		n.farm, err = startSE(cfg, opts.rmtp, n.udp.Default(), store, log)
+	} else {
+		n.farm, err = startManager(cfg, opts.rmtp, log, n.engineEvent)
+		if err == nil {
+			err = n.registerFarmMIB()
 		}
-		return nil, errors.New("no northbound agent: set snmp.listen or agentx.socket")
+	}
+	if err != nil {
+		if n.farm != nil {
+			n.farm.close()
+		}
+		n.closeSockets()
+		return nil, fmt.Errorf("farm: %w", err)
 	}
 	return n, nil
+}
+
+// registerFarmMIB puts the manager's farm objects (engine table,
+// aggregates, per-engine proxy, all-engines SET, transport counters) on
+// both frontends' trees.
+func (n *node) registerFarmMIB() error {
+	counters := func() rmtp.Counters { return n.farm.ep.Stats().Counters }
+	for _, c := range []*agent.Contexts{n.udp, n.ax} {
+		t := c.Default()
+		if _, err := mib.RegisterManager(t, mib.ManagerConfig{Farm: n.farm.coord, Start: n.started, Logger: n.log}); err != nil {
+			return err
+		}
+		if err := mib.RegisterTransport(t, counters); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// engineEvent sends smEngineUp/smEngineDown through every northbound
+// frontend: to the trap sinks of the built-in agent, and through snmpd in
+// AgentX mode.
+func (n *node) engineEvent(ev fanout.EngineEvent) {
+	oid, vbs := mib.EngineNotification(ev)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if n.v2c != nil && len(n.cfg.SNMP.TrapSinks) > 0 {
+		if err := n.v2c.Notify(ctx, oid, vbs); err != nil {
+			n.log.WithError(err).Warn("notification to trap sinks failed")
+		}
+	}
+	if n.subagent != nil {
+		if err := n.subagent.Notify(ctx, oid, vbs); err != nil {
+			n.log.WithError(err).Warn("notification through the AgentX master failed")
+		}
+	}
+}
+
+func (n *node) closeSockets() {
+	if n.udpConn != nil {
+		n.udpConn.Close()
+	}
 }
 
 func roleOf(cfg *config.Config) mib.Role {
@@ -172,8 +233,11 @@ func (n *node) stop() error {
 	case <-time.After(shutdownGrace):
 		err = fmt.Errorf("shutdown: frontends still busy after %v", shutdownGrace)
 	}
-	if n.udpConn != nil {
-		n.udpConn.Close()
+	if n.farm != nil {
+		if ferr := n.farm.close(); ferr != nil && err == nil {
+			err = ferr
+		}
 	}
+	n.closeSockets()
 	return err
 }

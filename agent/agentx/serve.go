@@ -1,0 +1,112 @@
+package agentx
+
+import (
+	"context"
+	"errors"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/agent/agentx/pdu"
+	"github.com/smsnmpd/smsnmpd/internal/smi"
+)
+
+func (s *session) tree(p *pdu.Packet) *agent.Tree {
+	name := ""
+	if p.Flags&pdu.FlagNonDefaultContext != 0 {
+		name = string(p.Context)
+	}
+	if t := s.a.contexts.Tree(name); t != nil {
+		return t
+	}
+	return s.a.empty
+}
+
+func ranges(rs []pdu.SearchRange) []agent.Range {
+	out := make([]agent.Range, len(rs))
+	for i, r := range rs {
+		out[i] = agent.Range{Start: r.Start, Include: r.Include, End: r.End}
+	}
+	return out
+}
+
+// serve executes one request and returns the encoded response, or nil for
+// CleanupSet, which has none.
+func (s *session) serve(p *pdu.Packet) []byte {
+	tree := s.tree(p)
+	ctx, cancel := context.WithTimeout(s.ctx, s.a.cfg.HandlerTimeout)
+	defer cancel()
+	tx := agent.TxID{Session: p.SessionID, Transaction: p.TransactionID}
+	var (
+		vbs []smi.VarBind
+		err error
+		n   int // varbinds in the request, echoed on a failed read
+	)
+	var names func() []smi.OID
+	switch body := p.PDU.(type) {
+	case *pdu.Get:
+		n = len(body.Ranges)
+		ns := make([]smi.OID, n)
+		for i, r := range body.Ranges {
+			ns[i] = r.Start
+		}
+		names = func() []smi.OID { return ns }
+		vbs, err = tree.Get(ctx, ns)
+	case *pdu.GetNext:
+		n = len(body.Ranges)
+		names = func() []smi.OID { return starts(body.Ranges) }
+		vbs, err = tree.GetNext(ctx, ranges(body.Ranges))
+	case *pdu.GetBulk:
+		n = len(body.Ranges)
+		names = func() []smi.OID { return starts(body.Ranges) }
+		vbs, err = tree.GetBulk(ctx, int(body.NonRepeaters), int(body.MaxRepetitions), ranges(body.Ranges), maxBulkVarBinds)
+	case *pdu.TestSet:
+		s.reqMu.Lock()
+		s.sets[tx] = tree
+		s.reqMu.Unlock()
+		err = tree.TestSet(ctx, tx, body.VarBinds)
+	case *pdu.CommitSet:
+		err = tree.CommitSet(ctx, tx)
+	case *pdu.UndoSet:
+		err = tree.UndoSet(context.WithoutCancel(ctx), tx)
+	case *pdu.CleanupSet:
+		tree.CleanupSet(context.WithoutCancel(ctx), tx)
+		s.reqMu.Lock()
+		delete(s.sets, tx)
+		s.reqMu.Unlock()
+		return nil
+	}
+	resp := &pdu.Response{VarBinds: vbs}
+	if err != nil {
+		st, idx := agent.StatusOf(err)
+		resp.Error, resp.Index, resp.VarBinds = pdu.ResponseError(st), uint16(idx+1), nil
+		if names != nil {
+			// The master matches varbinds to its request even on error.
+			resp.VarBinds = make([]smi.VarBind, n)
+			for i, name := range names() {
+				resp.VarBinds[i] = smi.VarBind{Name: name, Value: smi.Null()}
+			}
+		}
+		lvl := logrus.DebugLevel
+		if st == smi.GenErr && !errors.Is(err, context.Canceled) {
+			lvl = logrus.WarnLevel
+		}
+		s.log.WithError(err).WithField("pdu", p.Type.String()).Log(lvl, "agentx request failed")
+	}
+	b, err := pdu.Encode(&pdu.Packet{Header: responseHeader(p.Header), PDU: resp})
+	if err != nil {
+		// A handler produced a value its type cannot carry (an INTEGER
+		// beyond 32 bits): answer genErr rather than nothing.
+		s.log.WithError(err).WithField("pdu", p.Type.String()).Warn("agentx response not encodable")
+		b, _ = pdu.Encode(&pdu.Packet{Header: responseHeader(p.Header), PDU: &pdu.Response{Error: pdu.ResponseError(smi.GenErr), Index: 1}})
+	}
+	return b
+}
+
+func starts(rs []pdu.SearchRange) []smi.OID {
+	out := make([]smi.OID, len(rs))
+	for i, r := range rs {
+		out[i] = r.Start
+	}
+	return out
+}

@@ -1,0 +1,392 @@
+package agentx_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/agent/agenttest"
+	"github.com/smsnmpd/smsnmpd/agent/agentx"
+	"github.com/smsnmpd/smsnmpd/agent/agentx/pdu"
+	"github.com/smsnmpd/smsnmpd/internal/smi"
+)
+
+const be = pdu.FlagNetworkByteOrder
+
+func TestRegistersEveryRootOfEveryContext(t *testing.T) {
+	m := newFakeMaster(t)
+	tree := agenttest.New(agenttest.Options{})
+	other := agent.NewTree()
+	other.RegisterScalar(smi.OID{1, 3, 6, 1, 4, 1, 8072, 9999, 4243, 1}, agent.Const(smi.Integer(1)))
+	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree, "se3": other}, nil)
+	m.regs = countRegs(treeSet{"": tree.Tree, "se3": other})
+	runSubagent(t, sa)
+	mc := m.accept(7)
+	waitOpen(t, sa)
+	want := len(tree.Roots()) + 1
+	if len(mc.roots) != want {
+		t.Fatalf("%d registrations, want %d", len(mc.roots), want)
+	}
+	n := 0
+	for i, c := range mc.ctxs {
+		if c == "se3" {
+			n++
+			if !mc.roots[i].Equal(other.Roots()[0]) {
+				t.Errorf("se3 registered %s", mc.roots[i])
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d registrations in se3", n)
+	}
+	if id, ok := sa.SessionID(); !ok || id != 7 {
+		t.Errorf("SessionID %d %v", id, ok)
+	}
+}
+
+// A PDU re-sent with the same packet id while the first copy runs is not
+// executed again; the one answer serves both; a copy arriving after the
+// answer gets the same answer again from the cache.
+func TestResentPDUExecutedOnce(t *testing.T) {
+	m := newFakeMaster(t)
+	tree := agenttest.New(agenttest.Options{SlowDelay: 300 * time.Millisecond})
+	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
+	m.regs = countRegs(treeSet{"": tree.Tree})
+	runSubagent(t, sa)
+	mc := m.accept(1)
+	get := &pdu.Get{Ranges: []pdu.SearchRange{{Start: agenttest.SlowScalar.Append(0)}}}
+	mc.request(be, 10, 20, get)
+	mc.request(be, 10, 20, get) // the master's retry
+	first := mc.readResponse()
+	if first.PacketID != 20 || first.PDU.(*pdu.Response).VarBinds[0].Value.Int != 77 {
+		t.Fatalf("response %+v", first.PDU)
+	}
+	mc.expectSilence(100 * time.Millisecond) // one execution, one answer
+	mc.request(be, 10, 20, get)              // a retry crossing the answer
+	again := mc.readResponse()
+	b1, _ := pdu.Encode(first)
+	b2, _ := pdu.Encode(again)
+	if !bytes.Equal(b1, b2) {
+		t.Errorf("cached answer differs")
+	}
+	if n := tree.SlowCalls.Load(); n != 1 {
+		t.Errorf("executed %d times", n)
+	}
+	if st := sa.Stats(); st.Duplicates != 2 || st.Requests != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// A slow request does not hold up others.
+func TestRequestsServedConcurrently(t *testing.T) {
+	m := newFakeMaster(t)
+	tree := agenttest.New(agenttest.Options{SlowDelay: 2 * time.Second})
+	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
+	m.regs = countRegs(treeSet{"": tree.Tree})
+	runSubagent(t, sa)
+	mc := m.accept(1)
+	mc.request(be, 1, 1, &pdu.Get{Ranges: []pdu.SearchRange{{Start: agenttest.SlowScalar.Append(0)}}})
+	for i := uint32(2); i < 12; i++ {
+		mc.request(be, i, i, &pdu.Get{Ranges: []pdu.SearchRange{{Start: agenttest.ScalarInt.Append(0)}}})
+	}
+	for i := 2; i < 12; i++ {
+		if r := mc.readResponse(); r.PacketID == 1 {
+			t.Fatal("the slow request was answered before the fast ones")
+		}
+	}
+	if r := mc.readResponse(); r.PacketID != 1 {
+		t.Fatalf("packet %d", r.PacketID)
+	}
+}
+
+// Responses use the request's byte order, and every varbind type and
+// exception crosses intact.
+func TestLittleEndianAndAllTypes(t *testing.T) {
+	m := newFakeMaster(t)
+	tree := agenttest.New(agenttest.Options{})
+	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
+	m.regs = countRegs(treeSet{"": tree.Tree})
+	runSubagent(t, sa)
+	mc := m.accept(3)
+	names := []smi.OID{agenttest.ScalarInt.Append(0), agenttest.ScalarString.Append(0), agenttest.ScalarC64.Append(0),
+		agenttest.ScalarIP.Append(0), agenttest.ScalarTicks.Append(0), agenttest.ScalarOID.Append(0),
+		agenttest.ScalarGauge.Append(0), agenttest.ScalarC32.Append(0), agenttest.ScalarInt.Append(1),
+		agenttest.Base.Append(99)}
+	var rs []pdu.SearchRange
+	for _, n := range names {
+		rs = append(rs, pdu.SearchRange{Start: n})
+	}
+	mc.request(0, 5, 6, &pdu.Get{Ranges: rs})
+	r := mc.readResponse()
+	if r.Flags&pdu.FlagNetworkByteOrder != 0 {
+		t.Error("answered a little-endian request in network byte order")
+	}
+	want, _ := tree.Get(context.Background(), names)
+	got := r.PDU.(*pdu.Response).VarBinds
+	sameVarBinds(t, "Get", got, want)
+}
+
+// GetBulk (snmpd never sends it; other masters do) maps onto Tree.GetBulk.
+func TestGetBulk(t *testing.T) {
+	m := newFakeMaster(t)
+	tree := agenttest.New(agenttest.Options{})
+	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
+	m.regs = countRegs(treeSet{"": tree.Tree})
+	runSubagent(t, sa)
+	mc := m.accept(3)
+	rs := []pdu.SearchRange{{Start: agenttest.ScalarInt}, {Start: agenttest.TwoIndexTable}, {Start: agenttest.CallbackRoot.Append(100)}}
+	mc.request(be, 1, 1, &pdu.GetBulk{NonRepeaters: 1, MaxRepetitions: 4, Ranges: rs})
+	got := mc.readResponse().PDU.(*pdu.Response).VarBinds
+	want, err := tree.GetBulk(context.Background(), 1, 4, []agent.Range{{Start: rs[0].Start}, {Start: rs[1].Start}, {Start: rs[2].Start}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 9 {
+		t.Fatalf("tree gave %d", len(want))
+	}
+	sameVarBinds(t, "GetBulk", got, want)
+}
+
+// The SET phases map onto the tree's, keyed by session and transaction;
+// CleanupSet is never answered; a failing test names its varbind.
+func TestSetPhases(t *testing.T) {
+	m := newFakeMaster(t)
+	tree := agenttest.New(agenttest.Options{})
+	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
+	m.regs = countRegs(treeSet{"": tree.Tree})
+	runSubagent(t, sa)
+	mc := m.accept(4)
+	vbs := []smi.VarBind{{Name: agenttest.WritableInt.Append(0), Value: smi.Integer(500)},
+		{Name: agenttest.WritableStr.Append(0), Value: smi.String("new")}}
+	mc.request(be, 100, 1, &pdu.TestSet{VarBinds: vbs})
+	if r := mc.readResponse().PDU.(*pdu.Response); r.Error != 0 {
+		t.Fatalf("TestSet: %s", r.Error)
+	}
+	mc.request(be, 100, 2, &pdu.CommitSet{})
+	if r := mc.readResponse().PDU.(*pdu.Response); r.Error != 0 {
+		t.Fatalf("CommitSet: %s", r.Error)
+	}
+	mc.request(be, 100, 3, &pdu.CleanupSet{})
+	mc.expectSilence(100 * time.Millisecond)
+	if tree.WritableIntValue() != 500 || tree.WritableStrValue() != "new" {
+		t.Errorf("values %d %q", tree.WritableIntValue(), tree.WritableStrValue())
+	}
+	bad := []smi.VarBind{vbs[1], {Name: agenttest.WritableInt.Append(0), Value: smi.Integer(5000)}}
+	mc.request(be, 101, 4, &pdu.TestSet{VarBinds: bad})
+	r := mc.readResponse().PDU.(*pdu.Response)
+	if r.Error != pdu.ResponseError(smi.WrongValue) || r.Index != 2 {
+		t.Errorf("TestSet: %s at %d, want wrongValue at 2", r.Error, r.Index)
+	}
+	mc.request(be, 101, 5, &pdu.CleanupSet{})
+	// A read-only object is notWritable.
+	mc.request(be, 102, 6, &pdu.TestSet{VarBinds: []smi.VarBind{{Name: agenttest.ScalarInt.Append(0), Value: smi.Integer(1)}}})
+	if r := mc.readResponse().PDU.(*pdu.Response); r.Error != pdu.ResponseError(smi.NotWritable) || r.Index != 1 {
+		t.Errorf("read-only: %s at %d", r.Error, r.Index)
+	}
+	mc.request(be, 102, 7, &pdu.CleanupSet{})
+	mc.expectSilence(50 * time.Millisecond)
+}
+
+// An undecodable request gets parseError; the session goes on.
+func TestParseErrorAnswered(t *testing.T) {
+	m := newFakeMaster(t)
+	tree := agenttest.New(agenttest.Options{})
+	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
+	m.regs = countRegs(treeSet{"": tree.Tree})
+	runSubagent(t, sa)
+	mc := m.accept(4)
+	// A Get whose range claims 9 sub-identifiers but carries 1.
+	bad := []byte{1, 5, 0x10, 0, 0, 0, 0, 4, 0, 0, 0, 9, 0, 0, 0, 9, 0, 0, 0, 8, 9, 0, 0, 0, 0, 0, 0, 1}
+	if _, err := mc.c.Write(bad); err != nil {
+		t.Fatal(err)
+	}
+	r := mc.readResponse()
+	if r.PacketID != 9 || r.PDU.(*pdu.Response).Error != pdu.ParseError {
+		t.Fatalf("got %+v", r.PDU)
+	}
+	mc.request(be, 1, 10, &pdu.Get{Ranges: []pdu.SearchRange{{Start: agenttest.ScalarInt.Append(0)}}})
+	if r := mc.readResponse(); r.PDU.(*pdu.Response).VarBinds[0].Value.Int != 42 {
+		t.Fatal("session unusable after a parse error")
+	}
+	if sa.Stats().ParseErrors != 1 {
+		t.Errorf("stats %+v", sa.Stats())
+	}
+}
+
+// A Close from the master (as snmpd sends after agentXRetries) makes the
+// subagent reconnect and register everything again; a late answer to the
+// old session is dropped.
+func TestReconnectAfterMasterClose(t *testing.T) {
+	m := newFakeMaster(t)
+	tree := agenttest.New(agenttest.Options{SlowDelay: 200 * time.Millisecond})
+	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
+	m.regs = countRegs(treeSet{"": tree.Tree})
+	runSubagent(t, sa)
+	mc := m.accept(1)
+	mc.request(be, 1, 1, &pdu.Get{Ranges: []pdu.SearchRange{{Start: agenttest.SlowScalar.Append(0)}}})
+	mc.write(&pdu.Packet{Header: pdu.Header{Flags: be, SessionID: 1}, PDU: &pdu.Close{Reason: pdu.ReasonTimeouts}})
+	mc2 := m.accept(2)
+	if len(mc2.roots) != len(mc.roots) {
+		t.Errorf("re-registered %d of %d", len(mc2.roots), len(mc.roots))
+	}
+	mc2.request(be, 2, 2, &pdu.Get{Ranges: []pdu.SearchRange{{Start: agenttest.ScalarInt.Append(0)}}})
+	if r := mc2.readResponse(); r.PacketID != 2 || r.SessionID != 2 {
+		t.Errorf("response %+v", r.Header)
+	}
+	eventually(t, "late answer dropped", func() bool { return sa.Stats().LateDropped == 1 })
+	if st := sa.Stats(); st.Sessions != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// eventually polls cond for at most 5 s: for effects of another goroutine
+// that have no event to wait on.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never happened: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A master that stops answering Pings is left, and reconnected to.
+func TestPingTimeoutReconnects(t *testing.T) {
+	m := newFakeMaster(t)
+	tree := agenttest.New(agenttest.Options{})
+	sa := agentx.New(agentx.Config{Socket: m.socket(), PingInterval: 50 * time.Millisecond, MasterTimeout: 500 * time.Millisecond},
+		treeSet{"": tree.Tree}, nil)
+	m.regs = countRegs(treeSet{"": tree.Tree})
+	runSubagent(t, sa)
+	mc := m.accept(1)
+	if p := mc.read(); p.Type != pdu.TypePing {
+		t.Fatalf("got %s, want Ping", p.Type)
+	}
+	// No answer: the next session follows.
+	m.accept(2)
+	eventually(t, "second session", func() bool { return sa.Stats().Sessions == 2 })
+}
+
+func TestNotifyAndClose(t *testing.T) {
+	m := newFakeMaster(t)
+	tree := agenttest.New(agenttest.Options{})
+	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
+	m.regs = countRegs(treeSet{"": tree.Tree})
+	if err := sa.Notify(context.Background(), smi.OID{1, 2}, nil); !errors.Is(err, agentx.ErrNotConnected) {
+		t.Errorf("Notify before Run: %v", err)
+	}
+	stop := runSubagent(t, sa)
+	mc := m.accept(1)
+	waitOpen(t, sa)
+	done := make(chan error, 1)
+	go func() {
+		done <- sa.Notify(context.Background(), smi.OID{1, 3, 6, 1, 4, 1, 99, 0, 1}, []smi.VarBind{{Name: smi.OID{1, 3, 6, 1, 4, 1, 99, 1, 0}, Value: smi.Integer(3)}})
+	}()
+	p := mc.read()
+	n, ok := p.PDU.(*pdu.Notify)
+	if !ok || len(n.VarBinds) != 3 || !n.VarBinds[0].Name.Equal(agentx.SysUpTimeOID) || !n.VarBinds[1].Name.Equal(agentx.SnmpTrapOIDOID) ||
+		n.VarBinds[0].Value.Uint < 1000 || !n.VarBinds[1].Value.OID.Equal(smi.OID{1, 3, 6, 1, 4, 1, 99, 0, 1}) {
+		t.Fatalf("Notify %+v", p.PDU)
+	}
+	mc.reply(p, &pdu.Response{Error: pdu.ProcessingError})
+	var me *agentx.MasterError
+	if err := <-done; !errors.As(err, &me) || me.Code != pdu.ProcessingError {
+		t.Errorf("refused Notify: %v", err)
+	}
+	// Shutdown closes the session with reasonShutdown.
+	go stop()
+	p = mc.read()
+	if c, ok := p.PDU.(*pdu.Close); !ok || c.Reason != pdu.ReasonShutdown {
+		t.Fatalf("got %+v, want Close(shutdown)", p.PDU)
+	}
+	mc.reply(p, &pdu.Response{})
+}
+
+func TestRunTwiceAndBadSocket(t *testing.T) {
+	sa := agentx.New(agentx.Config{Socket: "nonsense"}, treeSet{}, nil)
+	if err := sa.Run(context.Background()); !errors.Is(err, agentx.ErrConfig) {
+		t.Errorf("bad socket: %v", err)
+	}
+	m := newFakeMaster(t)
+	sa = agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": agent.NewTree()}, nil)
+	m.regs = countRegs(treeSet{"": agent.NewTree()})
+	runSubagent(t, sa)
+	m.accept(1)
+	waitOpen(t, sa)
+	if err := sa.Run(context.Background()); !errors.Is(err, agentx.ErrRunning) {
+		t.Errorf("second Run: %v", err)
+	}
+}
+
+// Every goroutine stops: Run's return leaves none behind, also when it
+// is cancelled while the master is unreachable.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for i := 0; i < 3; i++ {
+		m := newFakeMaster(t)
+		tree := agenttest.New(agenttest.Options{SlowDelay: time.Hour})
+		sa := agentx.New(agentx.Config{Socket: m.socket(), PingInterval: time.Millisecond * 20}, treeSet{"": tree.Tree}, nil)
+		m.regs = countRegs(treeSet{"": tree.Tree})
+		stop := runSubagent(t, sa)
+		mc := m.accept(1)
+		mc.request(be, 1, 1, &pdu.Get{Ranges: []pdu.SearchRange{{Start: agenttest.SlowScalar.Append(0)}}})
+		stop()
+		m.ln.Close()
+		mc.c.Close()
+	}
+	sa := agentx.New(agentx.Config{Socket: "tcp:127.0.0.1:1"}, treeSet{}, nil) // refused: in backoff
+	stop := runSubagent(t, sa)
+	time.Sleep(50 * time.Millisecond)
+	stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// SetPriority re-registers every subtree at the new priority before
+// dropping the old registrations (a backup manager taking over).
+func TestSetPriorityReregisters(t *testing.T) {
+	m := newFakeMaster(t)
+	tree := agent.NewTree()
+	tree.RegisterScalar(smi.OID{1, 3, 6, 1, 4, 1, 99, 1}, agent.Const(smi.Integer(1)))
+	tree.RegisterScalar(smi.OID{1, 3, 6, 1, 4, 1, 99, 2}, agent.Const(smi.Integer(2)))
+	sa := agentx.New(agentx.Config{Socket: m.socket(), Priority: 128}, treeSet{"": tree}, nil)
+	m.regs = countRegs(treeSet{"": tree})
+	runSubagent(t, sa)
+	mc := m.accept(1)
+	waitOpen(t, sa)
+	done := make(chan error, 1)
+	go func() { done <- sa.SetPriority(context.Background(), 127) }()
+	var seq []string
+	for len(seq) < 4 {
+		p := mc.read()
+		switch b := p.PDU.(type) {
+		case *pdu.Register:
+			seq = append(seq, "reg"+strconv.Itoa(int(b.Priority)))
+		case *pdu.Unregister:
+			seq = append(seq, "unreg"+strconv.Itoa(int(b.Priority)))
+		default:
+			t.Fatalf("unexpected %s", p.Type)
+		}
+		mc.reply(p, &pdu.Response{})
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(seq, " "); got != "reg127 reg127 unreg128 unreg128" {
+		t.Errorf("sequence %s", got)
+	}
+}

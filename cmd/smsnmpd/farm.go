@@ -1,0 +1,229 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/fanout"
+	fwire "github.com/smsnmpd/smsnmpd/fanout/wire"
+	"github.com/smsnmpd/smsnmpd/internal/config"
+	"github.com/smsnmpd/smsnmpd/internal/hoststat"
+	"github.com/smsnmpd/smsnmpd/mib"
+	"github.com/smsnmpd/smsnmpd/rmtp"
+)
+
+// southbound is a node's side of its farm: the rmtp endpoint and what runs
+// on it (an SE's responder, or a manager's coordinator).
+type southbound struct {
+	tr    rmtp.Transport
+	ep    *rmtp.Endpoint
+	demux *fanout.Demux
+	resp  *fanout.Responder
+	coord *fanout.Coordinator
+	se    *mib.SE
+}
+
+// rmtpEndpoint opens the farm's multicast groups and the endpoint on them.
+// The transport is given (tests and the demo pass their own) or opened from
+// the configuration.
+func rmtpEndpoint(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger, helloApp func() []byte) (rmtp.Transport, *rmtp.Endpoint, error) {
+	role := rmtp.Engine
+	if cfg.Node.Role == config.RoleManager {
+		role = rmtp.Manager
+	}
+	var keys *rmtp.Keyring
+	if !cfg.RMTP.Insecure {
+		k, err := rmtp.LoadKeyFile(cfg.RMTP.KeyFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys = k
+	}
+	if tr == nil {
+		down, err := groupAddr(cfg.RMTP.Group, cfg.RMTP.Port)
+		if err != nil {
+			return nil, nil, fmt.Errorf("rmtp.group: %w", err)
+		}
+		up, err := groupAddr(cfg.RMTP.ManagerGroup, cfg.RMTP.Port)
+		if err != nil {
+			return nil, nil, fmt.Errorf("rmtp.manager_group: %w", err)
+		}
+		u, err := rmtp.ListenMulticast(rmtp.MulticastConfig{
+			Interface: cfg.RMTP.Interface, Down: down, Up: up, JoinUp: role == rmtp.Manager,
+			TTL: cfg.RMTP.TTL, ReadBuffer: cfg.RMTP.RecvBuffer, Logger: log,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		tr = u
+	}
+	level := cfg.Node.Level
+	if role == rmtp.Engine {
+		level = 1
+	}
+	ep, err := rmtp.New(tr, rmtp.Config{
+		Node: rmtp.NodeID(cfg.Node.ID), Role: role, Priority: uint8(cfg.Node.Priority), Level: uint8(level),
+		Keys: keys, Insecure: cfg.RMTP.Insecure, MaxMessage: cfg.RMTP.MaxMessage,
+		PeerMemory: cfg.RMTP.ReassemblyPerPeer, MTU: cfg.RMTP.MaxSegment,
+		HelloInterval: cfg.RMTP.Heartbeat.Duration, SuspectAfter: cfg.RMTP.SuspectAfter, DownAfter: cfg.RMTP.DownAfter,
+		AckDelay: cfg.RMTP.AckInterval.Duration, HelloApp: helloApp, Logger: log,
+	})
+	if err != nil {
+		tr.Close()
+		return nil, nil, err
+	}
+	return tr, ep, nil
+}
+
+func groupAddr(group string, port int) (netip.AddrPort, error) {
+	a, err := netip.ParseAddr(group)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if !a.Is4() || !a.IsMulticast() {
+		return netip.AddrPort{}, fmt.Errorf("%s is not an IPv4 multicast group", a)
+	}
+	return netip.AddrPortFrom(a, uint16(port)), nil
+}
+
+// startSE joins the farm as a service engine: its own objects (system and
+// smSe groups) go on seTree, which the responder serves to the managers.
+func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mib.Store, log logrus.FieldLogger) (*southbound, error) {
+	s := &southbound{}
+	var resp *fanout.Responder // set below; the hello closure reads it
+	requests := func() uint64 {
+		if resp == nil {
+			return 0
+		}
+		return resp.Counters().Requests
+	}
+	se, err := mib.RegisterSE(seTree, mib.SEConfig{
+		MaxWeight: uint32(cfg.SE.MaxWeight),
+		Store:     store,
+		Requests:  requests,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("smSe group: %w", err)
+	}
+	s.se = se
+	// The SE's numbers ride in its heartbeats, so smEngineTable costs the
+	// farm no transaction. A failed /proc read leaves that number at 0.
+	host := &hoststat.Reader{}
+	hello := func() []byte {
+		info := fwire.EngineInfo{Requests: requests()}
+		if l, err := host.Load(); err == nil {
+			info.Load = l.One
+		}
+		if n, err := host.Net(); err == nil {
+			info.BytesOut = n.TxBytes
+		}
+		return fwire.AppendEngineInfo(nil, info)
+	}
+	s.tr, s.ep, err = rmtpEndpoint(cfg, tr, log, hello)
+	if err != nil {
+		return nil, err
+	}
+	s.demux = fanout.NewDemux(s.ep)
+	var la *fanout.LocalAgent
+	if !cfg.SE.LocalAgent.Address.IsZero() {
+		ap, err := netip.ParseAddrPort(cfg.SE.LocalAgent.Address.Address())
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("se.local_agent.address: %w", err)
+		}
+		la = &fanout.LocalAgent{Address: ap, Community: cfg.SE.LocalAgent.Community,
+			Timeout: cfg.SE.LocalAgent.Timeout.Duration, Retries: cfg.SE.LocalAgent.Retries}
+	}
+	resp, err = fanout.NewResponder(s.ep, s.demux.Channel(fanout.DefaultChannel), fanout.ResponderConfig{
+		Tree: seTree, LocalAgent: la, ReservationTTL: cfg.Fanout.ReservationTTL.Duration,
+		ReplyCacheTTL: cfg.Fanout.ReplyCacheTTL.Duration, ReplyCacheSize: cfg.Fanout.ReplyCacheSize, Logger: log,
+	})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.resp = resp
+	return s, nil
+}
+
+// startManager joins the farm as its manager and starts the coordinator.
+// Until the election of the backup-manager issue exists, a manager is
+// active from the start, with a term above any it used before.
+func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger, onEvent func(fanout.EngineEvent)) (*southbound, error) {
+	s := &southbound{}
+	var err error
+	s.tr, s.ep, err = rmtpEndpoint(cfg, tr, log, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.demux = fanout.NewDemux(s.ep)
+	s.coord, err = fanout.NewCoordinator(s.ep, s.demux.Channel(fanout.DefaultChannel), fanout.CoordinatorConfig{
+		Deadline: cfg.Fanout.ReadDeadline.Duration, PhaseDeadline: cfg.Fanout.SetPhaseDeadline.Duration,
+		SnapshotTTL: cfg.Fanout.WalkCacheTTL.Duration, SnapshotMemory: cfg.Fanout.WalkCacheMax,
+		MaxVarBinds: cfg.Fanout.MaxVarbinds, OnEngineEvent: onEvent, Logger: log,
+	})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	term, err := nextTerm(cfg.Node.StateDir)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	if err := s.ep.Activate(term); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// nextTerm returns a term above every one this manager used before: SEs
+// fence operations by term, so a restarted manager must not reuse one.
+// Without a state directory the clock provides it (seconds since 2020).
+func nextTerm(stateDir string) (uint64, error) {
+	clock := uint64(time.Since(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)) / time.Second)
+	if stateDir == "" {
+		return clock, nil
+	}
+	store := mib.NewFileStore(filepath.Join(stateDir, "term.json"))
+	saved, err := store.Load()
+	if err != nil {
+		return 0, fmt.Errorf("term state: %w", err)
+	}
+	term := clock
+	if v, err := strconv.ParseUint(saved["term"], 10, 64); err == nil && v >= term {
+		term = v + 1
+	}
+	if err := store.Save("term", strconv.FormatUint(term, 10)); err != nil {
+		return 0, fmt.Errorf("term state: %w", err)
+	}
+	return term, nil
+}
+
+func (s *southbound) close() error {
+	var errs []error
+	if s.resp != nil {
+		errs = append(errs, s.resp.Close())
+	}
+	if s.coord != nil {
+		errs = append(errs, s.coord.Close())
+	}
+	if s.demux != nil {
+		s.demux.Close()
+	}
+	if s.ep != nil {
+		errs = append(errs, s.ep.Close()) // sends a graceful leave
+	}
+	if s.tr != nil {
+		errs = append(errs, s.tr.Close())
+	}
+	return errors.Join(errs...)
+}

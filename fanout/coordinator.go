@@ -1,0 +1,461 @@
+package fanout
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/fanout/wire"
+	"github.com/smsnmpd/smsnmpd/internal/smi"
+	"github.com/smsnmpd/smsnmpd/rmtp"
+)
+
+// Coordinator is the manager side of the management protocol: it fans
+// northbound operations out to the SEs of the view as single rmtp
+// transactions and collates the answers. It is safe for concurrent use;
+// two goroutines (the reply reader and the engine watcher) run until Close.
+type Coordinator struct {
+	ep  *rmtp.Endpoint
+	in  Inbox
+	cfg CoordinatorConfig
+	log logrus.FieldLogger
+
+	txSeq  atomic.Uint64
+	setSeq atomic.Uint32 // keys of the transactions Set makes for itself
+
+	mu      sync.Mutex
+	closed  bool
+	pend    map[pendKey]*pending
+	engines map[NodeID]*Engine
+	sets    map[agent.TxID]*setState
+	snaps   snapCache
+	cnt     CoordinatorCounters
+
+	ctx    context.Context // done at Close: ends transactions in flight
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// pendKey names a transaction's phase: SET phases share the id.
+type pendKey struct {
+	tx uint64
+	op Op
+}
+
+// pending is one transaction collecting replies. Guarded by Coordinator.mu.
+type pending struct {
+	op       Op
+	roots    []smi.OID // walks: the roots asked
+	expected map[NodeID]bool
+	replies  map[NodeID]EngineResult
+	full     chan struct{} // closed once every expected engine answered
+}
+
+func (p *pending) missing() []NodeID {
+	var out []NodeID
+	for id := range p.expected {
+		if _, ok := p.replies[id]; !ok {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func discard(l logrus.FieldLogger) logrus.FieldLogger {
+	if l != nil {
+		return l
+	}
+	d := logrus.New()
+	d.Out = io.Discard
+	return d
+}
+
+func (c *CoordinatorConfig) fill() {
+	if c.Channel == 0 {
+		c.Channel = DefaultChannel
+	}
+	if c.Deadline <= 0 {
+		c.Deadline = DefaultDeadline
+	}
+	if c.RetryAfter <= 0 || c.RetryAfter >= c.Deadline {
+		c.RetryAfter = c.Deadline * 2 / 5
+	}
+	if c.PhaseDeadline <= 0 {
+		c.PhaseDeadline = DefaultPhaseDeadline
+	}
+	if c.SnapshotTTL <= 0 {
+		c.SnapshotTTL = DefaultSnapshotTTL
+	}
+	if c.SnapshotMemory <= 0 {
+		c.SnapshotMemory = DefaultSnapshotMemory
+	}
+	if c.WalkCap <= 0 {
+		c.WalkCap = DefaultWalkCap
+	}
+	c.WalkCap = min(c.WalkCap, wire.MaxWalkCap)
+	if c.MaxVarBinds <= 0 {
+		c.MaxVarBinds = DefaultMaxVarBinds
+	}
+	c.MaxVarBinds = min(c.MaxVarBinds, wire.MaxVarBinds)
+	if c.PollInterval <= 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	c.Logger = discard(c.Logger)
+}
+
+// NewCoordinator starts a coordinator on a manager's endpoint. in is where
+// replies that arrive after their round ended are read from: the endpoint
+// itself (nil) when nothing else shares it, else a Demux channel for
+// cfg.Channel. The coordinator does not own the endpoint.
+func NewCoordinator(ep *rmtp.Endpoint, in Inbox, cfg CoordinatorConfig) (*Coordinator, error) {
+	if ep == nil {
+		return nil, errors.New("fanout: no endpoint")
+	}
+	if in == nil {
+		in = ep
+	}
+	cfg.fill()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Coordinator{ep: ep, in: in, cfg: cfg, log: cfg.Logger.WithField("component", "fanout-coordinator"),
+		pend: make(map[pendKey]*pending), engines: make(map[NodeID]*Engine), sets: make(map[agent.TxID]*setState),
+		snaps: newSnapCache(), ctx: ctx, cancel: cancel}
+	c.wg.Add(2)
+	go c.readLoop(ctx)
+	go c.watchLoop(ctx)
+	return c, nil
+}
+
+// Close stops the coordinator's goroutines. Transactions in flight end at
+// their deadlines. The endpoint stays open.
+func (c *Coordinator) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	return nil
+}
+
+// Counters returns a snapshot of the counters.
+func (c *Coordinator) Counters() CoordinatorCounters {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cnt
+}
+
+// Term is the term this coordinator's requests carry: the newest view's.
+func (c *Coordinator) Term() uint64 { return c.ep.View().Term }
+
+// Get reads names on every target (nil: every engine of the view) in one
+// transaction. Engines that answered are in Replies, one varbind per name
+// in order; the others are in Missing. The error is non-nil only when
+// nothing could be sent (closed endpoint, too many varbinds, ctx done).
+func (c *Coordinator) Get(ctx context.Context, targets []NodeID, names []smi.OID) (*Result, error) {
+	return c.transact(ctx, OpGet, targets, nameBinds(names), 0, c.cfg.Deadline)
+}
+
+// GetNext asks every target for the successor of each name (SNMP GETNEXT
+// semantics on each SE, endOfMibView where it has none).
+func (c *Coordinator) GetNext(ctx context.Context, targets []NodeID, names []smi.OID) (*Result, error) {
+	return c.transact(ctx, OpGetNext, targets, nameBinds(names), 0, c.cfg.Deadline)
+}
+
+// Walk reads the subtrees under roots on every target in one transaction,
+// at most max instances per root per SE (0: the configured WalkCap). Each
+// engine's VarBinds hold the roots' instances in order, root after root;
+// Truncated says a root hit the cap. Walk does not cache: see Snapshot.
+func (c *Coordinator) Walk(ctx context.Context, targets []NodeID, roots []smi.OID, max int) (*Result, error) {
+	if max <= 0 || max > c.cfg.WalkCap {
+		max = c.cfg.WalkCap
+	}
+	return c.transact(ctx, OpWalk, targets, nameBinds(roots), uint32(max), c.cfg.Deadline)
+}
+
+func nameBinds(names []smi.OID) []smi.VarBind {
+	vbs := make([]smi.VarBind, len(names))
+	for i, n := range names {
+		vbs[i] = smi.VarBind{Name: n, Value: smi.Null()}
+	}
+	return vbs
+}
+
+// viewEngines is who "every engine" means now: the engines of the view,
+// or before any view the live engines heard.
+func (c *Coordinator) viewEngines() []NodeID {
+	var ids []NodeID
+	v := c.ep.View()
+	if v.Owner != 0 {
+		for _, m := range v.Members {
+			if m.Role == rmtp.Engine && m.Node != c.ep.Node() {
+				ids = append(ids, m.Node)
+			}
+		}
+	} else {
+		for _, p := range c.ep.Stats().Peers {
+			if p.Role == rmtp.Engine && (p.State == rmtp.PeerAlive || p.State == rmtp.PeerSuspect) {
+				ids = append(ids, p.Node)
+			}
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// transact runs one transaction: round 1 to everyone until RetryAfter,
+// then rounds to the silent engines only until the deadline. A repeated
+// request carries the same transaction id, so an SE that had it answers
+// from its reply cache instead of executing it again.
+func (c *Coordinator) transact(ctx context.Context, op Op, targets []NodeID, vbs []smi.VarBind, walkCap uint32, budget time.Duration) (*Result, error) {
+	return c.transactTx(ctx, op, 0, targets, vbs, walkCap, budget)
+}
+
+// transactTx is transact with a given transaction id (SET phases reuse the
+// TEST's); 0 allocates one.
+func (c *Coordinator) transactTx(ctx context.Context, op Op, tx uint64, targets []NodeID, vbs []smi.VarBind, walkCap uint32, budget time.Duration) (*Result, error) {
+	start := time.Now()
+	if c.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	if len(vbs) > c.cfg.MaxVarBinds {
+		return nil, fmt.Errorf("%w: %d, at most %d", ErrTooMany, len(vbs), c.cfg.MaxVarBinds)
+	}
+	explicit := targets != nil
+	expected := slices.Clone(targets)
+	if !explicit {
+		expected = c.viewEngines()
+	}
+	slices.Sort(expected)
+	expected = slices.Compact(expected)
+	if tx == 0 {
+		tx = c.txSeq.Add(1)
+	}
+	res := &Result{Op: op, Tx: tx, Expected: expected}
+	if len(expected) == 0 {
+		return res, nil
+	}
+	dl := start.Add(budget)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	ctx, cancel := context.WithDeadline(ctx, dl)
+	defer cancel()
+	defer context.AfterFunc(c.ctx, cancel)()
+
+	p := &pending{op: op, expected: make(map[NodeID]bool, len(expected)), replies: make(map[NodeID]EngineResult, len(expected)),
+		full: make(chan struct{})}
+	for _, id := range expected {
+		p.expected[id] = true
+	}
+	if op == OpWalk {
+		for _, vb := range vbs {
+			p.roots = append(p.roots, vb.Name)
+		}
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.pend[pendKey{tx, op}] = p
+	c.cnt.Transactions++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pend, pendKey{tx, op})
+		c.mu.Unlock()
+	}()
+
+	req := wire.Request{Op: op, Tx: tx, Term: c.ep.View().Term, WalkCap: walkCap, VarBinds: vbs}
+	if explicit {
+		req.Targets = nodeList(expected)
+	}
+	missing := expected
+	for round := 1; round <= maxRounds && len(missing) > 0 && ctx.Err() == nil; round++ {
+		rdl := dl
+		if round == 1 && start.Add(c.cfg.RetryAfter).Before(dl) {
+			rdl = start.Add(c.cfg.RetryAfter)
+		}
+		if round > 1 {
+			req.Targets = nodeList(missing)
+		}
+		// The SE's budget leaves a tenth for the answer's trip back, so an
+		// SE that gives up says so before the deadline.
+		req.BudgetUs = uint32(max(time.Until(dl)*9/10, 0).Microseconds())
+		payload, err := wire.AppendRequest(nil, &req)
+		if err != nil {
+			return nil, fmt.Errorf("fanout: encoding %s: %w", op, err)
+		}
+		rctx, rcancel := context.WithDeadline(ctx, rdl)
+		t, err := c.ep.StartRequest(rctx, c.cfg.Channel, payload, missing)
+		if err != nil {
+			rcancel()
+			if round == 1 {
+				return nil, fmt.Errorf("fanout: %s: %w", op, err)
+			}
+			break
+		}
+		c.mu.Lock()
+		c.cnt.Rounds++
+		if round > 1 {
+			c.cnt.ReRequests++
+		}
+		c.mu.Unlock()
+		res.Rounds = round
+		early := false
+		select {
+		case <-t.Done():
+			// Finished before its deadline with engines silent: rmtp
+			// declared them down or out of the view; asking again is moot.
+			early = time.Now().Before(rdl)
+		case <-p.full:
+		case <-ctx.Done():
+		}
+		rcancel()
+		rep, _ := t.Wait()
+		for _, r := range rep.Responses {
+			c.accept(tx, op, r.From, r.Payload, false)
+		}
+		c.mu.Lock()
+		missing = p.missing()
+		c.mu.Unlock()
+		if early && len(missing) > 0 {
+			break
+		}
+	}
+	c.mu.Lock()
+	for _, id := range expected {
+		if r, ok := p.replies[id]; ok {
+			res.Replies = append(res.Replies, r)
+		} else {
+			res.Missing = append(res.Missing, id)
+		}
+	}
+	if len(res.Missing) == 0 {
+		c.cnt.Complete++
+	} else {
+		c.cnt.Partial++
+	}
+	now := time.Now()
+	for i := range res.Replies {
+		e := c.engineLocked(res.Replies[i].Engine)
+		e.LastStatus, e.LastReply = res.Replies[i].Status, now
+		e.Replies++
+	}
+	for _, id := range res.Missing {
+		// Only rows of engines ever heard: a caller asking for an id that
+		// never existed must not invent a row in smEngineTable.
+		if e := c.engines[id]; e != nil {
+			e.LastStatus = StatusNoAnswer
+			e.NoAnswers++
+		}
+	}
+	c.mu.Unlock()
+	res.Elapsed = time.Since(start)
+	if len(res.Missing) > 0 {
+		c.log.WithFields(logrus.Fields{"op": op.String(), "tx": tx, "missing": res.Missing, "rounds": res.Rounds}).Debug("fanout: engines silent at the deadline")
+	}
+	return res, nil
+}
+
+func nodeList(ids []NodeID) []uint32 {
+	out := make([]uint32, len(ids))
+	for i, id := range ids {
+		out[i] = uint32(id)
+	}
+	return out
+}
+
+// accept files one reply payload into its pending transaction.
+func (c *Coordinator) accept(tx uint64, op Op, from NodeID, payload []byte, late bool) {
+	r, err := wire.ParseReply(payload)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil || r.Engine != uint32(from) || r.Tx != tx || r.Op != op {
+		c.cnt.BadReplies++
+		return
+	}
+	p := c.pend[pendKey{tx, op}]
+	if p == nil || !p.expected[from] {
+		return
+	}
+	if _, dup := p.replies[from]; dup {
+		return
+	}
+	if late {
+		c.cnt.LateReplies++
+	}
+	er := EngineResult{Engine: from, Incarnation: r.Incarnation, Status: r.Status, ErrStatus: r.ErrStatus, ErrIndex: int(r.ErrIndex),
+		Truncated: r.Flags&wire.FlagTruncated != 0, VarBinds: r.VarBinds}
+	if r.Status == StatusOK && p.op == OpWalk {
+		er.VarBinds = sanitizeWalk(er.VarBinds, p.roots)
+	}
+	p.replies[from] = er
+	if len(p.replies) == len(p.expected) {
+		close(p.full)
+	}
+}
+
+// sanitizeWalk keeps, per walked root, only instances inside that root
+// and strictly above the previous one, so no walk served from a reply can
+// leave its subtree or loop, whatever an SE sent.
+func sanitizeWalk(vbs []smi.VarBind, roots []smi.OID) []smi.VarBind {
+	last := make([]smi.OID, len(roots))
+	out := vbs[:0]
+	for _, vb := range vbs {
+		for i, root := range roots {
+			if !vb.Name.HasPrefix(root) || len(vb.Name) == len(root) {
+				continue
+			}
+			if last[i] != nil && vb.Name.Compare(last[i]) <= 0 {
+				break
+			}
+			last[i] = vb.Name
+			out = append(out, vb)
+			break
+		}
+	}
+	return out
+}
+
+// readLoop drains the inbox: replies to this coordinator's requests that
+// arrive after their round ended are merged into their transaction;
+// everything else on the management channel (other managers' replies,
+// seen by a backup) is dropped here.
+func (c *Coordinator) readLoop(ctx context.Context) {
+	defer c.wg.Done()
+	self, inc := c.ep.Node(), c.ep.Incarnation()
+	for {
+		m, err := c.in.Receive(ctx)
+		if err != nil {
+			return
+		}
+		if m.Kind != rmtp.KindResponse || m.Channel != c.cfg.Channel || len(m.Payload) < wire.ReplyHeaderLen {
+			continue
+		}
+		if m.Requester == self && m.RequesterInc == inc {
+			c.accept(binary.BigEndian.Uint64(m.Payload[4:]), Op(m.Payload[1]), m.From, m.Payload, true)
+			continue
+		}
+		// Another manager's transaction (this one is a backup): keep the
+		// engine rows warm from the answers it sees go by.
+		c.mu.Lock()
+		e := c.engineLocked(m.From)
+		e.LastStatus, e.LastReply = Status(m.Payload[2]), time.Now()
+		e.Replies++
+		c.mu.Unlock()
+	}
+}

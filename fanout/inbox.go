@@ -1,0 +1,110 @@
+package fanout
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/smsnmpd/smsnmpd/rmtp"
+)
+
+// Inbox is where a Coordinator or Responder takes its delivered messages
+// from. An *rmtp.Endpoint is one (when nothing else shares it); a Demux
+// channel is one when the directory protocol shares the endpoint.
+type Inbox interface {
+	Receive(ctx context.Context) (*rmtp.Message, error)
+}
+
+// demuxQueue is the depth of each channel's queue.
+const demuxQueue = 1024
+
+// Demux splits an endpoint's single delivery queue by rmtp channel, so the
+// management and directory protocols can share one endpoint without either
+// stalling the other: a channel whose reader is slow loses its own
+// messages (counted), never another channel's.
+type Demux struct {
+	src     Inbox
+	mu      sync.Mutex
+	chans   map[uint8]*demuxChan
+	dropped atomic.Uint64
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+type demuxChan struct {
+	q       chan *rmtp.Message
+	dropped atomic.Uint64
+	done    <-chan struct{}
+}
+
+// NewDemux starts reading src; stop it with Close.
+func NewDemux(src Inbox) *Demux {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Demux{src: src, chans: make(map[uint8]*demuxChan), cancel: cancel, done: make(chan struct{})}
+	go d.run(ctx)
+	return d
+}
+
+// Channel returns the inbox of one rmtp channel (created on first use).
+func (d *Demux) Channel(ch uint8) Inbox {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.chans[ch]
+	if c == nil {
+		c = &demuxChan{q: make(chan *rmtp.Message, demuxQueue), done: d.done}
+		d.chans[ch] = c
+	}
+	return c
+}
+
+// Dropped counts messages of channels nobody asked for or whose queue was
+// full.
+func (d *Demux) Dropped() uint64 {
+	n := d.dropped.Load()
+	d.mu.Lock()
+	for _, c := range d.chans {
+		n += c.dropped.Load()
+	}
+	d.mu.Unlock()
+	return n
+}
+
+// Close stops the reader. It does not close the endpoint.
+func (d *Demux) Close() {
+	d.cancel()
+	<-d.done
+}
+
+func (d *Demux) run(ctx context.Context) {
+	defer close(d.done)
+	for {
+		m, err := d.src.Receive(ctx)
+		if err != nil {
+			return
+		}
+		d.mu.Lock()
+		c := d.chans[m.Channel]
+		d.mu.Unlock()
+		if c == nil {
+			d.dropped.Add(1)
+			continue
+		}
+		select {
+		case c.q <- m:
+		default:
+			c.dropped.Add(1)
+		}
+	}
+}
+
+// Receive implements Inbox.
+func (c *demuxChan) Receive(ctx context.Context) (*rmtp.Message, error) {
+	select {
+	case m := <-c.q:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.done:
+		return nil, rmtp.ErrClosed
+	}
+}

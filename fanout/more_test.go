@@ -1,0 +1,277 @@
+package fanout_test
+
+import (
+	"context"
+	"crypto/rand"
+	mrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/smsnmpd/smsnmpd/agent/agenttest"
+	"github.com/smsnmpd/smsnmpd/fanout"
+	"github.com/smsnmpd/smsnmpd/internal/config"
+	"github.com/smsnmpd/smsnmpd/internal/smi"
+	"github.com/smsnmpd/smsnmpd/internal/snmpdtest"
+	"github.com/smsnmpd/smsnmpd/rmtp"
+	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
+	rwire "github.com/smsnmpd/smsnmpd/rmtp/wire"
+)
+
+// Replies lost until after the re-request point: the engines are asked
+// again, answer from their reply cache, and execute nothing twice.
+func TestReRequestAnsweredFromCache(t *testing.T) {
+	checkNoLeak(t)
+	f := newFarm(t, 3, farmOpts{coord: fanout.CoordinatorConfig{Deadline: 800 * time.Millisecond, RetryAfter: 25 * time.Millisecond}})
+	f.mnode.SetFaults(memnet.Faults{Loss: 1})
+	restored := make(chan struct{})
+	go func() {
+		defer close(restored)
+		// Far shorter than the 500 ms after which the manager would
+		// declare the silent engines down.
+		time.Sleep(50 * time.Millisecond)
+		f.mnode.SetFaults(memnet.Faults{})
+	}()
+	res, err := f.coord.Get(ctxT(t), nil, []smi.OID{agenttest.ScalarInt.Append(0)})
+	<-restored
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Complete() {
+		t.Fatalf("missing %v after %d rounds", res.Missing, res.Rounds)
+	}
+	if res.Rounds < 2 {
+		t.Fatalf("%d rounds: the engines were never asked again", res.Rounds)
+	}
+	for _, s := range f.ses {
+		if c := s.resp.Counters(); c.Executed != 1 || c.CacheHits == 0 {
+			t.Errorf("engine %d executed the GET %d times, %d cache hits", s.id, c.Executed, c.CacheHits)
+		}
+	}
+	if c := f.coord.Counters(); c.ReRequests == 0 {
+		t.Error("re-request not counted")
+	}
+}
+
+// A slow engine does not hold the answer: at the deadline the coordinator
+// answers with the others and marks it.
+func TestSlowEngineMarkedAtDeadline(t *testing.T) {
+	checkNoLeak(t)
+	f := newFarm(t, 2, farmOpts{coord: fanout.CoordinatorConfig{Deadline: 150 * time.Millisecond}})
+	slow := agenttest.New(agenttest.Options{SlowDelay: 2 * time.Second})
+	s := f.ses[1]
+	// Swap engine 2's responder for one over a tree with a slow object.
+	s.resp.Close()
+	var err error
+	s.resp, err = fanout.NewResponder(s.ep, nil, fanout.ResponderConfig{Tree: slow.Tree})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.coord.Get(ctxT(t), nil, []smi.OID{agenttest.SlowScalar.Append(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := res.Reply(f.ses[0].id)
+	if fast == nil || fast.Status != fanout.StatusOK || fast.VarBinds[0].Value.Type != smi.TypeNoSuchObject {
+		t.Fatalf("fast engine: %+v", fast)
+	}
+	// The slow engine either gave up within its budget and said so, or
+	// stayed silent and is marked: never a value, never a wait for it.
+	if r := res.Reply(s.id); r != nil && r.Status == fanout.StatusOK {
+		t.Fatalf("slow engine answered %+v", r)
+	}
+	if e, _ := f.coord.Engine(s.id); e.LastStatus == fanout.StatusOK {
+		t.Errorf("slow engine's last status %s", e.LastStatus)
+	}
+}
+
+// Demux lets the management protocol share an endpoint with another.
+func TestDemuxSharesEndpoint(t *testing.T) {
+	checkNoLeak(t)
+	net := memnet.New(0)
+	mgr, err := rmtp.New(net.Attach(true, memnet.Faults{}, 1), fastRMTP(1, rmtp.Manager))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Close()
+	if err := mgr.Activate(1); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := rmtp.New(net.Attach(false, memnet.Faults{}, 2), fastRMTP(2, rmtp.Engine))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	d := fanout.NewDemux(eng)
+	defer d.Close()
+	other := d.Channel(2)
+	tree := agenttest.New(agenttest.Options{})
+	r, err := fanout.NewResponder(eng, d.Channel(fanout.DefaultChannel), fanout.ResponderConfig{Tree: tree.Tree})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := fanout.NewCoordinator(mgr, nil, fanout.CoordinatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, 5*time.Second, "engine in view", func() bool { return len(mgr.View().Members) == 2 })
+	ctx := ctxT(t)
+	if _, err := mgr.Send(ctx, 2, rmtp.Down, []byte("directory update")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Get(ctx, nil, []smi.OID{agenttest.ScalarInt.Append(0)})
+	if err != nil || !res.Complete() || res.Replies[0].VarBinds[0].Value.Int != 42 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	m, err := other.Receive(ctx)
+	if err != nil || string(m.Payload) != "directory update" {
+		t.Fatalf("other channel got %v, %v", m, err)
+	}
+}
+
+// The same protocol over real UDP multicast on loopback, authenticated.
+func TestOverUDPMulticast(t *testing.T) {
+	checkNoLeak(t)
+	const n = 8
+	down, up := testGroups(t)
+	keys := testKeys(t)
+	mcfg := rmtp.MulticastConfig{Interface: "lo", Down: down, Up: up, JoinUp: true}
+	mtr, err := rmtp.ListenMulticast(mcfg)
+	if err != nil {
+		t.Skipf("no multicast on lo: %v", err)
+	}
+	mgr, err := rmtp.New(mtr, rmtp.Config{Node: 1, Role: rmtp.Manager, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Close()
+	if err := mgr.Activate(1); err != nil {
+		t.Fatal(err)
+	}
+	// Timing is not the subject here: a loaded machine must not fail it.
+	c, err := fanout.NewCoordinator(mgr, nil, fanout.CoordinatorConfig{Deadline: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mcfg.JoinUp = false
+	for i := range n {
+		tr, err := rmtp.ListenMulticast(mcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := rmtp.New(tr, rmtp.Config{Node: rmtp.NodeID(101 + i), Role: rmtp.Engine, Keys: keys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		r, err := fanout.NewResponder(e, nil, fanout.ResponderConfig{Tree: agenttest.New(agenttest.Options{}).Tree})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+	}
+	waitFor(t, 10*time.Second, "engines in view", func() bool { return len(mgr.View().Members) == n+1 })
+	names := names128()
+	for range 20 {
+		res, err := c.Get(ctxT(t), nil, names)
+		if err != nil || !res.Complete() {
+			t.Fatalf("%v, missing %v", err, res.Missing)
+		}
+		for _, r := range res.Replies {
+			if len(r.VarBinds) != 128 || r.VarBinds[0].Value.Int != 42 {
+				t.Fatalf("engine %d: %d varbinds", r.Engine, len(r.VarBinds))
+			}
+		}
+	}
+	if c := c.Counters(); c.Transactions != 20 {
+		t.Errorf("%d transactions for 20 GETs", c.Transactions)
+	}
+}
+
+// The local agent: a real snmpd answers what the SE's tree does not hold,
+// for GET, GETNEXT, walks and SET (with undo).
+func TestProxyToLocalSnmpd(t *testing.T) {
+	d := snmpdtest.Start(t, snmpdtest.Options{})
+	checkNoLeak(t)
+	ap := netip.MustParseAddrPort(d.Addr)
+	f := newFarm(t, 1, farmOpts{resp: fanout.ResponderConfig{LocalAgent: &fanout.LocalAgent{Address: ap, Community: config.NewSecret("private")}}})
+	ctx := ctxT(t)
+	sysDescr := smi.MustParseOID("1.3.6.1.2.1.1.1.0")
+	sysLocation := smi.MustParseOID("1.3.6.1.2.1.1.6.0")
+	res, err := f.coord.Get(ctx, nil, []smi.OID{sysDescr, agenttest.ScalarInt.Append(0)})
+	if err != nil || !res.Complete() {
+		t.Fatal(err, res)
+	}
+	vbs := res.Replies[0].VarBinds
+	if vbs[0].Value.Type != smi.TypeOctetString || len(vbs[0].Value.Bytes) == 0 || vbs[1].Value.Int != 42 {
+		t.Fatalf("proxied get: %v", vbs)
+	}
+	res, err = f.coord.GetNext(ctx, nil, []smi.OID{smi.MustParseOID("1.3.6.1.2.1.1")})
+	if err != nil || !res.Replies[0].VarBinds[0].Name.Equal(sysDescr) {
+		t.Fatalf("proxied getnext: %v %v", err, res.Replies)
+	}
+	// The tree's own subtree sits in the middle of the local agent's
+	// space: a GETNEXT just before it lands in the tree.
+	res, err = f.coord.GetNext(ctx, nil, []smi.OID{smi.MustParseOID("1.3.6.1.4.1.8072.9999")})
+	if err != nil || !res.Replies[0].VarBinds[0].Name.HasPrefix(agenttest.Base) {
+		t.Fatalf("getnext into the tree: %v %v", err, res.Replies)
+	}
+	wres, err := f.coord.Walk(ctx, nil, []smi.OID{smi.MustParseOID("1.3.6.1.2.1.1")}, 100)
+	if err != nil || len(wres.Replies[0].VarBinds) < 7 {
+		t.Fatalf("proxied walk: %v %+v", err, wres)
+	}
+	for i, vb := range wres.Replies[0].VarBinds[1:] {
+		if vb.Name.Compare(wres.Replies[0].VarBinds[i].Name) <= 0 {
+			t.Fatalf("walk not increasing at %d", i)
+		}
+	}
+	if _, err := f.coord.Set(ctx, nil, []smi.VarBind{{Name: sysLocation, Value: smi.String("rack 7")}}); err != nil {
+		t.Fatalf("proxied set: %v", err)
+	}
+	res, _ = f.coord.Get(ctx, nil, []smi.OID{sysLocation})
+	if got := string(res.Replies[0].VarBinds[0].Value.Bytes); got != "rack 7" {
+		t.Fatalf("sysLocation reads %q", got)
+	}
+	// A SET mixing a proxied object and a failing commit on the tree is
+	// undone on both sides.
+	_, err = f.coord.Set(ctx, nil, []smi.VarBind{{Name: sysLocation, Value: smi.String("rack 9")}, {Name: agenttest.CommitFails.Append(0), Value: smi.Integer(13)}})
+	if err == nil {
+		t.Fatal("a failing commit succeeded")
+	}
+	res, _ = f.coord.Get(ctx, nil, []smi.OID{sysLocation})
+	if got := string(res.Replies[0].VarBinds[0].Value.Bytes); got != "rack 7" {
+		t.Fatalf("after undo sysLocation reads %q", got)
+	}
+	if c := f.ses[0].resp.Counters(); c.Proxied == 0 || c.ProxyErrors != 0 {
+		t.Errorf("proxy counters %+v", c)
+	}
+}
+
+func testGroups(t testing.TB) (down, up netip.AddrPort) {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
+	c.Close()
+	x := byte(mrand.IntN(200) + 10)
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{239, 255, x, 1}), port),
+		netip.AddrPortFrom(netip.AddrFrom4([4]byte{239, 255, x, 2}), port)
+}
+
+func testKeys(t testing.TB) *rmtp.Keyring {
+	k := make([]byte, 32)
+	rand.Read(k)
+	kr, err := rwire.NewKeyring(1, map[uint16][]byte{1: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+var _ = context.Background

@@ -1,0 +1,607 @@
+package fanout
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/fanout/wire"
+	"github.com/smsnmpd/smsnmpd/internal/smi"
+	"github.com/smsnmpd/smsnmpd/rmtp"
+)
+
+// Responder defaults.
+const (
+	DefaultReservationTTL = 2 * time.Second
+	DefaultReplyCacheTTL  = 10 * time.Second
+	DefaultReplyCacheSize = 4096
+	DefaultWorkers        = 32
+	// DefaultBudget is the work budget of a request that carries none.
+	DefaultBudget = time.Second
+	// MaxBudget bounds what a request may ask an SE to spend.
+	MaxBudget = 5 * time.Second
+	// DefaultMaxReply keeps a reply inside rmtp's default message size.
+	DefaultMaxReply = rmtp.DefaultMaxMessage - 1024
+	// maxProxySkips bounds how often a proxied GETNEXT skips over a subtree
+	// the SE's own tree owns.
+	maxProxySkips = 16
+)
+
+// ResponderConfig configures a Responder. Zero fields take the defaults.
+type ResponderConfig struct {
+	Channel uint8
+	// Tree holds the SE's own objects (required).
+	Tree *agent.Tree
+	// LocalAgent, if set, answers every OID the tree does not hold.
+	LocalAgent *LocalAgent
+	// ReservationTTL releases a SET reservation (CleanupSet) when neither
+	// COMMIT nor CLEANUP follows in time, and a committed one when no
+	// CLEANUP follows.
+	ReservationTTL time.Duration
+	// ReplyCacheTTL and ReplyCacheSize bound the reply cache.
+	ReplyCacheTTL  time.Duration
+	ReplyCacheSize int
+	// Workers bounds the requests executed or answered at once; more are
+	// answered busy.
+	Workers int
+	// MaxReply bounds an encoded reply; a larger one is answered tooBig.
+	MaxReply int
+	Logger   logrus.FieldLogger
+}
+
+// ResponderCounters are the responder's totals (they only grow).
+type ResponderCounters struct {
+	Requests            uint64 // requests addressed to this SE
+	Executed            uint64 // requests executed (never twice per transaction and phase)
+	CacheHits           uint64 // repeated requests answered from the reply cache
+	NotTargeted         uint64 // requests for other SEs, ignored
+	StaleTerm           uint64 // refused: term older than the newest seen
+	BadRequests         uint64
+	Busy                uint64 // shed for lack of a worker
+	ReplyErrors         uint64 // replies rmtp could not deliver to every manager
+	Proxied             uint64 // requests that asked the local agent
+	ProxyErrors         uint64
+	SetsTested          uint64
+	SetsCommitted       uint64
+	SetsUndone          uint64
+	ReservationsExpired uint64
+}
+
+type cacheKey struct {
+	mgr NodeID
+	inc uint64
+	tx  uint64
+	op  Op
+}
+
+type cacheEntry struct {
+	done    chan struct{}
+	reply   []byte
+	expires time.Time // zero while executing
+}
+
+type setKey struct {
+	mgr NodeID
+	inc uint64
+	tx  uint64
+}
+
+// seSet is one SET transaction on this SE between its phases.
+type seSet struct {
+	id        agent.TxID
+	n         int   // request varbinds
+	treeIdx   []int // request index of each tree varbind
+	proxyVbs  []smi.VarBind
+	proxyIdx  []int
+	proxyOld  []smi.VarBind // values before, for UNDO
+	committed bool          // proxy part written
+	expires   time.Time
+}
+
+// Responder is the SE side of the management protocol. One goroutine
+// reads requests, a bounded set of workers executes and answers them, a
+// janitor expires reservations and cached replies; Close stops them all.
+type Responder struct {
+	ep    *rmtp.Endpoint
+	in    Inbox
+	cfg   ResponderConfig
+	log   logrus.FieldLogger
+	tree  *agent.Tree
+	proxy *proxy
+	sem   chan struct{}
+
+	mu     sync.Mutex
+	closed bool
+	newest uint64 // newest term seen in an announced view
+	cache  map[cacheKey]*cacheEntry
+	sets   map[setKey]*seSet
+	cnt    ResponderCounters
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (c *ResponderConfig) fill() error {
+	if c.Tree == nil {
+		return errors.New("fanout: responder needs a tree")
+	}
+	if c.Channel == 0 {
+		c.Channel = DefaultChannel
+	}
+	if c.ReservationTTL <= 0 {
+		c.ReservationTTL = DefaultReservationTTL
+	}
+	if c.ReplyCacheTTL <= 0 {
+		c.ReplyCacheTTL = DefaultReplyCacheTTL
+	}
+	if c.ReplyCacheSize <= 0 {
+		c.ReplyCacheSize = DefaultReplyCacheSize
+	}
+	if c.Workers <= 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.MaxReply <= 0 {
+		c.MaxReply = DefaultMaxReply
+	}
+	if c.LocalAgent != nil && !c.LocalAgent.Address.IsValid() {
+		return errors.New("fanout: local agent without an address")
+	}
+	c.Logger = discard(c.Logger)
+	return nil
+}
+
+// NewResponder starts answering management requests on an SE's endpoint.
+// in is the endpoint itself (nil) or a Demux channel. The responder does
+// not own the endpoint or the tree.
+func NewResponder(ep *rmtp.Endpoint, in Inbox, cfg ResponderConfig) (*Responder, error) {
+	if ep == nil {
+		return nil, errors.New("fanout: no endpoint")
+	}
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	if in == nil {
+		in = ep
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Responder{ep: ep, in: in, cfg: cfg, log: cfg.Logger.WithField("component", "fanout-responder"),
+		tree: cfg.Tree, sem: make(chan struct{}, cfg.Workers),
+		cache: make(map[cacheKey]*cacheEntry), sets: make(map[setKey]*seSet), ctx: ctx, cancel: cancel}
+	if cfg.LocalAgent != nil {
+		r.proxy = newProxy(*cfg.LocalAgent)
+	}
+	r.wg.Add(2)
+	go r.readLoop()
+	go r.janitor()
+	return r, nil
+}
+
+// Close stops reading, waits for the requests in progress, releases every
+// reservation and closes the proxy socket.
+func (r *Responder) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+	r.mu.Lock()
+	sets := r.sets
+	r.sets = make(map[setKey]*seSet)
+	r.mu.Unlock()
+	for _, st := range sets {
+		r.tree.CleanupSet(context.Background(), st.id)
+	}
+	if r.proxy != nil {
+		r.proxy.close()
+	}
+	return nil
+}
+
+// Counters returns a snapshot of the counters.
+func (r *Responder) Counters() ResponderCounters {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cnt
+}
+
+// Term returns the newest term this SE obeys.
+func (r *Responder) Term() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.newest
+}
+
+// Reservations returns the number of SET transactions held between phases.
+func (r *Responder) Reservations() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sets)
+}
+
+func (r *Responder) readLoop() {
+	defer r.wg.Done()
+	for {
+		m, err := r.in.Receive(r.ctx)
+		if err != nil {
+			return
+		}
+		if m.Kind == rmtp.KindRequest && m.Channel == r.cfg.Channel {
+			r.handle(m)
+		}
+	}
+}
+
+// handle decides, on the read loop, whether a request is new, repeated or
+// not ours, then hands it to a worker: Reply waits for the managers'
+// acknowledgement and must not hold up the next request.
+func (r *Responder) handle(m *rmtp.Message) {
+	req, perr := wire.ParseRequest(m.Payload)
+	self := uint32(r.ep.Node())
+	if perr == nil && len(req.Targets) > 0 && !slices.Contains(req.Targets, self) {
+		r.mu.Lock()
+		r.cnt.NotTargeted++
+		r.mu.Unlock()
+		return
+	}
+	select {
+	case r.sem <- struct{}{}:
+	default:
+		r.mu.Lock()
+		r.cnt.Requests++
+		r.cnt.Busy++
+		r.mu.Unlock()
+		// Shed without an answer (answering would need a goroutine too):
+		// the coordinator's re-request retries it, and nothing was cached
+		// or executed.
+		return
+	}
+	if perr != nil {
+		r.mu.Lock()
+		r.cnt.Requests++
+		r.cnt.BadRequests++
+		r.mu.Unlock()
+		r.log.WithError(perr).WithField("from", m.From).Debug("fanout: bad request")
+		r.goReply(m, func() []byte {
+			rep := wire.Reply{Op: wire.OpGet, Status: wire.StatusBadRequest}
+			if len(m.Payload) >= 12 && wire.Op(m.Payload[1]).Valid() {
+				rep.Op, rep.Tx = wire.Op(m.Payload[1]), binary.BigEndian.Uint64(m.Payload[4:])
+			}
+			return r.encode(&rep)
+		})
+		return
+	}
+	key := cacheKey{mgr: m.From, inc: m.Incarnation, tx: req.Tx, op: req.Op}
+	r.mu.Lock()
+	r.cnt.Requests++
+	e := r.cache[key]
+	if e != nil {
+		r.cnt.CacheHits++
+		r.mu.Unlock()
+		r.goReply(m, func() []byte {
+			select {
+			case <-e.done:
+				return e.reply
+			case <-r.ctx.Done():
+				return nil
+			}
+		})
+		return
+	}
+	e = &cacheEntry{done: make(chan struct{})}
+	r.cache[key] = e
+	if len(r.cache) > r.cfg.ReplyCacheSize {
+		r.evictLocked(time.Now(), true)
+	}
+	r.mu.Unlock()
+	r.goReply(m, func() []byte {
+		rep := r.execute(m, &req)
+		b := r.encode(rep)
+		r.mu.Lock()
+		e.reply, e.expires = b, time.Now().Add(r.cfg.ReplyCacheTTL)
+		r.mu.Unlock()
+		close(e.done)
+		return b
+	})
+}
+
+// goReply runs produce on a worker (the semaphore slot is already taken)
+// and sends its reply.
+func (r *Responder) goReply(m *rmtp.Message, produce func() []byte) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer func() { <-r.sem }()
+		if b := produce(); b != nil {
+			r.reply(m, b)
+		}
+	}()
+}
+
+func (r *Responder) reply(m *rmtp.Message, b []byte) {
+	ctx, cancel := context.WithTimeout(r.ctx, MaxBudget)
+	defer cancel()
+	if _, err := r.ep.Reply(ctx, m, b); err != nil {
+		r.mu.Lock()
+		r.cnt.ReplyErrors++
+		r.mu.Unlock()
+		r.log.WithError(err).WithField("to", m.From).Debug("fanout: reply not acknowledged by every manager")
+	}
+}
+
+// encode encodes a reply, turning one that cannot be encoded or is too
+// large into an error reply.
+func (r *Responder) encode(rep *wire.Reply) []byte {
+	rep.Engine, rep.Incarnation = uint32(r.ep.Node()), r.ep.Incarnation()
+	r.mu.Lock()
+	rep.Term = r.newest
+	r.mu.Unlock()
+	if !rep.Op.Valid() {
+		rep.Op = wire.OpGet
+	}
+	b, err := wire.AppendReply(nil, rep)
+	if err == nil && len(b) <= r.cfg.MaxReply {
+		return b
+	}
+	st := smi.TooBig
+	if err != nil {
+		st = smi.GenErr
+		r.log.WithError(err).Warn("fanout: reply not encodable")
+	}
+	small := wire.Reply{Op: rep.Op, Status: wire.StatusSNMPError, Tx: rep.Tx, Engine: rep.Engine, Incarnation: rep.Incarnation,
+		Term: rep.Term, ErrStatus: st}
+	b, _ = wire.AppendReply(nil, &small)
+	return b
+}
+
+// checkTerm fences: a request carrying a term older than the newest one
+// seen in an announced view comes from a deposed manager.
+func (r *Responder) checkTerm(req *wire.Request) bool {
+	vt := r.ep.View().Term
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if vt > r.newest {
+		r.newest = vt
+	}
+	if req.Term < r.newest && req.Op != wire.OpSetCleanup {
+		r.cnt.StaleTerm++
+		return false
+	}
+	return true
+}
+
+// execute runs one request exactly once.
+func (r *Responder) execute(m *rmtp.Message, req *wire.Request) *wire.Reply {
+	rep := &wire.Reply{Op: req.Op, Tx: req.Tx}
+	if !r.checkTerm(req) {
+		rep.Status = wire.StatusStaleTerm
+		return rep
+	}
+	budget := DefaultBudget
+	if req.BudgetUs > 0 {
+		budget = min(time.Duration(req.BudgetUs)*time.Microsecond, MaxBudget)
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, budget)
+	defer cancel()
+	r.mu.Lock()
+	r.cnt.Executed++
+	r.mu.Unlock()
+	var err error
+	switch req.Op {
+	case wire.OpGet:
+		rep.VarBinds, err = r.get(ctx, req.VarBinds)
+	case wire.OpGetNext:
+		rep.VarBinds, err = r.getNext(ctx, req.VarBinds)
+	case wire.OpWalk:
+		var trunc bool
+		rep.VarBinds, trunc, err = r.walk(ctx, req.VarBinds, int(req.WalkCap))
+		if trunc {
+			rep.Flags |= wire.FlagTruncated
+		}
+	default:
+		k := setKey{mgr: m.From, inc: m.Incarnation, tx: req.Tx}
+		err = r.setPhase(ctx, k, req)
+	}
+	if err != nil {
+		var bad *badRequestError
+		if errors.As(err, &bad) {
+			rep.Status = wire.StatusBadRequest
+			r.mu.Lock()
+			r.cnt.BadRequests++
+			r.mu.Unlock()
+		} else if errors.Is(err, errUnknownTx) {
+			rep.Status = wire.StatusUnknownTx
+		} else {
+			st, idx := agent.StatusOf(err)
+			rep.Status, rep.ErrStatus, rep.ErrIndex = wire.StatusSNMPError, st, uint16(min(idx, 0xffff))
+		}
+		rep.VarBinds = nil
+		r.log.WithError(err).WithFields(logrus.Fields{"op": req.Op.String(), "tx": req.Tx, "from": m.From}).Debug("fanout: request failed")
+	}
+	return rep
+}
+
+type badRequestError struct{ msg string }
+
+func (e *badRequestError) Error() string { return "fanout: bad request: " + e.msg }
+
+var errUnknownTx = errors.New("fanout: unknown set transaction")
+
+// owned reports whether the tree holds o's subtree.
+func owned(roots []smi.OID, o smi.OID) bool {
+	i, found := slices.BinarySearchFunc(roots, o, func(r, o smi.OID) int { return r.Compare(o) })
+	if found {
+		return true
+	}
+	return i > 0 && o.HasPrefix(roots[i-1])
+}
+
+// ownerOf returns the tree root holding o, or nil.
+func ownerOf(roots []smi.OID, o smi.OID) smi.OID {
+	i, found := slices.BinarySearchFunc(roots, o, func(r, o smi.OID) int { return r.Compare(o) })
+	if found {
+		return roots[i]
+	}
+	if i > 0 && o.HasPrefix(roots[i-1]) {
+		return roots[i-1]
+	}
+	return nil
+}
+
+func (r *Responder) countProxy(err error) {
+	r.mu.Lock()
+	r.cnt.Proxied++
+	if err != nil {
+		r.cnt.ProxyErrors++
+	}
+	r.mu.Unlock()
+	if err != nil {
+		r.log.WithError(err).Debug("fanout: local agent")
+	}
+}
+
+func (r *Responder) get(ctx context.Context, in []smi.VarBind) ([]smi.VarBind, error) {
+	names := make([]smi.OID, len(in))
+	for i, vb := range in {
+		names[i] = vb.Name
+	}
+	out, err := r.tree.Get(ctx, names)
+	if err != nil || r.proxy == nil {
+		return out, err
+	}
+	var ask []smi.OID
+	var idx []int
+	for i, vb := range out {
+		if vb.Value.Type == smi.TypeNoSuchObject {
+			ask = append(ask, vb.Name)
+			idx = append(idx, i)
+		}
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	vals, err := r.proxy.get(ctx, ask)
+	r.countProxy(err)
+	if err != nil {
+		return out, nil // the local agent's silence leaves noSuchObject
+	}
+	for j, i := range idx {
+		out[i].Value = vals[j]
+	}
+	return out, nil
+}
+
+func (r *Responder) getNext(ctx context.Context, in []smi.VarBind) ([]smi.VarBind, error) {
+	ranges := make([]agent.Range, len(in))
+	for i, vb := range in {
+		ranges[i] = agent.Range{Start: vb.Name}
+	}
+	out, err := r.tree.GetNext(ctx, ranges)
+	if err != nil || r.proxy == nil {
+		return out, err
+	}
+	roots := r.tree.Roots()
+	for i, vb := range in {
+		pv, err := r.proxyNext(ctx, roots, vb.Name)
+		if err != nil {
+			break // the rest from the tree alone
+		}
+		if pv.Value.Type == smi.TypeEndOfMibView {
+			continue
+		}
+		if out[i].Value.Type == smi.TypeEndOfMibView || pv.Name.Compare(out[i].Name) < 0 {
+			out[i] = pv
+		}
+	}
+	return out, nil
+}
+
+// proxyNext is the local agent's successor of name that the tree does not
+// shadow: the tree owns its subtrees even where the local agent also has
+// them.
+func (r *Responder) proxyNext(ctx context.Context, roots []smi.OID, name smi.OID) (smi.VarBind, error) {
+	cur := name
+	for range maxProxySkips {
+		vbs, err := r.proxy.getNext(ctx, []smi.OID{cur})
+		r.countProxy(err)
+		if err != nil {
+			return smi.VarBind{}, err
+		}
+		vb := vbs[0]
+		root := ownerOf(roots, vb.Name)
+		if vb.Value.Type == smi.TypeEndOfMibView || root == nil {
+			return vb, nil
+		}
+		// Continue from the last possible name inside the tree's subtree:
+		// the root followed by the largest sub-identifier.
+		cur = root.Append(^uint32(0))
+	}
+	return smi.VarBind{Name: name, Value: smi.EndOfMibView()}, nil
+}
+
+// walk answers each root with up to limit instances, merging the tree and
+// the local agent.
+func (r *Responder) walk(ctx context.Context, in []smi.VarBind, limit int) ([]smi.VarBind, bool, error) {
+	if limit <= 0 {
+		limit = DefaultWalkCap
+	}
+	var out []smi.VarBind
+	truncated := false
+	roots := r.tree.Roots()
+	for _, vb := range in {
+		root, start := vb.Name, vb.Name
+		switch vb.Value.Type {
+		case smi.TypeNull:
+		case smi.TypeObjectIdentifier:
+			if !vb.Value.OID.HasPrefix(root) {
+				return nil, false, &badRequestError{fmt.Sprintf("walk of %s continues at %s outside it", root, vb.Value.OID)}
+			}
+			start = vb.Value.OID
+		default:
+			return nil, false, &badRequestError{fmt.Sprintf("walk root %s with a %s value", root, vb.Value.Type)}
+		}
+		if len(out)+limit > wire.MaxReplyVarBinds {
+			return nil, false, &agent.RequestError{Status: smi.TooBig, Err: errors.New("walk over the reply cap")}
+		}
+		got, err := r.tree.GetBulk(ctx, 0, limit+1, []agent.Range{{Start: start, End: root.SubtreeEnd()}}, limit+1)
+		if err != nil {
+			return nil, false, err
+		}
+		got = slices.DeleteFunc(got, func(v smi.VarBind) bool { return v.Value.Type.IsException() })
+		if r.proxy != nil {
+			pv, more, err := r.proxy.walk(ctx, root, start, limit+1)
+			r.countProxy(err)
+			if err == nil {
+				pv = slices.DeleteFunc(pv, func(v smi.VarBind) bool { return owned(roots, v.Name) })
+				got = append(got, pv...)
+				slices.SortFunc(got, func(a, b smi.VarBind) int { return a.Name.Compare(b.Name) })
+				got = slices.CompactFunc(got, func(a, b smi.VarBind) bool { return a.Name.Equal(b.Name) })
+				if more {
+					truncated = true
+				}
+			}
+		}
+		if len(got) > limit {
+			got, truncated = got[:limit], true
+		}
+		out = append(out, got...)
+	}
+	return out, truncated, nil
+}
+
+var (
+	errTooManySets   = errors.New("fanout: too many set transactions in progress")
+	errSetInProgress = errors.New("fanout: set transaction already in progress")
+	errNoSuchProxied = errors.New("fanout: the local agent has no such object to set")
+)

@@ -1,0 +1,255 @@
+package fanout
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/fanout/wire"
+	"github.com/smsnmpd/smsnmpd/internal/smi"
+)
+
+// txID derives the tree's transaction id from (manager, incarnation,
+// transaction): distinct managers, and one manager's restarts, never share
+// a key for long enough to matter (a clash is refused by the tree as a
+// transaction already in progress, never merged).
+func txID(k setKey) agent.TxID {
+	return agent.TxID{
+		Session:     uint32(k.mgr) ^ uint32(k.inc>>32) ^ uint32(k.inc),
+		Transaction: uint32(k.tx) ^ uint32(k.tx>>32),
+	}
+}
+
+// setPhase runs one SET phase on this SE.
+func (r *Responder) setPhase(ctx context.Context, k setKey, req *wire.Request) error {
+	switch req.Op {
+	case wire.OpSetTest:
+		return r.setTest(ctx, k, req.VarBinds)
+	case wire.OpSetCommit:
+		return r.setCommit(ctx, k)
+	case wire.OpSetUndo:
+		return r.setUndo(ctx, k)
+	case wire.OpSetCleanup:
+		r.setCleanup(ctx, k)
+		return nil
+	}
+	return &badRequestError{"op " + req.Op.String()}
+}
+
+func (r *Responder) takeSet(k setKey) *seSet {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sets[k]
+}
+
+func (r *Responder) setTest(ctx context.Context, k setKey, vbs []smi.VarBind) error {
+	r.mu.Lock()
+	r.cnt.SetsTested++
+	if len(r.sets) >= agent.MaxPendingSets {
+		r.mu.Unlock()
+		return &agent.RequestError{Status: smi.ResourceUnavailable, Err: errTooManySets}
+	}
+	if r.sets[k] != nil {
+		r.mu.Unlock()
+		return &agent.RequestError{Status: smi.GenErr, Err: errSetInProgress}
+	}
+	st := &seSet{id: txID(k), n: len(vbs)}
+	r.sets[k] = st // reserved now, so the janitor releases it if we stall
+	st.expires = time.Now().Add(r.cfg.ReservationTTL)
+	r.mu.Unlock()
+
+	// The tree owns its subtrees; with a local agent, everything else is
+	// written there at COMMIT (SNMP has no remote TEST), after reading the
+	// old values now so UNDO can put them back.
+	var treeVbs []smi.VarBind
+	if r.proxy == nil {
+		treeVbs = vbs
+		for i := range vbs {
+			st.treeIdx = append(st.treeIdx, i)
+		}
+	} else {
+		roots := r.tree.Roots()
+		for i, vb := range vbs {
+			if owned(roots, vb.Name) {
+				treeVbs = append(treeVbs, vb)
+				st.treeIdx = append(st.treeIdx, i)
+			} else {
+				st.proxyVbs = append(st.proxyVbs, vb)
+				st.proxyIdx = append(st.proxyIdx, i)
+			}
+		}
+	}
+	fail := func(err error) error {
+		r.tree.CleanupSet(context.WithoutCancel(ctx), st.id)
+		r.mu.Lock()
+		delete(r.sets, k)
+		r.mu.Unlock()
+		return err
+	}
+	if err := r.tree.TestSet(ctx, st.id, treeVbs); err != nil {
+		status, idx := agent.StatusOf(err)
+		if idx >= 0 && idx < len(st.treeIdx) {
+			idx = st.treeIdx[idx]
+		}
+		return fail(&agent.RequestError{Status: status, Index: idx, Err: err})
+	}
+	if len(st.proxyVbs) > 0 {
+		names := make([]smi.OID, len(st.proxyVbs))
+		for i, vb := range st.proxyVbs {
+			names[i] = vb.Name
+		}
+		old, err := r.proxy.get(ctx, names)
+		r.countProxy(err)
+		if err != nil {
+			return fail(&agent.RequestError{Status: smi.ResourceUnavailable, Index: st.proxyIdx[0], Err: err})
+		}
+		for i, v := range old {
+			if v.Type.IsException() {
+				return fail(&agent.RequestError{Status: smi.NotWritable, Index: st.proxyIdx[i], Err: errNoSuchProxied})
+			}
+			st.proxyOld = append(st.proxyOld, smi.VarBind{Name: names[i], Value: v})
+		}
+	}
+	return nil
+}
+
+func (r *Responder) setCommit(ctx context.Context, k setKey) error {
+	st := r.takeSet(k)
+	if st == nil {
+		return errUnknownTx // expired, or TEST never arrived
+	}
+	// A commit must finish even if the budget ran out: half-applied is
+	// worse than late.
+	ctx = context.WithoutCancel(ctx)
+	r.mu.Lock()
+	r.cnt.SetsCommitted++
+	st.expires = time.Now().Add(r.cfg.ReservationTTL)
+	r.mu.Unlock()
+	if err := r.tree.CommitSet(ctx, st.id); err != nil {
+		status, idx := agent.StatusOf(err)
+		if idx >= 0 && idx < len(st.treeIdx) {
+			idx = st.treeIdx[idx]
+		}
+		return &agent.RequestError{Status: status, Index: idx, Err: err}
+	}
+	if len(st.proxyVbs) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, DefaultBudget)
+		defer cancel()
+		refused, idx, err := r.proxy.set(pctx, st.proxyVbs)
+		r.countProxy(err)
+		r.mu.Lock()
+		st.committed = !refused // a refusal wrote nothing; a timeout may have written
+		r.mu.Unlock()
+		if err != nil {
+			if idx < len(st.proxyIdx) {
+				idx = st.proxyIdx[idx]
+			}
+			return &agent.RequestError{Status: smi.CommitFailed, Index: idx, Err: err}
+		}
+	}
+	return nil
+}
+
+func (r *Responder) setUndo(ctx context.Context, k setKey) error {
+	st := r.takeSet(k)
+	if st == nil {
+		return errUnknownTx
+	}
+	ctx = context.WithoutCancel(ctx)
+	r.mu.Lock()
+	r.cnt.SetsUndone++
+	r.mu.Unlock()
+	var first error
+	if err := r.tree.UndoSet(ctx, st.id); err != nil {
+		status, idx := agent.StatusOf(err)
+		if idx >= 0 && idx < len(st.treeIdx) {
+			idx = st.treeIdx[idx]
+		}
+		first = &agent.RequestError{Status: status, Index: idx, Err: err}
+	}
+	if st.committed && len(st.proxyOld) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, DefaultBudget)
+		defer cancel()
+		_, idx, err := r.proxy.set(pctx, st.proxyOld)
+		r.countProxy(err)
+		if err != nil && first == nil {
+			if idx < len(st.proxyIdx) {
+				idx = st.proxyIdx[idx]
+			}
+			first = &agent.RequestError{Status: smi.UndoFailed, Index: idx, Err: err}
+		}
+	}
+	return first
+}
+
+func (r *Responder) setCleanup(ctx context.Context, k setKey) {
+	r.mu.Lock()
+	st := r.sets[k]
+	delete(r.sets, k)
+	r.mu.Unlock()
+	if st != nil {
+		r.tree.CleanupSet(context.WithoutCancel(ctx), st.id)
+	}
+}
+
+// janitor expires reservations and cached replies.
+func (r *Responder) janitor() {
+	defer r.wg.Done()
+	iv := min(r.cfg.ReservationTTL/4, 250*time.Millisecond)
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case now := <-t.C:
+			r.mu.Lock()
+			var expired []*seSet
+			for k, st := range r.sets {
+				if now.After(st.expires) {
+					expired = append(expired, st)
+					delete(r.sets, k)
+				}
+			}
+			r.cnt.ReservationsExpired += uint64(len(expired))
+			r.evictLocked(now, false)
+			r.mu.Unlock()
+			for _, st := range expired {
+				r.log.WithField("tx", st.id).Info("fanout: set reservation expired")
+				r.tree.CleanupSet(context.Background(), st.id)
+			}
+		}
+	}
+}
+
+// evictLocked drops expired replies and, when the cache is over its size,
+// the oldest eighth of the finished ones (so the scan is amortized over
+// many inserts). Entries still executing stay: dropping one would let a
+// repeat execute the request a second time.
+func (r *Responder) evictLocked(now time.Time, full bool) {
+	type aged struct {
+		k   cacheKey
+		exp time.Time
+	}
+	var done []aged
+	for k, e := range r.cache {
+		if e.expires.IsZero() {
+			continue
+		}
+		if now.After(e.expires) {
+			delete(r.cache, k)
+			continue
+		}
+		if full {
+			done = append(done, aged{k, e.expires})
+		}
+	}
+	if !full || len(r.cache) <= r.cfg.ReplyCacheSize {
+		return
+	}
+	slices.SortFunc(done, func(a, b aged) int { return a.exp.Compare(b.exp) })
+	for _, a := range done[:min(len(done), max(len(r.cache)-r.cfg.ReplyCacheSize, r.cfg.ReplyCacheSize/8))] {
+		delete(r.cache, a.k)
+	}
+}

@@ -1,0 +1,110 @@
+package mib
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/fanout"
+	"github.com/smsnmpd/smsnmpd/internal/smi"
+)
+
+// EngineTree returns a tree that serves one engine as if it were the
+// agent: a GET or SET of any OID goes to that engine alone, a walk lists
+// the engine's own objects (as under smEngineProxy). In AgentX mode the
+// manager registers it under the SNMP context "se<id>", so that an NMS
+// reaches an engine with its usual OIDs (SNMPv3 contexts, or a v2c
+// community mapped to the context in snmpd.conf).
+func (m *Manager) EngineTree(id fanout.NodeID) (*agent.Tree, error) {
+	if id < MinNodeID || id > MaxNodeID {
+		return nil, fmt.Errorf("%w: engine id %d outside %d..%d", ErrInvalid, id, MinNodeID, MaxNodeID)
+	}
+	t := agent.NewTree()
+	// Every OID an engine may answer lies under iso(1).
+	if err := t.Register(smi.OID{1}, &engineContext{m: m, id: id, keys: setKeys{seq: &m.setSeq}}); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// engineContext is the handler behind EngineTree.
+type engineContext struct {
+	m    *Manager
+	id   fanout.NodeID
+	keys setKeys
+}
+
+func (h *engineContext) Get(ctx context.Context, names []smi.OID) ([]smi.Value, error) {
+	out := make([]smi.Value, len(names))
+	for i := range out {
+		out[i] = smi.NoSuchInstance()
+	}
+	if _, up := reachable(h.m.engineIndex(), uint32(h.id)); !up {
+		return out, nil
+	}
+	res, err := h.m.farm.Get(ctx, []fanout.NodeID{h.id}, names)
+	if err != nil && !noEngines(err) {
+		h.m.log.WithError(err).WithField("engine", h.id).Warn("mib: engine context fan-out failed")
+		return nil, err
+	}
+	if res == nil {
+		return out, nil
+	}
+	if r := res.Reply(h.id); r != nil && r.Status == fanout.StatusOK && len(r.VarBinds) == len(names) {
+		for i, vb := range r.VarBinds {
+			if vb.Value.Type.Valid() {
+				out[i] = vb.Value
+			}
+		}
+	}
+	return out, nil
+}
+
+func (h *engineContext) GetNext(ctx context.Context, ranges []agent.Range) ([]smi.VarBind, error) {
+	out := make([]smi.VarBind, len(ranges))
+	nv, err := h.m.native(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vbs := nv.vbs[h.id]
+	for i, r := range ranges {
+		out[i] = smi.VarBind{Name: r.Start, Value: smi.EndOfMibView()}
+		for k := searchAfterVB(vbs, r.Start, r.Include); k < len(vbs); k++ {
+			if len(r.End) > 0 && vbs[k].Name.Compare(r.End) >= 0 {
+				break
+			}
+			if hasValue(vbs[k].Value) {
+				out[i] = vbs[k]
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+func (h *engineContext) TestSet(ctx context.Context, tx agent.TxID, vbs []smi.VarBind) (int, error) {
+	known, up := reachable(h.m.engineIndex(), uint32(h.id))
+	switch {
+	case !known:
+		return 0, smi.Errorf(smi.NoCreation, fmt.Sprintf("no engine %d in smEngineTable", h.id))
+	case !up:
+		return 0, smi.Errorf(smi.ResourceUnavailable, fmt.Sprintf("engine %d is down", h.id))
+	}
+	fs := &farmSet{targets: []fanout.NodeID{h.id}, vbs: vbs}
+	for i := range vbs {
+		fs.idx = append(fs.idx, i)
+	}
+	return testAll(ctx, h.m.farm, &h.keys, tx, []*farmSet{fs})
+}
+
+func (h *engineContext) CommitSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
+	return commitAll(ctx, h.m.farm, &h.keys, tx)
+}
+
+func (h *engineContext) UndoSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
+	return undoAll(ctx, h.m.farm, &h.keys, tx)
+}
+
+func (h *engineContext) CleanupSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) {
+	cleanupAll(ctx, h.m.farm, &h.keys, tx)
+}

@@ -1,0 +1,429 @@
+package rmtp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/smsnmpd/smsnmpd/rmtp/wire"
+)
+
+// Kind is what a delivered message is.
+type Kind uint8
+
+// Message kinds.
+const (
+	KindData     Kind = 1 // one-way (Send)
+	KindRequest  Kind = 2 // answer it with Reply
+	KindResponse Kind = 3 // a response to someone's request (seen by managers)
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindData:
+		return "data"
+	case KindRequest:
+		return "request"
+	case KindResponse:
+		return "response"
+	}
+	return "Kind(?)"
+}
+
+// Message is one delivered message.
+type Message struct {
+	From        NodeID
+	Incarnation uint64
+	Channel     uint8
+	Dest        Dest
+	ID          uint64 // per (From, Incarnation, Channel, Dest), from 1, no gaps except skipped or aborted ones
+	Kind        Kind
+	Payload     []byte
+
+	// KindResponse: the request answered.
+	Requester        NodeID
+	RequesterInc     uint64
+	RequestID        uint64
+	RequestDirection Dest
+}
+
+// Errors.
+var (
+	ErrIncomplete = errors.New("rmtp: not every member acknowledged by the deadline")
+	ErrTooLarge   = errors.New("rmtp: message over the configured maximum")
+	ErrNotRequest = errors.New("rmtp: not a request")
+	ErrFinished   = errors.New("rmtp: transfer already finished")
+)
+
+// Endpoint is one member's rmtp session: it sends and receives reliable
+// messages, runs the membership view and the abort protocol, and keeps the
+// counters. One mutex guards the state; two goroutines run it (the receive
+// loop and the timer loop), both stopped by Close.
+type Endpoint struct {
+	cfg    Config
+	tr     Transport
+	log    logrus.FieldLogger
+	keys   *Keyring
+	self   NodeID
+	inc    uint64
+	segMax int
+
+	mu       sync.Mutex
+	closed   bool
+	rng      *rand.Rand
+	peers    map[NodeID]*peer
+	out      map[streamKey]*outStream
+	ctrlSeq  uint64
+	txq      []txItem
+	view     viewState
+	active   bool
+	ackAt    time.Time
+	helloAt  time.Time
+	liveAt   time.Time
+	viewAt   time.Time
+	tokens   float64
+	tokensAt time.Time
+	backlog  bool
+	smAborts map[abortKey]*smAbort
+	stats    counters
+
+	deliverQ chan *Message
+	kick     chan struct{}
+	done     chan struct{}
+	wg       sync.WaitGroup
+}
+
+type streamKey struct {
+	ch uint8
+	up bool
+}
+
+func (k streamKey) dest() Dest {
+	if k.up {
+		return Up
+	}
+	return Down
+}
+
+type txItem struct {
+	dest Dest
+	b    []byte
+}
+
+// New starts an endpoint on a transport. The endpoint owns the transport
+// from now on and closes it in Close.
+func New(tr Transport, cfg Config) (*Endpoint, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	mtu := tr.MaxDatagram()
+	if cfg.MTU > 0 && cfg.MTU < mtu {
+		mtu = cfg.MTU
+	}
+	seg := min(mtu, wire.MaxDatagram) - wire.Overhead
+	if seg < minSegment {
+		return nil, fmt.Errorf("%w: datagram size %d leaves %d bytes per segment", ErrConfig, mtu, seg)
+	}
+	if (cfg.MaxMessage+seg-1)/seg > wire.MaxSegments {
+		return nil, fmt.Errorf("%w: max message %d needs more than %d segments of %d", ErrConfig, cfg.MaxMessage, wire.MaxSegments, seg)
+	}
+	now := time.Now()
+	e := &Endpoint{
+		cfg: cfg, tr: tr, keys: cfg.Keys, self: cfg.Node, inc: cfg.Incarnation, segMax: seg,
+		log:      cfg.Logger.WithFields(logrus.Fields{"node": cfg.Node, "role": cfg.Role.String()}),
+		rng:      rand.New(rand.NewPCG(uint64(cfg.Node), cfg.Incarnation)),
+		peers:    make(map[NodeID]*peer),
+		out:      make(map[streamKey]*outStream),
+		smAborts: make(map[abortKey]*smAbort),
+		helloAt:  now,
+		tokens:   float64(cfg.RepairRate) / 10,
+		tokensAt: now,
+		deliverQ: make(chan *Message, cfg.DeliveryQueue),
+		kick:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	e.log.WithFields(logrus.Fields{"incarnation": e.inc, "segment": seg, "insecure": e.keys == nil}).Info("rmtp: endpoint up")
+	e.wg.Add(2)
+	go e.recvLoop()
+	go e.timerLoop()
+	return e, nil
+}
+
+// Node returns this endpoint's node id.
+func (e *Endpoint) Node() NodeID { return e.self }
+
+// Incarnation returns this endpoint's incarnation.
+func (e *Endpoint) Incarnation() uint64 { return e.inc }
+
+// Close leaves the group gracefully (a HELLO with LEAVE, so the others drop
+// this member at once instead of waiting for it to go down), stops the
+// goroutines, fails pending transfers and closes the transport.
+func (e *Endpoint) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	for range 2 { // a lost LEAVE only delays the others until "down"
+		e.queueHello(true)
+	}
+	for _, os := range e.out {
+		for _, m := range os.msgs {
+			m.finish()
+		}
+		clear(os.msgs)
+	}
+	e.unlockAndFlush()
+	close(e.done)
+	err := e.tr.Close()
+	e.wg.Wait()
+	e.log.Info("rmtp: endpoint closed")
+	return err
+}
+
+// Receive returns the next delivered message: exactly once and in order
+// per (sender, channel, destination).
+func (e *Endpoint) Receive(ctx context.Context) (*Message, error) {
+	select {
+	case m := <-e.deliverQ:
+		e.mu.Lock()
+		if e.backlog {
+			e.poke()
+		}
+		e.mu.Unlock()
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-e.done:
+		return nil, ErrClosed
+	}
+}
+
+// queue signs a datagram for later sending by unlockAndFlush. Caller holds mu.
+func (e *Endpoint) queue(dest Dest, h wire.Header, body []byte) {
+	h.Node = uint32(e.self)
+	h.Incarnation = e.inc
+	if !h.Type.IsSegment() {
+		e.ctrlSeq++
+		h.MsgID = e.ctrlSeq
+	}
+	b, err := wire.AppendPacket(make([]byte, 0, wire.Overhead+len(body)), h, body)
+	if err != nil {
+		e.log.WithError(err).Error("rmtp: encoding a datagram")
+		return
+	}
+	e.keys.Sign(b)
+	e.txq = append(e.txq, txItem{dest, b})
+}
+
+// unlockAndFlush releases mu and sends what was queued under it, so no
+// system call runs under the lock.
+func (e *Endpoint) unlockAndFlush() {
+	q := e.txq
+	e.txq = nil
+	e.stats.DatagramsSent += uint64(len(q))
+	e.mu.Unlock()
+	for _, it := range q {
+		if err := e.tr.Send(it.dest, it.b); err != nil && !errors.Is(err, ErrClosed) {
+			e.log.WithError(err).Debug("rmtp: send failed")
+		}
+	}
+}
+
+// poke wakes the timer loop to recompute its deadline.
+func (e *Endpoint) poke() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Endpoint) recvLoop() {
+	defer e.wg.Done()
+	for {
+		d, err := e.tr.Recv()
+		if err != nil {
+			return
+		}
+		e.handle(d)
+	}
+}
+
+func (e *Endpoint) timerLoop() {
+	defer e.wg.Done()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			return
+		}
+		next := e.tick(time.Now())
+		e.unlockAndFlush()
+		t.Reset(max(time.Until(next), 50*time.Microsecond))
+		select {
+		case <-t.C:
+		case <-e.kick:
+		case <-e.done:
+			return
+		}
+	}
+}
+
+// tick runs everything that is due and returns when it next has work.
+// Caller holds mu.
+func (e *Endpoint) tick(now time.Time) time.Time {
+	next := now.Add(time.Second)
+	upd := func(t time.Time) {
+		if !t.IsZero() && t.Before(next) {
+			next = t
+		}
+	}
+	upd(e.tickMembership(now))
+	upd(e.tickReceive(now))
+	upd(e.tickSend(now))
+	upd(e.tickAborts(now))
+	if !e.ackAt.IsZero() {
+		if !now.Before(e.ackAt) {
+			e.flushAcks()
+		} else {
+			upd(e.ackAt)
+		}
+	}
+	if e.backlog {
+		e.deliverAll()
+		if e.backlog {
+			upd(now.Add(time.Millisecond))
+		}
+	}
+	return next
+}
+
+// handle authenticates and dispatches one datagram.
+func (e *Endpoint) handle(d Datagram) {
+	if len(d.Data) >= wire.HeaderLen && binary.BigEndian.Uint32(d.Data[8:]) == uint32(e.self) &&
+		binary.BigEndian.Uint64(d.Data[12:]) == e.inc {
+		return // our own multicast loopback: not worth an HMAC
+	}
+	p, err := e.keys.Open(d.Data)
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	if e.closed {
+		return
+	}
+	e.stats.DatagramsReceived++
+	if err != nil {
+		if errors.Is(err, wire.ErrAuth) || errors.Is(err, wire.ErrNoKey) {
+			e.stats.AuthFailures++
+		} else {
+			e.stats.Malformed++
+		}
+		return
+	}
+	if NodeID(p.Node) == e.self {
+		if p.Incarnation != e.inc {
+			e.stats.ForeignSelf++ // another process claims our node id
+		}
+		return // our own multicast loopback
+	}
+	now := time.Now()
+	pr := e.peerFor(NodeID(p.Node), p.Incarnation, d.From, now)
+	if pr == nil {
+		e.stats.Stale++
+		return
+	}
+	if !p.Type.IsSegment() && !pr.ctrl.accept(p.MsgID) {
+		e.stats.Replays++
+		return
+	}
+	var hello wire.Hello
+	if p.Type == wire.TypeHello {
+		if hello, err = wire.ParseHello(p.Payload); err != nil {
+			e.stats.Malformed++
+			return
+		}
+		// The replay window starts empty when this endpoint starts, so
+		// freshness comes from the sender's clock: an old HELLO replayed
+		// to a restarted member must not set its stream positions.
+		if skew := now.Sub(time.Unix(0, hello.Time)).Abs(); skew > e.cfg.MaxClockSkew {
+			e.stats.Replays++
+			return
+		}
+	}
+	if pr.heard(now) {
+		e.log.WithField("peer", pr.id).Info("rmtp: peer back")
+		if e.active {
+			e.viewAt = now
+		}
+	}
+	switch p.Type {
+	case wire.TypeData, wire.TypeRequest, wire.TypeResponse:
+		e.onSegment(pr, &p, now)
+	case wire.TypeAck:
+		if a, err := wire.ParseAck(p.Payload); err == nil {
+			e.onAck(pr, &a, now)
+		} else {
+			e.stats.Malformed++
+		}
+	case wire.TypeNak:
+		if n, err := wire.ParseNak(p.Payload); err == nil {
+			e.onNak(pr, &n, now)
+		} else {
+			e.stats.Malformed++
+		}
+	case wire.TypeAbort:
+		if a, err := wire.ParseAbort(p.Payload); err == nil {
+			e.onAbort(pr, &p.Header, a.MsgID, now)
+		} else {
+			e.stats.Malformed++
+		}
+	case wire.TypeAbortAck:
+		if a, err := wire.ParseAbortAck(p.Payload); err == nil {
+			e.onAbortAck(pr, &a, now)
+		} else {
+			e.stats.Malformed++
+		}
+	case wire.TypeHello:
+		e.onHello(pr, &hello, p.Flags&wire.FlagLeave != 0, now)
+	case wire.TypeView:
+		if v, err := wire.ParseView(p.Payload); err == nil {
+			e.onView(pr, &v, now)
+		} else {
+			e.stats.Malformed++
+		}
+	}
+}
+
+// peerFor finds or creates the peer, handling incarnations: a higher one
+// is a restart (the old state goes), a lower one is stale (nil).
+func (e *Endpoint) peerFor(id NodeID, inc uint64, from netip.AddrPort, now time.Time) *peer {
+	pr := e.peers[id]
+	switch {
+	case pr == nil:
+		pr = newPeer(id, inc, now)
+		e.peers[id] = pr
+	case inc < pr.inc:
+		return nil
+	case inc > pr.inc:
+		e.log.WithFields(logrus.Fields{"peer": id, "old": pr.inc, "new": inc}).Info("rmtp: peer restarted")
+		pr.dropStreams()
+		e.peerGone(pr, now)
+		np := newPeer(id, inc, now)
+		np.role, np.priority, np.level = pr.role, pr.priority, pr.level
+		pr = np
+		e.peers[id] = pr
+	}
+	if from.IsValid() {
+		pr.from = from
+	}
+	return pr
+}

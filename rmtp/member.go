@@ -1,0 +1,311 @@
+package rmtp
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/smsnmpd/smsnmpd/rmtp/wire"
+)
+
+// Member is one entry of a view.
+type Member struct {
+	Node        NodeID
+	Incarnation uint64
+	Role        Role
+	Suspect     bool
+}
+
+// View is the membership the active manager announces: "every member"
+// means every member of the current view.
+type View struct {
+	Term    uint64
+	Version uint64
+	Owner   NodeID // the active manager; 0 if no view was heard yet
+	Members []Member
+}
+
+type viewState struct {
+	term, version uint64
+	owner         NodeID
+	members       []wire.Member
+}
+
+// View returns the current view.
+func (e *Endpoint) View() View {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v := View{Term: e.view.term, Version: e.view.version, Owner: e.view.owner}
+	for _, m := range e.view.members {
+		v.Members = append(v.Members, Member{Node: NodeID(m.Node), Incarnation: m.Incarnation, Role: m.Role, Suspect: m.State == wire.StateSuspect})
+	}
+	return v
+}
+
+// Activate makes this manager the active one under term: it owns the view
+// and announces it on the farm group every heartbeat and on every change.
+// Election (who calls Activate with which term) belongs to the caller; a
+// manager that hears a view with a higher term steps down by itself.
+func (e *Endpoint) Activate(term uint64) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cfg.Role != Manager {
+		return fmt.Errorf("%w: only a manager can own the view", ErrConfig)
+	}
+	if term <= e.view.term && e.view.owner != e.self {
+		return fmt.Errorf("%w: term %d not above the current %d", ErrConfig, term, e.view.term)
+	}
+	e.active = true
+	e.view = viewState{term: term, owner: e.self}
+	e.viewAt = time.Time{}
+	e.log.WithField("term", term).Info("rmtp: active manager")
+	e.poke()
+	return nil
+}
+
+// Deactivate stops announcing the view (this manager becomes a backup).
+func (e *Endpoint) Deactivate() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.active {
+		e.active = false
+		e.log.WithField("term", e.view.term).Info("rmtp: stepping down")
+	}
+}
+
+// Active reports whether this endpoint owns the view.
+func (e *Endpoint) Active() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.active
+}
+
+// destMembers is who must receive a message to dest: the current view's
+// members (or, before any view, the live peers whose role is known),
+// without this node, minus members declared down; up means managers only.
+func (e *Endpoint) destMembers(d Dest) []NodeID {
+	var ids []NodeID
+	add := func(id NodeID, role Role) {
+		if id == e.self || (d == Up && role != Manager) {
+			return
+		}
+		if pr := e.peers[id]; pr != nil && !pr.live() {
+			return
+		}
+		ids = append(ids, id)
+	}
+	if e.view.owner != 0 {
+		for _, m := range e.view.members {
+			add(NodeID(m.Node), m.Role)
+		}
+		if e.view.owner != e.self {
+			return ids
+		}
+		ids = ids[:0] // the owner counts its own live table, which is newer
+	}
+	for _, pr := range e.peers {
+		if pr.role != 0 && pr.live() {
+			add(pr.id, pr.role)
+		}
+	}
+	return ids
+}
+
+// queueHello queues a heartbeat: managers' go down (every member tracks
+// them), engines' go up (only managers track engines).
+func (e *Endpoint) queueHello(leave bool) {
+	h := wire.Hello{Role: e.cfg.Role, Priority: e.cfg.Priority, Level: e.cfg.Level, Term: e.view.term,
+		Time: time.Now().UnixNano(), Addr: e.tr.LocalAddr()}
+	for k, os := range e.out {
+		if len(h.Streams) < wire.MaxHelloStreams {
+			h.Streams = append(h.Streams, wire.StreamMark{Channel: k.ch, Up: k.up, Next: os.next, Low: os.low()})
+		}
+	}
+	if e.cfg.HelloApp != nil {
+		if app := e.cfg.HelloApp(); len(app) <= wire.MaxHelloApp {
+			h.App = app
+		}
+	}
+	f := wire.Flags(0)
+	if leave {
+		f = wire.FlagLeave
+	}
+	d := Up
+	if e.cfg.Role == Manager {
+		d = Down
+	}
+	e.queue(d, wire.Header{Type: wire.TypeHello, Flags: f}, wire.AppendHello(nil, &h))
+}
+
+// tickMembership sends heartbeats and views and ages the peers.
+func (e *Endpoint) tickMembership(now time.Time) time.Time {
+	iv := e.cfg.HelloInterval
+	if !now.Before(e.helloAt) {
+		e.queueHello(false)
+		e.helloAt = now.Add(iv)
+	}
+	if !now.Before(e.liveAt) {
+		e.liveAt = now.Add(iv / 4) // heartbeat resolution is enough; not every tick
+		e.checkLiveness(now, iv)
+	}
+	next := minTime(e.helloAt, e.liveAt)
+	if e.active {
+		if e.refreshView() || !now.Before(e.viewAt) {
+			v := wire.View{Term: e.view.term, Version: e.view.version, Members: e.view.members}
+			e.queue(Down, wire.Header{Type: wire.TypeView}, wire.AppendView(nil, &v))
+			e.viewAt = now.Add(iv)
+		}
+		next = minTime(next, e.viewAt)
+	}
+	return next
+}
+
+// checkLiveness ages the peers: suspect, then down.
+func (e *Endpoint) checkLiveness(now time.Time, iv time.Duration) {
+	for _, pr := range e.peers {
+		if !pr.live() || (e.cfg.Role == Engine && pr.role != Manager) {
+			continue // engines hear only the managers' heartbeats
+		}
+		silent := now.Sub(pr.lastHeard)
+		switch {
+		case silent >= time.Duration(e.cfg.DownAfter)*iv:
+			pr.state = PeerDown
+			e.log.WithFields(logrus.Fields{"peer": pr.id, "silent": silent.Round(time.Millisecond)}).Warn("rmtp: peer down")
+			e.peerGone(pr, now)
+		case silent >= time.Duration(e.cfg.SuspectAfter)*iv && pr.state == PeerAlive:
+			pr.state = PeerSuspect
+			e.log.WithField("peer", pr.id).Info("rmtp: peer suspect")
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// refreshView recomputes the active manager's view from its peer table and
+// reports whether it changed (the version then moves on).
+func (e *Endpoint) refreshView() bool {
+	ms := []wire.Member{{Node: uint32(e.self), Incarnation: e.inc, Role: e.cfg.Role, State: wire.StateAlive}}
+	for _, pr := range e.peers {
+		if pr.role == 0 || !pr.live() {
+			continue
+		}
+		st := wire.StateAlive
+		if pr.state == PeerSuspect {
+			st = wire.StateSuspect
+		}
+		ms = append(ms, wire.Member{Node: uint32(pr.id), Incarnation: pr.inc, Role: pr.role, State: st})
+	}
+	slices.SortFunc(ms, func(a, b wire.Member) int { return int(int64(a.Node) - int64(b.Node)) })
+	if len(ms) > wire.MaxViewMembers {
+		ms = ms[:wire.MaxViewMembers]
+	}
+	if slices.Equal(ms, e.view.members) {
+		return false
+	}
+	e.view.members = ms
+	e.view.version++
+	e.log.WithFields(logrus.Fields{"term": e.view.term, "version": e.view.version, "members": len(ms)}).Info("rmtp: view changed")
+	return true
+}
+
+// peerGone handles a peer that is down, left or restarted: its partial
+// messages go (the stream positions stay, so a peer that comes back with
+// the same incarnation is not delivered anything twice) and no transfer
+// waits for it any more.
+func (e *Endpoint) peerGone(pr *peer, now time.Time) {
+	pr.dropPartials()
+	e.memberGone(pr.id)
+	if e.active {
+		e.viewAt = now
+		e.poke()
+	}
+}
+
+func (e *Endpoint) onHello(pr *peer, h *wire.Hello, leave bool, now time.Time) {
+	if pr.role == 0 {
+		e.log.WithFields(logrus.Fields{"peer": pr.id, "peer_role": h.Role.String(), "incarnation": pr.inc}).Info("rmtp: peer joined")
+		if e.active {
+			e.viewAt = now
+			e.poke()
+		}
+	}
+	pr.synced = true
+	pr.role, pr.priority, pr.level = h.Role, h.Priority, h.Level
+	pr.addr = h.Addr
+	pr.app = append(pr.app[:0], h.App...)
+	if leave {
+		if pr.state != PeerLeft {
+			pr.state = PeerLeft
+			e.log.WithField("peer", pr.id).Info("rmtp: peer left")
+			e.peerGone(pr, now)
+		}
+		return
+	}
+	if pr.state == PeerLeft {
+		return // a stray heartbeat after the goodbye
+	}
+	for _, mk := range h.Streams {
+		k := streamKey{mk.Channel, mk.Up}
+		if !e.receiverOf(k.up) || mk.Next == 0 {
+			continue
+		}
+		st := pr.stream(k)
+		e.advanceLow(pr, st, mk.Low)
+		if mk.Next-1 > st.highest {
+			st.highest = mk.Next - 1
+		}
+		if st.highest >= st.next && st.gapAt.IsZero() {
+			for g := st.next; g <= st.highest; g++ {
+				if st.parts[g] == nil && !st.aborted[g] {
+					// A HELLO can overtake the message it announces
+					// (another goroutine may still be sending it), and
+					// the sender's own timer repairs tail loss first:
+					// this is the fallback, not a race to NAK.
+					st.gapAt = now.Add(e.cfg.HelloInterval)
+					e.poke()
+					break
+				}
+			}
+		}
+		e.deliverStream(pr, k, st)
+	}
+}
+
+func (e *Endpoint) onView(pr *peer, v *wire.View, now time.Time) {
+	cur := e.view
+	switch {
+	case v.Term < cur.term:
+		return
+	case v.Term == cur.term && cur.owner != 0 && pr.id != cur.owner:
+		if pr.id > cur.owner {
+			return // two owners in one term: the lower node id wins
+		}
+	case v.Term == cur.term && pr.id == cur.owner && v.Version <= cur.version:
+		return
+	}
+	if e.active {
+		e.active = false
+		e.log.WithFields(logrus.Fields{"term": v.Term, "owner": pr.id}).Warn("rmtp: another manager owns the view; stepping down")
+	}
+	if v.Term != cur.term || pr.id != cur.owner || len(v.Members) != len(cur.members) {
+		e.log.WithFields(logrus.Fields{"term": v.Term, "version": v.Version, "owner": pr.id, "members": len(v.Members)}).Info("rmtp: view")
+	}
+	e.view = viewState{term: v.Term, version: v.Version, owner: pr.id, members: v.Members}
+	// Members the view dropped are gone for every transfer too.
+	in := make(map[NodeID]bool, len(v.Members))
+	for _, m := range v.Members {
+		in[NodeID(m.Node)] = true
+	}
+	for _, old := range cur.members {
+		if id := NodeID(old.Node); !in[id] && id != e.self {
+			e.memberGone(id)
+		}
+	}
+}

@@ -1,0 +1,537 @@
+package rmtp
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/smsnmpd/smsnmpd/rmtp/wire"
+)
+
+type outStream struct {
+	next uint64 // id of the next message
+	msgs map[uint64]*outMsg
+}
+
+// low is the oldest id still held for repair.
+func (os *outStream) low() uint64 {
+	low := os.next
+	for id := range os.msgs {
+		low = min(low, id)
+	}
+	return low
+}
+
+type member struct {
+	id          NodeID
+	acked       bool // ACKed (or answered, which implies it)
+	responded   bool
+	resp        []byte
+	down        bool
+	abortAcked  bool
+	abortStatus wire.AbortStatus
+}
+
+// outMsg is a message this endpoint sent and still holds for repair.
+type outMsg struct {
+	key       streamKey
+	id        uint64
+	kind      wire.Type
+	segs      [][]byte
+	lastSent  []time.Time
+	firstSent time.Time
+	retx      bool
+	members   map[NodeID]*member
+	targets   map[NodeID]bool // requests: who must respond
+	rtoAt     time.Time
+	rtoTry    int
+	stop      func() bool
+	done      chan struct{}
+	finished  bool
+	aborted   bool
+
+	aborting  bool
+	abortSM   NodeID // whose ABORT_ACK completes the abort; 0: everyone's
+	abortAt   time.Time
+	abortTry  int
+	abortDone chan struct{}
+	abortOK   bool
+}
+
+func (m *outMsg) finish() {
+	if m.finished {
+		return
+	}
+	m.finished = true
+	if m.stop != nil {
+		m.stop()
+	}
+	close(m.done)
+	if m.aborting && !m.abortOK {
+		close(m.abortDone)
+	}
+}
+
+func (m *outMsg) memberDone(mb *member) bool {
+	if mb.down {
+		return true
+	}
+	if m.targets[mb.id] {
+		return mb.responded
+	}
+	return mb.acked
+}
+
+// Response is one member's answer to a request.
+type Response struct {
+	From    NodeID
+	Payload []byte
+}
+
+// Report says what became of a message: the delivery report.
+type Report struct {
+	Channel   uint8
+	Dest      Dest
+	ID        uint64
+	Members   []NodeID   // the destination when it was sent
+	Acked     []NodeID   // members that received it (ACK or response)
+	Responses []Response // requests: the answers, by member id
+	Missing   []NodeID   // members not done by the deadline, including Down ones
+	Down      []NodeID   // members declared down or gone during the transfer
+	Aborted   bool
+}
+
+// Complete reports whether every member is done.
+func (r *Report) Complete() bool { return len(r.Missing) == 0 && !r.Aborted }
+
+// Transfer is one message in flight.
+type Transfer struct {
+	e *Endpoint
+	m *outMsg
+}
+
+// ID is the message id on its stream.
+func (t *Transfer) ID() uint64 { return t.m.id }
+
+// Done is closed when the transfer finished: every member done, the
+// deadline passed, aborted, or the endpoint closed.
+func (t *Transfer) Done() <-chan struct{} { return t.m.done }
+
+// Wait blocks until the transfer finishes and returns its report. The error
+// wraps ErrIncomplete when members are missing.
+func (t *Transfer) Wait() (Report, error) {
+	<-t.m.done
+	t.e.mu.Lock()
+	defer t.e.mu.Unlock()
+	r := t.e.report(t.m)
+	if !r.Complete() {
+		return r, fmt.Errorf("%w: message %d on channel %d %s: %d of %d missing %v",
+			ErrIncomplete, r.ID, r.Channel, r.Dest, len(r.Missing), len(r.Members), r.Missing)
+	}
+	return r, nil
+}
+
+func (e *Endpoint) report(m *outMsg) Report {
+	r := Report{Channel: m.key.ch, Dest: m.key.dest(), ID: m.id, Aborted: m.aborted}
+	for _, mb := range m.members {
+		r.Members = append(r.Members, mb.id)
+		if mb.acked || mb.responded {
+			r.Acked = append(r.Acked, mb.id)
+		}
+		if mb.responded {
+			r.Responses = append(r.Responses, Response{From: mb.id, Payload: mb.resp})
+		}
+		if !m.memberDone(mb) || mb.down {
+			r.Missing = append(r.Missing, mb.id)
+		}
+		if mb.down {
+			r.Down = append(r.Down, mb.id)
+		}
+	}
+	slices.Sort(r.Members)
+	slices.Sort(r.Acked)
+	slices.Sort(r.Missing)
+	slices.Sort(r.Down)
+	slices.SortFunc(r.Responses, func(a, b Response) int { return int(a.From) - int(b.From) })
+	return r
+}
+
+// Send sends payload reliably on channel ch to dest and waits until every
+// member of the destination has it or ctx is done. Give ctx a deadline.
+func (e *Endpoint) Send(ctx context.Context, ch uint8, dest Dest, payload []byte) (Report, error) {
+	t, err := e.Start(ctx, ch, dest, payload)
+	if err != nil {
+		return Report{}, err
+	}
+	return t.Wait()
+}
+
+// Start sends like Send but returns at once; the transfer can then be
+// waited for or aborted. Retransmission stops when ctx is done.
+func (e *Endpoint) Start(ctx context.Context, ch uint8, dest Dest, payload []byte) (*Transfer, error) {
+	return e.start(ctx, ch, dest, wire.TypeData, payload, nil)
+}
+
+// Request sends a request down on channel ch and waits for a response from
+// every targeted engine (nil: every engine of the view) or for ctx. Members
+// that are not targeted (managers, untargeted engines) only acknowledge.
+// The responses are in the report; they count as acknowledgements.
+func (e *Endpoint) Request(ctx context.Context, ch uint8, payload []byte, targets []NodeID) (Report, error) {
+	t, err := e.StartRequest(ctx, ch, payload, targets)
+	if err != nil {
+		return Report{}, err
+	}
+	return t.Wait()
+}
+
+// StartRequest is Request without waiting.
+func (e *Endpoint) StartRequest(ctx context.Context, ch uint8, payload []byte, targets []NodeID) (*Transfer, error) {
+	return e.start(ctx, ch, Down, wire.TypeRequest, payload, targets)
+}
+
+// Reply answers a request: the response goes up to the managers (so the
+// BSM sees it too), reliably, and acknowledges the request. It waits until
+// every manager has it or ctx is done.
+func (e *Endpoint) Reply(ctx context.Context, req *Message, payload []byte) (Report, error) {
+	if req.Kind != KindRequest {
+		return Report{}, ErrNotRequest
+	}
+	ref := wire.ResponseRef{Node: uint32(req.From), Incarnation: req.Incarnation, MsgID: req.ID, Up: req.Dest == Up}
+	body := append(wire.AppendResponseRef(make([]byte, 0, wire.ResponseRefLen+len(payload)), &ref), payload...)
+	e.mu.Lock()
+	if pr := e.peers[req.From]; pr != nil && pr.inc == req.Incarnation {
+		if st := pr.streams[streamKey{req.Channel, req.Dest == Up}]; st != nil && st.next > req.ID && st.acked < req.ID+1 {
+			st.acked = req.ID + 1 // the response is the acknowledgement
+		}
+	}
+	e.mu.Unlock()
+	t, err := e.start(ctx, req.Channel, Up, wire.TypeResponse, body, nil)
+	if err != nil {
+		return Report{}, err
+	}
+	return t.Wait()
+}
+
+func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Type, payload []byte, targets []NodeID) (*Transfer, error) {
+	if len(payload) > e.cfg.MaxMessage+wire.ResponseRefLen || (kind != wire.TypeResponse && len(payload) > e.cfg.MaxMessage) {
+		return nil, fmt.Errorf("%w: %d > %d bytes", ErrTooLarge, len(payload), e.cfg.MaxMessage)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrClosed
+	}
+	k := streamKey{ch, dest == Up}
+	os := e.out[k]
+	if os == nil {
+		os = &outStream{next: 1, msgs: make(map[uint64]*outMsg)}
+		e.out[k] = os
+	}
+	m := &outMsg{key: k, id: os.next, kind: kind, firstSent: now, members: make(map[NodeID]*member),
+		done: make(chan struct{})}
+	os.next++
+	for _, id := range e.destMembers(dest) {
+		m.members[id] = &member{id: id}
+	}
+	if kind == wire.TypeRequest {
+		m.targets = make(map[NodeID]bool)
+		if targets == nil {
+			for id := range m.members {
+				if pr := e.peers[id]; pr != nil && pr.role == Engine {
+					m.targets[id] = true
+				}
+			}
+		} else {
+			for _, id := range targets {
+				if m.members[id] == nil {
+					m.members[id] = &member{id: id, down: true} // not in the view
+				}
+				m.targets[id] = true
+			}
+		}
+	}
+	for off := 0; off < len(payload) || off == 0; off += e.segMax {
+		m.segs = append(m.segs, payload[off:min(off+e.segMax, len(payload))])
+		if len(payload) == 0 {
+			break
+		}
+	}
+	m.lastSent = make([]time.Time, len(m.segs))
+	os.msgs[m.id] = m
+	for s := range m.segs {
+		e.sendSeg(m, os, s, now)
+	}
+	e.stats.Sent++
+	m.rtoAt = now.Add(e.rto(m))
+	e.checkDone(m)
+	if !m.finished {
+		m.stop = context.AfterFunc(ctx, func() { e.expire(m) })
+	}
+	e.poke()
+	e.unlockAndFlush()
+	return &Transfer{e: e, m: m}, nil
+}
+
+// sendSeg queues segment s of m with the stream's current low-water mark.
+func (e *Endpoint) sendSeg(m *outMsg, os *outStream, s int, now time.Time) {
+	f := wire.Flags(0)
+	if s == 0 {
+		f |= wire.FlagInit
+	}
+	if s == len(m.segs)-1 {
+		f |= wire.FlagNoMore
+	}
+	if m.key.up {
+		f |= wire.FlagUp
+	}
+	h := wire.Header{Type: m.kind, Flags: f, Channel: m.key.ch, MsgID: m.id, Seq: uint32(s),
+		Count: uint32(len(m.segs)), Ref: os.low()}
+	e.queue(m.key.dest(), h, m.segs[s])
+	m.lastSent[s] = now
+}
+
+// rto is the retransmission timeout: twice the slowest pending member's
+// smoothed RTT, never under MinRTO, doubled per retry. (Not TCP's
+// srtt+4·rttvar: a spurious re-send here costs one datagram, a late one
+// costs the whole operation its deadline.)
+func (e *Endpoint) rto(m *outMsg) time.Duration {
+	var rtt time.Duration
+	for _, mb := range m.members {
+		if pr := e.peers[mb.id]; pr != nil && !mb.acked && !mb.responded {
+			rtt = max(rtt, pr.srtt)
+		}
+	}
+	d := max(2*rtt, e.cfg.MinRTO)
+	for range min(m.rtoTry, 10) {
+		d *= 2
+	}
+	return min(d, e.cfg.MaxRTO)
+}
+
+// checkDone finishes m once every member is done.
+func (e *Endpoint) checkDone(m *outMsg) {
+	if m.finished || m.aborting {
+		return
+	}
+	for _, mb := range m.members {
+		if !m.memberDone(mb) {
+			return
+		}
+	}
+	e.release(m)
+}
+
+// release finishes m and forgets it: no more repairs, and the stream's
+// low-water mark moves past it.
+func (e *Endpoint) release(m *outMsg) {
+	m.finish()
+	if os := e.out[m.key]; os != nil {
+		delete(os.msgs, m.id)
+	}
+}
+
+func (e *Endpoint) expire(m *outMsg) {
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	if !m.aborting {
+		e.release(m)
+	}
+}
+
+func (e *Endpoint) markAcked(m *outMsg, id NodeID, now time.Time) {
+	mb := m.members[id]
+	if mb == nil || mb.acked {
+		return
+	}
+	mb.acked = true
+	if !m.retx {
+		if pr := e.peers[id]; pr != nil {
+			pr.rttSample(now.Sub(m.firstSent))
+		}
+	}
+	e.checkDone(m)
+}
+
+func (e *Endpoint) onAck(pr *peer, a *wire.Ack, now time.Time) {
+	e.stats.AcksReceived++
+	for _, en := range a.Entries {
+		if NodeID(en.Stream.Node) != e.self || en.Stream.Incarnation != e.inc {
+			continue
+		}
+		os := e.out[streamKey{en.Stream.Channel, en.Stream.Up}]
+		if os == nil {
+			continue
+		}
+		for id, m := range os.msgs {
+			if id < en.Next {
+				e.markAcked(m, pr.id, now)
+			}
+		}
+	}
+}
+
+// onResponse files a response to one of our requests; false if the request
+// is no longer in flight (a late reply).
+func (e *Endpoint) onResponse(r *Message) bool {
+	os := e.out[streamKey{r.Channel, r.RequestDirection == Up}]
+	if os == nil {
+		return false
+	}
+	m := os.msgs[r.RequestID]
+	if m == nil || m.kind != wire.TypeRequest {
+		return false
+	}
+	mb := m.members[r.From]
+	if mb == nil {
+		return false
+	}
+	now := time.Now()
+	if !mb.responded {
+		mb.responded, mb.resp = true, r.Payload
+	}
+	// In-order delivery: answering request n means having had every
+	// message before it.
+	for id, om := range os.msgs {
+		if id <= r.RequestID {
+			e.markAcked(om, r.From, now)
+		}
+	}
+	e.checkDone(m)
+	return true
+}
+
+// onNak repairs our own stream, or, for someone else's, suppresses our
+// own pending NAKs.
+func (e *Endpoint) onNak(pr *peer, n *wire.Nak, now time.Time) {
+	if NodeID(n.Stream.Node) != e.self {
+		if e.receiverOf(n.Stream.Up) {
+			e.suppressNaks(n, now)
+		}
+		return
+	}
+	if n.Stream.Incarnation != e.inc {
+		return
+	}
+	e.stats.NaksReceived++
+	os := e.out[streamKey{n.Stream.Channel, n.Stream.Up}]
+	if os == nil {
+		return
+	}
+	guard := e.cfg.MinRTO / 2 // one repair per round, however many NAKs
+	for _, g := range n.Ranges {
+		m := os.msgs[g.MsgID]
+		if m == nil || m.aborting {
+			continue
+		}
+		last := min(g.Last, uint32(len(m.segs)-1))
+		for s := g.First; s <= last; s++ {
+			if now.Sub(m.lastSent[s]) < guard {
+				continue
+			}
+			if !e.takeTokens(len(m.segs[s])+wire.Overhead, now) {
+				e.stats.RepairsThrottled++
+				return
+			}
+			e.sendSeg(m, os, int(s), now)
+			m.retx = true
+			e.stats.Retransmits++
+		}
+	}
+}
+
+// takeTokens charges the repair rate limit.
+func (e *Endpoint) takeTokens(n int, now time.Time) bool {
+	rate := float64(e.cfg.RepairRate)
+	e.tokens = min(e.tokens+rate*now.Sub(e.tokensAt).Seconds(), rate/10)
+	e.tokensAt = now
+	if e.tokens < float64(n) {
+		return false
+	}
+	e.tokens -= float64(n)
+	return true
+}
+
+// tickSend runs the retransmission timers: tail loss (a whole message, or
+// its last segment) is invisible to receivers, so the sender re-sends the
+// last segment, which tells a receiver the message exists and how many
+// segments it has, and its NAKs do the rest.
+func (e *Endpoint) tickSend(now time.Time) time.Time {
+	var next time.Time
+	for _, os := range e.out {
+		for _, m := range os.msgs {
+			if m.finished {
+				continue
+			}
+			if m.aborting {
+				if !now.Before(m.abortAt) {
+					e.queueAbort(m)
+					m.abortTry++
+					m.abortAt = now.Add(e.backoff(m.abortTry))
+				}
+				if next.IsZero() || m.abortAt.Before(next) {
+					next = m.abortAt
+				}
+				continue
+			}
+			if !now.Before(m.rtoAt) {
+				last := len(m.segs) - 1
+				if e.takeTokens(len(m.segs[last])+wire.Overhead, now) {
+					e.sendSeg(m, os, last, now)
+					e.stats.Retransmits++
+				} else {
+					e.stats.RepairsThrottled++
+				}
+				m.retx = true
+				m.rtoTry++
+				m.rtoAt = now.Add(e.rto(m))
+			}
+			if next.IsZero() || m.rtoAt.Before(next) {
+				next = m.rtoAt
+			}
+		}
+	}
+	return next
+}
+
+func (e *Endpoint) backoff(try int) time.Duration {
+	d := e.cfg.MinRTO
+	for range min(try, 10) {
+		d *= 2
+	}
+	return min(d, e.cfg.MaxRTO)
+}
+
+// memberGone counts a member that went down or left as done-but-missing
+// in every transfer, so that nothing waits for it.
+func (e *Endpoint) memberGone(id NodeID) {
+	for _, os := range e.out {
+		for _, m := range os.msgs {
+			mb := m.members[id]
+			if mb == nil || mb.down || (m.aborting && mb.abortAcked) || (!m.aborting && m.memberDone(mb)) {
+				continue
+			}
+			{
+				mb.down = true
+				if m.aborting {
+					if m.abortSM == id {
+						m.abortSM = 0
+					}
+					e.checkAbort(m)
+				} else {
+					e.checkDone(m)
+				}
+			}
+		}
+	}
+	for _, sa := range e.smAborts {
+		if sa.waiting[id] {
+			delete(sa.waiting, id)
+			e.checkSMAbort(sa, time.Now())
+		}
+	}
+}

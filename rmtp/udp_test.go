@@ -1,0 +1,230 @@
+package rmtp_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smsnmpd/smsnmpd/rmtp"
+	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
+	"github.com/smsnmpd/smsnmpd/rmtp/wire"
+)
+
+// testGroups picks groups and a port no other test run uses, so tests of
+// other packages on the same host cannot cross-talk.
+func testGroups(t testing.TB) (down, up netip.AddrPort) {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
+	c.Close()
+	x := byte(mrand.IntN(200) + 10)
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{239, 255, x, 1}), port),
+		netip.AddrPortFrom(netip.AddrFrom4([4]byte{239, 255, x, 2}), port)
+}
+
+func testKeys(t testing.TB) *rmtp.Keyring {
+	k := make([]byte, 32)
+	rand.Read(k)
+	kr, err := wire.NewKeyring(1, map[uint16][]byte{1: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+func TestMulticastLoopback16(t *testing.T) {
+	checkNoLeak(t)
+	const receivers = 16
+	msgs := 1000
+	if testing.Short() {
+		msgs = 200
+	}
+	down, up := testGroups(t)
+	keys := testKeys(t)
+	mcfg := rmtp.MulticastConfig{Interface: "lo", Down: down, Up: up}
+
+	mcfg.JoinUp = true
+	mtr, err := rmtp.ListenMulticast(mcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("receive buffer granted: %d bytes, datagram %d", mtr.ReadBufferGranted(), mtr.MaxDatagram())
+	mgr, err := rmtp.New(mtr, rmtp.Config{Node: 1, Role: rmtp.Manager, Keys: keys, DownAfter: lenientDown, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Close()
+	mcfg.JoinUp = false
+	var engines []*rmtp.Endpoint
+	var impaired []*memnet.Impaired
+	for i := range receivers {
+		tr, err := rmtp.ListenMulticast(mcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		im := memnet.Impair(tr, memnet.Faults{Loss: 0.1, Dup: 0.1, Reorder: 0.1}, uint64(i+1))
+		impaired = append(impaired, im)
+		e, err := rmtp.New(im, rmtp.Config{Node: rmtp.NodeID(101 + i), Role: rmtp.Engine, Keys: keys, DownAfter: lenientDown})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		engines = append(engines, e)
+	}
+	waitFor(t, 10*time.Second, "manager sees 16 engines", func() bool { return livePeers(mgr) == receivers })
+
+	rng := mrand.New(mrand.NewPCG(7, 8))
+	want := make([][]byte, msgs)
+	for i := range want {
+		size := 1 + rng.IntN(64<<10)
+		if i%200 == 100 {
+			size = 512<<10 + rng.IntN(512<<10) // a few up to 1 MiB
+		}
+		want[i] = payload(rng, i, size)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, receivers)
+	for _, e := range engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := collect(ctx, e, 1, want)
+			if err != nil {
+				t.Error(err) // at once: a stalled reader stalls the sender
+			}
+			errs <- err
+		}()
+	}
+	for i, p := range want {
+		sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
+		t0 := time.Now()
+		r, err := mgr.Send(sctx, 1, rmtp.Down, p)
+		scancel()
+		if err != nil {
+			t.Logf("after %v: report %+v", time.Since(t0), r)
+			t.Logf("sender: %+v", mgr.Stats().Counters)
+			for _, e := range engines[:3] {
+				s := e.Stats()
+				t.Logf("engine %d: %+v peers %+v", e.Node(), s.Counters, s.Peers)
+			}
+			t.Fatalf("message %d (%d bytes): %v", i, len(p), err)
+		}
+		if len(r.Acked) != receivers {
+			t.Fatalf("message %d: acked by %d", i, len(r.Acked))
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	s := mgr.Stats()
+	var naks, sup, dups uint64
+	var faults memnet.Stats
+	for i, e := range engines {
+		es := e.Stats()
+		naks += es.NaksSent
+		sup += es.NaksSuppressed
+		dups += es.Duplicates
+		fs := impaired[i].Stats()
+		faults.Dropped += fs.Dropped
+		faults.Duplicated += fs.Duplicated
+		faults.Reordered += fs.Reordered
+	}
+	t.Logf("sender: sent %d, retransmits %d, naks received %d; receivers: naks %d, suppressed %d, duplicates %d; injected: drop %d dup %d reorder %d",
+		s.Sent, s.Retransmits, s.NaksReceived, naks, sup, dups, faults.Dropped, faults.Duplicated, faults.Reordered)
+	if faults.Dropped == 0 || s.Retransmits == 0 {
+		t.Error("no loss injected or no repair made")
+	}
+}
+
+// TestUnicastLossy runs the same guarantees over unicast UDP (rmtp between
+// LANs): one manager, three engines, each with the other's addresses.
+func TestUnicastLossy(t *testing.T) {
+	checkNoLeak(t)
+	const n = 3
+	keys := testKeys(t)
+	// Reserve ports first so every node knows every address.
+	addrs := make([]netip.AddrPort, n+1)
+	for i := range addrs {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[i] = c.LocalAddr().(*net.UDPAddr).AddrPort()
+		c.Close()
+	}
+	var eps []*rmtp.Endpoint
+	for i := range addrs {
+		var peers []netip.AddrPort
+		for j, a := range addrs {
+			if j != i {
+				peers = append(peers, a)
+			}
+		}
+		tr, err := rmtp.ListenUnicast(rmtp.UnicastConfig{Listen: addrs[i], Peers: peers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var trx rmtp.Transport = tr
+		role, id := rmtp.Manager, rmtp.NodeID(1)
+		if i > 0 {
+			role, id = rmtp.Engine, rmtp.NodeID(100+i)
+			trx = memnet.Impair(tr, memnet.Faults{Loss: 0.1, Dup: 0.1, Reorder: 0.1}, uint64(i))
+		}
+		e, err := rmtp.New(trx, rmtp.Config{Node: id, Role: role, Keys: keys, DownAfter: lenientDown})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		eps = append(eps, e)
+	}
+	mgr := eps[0]
+	waitFor(t, 10*time.Second, "manager sees the engines", func() bool { return livePeers(mgr) == n })
+	rng := mrand.New(mrand.NewPCG(9, 10))
+	want := make([][]byte, 200)
+	for i := range want {
+		want[i] = payload(rng, i, 1+rng.IntN(16<<10))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for _, e := range eps[1:] {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- collect(ctx, e, 1, want) }()
+	}
+	for i, p := range want {
+		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := mgr.Send(sctx, 3, rmtp.Down, p)
+		scancel()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if s := mgr.Stats(); s.Retransmits == 0 {
+		t.Error("no repair under 10% loss")
+	} else {
+		t.Log(fmt.Sprintf("unicast: retransmits %d, naks received %d", s.Retransmits, s.NaksReceived))
+	}
+}

@@ -1,0 +1,495 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+)
+
+// reader consumes a body; the first short read sticks as ErrTruncated.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < n {
+		r.err = fmt.Errorf("%w: need %d bytes, have %d", ErrTruncated, n, len(r.b))
+		r.b = nil
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) u8() uint8 {
+	if v := r.take(1); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+func (r *reader) u16() uint16 {
+	if v := r.take(2); v != nil {
+		return binary.BigEndian.Uint16(v)
+	}
+	return 0
+}
+
+func (r *reader) u32() uint32 {
+	if v := r.take(4); v != nil {
+		return binary.BigEndian.Uint32(v)
+	}
+	return 0
+}
+
+func (r *reader) u64() uint64 {
+	if v := r.take(8); v != nil {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// count reads a 16-bit element count, checks it against limit and that the
+// elements (elem bytes each) are present, so nothing is allocated for
+// elements that are not there.
+func (r *reader) count(limit, elem int, what string) int {
+	n := int(r.u16())
+	if r.err != nil {
+		return 0
+	}
+	if n > limit {
+		r.err = fmt.Errorf("%w: %d %s > %d", ErrTooLarge, n, what, limit)
+		return 0
+	}
+	if len(r.b) < n*elem {
+		r.err = fmt.Errorf("%w: %d %s need %d bytes, have %d", ErrTruncated, n, what, n*elem, len(r.b))
+		return 0
+	}
+	return n
+}
+
+func (r *reader) bool() bool {
+	switch v := r.u8(); v {
+	case 0:
+		return false
+	case 1:
+		return true
+	default:
+		if r.err == nil {
+			r.err = fmt.Errorf("%w: boolean byte %d", ErrMalformed, v)
+		}
+		return false
+	}
+}
+
+func (r *reader) done(what string) error {
+	if r.err != nil {
+		return fmt.Errorf("%s: %w", what, r.err)
+	}
+	if len(r.b) != 0 {
+		return fmt.Errorf("%s: %w: %d trailing bytes", what, ErrMalformed, len(r.b))
+	}
+	return nil
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+// StreamID names one ordered stream: the messages one sender incarnation
+// sends on one channel in one direction.
+type StreamID struct {
+	Node        uint32
+	Incarnation uint64
+	Channel     uint8
+	Up          bool
+}
+
+// StreamIDLen is the encoded size of a StreamID.
+const StreamIDLen = 14
+
+func appendStreamID(b []byte, s StreamID) []byte {
+	b = binary.BigEndian.AppendUint32(b, s.Node)
+	b = binary.BigEndian.AppendUint64(b, s.Incarnation)
+	b = append(b, s.Channel)
+	return appendBool(b, s.Up)
+}
+
+func (r *reader) streamID() StreamID {
+	return StreamID{Node: r.u32(), Incarnation: r.u64(), Channel: r.u8(), Up: r.bool()}
+}
+
+// AckEntry acknowledges every message of Stream with an id below Next.
+type AckEntry struct {
+	Stream StreamID
+	Next   uint64
+}
+
+const ackEntryLen = StreamIDLen + 8
+
+// Ack is the body of an ACK: a cumulative acknowledgement vector.
+type Ack struct {
+	Entries []AckEntry
+}
+
+// AppendAck appends a's encoding to b.
+func AppendAck(b []byte, a *Ack) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(a.Entries)))
+	for _, e := range a.Entries {
+		b = appendStreamID(b, e.Stream)
+		b = binary.BigEndian.AppendUint64(b, e.Next)
+	}
+	return b
+}
+
+// ParseAck decodes an ACK body.
+func ParseAck(p []byte) (Ack, error) {
+	r := reader{b: p}
+	var a Ack
+	if n := r.count(MaxAckEntries, ackEntryLen, "ack entries"); n > 0 {
+		a.Entries = make([]AckEntry, n)
+		for i := range a.Entries {
+			a.Entries[i] = AckEntry{Stream: r.streamID(), Next: r.u64()}
+		}
+	}
+	return a, r.done("ack")
+}
+
+// SegAll as a NakRange's Last asks for every segment from First on.
+const SegAll = ^uint32(0)
+
+// NakRange asks for segments First..Last (inclusive) of message MsgID.
+// First 0 and Last SegAll ask for a message whose segments were all lost.
+type NakRange struct {
+	MsgID uint64
+	First uint32
+	Last  uint32
+}
+
+const nakRangeLen = 16
+
+// Nak is the body of a NAK: a re-send request for segments of one stream.
+type Nak struct {
+	Stream StreamID
+	Ranges []NakRange
+}
+
+// AppendNak appends n's encoding to b.
+func AppendNak(b []byte, n *Nak) []byte {
+	b = appendStreamID(b, n.Stream)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(n.Ranges)))
+	for _, g := range n.Ranges {
+		b = binary.BigEndian.AppendUint64(b, g.MsgID)
+		b = binary.BigEndian.AppendUint32(b, g.First)
+		b = binary.BigEndian.AppendUint32(b, g.Last)
+	}
+	return b
+}
+
+// ParseNak decodes a NAK body.
+func ParseNak(p []byte) (Nak, error) {
+	r := reader{b: p}
+	n := Nak{Stream: r.streamID()}
+	if c := r.count(MaxNakRanges, nakRangeLen, "nak ranges"); c > 0 {
+		n.Ranges = make([]NakRange, c)
+		for i := range n.Ranges {
+			g := NakRange{MsgID: r.u64(), First: r.u32(), Last: r.u32()}
+			if g.First > g.Last || g.MsgID == 0 {
+				return Nak{}, fmt.Errorf("nak: %w: range %d %d..%d", ErrMalformed, g.MsgID, g.First, g.Last)
+			}
+			n.Ranges[i] = g
+		}
+	}
+	return n, r.done("nak")
+}
+
+// Abort is the body of an ABORT: the sender (header node, incarnation,
+// channel, FlagUp) aborts message MsgID.
+type Abort struct {
+	MsgID uint64
+}
+
+// AppendAbort appends a's encoding to b.
+func AppendAbort(b []byte, a *Abort) []byte { return binary.BigEndian.AppendUint64(b, a.MsgID) }
+
+// ParseAbort decodes an ABORT body.
+func ParseAbort(p []byte) (Abort, error) {
+	r := reader{b: p}
+	a := Abort{MsgID: r.u64()}
+	if err := r.done("abort"); err != nil {
+		return Abort{}, err
+	}
+	if a.MsgID == 0 {
+		return Abort{}, fmt.Errorf("abort: %w: message id 0", ErrMalformed)
+	}
+	return a, nil
+}
+
+// AbortStatus is what a receiver did with an aborted message. Append-only.
+type AbortStatus uint8
+
+// Abort statuses.
+const (
+	AbortDiscarded AbortStatus = 0 // partial (or unseen) message dropped, never delivered
+	AbortDelivered AbortStatus = 1 // too late: already delivered before the abort
+)
+
+func (s AbortStatus) String() string {
+	switch s {
+	case AbortDiscarded:
+		return "discarded"
+	case AbortDelivered:
+		return "delivered"
+	}
+	return fmt.Sprintf("AbortStatus(%d)", uint8(s))
+}
+
+// AbortAck is the body of an ABORT_ACK: the header's sender acknowledges the
+// abort of message MsgID of Stream.
+type AbortAck struct {
+	Stream StreamID
+	MsgID  uint64
+	Status AbortStatus
+}
+
+// AppendAbortAck appends a's encoding to b.
+func AppendAbortAck(b []byte, a *AbortAck) []byte {
+	b = appendStreamID(b, a.Stream)
+	b = binary.BigEndian.AppendUint64(b, a.MsgID)
+	return append(b, byte(a.Status))
+}
+
+// ParseAbortAck decodes an ABORT_ACK body.
+func ParseAbortAck(p []byte) (AbortAck, error) {
+	r := reader{b: p}
+	a := AbortAck{Stream: r.streamID(), MsgID: r.u64(), Status: AbortStatus(r.u8())}
+	if err := r.done("abort ack"); err != nil {
+		return AbortAck{}, err
+	}
+	if a.Status > AbortDelivered || a.MsgID == 0 {
+		return AbortAck{}, fmt.Errorf("abort ack: %w: status %d, message id %d", ErrMalformed, a.Status, a.MsgID)
+	}
+	return a, nil
+}
+
+// Role is a member's role. Append-only.
+type Role uint8
+
+// Roles.
+const (
+	RoleEngine  Role = 1 // SE: in the farm group only
+	RoleManager Role = 2 // SM or BSM: in the farm and managers' groups
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleEngine:
+		return "engine"
+	case RoleManager:
+		return "manager"
+	}
+	return fmt.Sprintf("Role(%d)", uint8(r))
+}
+
+// StreamMark tells receivers where a sender's stream stands: Next is the id
+// its next message will get, Low the oldest id it still holds for repair
+// (ids below Low will never be repaired).
+type StreamMark struct {
+	Channel uint8
+	Up      bool
+	Next    uint64
+	Low     uint64
+}
+
+const streamMarkLen = 18
+
+// Hello is the body of a HELLO heartbeat.
+type Hello struct {
+	Role     Role
+	Priority uint8
+	Level    uint8
+	Term     uint64         // highest view term the sender has seen
+	Time     int64          // sender's clock, Unix nanoseconds: freshness against replay
+	Addr     netip.AddrPort // the sender's unicast address; zero if none
+	Streams  []StreamMark
+	App      []byte // opaque to rmtp (counters for the MIB), at most MaxHelloApp
+}
+
+// AppendHello appends h's encoding to b.
+func AppendHello(b []byte, h *Hello) []byte {
+	b = append(b, byte(h.Role), h.Priority, h.Level)
+	b = binary.BigEndian.AppendUint64(b, h.Term)
+	b = binary.BigEndian.AppendUint64(b, uint64(h.Time))
+	switch a := h.Addr.Addr(); {
+	case !h.Addr.IsValid():
+		b = append(b, 0)
+	case a.Is4():
+		b = append(b, 4)
+		b = append(b, a.AsSlice()...)
+		b = binary.BigEndian.AppendUint16(b, h.Addr.Port())
+	default:
+		b = append(b, 6)
+		s := a.As16()
+		b = append(b, s[:]...)
+		b = binary.BigEndian.AppendUint16(b, h.Addr.Port())
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(h.Streams)))
+	for _, s := range h.Streams {
+		b = append(b, s.Channel)
+		b = appendBool(b, s.Up)
+		b = binary.BigEndian.AppendUint64(b, s.Next)
+		b = binary.BigEndian.AppendUint64(b, s.Low)
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(h.App)))
+	return append(b, h.App...)
+}
+
+// ParseHello decodes a HELLO body. App aliases p.
+func ParseHello(p []byte) (Hello, error) {
+	r := reader{b: p}
+	h := Hello{Role: Role(r.u8()), Priority: r.u8(), Level: r.u8(), Term: r.u64(), Time: int64(r.u64())}
+	switch fam := r.u8(); fam {
+	case 0:
+	case 4:
+		if v := r.take(4); v != nil {
+			h.Addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte(v)), r.u16())
+		}
+	case 6:
+		if v := r.take(16); v != nil {
+			h.Addr = netip.AddrPortFrom(netip.AddrFrom16([16]byte(v)), r.u16())
+		}
+	default:
+		if r.err == nil {
+			r.err = fmt.Errorf("%w: address family %d", ErrMalformed, fam)
+		}
+	}
+	if n := r.count(MaxHelloStreams, streamMarkLen, "hello streams"); n > 0 {
+		h.Streams = make([]StreamMark, n)
+		for i := range h.Streams {
+			h.Streams[i] = StreamMark{Channel: r.u8(), Up: r.bool(), Next: r.u64(), Low: r.u64()}
+		}
+	}
+	if n := r.count(MaxHelloApp, 1, "hello app bytes"); n > 0 {
+		h.App = r.take(n)
+	}
+	if err := r.done("hello"); err != nil {
+		return Hello{}, err
+	}
+	if h.Role != RoleEngine && h.Role != RoleManager {
+		return Hello{}, fmt.Errorf("hello: %w: role %d", ErrMalformed, h.Role)
+	}
+	return h, nil
+}
+
+// MemberState is a member's state in a view. Append-only.
+type MemberState uint8
+
+// Member states.
+const (
+	StateAlive   MemberState = 1
+	StateSuspect MemberState = 2
+)
+
+func (s MemberState) String() string {
+	switch s {
+	case StateAlive:
+		return "alive"
+	case StateSuspect:
+		return "suspect"
+	}
+	return fmt.Sprintf("MemberState(%d)", uint8(s))
+}
+
+// Member is one entry of a view.
+type Member struct {
+	Node        uint32
+	Incarnation uint64
+	Role        Role
+	State       MemberState
+}
+
+const memberLen = 14
+
+// View is the body of a VIEW: the members the active manager (the header's
+// sender) counts, under its term. Version orders views within one term.
+type View struct {
+	Term    uint64
+	Version uint64
+	Members []Member
+}
+
+// AppendView appends v's encoding to b.
+func AppendView(b []byte, v *View) []byte {
+	b = binary.BigEndian.AppendUint64(b, v.Term)
+	b = binary.BigEndian.AppendUint64(b, v.Version)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(v.Members)))
+	for _, m := range v.Members {
+		b = binary.BigEndian.AppendUint32(b, m.Node)
+		b = binary.BigEndian.AppendUint64(b, m.Incarnation)
+		b = append(b, byte(m.Role), byte(m.State))
+	}
+	return b
+}
+
+// ParseView decodes a VIEW body.
+func ParseView(p []byte) (View, error) {
+	r := reader{b: p}
+	v := View{Term: r.u64(), Version: r.u64()}
+	if n := r.count(MaxViewMembers, memberLen, "view members"); n > 0 {
+		v.Members = make([]Member, n)
+		for i := range v.Members {
+			m := Member{Node: r.u32(), Incarnation: r.u64(), Role: Role(r.u8()), State: MemberState(r.u8())}
+			if m.Node == 0 || (m.Role != RoleEngine && m.Role != RoleManager) || (m.State != StateAlive && m.State != StateSuspect) {
+				return View{}, fmt.Errorf("view: %w: member %d role %d state %d", ErrMalformed, m.Node, m.Role, m.State)
+			}
+			v.Members[i] = m
+		}
+	}
+	return v, r.done("view")
+}
+
+// ResponseRef opens the body of every response message: which request it
+// answers (the requester's stream and message id; the channel is the
+// response's own).
+type ResponseRef struct {
+	Node        uint32
+	Incarnation uint64
+	MsgID       uint64
+	Up          bool
+}
+
+// ResponseRefLen is the encoded size of a ResponseRef.
+const ResponseRefLen = 21
+
+// AppendResponseRef appends r's encoding to b.
+func AppendResponseRef(b []byte, r *ResponseRef) []byte {
+	b = binary.BigEndian.AppendUint32(b, r.Node)
+	b = binary.BigEndian.AppendUint64(b, r.Incarnation)
+	b = binary.BigEndian.AppendUint64(b, r.MsgID)
+	return appendBool(b, r.Up)
+}
+
+// ParseResponseRef decodes the ref at the start of a response body and
+// returns the rest (the response payload, aliasing p).
+func ParseResponseRef(p []byte) (ResponseRef, []byte, error) {
+	if len(p) < ResponseRefLen {
+		return ResponseRef{}, nil, fmt.Errorf("response ref: %w: need %d bytes, have %d", ErrTruncated, ResponseRefLen, len(p))
+	}
+	r := reader{b: p[:ResponseRefLen]}
+	ref := ResponseRef{Node: r.u32(), Incarnation: r.u64(), MsgID: r.u64(), Up: r.bool()}
+	if err := r.done("response ref"); err != nil {
+		return ResponseRef{}, nil, err
+	}
+	if ref.Node == 0 || ref.MsgID == 0 {
+		return ResponseRef{}, nil, fmt.Errorf("response ref: %w: node %d message %d", ErrMalformed, ref.Node, ref.MsgID)
+	}
+	return ref, p[ResponseRefLen:], nil
+}
