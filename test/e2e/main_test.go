@@ -121,3 +121,5 @@ func snmp(t *testing.T, tool string, args ...string) (string, error) {
 	}
 	return out.String(), nil
 }
+
+var execCommand = exec.Command
