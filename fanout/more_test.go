@@ -275,3 +275,50 @@ func testKeys(t testing.TB) *rmtp.Keyring {
 }
 
 var _ = context.Background
+
+// 5 % loss (and some duplication and reordering) on every engine: many
+// aggregate GETs in a row, each answered by every engine within the
+// default deadline, each one transaction.
+func TestLossyGets(t *testing.T) {
+	checkNoLeak(t)
+	const n, gets = 5, 100
+	f := newFarm(t, n, farmOpts{faults: memnet.Faults{Loss: 0.05, Dup: 0.01, Reorder: 0.02}})
+	names := names128()[:16]
+	incomplete := 0
+	for range gets {
+		res, err := f.coord.Get(ctxT(t), nil, names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Complete() {
+			incomplete++
+			t.Logf("tx %d: missing %v after %d rounds", res.Tx, res.Missing, res.Rounds)
+		}
+	}
+	if incomplete > 0 {
+		t.Fatalf("%d of %d GETs incomplete under 5 %% loss", incomplete, gets)
+	}
+	if c := f.coord.Counters(); c.Transactions != gets {
+		t.Fatalf("%d transactions for %d GETs", c.Transactions, gets)
+	}
+}
+
+// Two-phase SET over a lossy farm: all or nothing still holds.
+func TestLossySet(t *testing.T) {
+	checkNoLeak(t)
+	f := newFarm(t, 4, farmOpts{faults: memnet.Faults{Loss: 0.05, Reorder: 0.02}, maxW: map[int]uint32{3: 5},
+		coord: fanout.CoordinatorConfig{PhaseDeadline: 2 * time.Second}})
+	ctx := ctxT(t)
+	for i := range 10 {
+		w := uint32(i%2*6 + 1) // 1 works everywhere, 7 is refused by engine 104
+		_, err := f.coord.Set(ctx, nil, []smi.VarBind{{Name: weightOID.Append(0), Value: smi.Gauge32(w)}})
+		if (err == nil) != (w <= 5) {
+			t.Fatalf("set %d to %d: %v", i, w, err)
+		}
+		for _, s := range f.ses {
+			if got, _ := s.weight(); got != 1 {
+				t.Fatalf("engine %d holds %d after set %d of %d", s.id, got, i, w)
+			}
+		}
+	}
+}

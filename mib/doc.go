@@ -9,14 +9,50 @@
 // and the served tree cannot drift apart. Another test runs smilint -l 6 on
 // the text and requires it to print nothing.
 //
+// What each role registers:
+//
+//   - every node: RegisterNode (smNode, smViewTerm), RegisterTransport
+//     (smTransport, from rmtp's counters), RegisterDirectory (from a
+//     DirectorySource), and RegisterSystem where no snmpd serves the system
+//     group;
+//   - a service engine: RegisterSE (smSe: the writable smSeAdminState and
+//     smSeWeight, kept by a Store, and its own numbers and its host's, read
+//     live from /proc through package internal/hoststat); SE.EngineInfo
+//     feeds its heartbeats;
+//   - a manager: RegisterManager over a Farm (*fanout.Coordinator):
+//     smEngineCount and smEngineTable from the farm's engine rows, and the
+//     farm operations smAggregate, smEngineProxy and smAllEngines, each
+//     northbound request one fan-out transaction; Manager.EngineTree for the
+//     per-engine contexts "se<N>"; EngineNotification and friends for the
+//     notifications.
+//
+// Decisions the MIB documents and this package implements:
+//
+//   - A sum of counters is a Counter64 kept monotonic by the manager: the
+//     last value of every engine, restart offsets (a value that goes back
+//     is a restart, or a wrap for a Counter32 falling by more than 2^31),
+//     departed engines kept at their last value, and engines that join an
+//     existing sum counted from their first reading, so a rate never sees
+//     a burst that was not traffic. Readings of overlapping fan-outs
+//     answered out of order are told from restarts by when the fan-outs
+//     were in flight. The sums kept are capped (LRU); dropping one is the
+//     only discontinuity, reported by smAggregateDiscontinuityTime.
+//   - Sums of Integer32 saturate at its bounds, sums of Gauge32 latch at
+//     2^32-1; min, max and avg keep the input type (avg rounds half away
+//     from zero); counters have no min, max or avg, TimeTicks no sum;
+//     engines disagreeing on the type give noSuchInstance; count(5) is the
+//     responder count.
+//   - GETNEXT under smAggregate and smEngineProxy lists the engines' own
+//     objects only (system and smSe), read from the Coordinator's walk
+//     snapshots; smAllEngines is written, and read only by GET.
+//   - smEngineAddress is an InetAddressType/InetAddress pair, so the module
+//     imports INET-ADDRESS-MIB (RFC 4001) besides SNMPv2-SMI/TC/CONF and
+//     NET-SNMP-MIB.
+//
 // The module sits under net-snmp's playpen arc, netSnmpPlaypen.42
 // (1.3.6.1.4.1.8072.9999.9999.42), until the project has an enterprise
-// number; arcs for the objects of later revisions are reserved in a comment
-// at the top of the MIB.
-//
-// The package serves state it is given through functions (the node's role
-// comes from the election, the directory from package directory); it runs
-// no protocol, opens no socket and starts no goroutine. Tools and tests load
-// the module with `-M +mib -m SERVICE-MANAGER-MIB` plus the standard IETF
-// modules that test/deps/install.sh unpacks.
+// number. The package runs no protocol, opens no socket and starts no
+// goroutine. Tools and tests load the module with
+// `-M +mib -m SERVICE-MANAGER-MIB` plus the standard IETF modules that
+// test/deps/install.sh unpacks.
 package mib

@@ -535,3 +535,55 @@ func TestEngineNotification(t *testing.T) {
 		t.Errorf("transfer aborted: %s %v", trap, vbs)
 	}
 }
+
+func TestEngineTree(t *testing.T) {
+	_, f, m := newFarm(t, 3)
+	t2, err := m.EngineTree(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t3, err := m.EngineTree(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := get(t, t2, oidSysName)[0]; !v.Equal(smi.String("se2")) {
+		t.Errorf("sysName.0 in engine 2's context = %s", v)
+	}
+	if to := f.getTo[len(f.getTo)-1]; len(to) != 1 || to[0] != 2 {
+		t.Errorf("fan-out to %v, want [2]", to)
+	}
+	if vbs := walk(t, t2, smi.OID{1}, 50); len(vbs) != 6 || !vbs[0].Name.Equal(oidSysUp) {
+		t.Errorf("walk of engine 2's context: %v", vbs)
+	}
+	// The same northbound transaction id in two contexts: distinct farm
+	// transactions.
+	tx := agent.TxID{Session: 1, Transaction: 1}
+	ctx := context.Background()
+	if err := t2.TestSet(ctx, tx, []smi.VarBind{setVB(seWeight, smi.Gauge32(2))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := t3.TestSet(ctx, tx, []smi.VarBind{setVB(seWeight, smi.Gauge32(3))}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range []*agent.Tree{t2, t3} {
+		if err := tr.CommitSet(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+		tr.CleanupSet(ctx, tx)
+	}
+	for id, w := range map[fanout.NodeID]uint32{1: 7, 2: 2, 3: 3} {
+		if v := f.value(id, seWeight); !v.Equal(smi.Gauge32(w)) {
+			t.Errorf("engine %d weight %s, want %d", id, v, w)
+		}
+	}
+	if f.pendingSets() != 0 {
+		t.Errorf("%d farm transactions pending", f.pendingSets())
+	}
+	f.edit(3, func(e *fakeEngine) { e.row.State = fanout.EngineDown })
+	if v := get(t, t3, oidSysName)[0]; v.Type != smi.TypeNoSuchInstance {
+		t.Errorf("down engine's context answers %s", v)
+	}
+	if _, err := m.EngineTree(0); !errors.Is(err, mib.ErrInvalid) {
+		t.Errorf("EngineTree(0) = %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/fanout/wire"
 	"github.com/smsnmpd/smsnmpd/internal/hoststat"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
@@ -107,6 +108,9 @@ type SEConfig struct {
 type SE struct {
 	max   uint32
 	store Store
+	host  HostStats
+
+	requests, bytesOut, contentCount func() uint64
 
 	mu     sync.Mutex
 	weight uint32
@@ -144,6 +148,7 @@ func RegisterSE(tree *agent.Tree, cfg SEConfig) (*SE, error) {
 	if host == nil {
 		host = &hoststat.Reader{}
 	}
+	s.host, s.requests, s.bytesOut, s.contentCount = host, cfg.Requests, cfg.BytesOut, cfg.ContentCount
 
 	r := registrar{tree: tree}
 	r.scalar(SmSeAdminState.OID(), &agent.Scalar{
@@ -247,6 +252,28 @@ func (s *SE) loadStore() error {
 		s.weight = min(uint32(w), s.max)
 	}
 	return nil
+}
+
+// EngineInfo returns the engine's numbers for its heartbeats, so that the
+// manager's smEngineTable shows them without a request:
+//
+//	rmtp.Config.HelloApp = func() []byte { return wire.AppendEngineInfo(nil, se.EngineInfo()) }
+//
+// A number without a source, or a load the host cannot read, is 0.
+func (s *SE) EngineInfo() wire.EngineInfo {
+	var info wire.EngineInfo
+	if l, err := s.host.Load(); err == nil {
+		info.Load = l.One
+	}
+	for _, f := range []struct {
+		src func() uint64
+		dst *uint64
+	}{{s.requests, &info.Requests}, {s.bytesOut, &info.BytesOut}, {s.contentCount, &info.ContentCount}} {
+		if f.src != nil {
+			*f.dst = f.src()
+		}
+	}
+	return info
 }
 
 // MaxWeight is the engine's max_weight.

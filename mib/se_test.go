@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/fanout/wire"
 	"github.com/smsnmpd/smsnmpd/internal/hoststat"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 	"github.com/smsnmpd/smsnmpd/mib"
@@ -66,7 +67,7 @@ func TestSEValues(t *testing.T) {
 		net:  hoststat.Net{RxBytes: 1 << 40, TxBytes: 7},
 		up:   90061*time.Second + 999*time.Millisecond,
 	}
-	tree, _ := newSE(t, mib.SEConfig{
+	tree, s := newSE(t, mib.SEConfig{
 		Requests:     requests.Load,
 		BytesOut:     func() uint64 { return 42 },
 		ContentCount: func() uint64 { return 17 },
@@ -84,6 +85,10 @@ func TestSEValues(t *testing.T) {
 		if !got[i].Equal(want[i]) {
 			t.Errorf("%s = %s, want %s", names[i], got[i], want[i])
 		}
+	}
+
+	if info := s.EngineInfo(); info != (wire.EngineInfo{Load: 150, Requests: 5_000_000_000, BytesOut: 42, ContentCount: 17}) {
+		t.Errorf("EngineInfo = %+v", info)
 	}
 
 	// Live: the next read sees the new number.
@@ -125,7 +130,10 @@ func nameOf(t *testing.T, inst smi.OID) string {
 }
 
 func TestSEHostFailure(t *testing.T) {
-	tree, _ := newSE(t, mib.SEConfig{Host: &fakeHost{fail: true}, Requests: func() uint64 { return 3 }})
+	tree, s := newSE(t, mib.SEConfig{Host: &fakeHost{fail: true}, Requests: func() uint64 { return 3 }})
+	if info := s.EngineInfo(); info != (wire.EngineInfo{Requests: 3}) {
+		t.Errorf("EngineInfo without a host = %+v", info)
+	}
 	got := get(t, tree, inst(mib.SmSeLoad), inst(mib.SmSeRequests), inst(mib.SmSeNetInOctets))
 	if got[0].Type != smi.TypeNoSuchInstance || got[2].Type != smi.TypeNoSuchInstance {
 		t.Errorf("host objects without /proc = %s, %s; want noSuchInstance", got[0], got[2])

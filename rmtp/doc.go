@@ -18,7 +18,8 @@
 // channel, direction), so a 1 MiB directory transfer on one channel never
 // delays a management reply on another.
 //
-// Acknowledgements go the other way from the data: engines acknowledge
+// Managers send Down (and Up, to each other); engines send only Up
+// (ErrDirection otherwise). Acknowledgements go the other way from the data: engines acknowledge
 // (ACK, ABORT_ACK) on Up, where only managers hear them; managers
 // acknowledge on Down with one cumulative ACK vector covering every
 // sender. So an operation costs O(N) datagrams, not O(N²). NAKs always go

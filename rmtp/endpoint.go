@@ -60,6 +60,7 @@ var (
 	ErrTooLarge   = errors.New("rmtp: message over the configured maximum")
 	ErrNotRequest = errors.New("rmtp: not a request")
 	ErrFinished   = errors.New("rmtp: transfer already finished")
+	ErrDirection  = errors.New("rmtp: engines send up only")
 )
 
 // Endpoint is one member's rmtp session: it sends and receives reliable

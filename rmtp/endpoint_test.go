@@ -209,3 +209,20 @@ func TestPeerMemoryCap(t *testing.T) {
 		t.Error("the memory cap never refused a segment")
 	}
 }
+
+func TestEngineSendsUpOnly(t *testing.T) {
+	c := newCluster(t, 1, memnet.Faults{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.engines[0].Send(ctx, 1, rmtp.Down, []byte("x")); !errors.Is(err, rmtp.ErrDirection) {
+		t.Fatalf("engine sending down: %v", err)
+	}
+	r, err := c.engines[0].Send(ctx, 1, rmtp.Up, []byte("up"))
+	if err != nil || len(r.Acked) != 1 || r.Acked[0] != 1 {
+		t.Fatalf("engine sending up: %+v %v", r, err)
+	}
+	m, err := c.mgr.Receive(ctx)
+	if err != nil || string(m.Payload) != "up" || m.Dest != rmtp.Up || m.From != 101 {
+		t.Fatalf("manager got %+v %v", m, err)
+	}
+}

@@ -164,7 +164,12 @@ func (e *Endpoint) tickMembership(now time.Time) time.Time {
 
 // checkLiveness ages the peers: suspect, then down.
 func (e *Endpoint) checkLiveness(now time.Time, iv time.Duration) {
-	for _, pr := range e.peers {
+	forget := max(100*iv, 2*e.cfg.MaxClockSkew)
+	for id, pr := range e.peers {
+		if !pr.live() && now.Sub(pr.lastHeard) > forget {
+			delete(e.peers, id) // long gone; anything it sent is now too old to replay
+			continue
+		}
 		if !pr.live() || (e.cfg.Role == Engine && pr.role != Manager) {
 			continue // engines hear only the managers' heartbeats
 		}

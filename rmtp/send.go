@@ -217,6 +217,11 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 	if len(payload) > e.cfg.MaxMessage+wire.ResponseRefLen || (kind != wire.TypeResponse && len(payload) > e.cfg.MaxMessage) {
 		return nil, fmt.Errorf("%w: %d > %d bytes", ErrTooLarge, len(payload), e.cfg.MaxMessage)
 	}
+	if dest == Down && e.cfg.Role == Engine {
+		// Engines' acknowledgements go up, where another engine would
+		// never hear them: only managers send down (DESIGN.md §4).
+		return nil, ErrDirection
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

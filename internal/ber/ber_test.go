@@ -175,15 +175,15 @@ func TestRejectsWhatCannotBeEncoded(t *testing.T) {
 
 func TestRejectsMalformedInput(t *testing.T) {
 	for _, h := range []string{
-		"310a300806032b06010201ff",             // SET OF instead of SEQUENCE
-		"300c300a06032b0601020100020100",       // trailing bytes in a varbind
-		"300b300906032b06010205ffffffffff",     // 5-octet INTEGER
-		"300a300806032b06014102ff00",           // negative unsigned
+		"310a300806032b06010201ff",            // SET OF instead of SEQUENCE
+		"300c300a06032b0601020100020100",      // trailing bytes in a varbind
+		"300b300906032b06010205ffffffffff",    // 5-octet INTEGER
+		"300a300806032b06014102ff00",          // negative unsigned
 		"3009300706032b0601" + "400100",       // 1-octet IpAddress
 		"30083006" + "0601" + "80" + "0500",   // non-minimal sub-identifier
-		"300885ffffffffff",                     // 5-octet length
+		"300885ffffffffff",                    // 5-octet length
 		"30093007" + "0602" + "2b80" + "0500", // sub-identifier cut short
-		"3008300606032b06010501",               // NULL... length past end
+		"3008300606032b06010501",              // NULL... length past end
 	} {
 		b, err := hex.DecodeString(h)
 		if err != nil {
