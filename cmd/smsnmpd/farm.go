@@ -104,28 +104,29 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 		}
 		return resp.Counters().Requests
 	}
+	// An SE has no cache software of its own to ask yet, so the bytes it
+	// sent are the host's (every interface but lo, from /proc/net/dev).
+	host := &hoststat.Reader{}
 	se, err := mib.RegisterSE(seTree, mib.SEConfig{
 		MaxWeight: uint32(cfg.SE.MaxWeight),
 		Store:     store,
 		Requests:  requests,
+		BytesOut: func() uint64 {
+			n, err := host.Net()
+			if err != nil {
+				return 0
+			}
+			return n.TxBytes
+		},
+		Host: host,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("smSe group: %w", err)
 	}
 	s.se = se
 	// The SE's numbers ride in its heartbeats, so smEngineTable costs the
-	// farm no transaction. A failed /proc read leaves that number at 0.
-	host := &hoststat.Reader{}
-	hello := func() []byte {
-		info := fwire.EngineInfo{Requests: requests()}
-		if l, err := host.Load(); err == nil {
-			info.Load = l.One
-		}
-		if n, err := host.Net(); err == nil {
-			info.BytesOut = n.TxBytes
-		}
-		return fwire.AppendEngineInfo(nil, info)
-	}
+	// farm no transaction.
+	hello := func() []byte { return fwire.AppendEngineInfo(nil, se.EngineInfo()) }
 	s.tr, s.ep, err = rmtpEndpoint(cfg, tr, log, hello)
 	if err != nil {
 		return nil, err

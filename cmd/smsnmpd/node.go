@@ -40,10 +40,11 @@ type node struct {
 	system  *mib.System
 	started time.Time // sysUpTime counts from here
 
-	v2c      *v2c.Agent
-	udpConn  *net.UDPConn
-	subagent *agentx.Subagent
-	farm     *southbound
+	v2c       *v2c.Agent
+	udpConn   *net.UDPConn
+	subagent  *agentx.Subagent
+	axManager *mib.Manager // the farm objects registered with snmpd
+	farm      *southbound
 
 	wg   sync.WaitGroup
 	errs chan error
@@ -144,8 +145,12 @@ func (n *node) registerFarmMIB() error {
 	counters := func() rmtp.Counters { return n.farm.ep.Stats().Counters }
 	for _, c := range []*agent.Contexts{n.udp, n.ax} {
 		t := c.Default()
-		if _, err := mib.RegisterManager(t, mib.ManagerConfig{Farm: n.farm.coord, Start: n.started, Logger: n.log}); err != nil {
+		m, err := mib.RegisterManager(t, mib.ManagerConfig{Farm: n.farm.coord, Start: n.started, Logger: n.log})
+		if err != nil {
 			return err
+		}
+		if c == n.ax {
+			n.axManager = m
 		}
 		if err := mib.RegisterTransport(t, counters); err != nil {
 			return err
@@ -154,10 +159,38 @@ func (n *node) registerFarmMIB() error {
 	return nil
 }
 
+// engineContext registers engine id under the SNMP context "se<id>" with
+// snmpd, so an NMS reaches one SE with its usual OIDs. The context stays
+// when the engine goes down (it answers noSuchInstance meanwhile): its
+// name, like its smEngineTable row, is stable across restarts.
+func (n *node) engineContext(id fanout.NodeID) {
+	if n.subagent == nil || n.axManager == nil || !n.cfg.Manager.EngineContexts {
+		return
+	}
+	name := fmt.Sprintf("se%d", id)
+	if n.ax.Tree(name) != nil {
+		return
+	}
+	t, err := n.axManager.EngineTree(id)
+	if err != nil {
+		n.log.WithError(err).WithField("engine", id).Warn("no SNMP context for engine")
+		return
+	}
+	n.ax.Set(name, t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := n.subagent.Sync(ctx); err != nil && !errors.Is(err, agentx.ErrNotConnected) {
+		n.log.WithError(err).WithField("context", name).Warn("registering engine context with snmpd failed; retried at the next session")
+	}
+}
+
 // engineEvent sends smEngineUp/smEngineDown through every northbound
 // frontend: to the trap sinks of the built-in agent, and through snmpd in
 // AgentX mode.
 func (n *node) engineEvent(ev fanout.EngineEvent) {
+	if ev.Up {
+		n.engineContext(ev.Engine.ID)
+	}
 	oid, vbs := mib.EngineNotification(ev)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -197,6 +230,14 @@ func (n *node) registerServiceManagerMIB(t *agent.Tree) error {
 		Role:  func() mib.Role { return mib.Role(n.role.Load()) },
 		Level: level,
 		ID:    n.cfg.Node.ID,
+		// smViewTerm: the term of the view this node follows (an SE) or
+		// owns (the active manager); 0 before the farm is joined.
+		Term: func() uint64 {
+			if f := n.farm; f != nil && f.ep != nil {
+				return f.ep.View().Term
+			}
+			return 0
+		},
 	})
 }
 

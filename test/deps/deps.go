@@ -27,7 +27,7 @@ const NetSnmpMIBDir = "/usr/share/snmp/mibs"
 
 // stdModules are the modules whose files must be in the standard MIB
 // directory; install.sh checks the same list.
-var stdModules = []string{"SNMPv2-SMI", "SNMPv2-TC", "SNMPv2-CONF", "SNMPv2-MIB"}
+var stdModules = []string{"SNMPv2-SMI", "SNMPv2-TC", "SNMPv2-CONF", "SNMPv2-MIB", "INET-ADDRESS-MIB"}
 
 // ErrMissing is returned when a dependency is not on this machine.
 var ErrMissing = errors.New("deps: missing")

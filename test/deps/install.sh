@@ -32,7 +32,7 @@ MIBS=${SMSNMPD_STD_MIBS:-$DEFAULT_MIBS}
 case $MIBS in /*) ;; *) MIBS=$ROOT/$MIBS ;; esac
 PKGS="snmp snmpd snmptrapd libsnmp-base smitools nftables iproute2"
 # The modules the project's MIB and tests import; the whole set is kept.
-STD_MODULES="SNMPv2-SMI SNMPv2-TC SNMPv2-CONF SNMPv2-MIB"
+STD_MODULES="SNMPv2-SMI SNMPv2-TC SNMPv2-CONF SNMPv2-MIB INET-ADDRESS-MIB"
 
 say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 

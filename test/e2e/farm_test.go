@@ -161,7 +161,7 @@ func TestFarmAggregatesAndSetAcrossEngines(t *testing.T) {
 	// SET smAllEngines.<smSeWeight.0> = 7 on every engine at once.
 	args := append(append([]string{"-v2c", "-c", "private", "-t", "3", "-r", "0"}, mibArgs...), f.snmp, "smAllEngines."+smSeWeight, "u", "7")
 	if out, err := snmp(t, "snmpset", args...); err != nil {
-		t.Fatalf("smAllEngines SET: %v %s", err, out)
+		t.Fatalf("smAllEngines SET: %v %s\nmanager log:\n%s", err, out, f.manager.out.String())
 	}
 	if got := f.getInt("smAggregateSum." + smSeWeight); got != 7*n {
 		t.Errorf("smAggregateSum of smSeWeight = %d, want %d", got, 7*n)
