@@ -98,13 +98,15 @@ func (m *Manager) aggregate(fn Func, inner smi.OID, vals []engineValue, w window
 }
 
 // aggregateInt is sum (saturated at the Integer32 bounds), min, max and
-// avg of Integer32 values. Values are int32, so the int64 sum of up to 2^32
-// of them cannot overflow.
+// avg of Integer32 values. Values are clamped to int32, so the int64 sum of
+// up to 2^32 of them cannot overflow.
 func aggregateInt(fn Func, vals []engineValue) smi.Value {
 	var sum int64
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, ev := range vals {
-		x := ev.v.Int
+		// An engine's codec may hand out more than 32 bits; the MIB's
+		// bounds hold whatever it sent.
+		x := max(math.MinInt32, min(math.MaxInt32, ev.v.Int))
 		sum += x
 		lo, hi = min(lo, x), max(hi, x)
 	}
@@ -143,7 +145,7 @@ func aggregateUint(fn Func, vals []engineValue) smi.Value {
 	var sum uint64
 	lo, hi := uint64(math.MaxUint64), uint64(0)
 	for _, ev := range vals {
-		x := ev.v.Uint & 0xffffffff
+		x := uint64(latch32(ev.v.Uint))
 		sum += x // at most 2^32 values below 2^32: no overflow
 		lo, hi = min(lo, x), max(hi, x)
 	}

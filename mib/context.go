@@ -3,25 +3,42 @@ package mib
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
-// EngineTree returns a tree that serves one engine as if it were the
+// EngineContextName is the SNMP context under which a manager serves one
+// engine in AgentX mode: "se<id>".
+func EngineContextName(id fanout.NodeID) string { return "se" + strconv.FormatUint(uint64(id), 10) }
+
+// RegisterEngineContext makes tree serve one engine as if it were the
 // agent: a GET or SET of any OID goes to that engine alone, a walk lists
-// the engine's own objects (as under smEngineProxy). In AgentX mode the
-// manager registers it under the SNMP context "se<id>", so that an NMS
-// reaches an engine with its usual OIDs (SNMPv3 contexts, or a v2c
-// community mapped to the context in snmpd.conf).
-func (m *Manager) EngineTree(id fanout.NodeID) (*agent.Tree, error) {
+// the engine's own objects (as under smEngineProxy). It registers at internet
+// (1.3.6.1), so tree must be the engine's own, typically
+//
+//	m.RegisterEngineContext(contexts.Ensure(mib.EngineContextName(id)), id)
+//
+// when the engine first comes up, so that an NMS reaches an engine with its
+// usual OIDs (SNMPv3 contexts, or a v2c community mapped to the context in
+// snmpd.conf).
+func (m *Manager) RegisterEngineContext(tree *agent.Tree, id fanout.NodeID) error {
 	if id < MinNodeID || id > MaxNodeID {
-		return nil, fmt.Errorf("%w: engine id %d outside %d..%d", ErrInvalid, id, MinNodeID, MaxNodeID)
+		return fmt.Errorf("%w: engine id %d outside %d..%d", ErrInvalid, id, MinNodeID, MaxNodeID)
 	}
+	// Every OID an engine may answer lies under internet (1.3.6.1).
+	// Not iso (1): net-snmp 5.9.3 accepts an AgentX registration of the
+	// one-arc subtree "1" but never routes a request to it (measured).
+	return tree.Register(smi.OID{1, 3, 6, 1}, &engineContext{m: m, id: id, keys: setKeys{seq: &m.setSeq}})
+}
+
+// EngineTree returns a new tree serving engine id as RegisterEngineContext
+// describes, for a frontend that takes a context's tree whole.
+func (m *Manager) EngineTree(id fanout.NodeID) (*agent.Tree, error) {
 	t := agent.NewTree()
-	// Every OID an engine may answer lies under iso(1).
-	if err := t.Register(smi.OID{1}, &engineContext{m: m, id: id, keys: setKeys{seq: &m.setSeq}}); err != nil {
+	if err := m.RegisterEngineContext(t, id); err != nil {
 		return nil, err
 	}
 	return t, nil

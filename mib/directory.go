@@ -94,7 +94,7 @@ func RegisterDirectory(tree *agent.Tree, cfg DirectoryConfig) error {
 	src := cfg.Source
 	r := registrar{tree: tree}
 	r.scalar(SmDirectoryCount.OID(), agent.Func(func() smi.Value { return smi.Gauge32(latch32(uint64(max(src.Count(), 0)))) }))
-	r.add(SmDirectoryEntry.OID(), tree.Register(SmDirectoryEntry.OID(), d))
+	r.handler(SmDirectoryEntry.OID(), d)
 	r.scalar(SmDirectoryTableLimit.OID(), agent.Const(smi.Gauge32(uint32(limit))))
 	return r.finish()
 }

@@ -22,9 +22,9 @@
 //   - a manager: RegisterManager over a Farm (*fanout.Coordinator):
 //     smEngineCount and smEngineTable from the farm's engine rows, and the
 //     farm operations smAggregate, smEngineProxy and smAllEngines, each
-//     northbound request one fan-out transaction; Manager.EngineTree for the
-//     per-engine contexts "se<N>"; EngineNotification and friends for the
-//     notifications.
+//     northbound request one fan-out transaction;
+//     Manager.RegisterEngineContext for the per-engine contexts "se<N>";
+//     EngineNotification and friends for the notifications.
 //
 // Decisions the MIB documents and this package implements:
 //

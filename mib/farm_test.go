@@ -53,7 +53,7 @@ func (f *fakeFarm) add(id fanout.NodeID, vbs ...smi.VarBind) *fakeEngine {
 	defer f.mu.Unlock()
 	e := &fakeEngine{
 		row: fanout.Engine{ID: id, Incarnation: 1, State: fanout.EngineUp, LastStatus: fanout.StatusOK, Replies: 1,
-			Addr: netip.MustParseAddrPort(fmt.Sprintf("10.0.0.%d:5000", id))},
+			Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(id >> 8), byte(id)}), 5000)},
 		values: map[string]smi.VarBind{},
 	}
 	for _, vb := range vbs {

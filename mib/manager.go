@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -99,7 +100,7 @@ func RegisterManager(tree *agent.Tree, cfg ManagerConfig) (*Manager, error) {
 	}
 	if m.log == nil {
 		l := logrus.New()
-		l.Out = discardWriter{}
+		l.Out = io.Discard
 		m.log = l
 	}
 	m.tracker = newCounterTracker(cfg.MaxTrackedCounters, m.now)
@@ -113,22 +114,18 @@ func RegisterManager(tree *agent.Tree, cfg ManagerConfig) (*Manager, error) {
 	r.scalar(SmEngineCount.OID(), &agent.Scalar{Value: func(context.Context) (smi.Value, error) {
 		return smi.Gauge32(uint32(m.engines.refresh())), nil
 	}})
-	r.add(SmEngineEntry.OID(), tree.Register(SmEngineEntry.OID(), m.engines))
+	r.handler(SmEngineEntry.OID(), m.engines)
 	r.scalar(SmAggregateDiscontinuityTime.OID(), agent.Func(func() smi.Value {
 		return smi.TimeTicks(m.timeStamp(m.tracker.lastDiscontinuity()))
 	}))
-	r.add(SmAggregate.OID(), tree.Register(SmAggregate.OID(), &aggregateHandler{m: m}))
-	r.add(SmEngineProxy.OID(), tree.Register(SmEngineProxy.OID(), newProxyHandler(m)))
-	r.add(SmAllEngines.OID(), tree.Register(SmAllEngines.OID(), newAllEnginesHandler(m)))
+	r.handler(SmAggregate.OID(), &aggregateHandler{m: m})
+	r.handler(SmEngineProxy.OID(), newProxyHandler(m))
+	r.handler(SmAllEngines.OID(), newAllEnginesHandler(m))
 	if err := r.finish(); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
-
-type discardWriter struct{}
-
-func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 // timeStamp is a TimeStamp (RFC 2579): sysUpTime at t, 0 for a zero t or
 // one before the start.
@@ -239,7 +236,9 @@ type monotonic struct{ last, offset uint64 }
 // update takes a new value; restarted says the engine restarted since the
 // last one (its counters began again from zero).
 func (c *monotonic) update(v uint64, restarted bool) uint64 {
-	if v < c.last || restarted {
+	// An unchanged value after a restart is the old incarnation's numbers
+	// still in the row, not a new count.
+	if v < c.last || (restarted && v != c.last) {
 		c.offset += c.last
 	}
 	c.last = v

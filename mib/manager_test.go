@@ -536,11 +536,17 @@ func TestEngineNotification(t *testing.T) {
 	}
 }
 
-func TestEngineTree(t *testing.T) {
+func TestEngineContext(t *testing.T) {
 	_, f, m := newFarm(t, 3)
-	t2, err := m.EngineTree(2)
-	if err != nil {
-		t.Fatal(err)
+	contexts := agent.NewContexts()
+	for _, id := range []fanout.NodeID{2} {
+		if err := m.RegisterEngineContext(contexts.Ensure(mib.EngineContextName(id)), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t2 := contexts.Tree("se2")
+	if t2 == nil {
+		t.Fatalf("contexts %v", contexts.Names())
 	}
 	t3, err := m.EngineTree(3)
 	if err != nil {
@@ -583,7 +589,79 @@ func TestEngineTree(t *testing.T) {
 	if v := get(t, t3, oidSysName)[0]; v.Type != smi.TypeNoSuchInstance {
 		t.Errorf("down engine's context answers %s", v)
 	}
-	if _, err := m.EngineTree(0); !errors.Is(err, mib.ErrInvalid) {
-		t.Errorf("EngineTree(0) = %v", err)
+	if err := m.RegisterEngineContext(agent.NewTree(), 0); !errors.Is(err, mib.ErrInvalid) {
+		t.Errorf("RegisterEngineContext(0) = %v", err)
+	}
+	if _, err := m.EngineTree(1 << 31); !errors.Is(err, mib.ErrInvalid) {
+		t.Errorf("EngineTree(2^31) = %v", err)
+	}
+	if err := m.RegisterEngineContext(t2, 2); !errors.Is(err, agent.ErrOverlap) {
+		t.Errorf("registering engine 2's context twice = %v", err)
+	}
+}
+
+func TestLastStatusOf(t *testing.T) {
+	for _, c := range []struct {
+		e    fanout.Engine
+		want mib.LastStatus
+	}{
+		{fanout.Engine{LastStatus: fanout.StatusNoAnswer}, mib.LastNone},
+		{fanout.Engine{LastStatus: fanout.StatusNoAnswer, NoAnswers: 1}, mib.LastTimeout},
+		{fanout.Engine{LastStatus: fanout.StatusOK, Replies: 1}, mib.LastOK},
+		{fanout.Engine{LastStatus: fanout.StatusStaleTerm, Replies: 1}, mib.LastStaleTerm},
+		{fanout.Engine{LastStatus: fanout.StatusSNMPError, Replies: 1}, mib.LastError},
+		{fanout.Engine{LastStatus: fanout.StatusBusy, Replies: 1}, mib.LastError},
+	} {
+		if got := mib.LastStatusOf(c.e); got != c.want {
+			t.Errorf("LastStatusOf(%v) = %d, want %d", c.e.LastStatus, got, c.want)
+		}
+	}
+}
+
+func TestEngineAddresses(t *testing.T) {
+	for _, c := range []struct {
+		addr string
+		typ  int32
+		b    []byte
+	}{
+		{"[2001:db8::1]:5", 2, []byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}},
+		{"[::ffff:192.0.2.1]:5", 1, []byte{192, 0, 2, 1}},
+		{"[fe80::1%eth0]:5", 0, []byte{}},
+	} {
+		_, vbs := mib.EngineNotification(fanout.EngineEvent{Engine: fanout.Engine{ID: 1, Addr: netipAddrPort(c.addr)}})
+		if !vbs[0].Value.Equal(smi.Integer(c.typ)) || !vbs[1].Value.Equal(smi.OctetString(c.b)) {
+			t.Errorf("%s: %s %s", c.addr, vbs[0].Value, vbs[1].Value)
+		}
+	}
+	_, vbs := mib.EngineNotification(fanout.EngineEvent{Engine: fanout.Engine{ID: 1}})
+	if !vbs[0].Value.Equal(smi.Integer(0)) || len(vbs[1].Value.Bytes) != 0 {
+		t.Errorf("no address: %s %s", vbs[0].Value, vbs[1].Value)
+	}
+}
+
+func TestProxySetCommitFailed(t *testing.T) {
+	tree, f, _ := newFarm(t, 2)
+	f.edit(2, func(e *fakeEngine) { e.failCommit = true })
+	err := set(tree, setVB(proxy(1, seWeight), smi.Gauge32(1)), setVB(proxy(2, seWeight), smi.Gauge32(2)))
+	if st, idx := agent.StatusOf(err); st != smi.CommitFailed || idx != 1 {
+		t.Errorf("SET = %v (%s at %d), want commitFailed at 1", err, st, idx)
+	}
+	if v := f.value(1, seWeight); !v.Equal(smi.Gauge32(7)) {
+		t.Errorf("engine 1 weight %s after the undo, want 7", v)
+	}
+	if f.pendingSets() != 0 {
+		t.Errorf("%d farm transactions pending", f.pendingSets())
+	}
+}
+
+func TestFuncNames(t *testing.T) {
+	for _, fn := range mib.Funcs {
+		o, ok := mib.ByName("smAggregate" + strings.ToUpper(fn.String()[:1]) + fn.String()[1:])
+		if !ok || !o.OID.Equal(mib.SmAggregate.OID().Append(uint32(fn))) || !fn.Valid() {
+			t.Errorf("function %s(%d) is not smAggregate.%d in the MIB", fn, fn, fn)
+		}
+	}
+	if mib.Func(6).Valid() || mib.Func(6).String() != "Func(6)" {
+		t.Error("Func(6)")
 	}
 }

@@ -114,6 +114,12 @@ func (r *registrar) table(t *agent.Table) {
 	}
 }
 
+func (r *registrar) handler(root smi.OID, h agent.Handler) {
+	if r.err == nil {
+		r.add(root, r.tree.Register(root, h))
+	}
+}
+
 func (r *registrar) add(root smi.OID, err error) {
 	if err != nil {
 		r.err = err

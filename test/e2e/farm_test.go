@@ -18,6 +18,7 @@ import (
 // never hear each other.
 type farm struct {
 	t       *testing.T
+	agentx  string // manager's AgentX master socket ("" = none)
 	dir     string
 	snmp    string // manager's built-in agent, host:port
 	group   string
@@ -75,11 +76,19 @@ ro_community = "public"
 rw_community = "private"
 %s
 %s
+%s
 [control]
 socket = ""
-`, f.mkdir("manager"), f.snmp, traps, f.rmtpSection()))
+`, f.mkdir("manager"), f.snmp, traps, f.agentxSection(), f.rmtpSection()))
 	f.manager = start(f.t, "-config", cfg)
 	f.manager.waitOutput(f.t, "built-in SNMPv2c agent serving", 10*time.Second)
+}
+
+func (f *farm) agentxSection() string {
+	if f.agentx == "" {
+		return ""
+	}
+	return fmt.Sprintf("[agentx]\nsocket = %q\n", f.agentx)
 }
 
 func (f *farm) mkdir(name string) string {
@@ -97,13 +106,16 @@ role = "se"
 id = %d
 state_dir = %q
 
+[system]
+name = "se%d"
+
 [se]
 max_weight = %d
 
 %s
 [control]
 socket = ""
-`, id, f.mkdir(fmt.Sprintf("se%d", id)), maxWeight, f.rmtpSection()))
+`, id, f.mkdir(fmt.Sprintf("se%d", id)), id, maxWeight, f.rmtpSection()))
 	p := start(f.t, "-config", cfg)
 	f.ses[id] = p
 	p.waitOutput(f.t, "rmtp: endpoint up", 10*time.Second)
