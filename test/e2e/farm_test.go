@@ -18,6 +18,7 @@ import (
 // never hear each other.
 type farm struct {
 	t       *testing.T
+	ns      string // network namespace the farm runs in ("" = this one)
 	agentx  string // manager's AgentX master socket ("" = none)
 	dir     string
 	snmp    string // manager's built-in agent, host:port
@@ -80,7 +81,7 @@ rw_community = "private"
 [control]
 socket = ""
 `, f.mkdir("manager"), f.snmp, traps, f.agentxSection(), f.rmtpSection()))
-	f.manager = start(f.t, "-config", cfg)
+	f.manager = startIn(f.t, f.ns, "-config", cfg)
 	f.manager.waitOutput(f.t, "built-in SNMPv2c agent serving", 10*time.Second)
 }
 
@@ -116,7 +117,7 @@ max_weight = %d
 [control]
 socket = ""
 `, id, f.mkdir(fmt.Sprintf("se%d", id)), id, maxWeight, f.rmtpSection()))
-	p := start(f.t, "-config", cfg)
+	p := startIn(f.t, f.ns, "-config", cfg)
 	f.ses[id] = p
 	p.waitOutput(f.t, "rmtp: endpoint up", 10*time.Second)
 	return p
@@ -128,7 +129,7 @@ var mibArgs = []string{"-M", "+../../mib:../../.cache/std-mibs", "-m", "SERVICE-
 func (f *farm) get(oids ...string) []string {
 	f.t.Helper()
 	args := append(append([]string{"-v2c", "-c", "public", "-Oqv", "-t", "3", "-r", "0"}, mibArgs...), f.snmp)
-	out, err := snmp(f.t, "snmpget", append(args, oids...)...)
+	out, err := snmpIn(f.t, f.ns, "snmpget", append(args, oids...)...)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func (f *farm) waitUp(want int) {
 	f.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		out, err := snmp(f.t, "snmpwalk", append(append([]string{"-v2c", "-c", "public", "-Oqv"}, mibArgs...), f.snmp, "smEngineState")...)
+		out, err := snmpIn(f.t, f.ns, "snmpwalk", append(append([]string{"-v2c", "-c", "public", "-Oqv"}, mibArgs...), f.snmp, "smEngineState")...)
 		if err == nil && strings.Count(out, "up") == want {
 			return
 		}

@@ -75,7 +75,23 @@ type proc struct {
 
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, args...), out: &syncBuffer{}}
+	return startIn(t, "", args...)
+}
+
+// inNetns prefixes a command with `ip netns exec ns` when ns is set (ip
+// execs in place, so the process's PID is the command's own).
+func inNetns(ns, name string, args []string) (string, []string) {
+	if ns == "" {
+		return name, args
+	}
+	return "ip", append([]string{"netns", "exec", ns, name}, args...)
+}
+
+// startIn starts smsnmpd inside network namespace ns ("" = this one).
+func startIn(t *testing.T, ns string, args ...string) *proc {
+	t.Helper()
+	name, argv := inNetns(ns, binary, args)
+	p := &proc{cmd: exec.Command(name, argv...), out: &syncBuffer{}}
 	p.cmd.Dir = repoRoot // as after `git clone`: the demo finds mib/ there
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
@@ -109,11 +125,18 @@ func (p *proc) waitOutput(t *testing.T, s string, within time.Duration) {
 // snmp runs a net-snmp tool with a deadline and returns its stdout.
 func snmp(t *testing.T, tool string, args ...string) (string, error) {
 	t.Helper()
+	return snmpIn(t, "", tool, args...)
+}
+
+// snmpIn runs a net-snmp tool inside network namespace ns ("" = this one).
+func snmpIn(t *testing.T, ns, tool string, args ...string) (string, error) {
+	t.Helper()
 	requireTool(t, tool)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, tool, args...)
+	name, argv := inNetns(ns, tool, args)
+	cmd := exec.CommandContext(ctx, name, argv...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if err != nil {
