@@ -200,20 +200,20 @@ type EngineEvent struct {
 
 // CoordinatorCounters are the coordinator's totals (they only grow).
 type CoordinatorCounters struct {
-	Transactions        uint64 // northbound operations fanned out (one per Get/GetNext/Walk/SET phase)
-	Rounds              uint64 // rmtp requests sent
-	ReRequests          uint64 // rounds after the first
-	Complete            uint64 // transactions every engine answered
-	Partial             uint64 // transactions answered at the deadline with engines missing
-	LateReplies         uint64 // replies merged after their round ended
-	BadReplies          uint64 // undecodable or mismatched replies
-	SnapshotHits        uint64
-	SnapshotMisses      uint64
-	SetsRefused         uint64 // SETs refused because this manager is not active
-	TestFailed          uint64
-	CommitFailed        uint64
-	UndoFailed          uint64
-	ReservationsExpired uint64 // SET transactions dropped after SetTTL without cleanup
+	Transactions   uint64 // northbound operations fanned out (one per Get/GetNext/Walk/SET phase)
+	Rounds         uint64 // rmtp requests sent
+	ReRequests     uint64 // rounds after the first
+	Complete       uint64 // transactions every engine answered
+	Partial        uint64 // transactions answered at the deadline with engines missing
+	LateReplies    uint64 // replies merged after their round ended
+	BadReplies     uint64 // undecodable or mismatched replies
+	SnapshotHits   uint64
+	SnapshotMisses uint64
+	SetsRefused    uint64 // SETs refused because this manager is not active
+	TestFailed     uint64
+	CommitFailed   uint64
+	UndoFailed     uint64
+	SetsExpired    uint64 // SET transactions dropped after SetTTL without cleanup
 }
 
 func cmpNode(a, b NodeID) int {

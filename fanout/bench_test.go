@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -57,6 +58,13 @@ func BenchmarkAggregateGet(b *testing.B) {
 	}
 }
 
+// benchMinRTO lets an rmtp tuning experiment run the same benchmark:
+// FANOUT_BENCH_MINRTO=20ms; unset keeps rmtp's default.
+func benchMinRTO() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("FANOUT_BENCH_MINRTO"))
+	return d
+}
+
 func pct(d []time.Duration, p float64) float64 {
 	if len(d) == 0 {
 		return 0
@@ -78,7 +86,7 @@ func benchAggregate(b *testing.B, n int) {
 	if err != nil {
 		b.Skipf("no multicast on lo: %v", err)
 	}
-	mgr, err := rmtp.New(mtr, rmtp.Config{Node: 1, Role: rmtp.Manager, Keys: keys})
+	mgr, err := rmtp.New(mtr, rmtp.Config{Node: 1, Role: rmtp.Manager, Keys: keys, MinRTO: benchMinRTO()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -98,7 +106,7 @@ func benchAggregate(b *testing.B, n int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		e, err := rmtp.New(tr, rmtp.Config{Node: rmtp.NodeID(101 + i), Role: rmtp.Engine, Keys: keys})
+		e, err := rmtp.New(tr, rmtp.Config{Node: rmtp.NodeID(101 + i), Role: rmtp.Engine, Keys: keys, MinRTO: benchMinRTO()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -165,9 +173,11 @@ func benchAggregate(b *testing.B, n int) {
 
 	var agg, seq, par, flo []time.Duration
 	incomplete := 0
-	dgBefore := uint64(0)
+	dgBefore, rtBefore := uint64(0), uint64(0)
 	for _, e := range eps {
-		dgBefore += e.Stats().DatagramsSent
+		st := e.Stats()
+		dgBefore += st.DatagramsSent
+		rtBefore += st.Retransmits
 	}
 	b.ResetTimer()
 	for range b.N {
@@ -177,13 +187,15 @@ func benchAggregate(b *testing.B, n int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if !res.Complete() {
+		if res.Responders() != n { // also a view that lost engines
 			incomplete++
 		}
 	}
-	dgAfter := uint64(0)
+	dgAfter, rtAfter := uint64(0), uint64(0)
 	for _, e := range eps {
-		dgAfter += e.Stats().DatagramsSent
+		st := e.Stats()
+		dgAfter += st.DatagramsSent
+		rtAfter += st.Retransmits
 	}
 	for range b.N {
 		t0 := time.Now()
@@ -226,6 +238,7 @@ func benchAggregate(b *testing.B, n int) {
 	b.ReportMetric(aggP50/pct(par, .5), "agg/par16-p50")
 	b.ReportMetric(aggP50/pct(seq, .5), "agg/seq-p50")
 	b.ReportMetric(float64(dgAfter-dgBefore)/float64(b.N), "agg-datagrams/op")
+	b.ReportMetric(float64(rtAfter-rtBefore)/float64(b.N), "agg-retransmits/op")
 	b.ReportMetric(float64(2*n), "unicast-datagrams/op")
 	b.ReportMetric(float64(incomplete), "agg-incomplete")
 	b.ReportMetric(float64(pollErrs.Load()), "unicast-errors")

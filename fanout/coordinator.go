@@ -158,7 +158,7 @@ func (c *Coordinator) Counters() CoordinatorCounters {
 }
 
 // Term is the term this coordinator's requests carry: the newest view's.
-func (c *Coordinator) Term() uint64 { return c.ep.View().Term }
+func (c *Coordinator) Term() uint64 { return viewTerm(c.ep) }
 
 // Get reads names on every target (nil: every engine of the view) in one
 // transaction. Engines that answered are in Replies, one varbind per name
@@ -193,12 +193,14 @@ func nameBinds(names []smi.OID) []smi.VarBind {
 	return vbs
 }
 
-// viewEngines is who "every engine" means now: the engines of the view,
-// or before any view the live engines heard.
+// viewEngines is who "every engine" means now: the engines of the view
+// announced by another manager, or, when this manager owns the view (or
+// none was heard yet), the live engines of its own peer table, which is
+// newer (rmtp addresses its requests the same way).
 func (c *Coordinator) viewEngines() []NodeID {
 	var ids []NodeID
 	v := c.ep.View()
-	if v.Owner != 0 {
+	if v.Owner != 0 && v.Owner != c.ep.Node() {
 		for _, m := range v.Members {
 			if m.Role == rmtp.Engine && m.Node != c.ep.Node() {
 				ids = append(ids, m.Node)
@@ -279,15 +281,21 @@ func (c *Coordinator) transactTx(ctx context.Context, op Op, tx uint64, targets 
 		c.mu.Unlock()
 	}()
 
-	req := wire.Request{Op: op, Tx: tx, Term: c.ep.View().Term, WalkCap: walkCap, VarBinds: vbs}
+	req := wire.Request{Op: op, Tx: tx, Term: viewTerm(c.ep), WalkCap: walkCap, VarBinds: vbs}
 	if explicit {
 		req.Targets = nodeList(expected)
 	}
 	missing := expected
 	for round := 1; round <= maxRounds && len(missing) > 0 && ctx.Err() == nil; round++ {
 		rdl := dl
-		if round == 1 && start.Add(c.cfg.RetryAfter).Before(dl) {
-			rdl = start.Add(c.cfg.RetryAfter)
+		if round == 1 {
+			retry := c.cfg.RetryAfter
+			if retry >= budget { // a SET phase's budget is shorter than a read's
+				retry = budget * 2 / 5
+			}
+			if start.Add(retry).Before(dl) {
+				rdl = start.Add(retry)
+			}
 		}
 		if round > 1 {
 			req.Targets = nodeList(missing)

@@ -61,6 +61,9 @@
 //     can still release what it reserved.
 //   - An SE short of workers sheds a request without answering; the
 //     coordinator's re-request retries it (nothing was executed or cached).
+//     A worker is held while a request executes, not while its reply waits
+//     for the managers' acknowledgement; that wait ends with the request's
+//     budget (plus the trip back): later, the coordinator asks again.
 //
 // # Payloads
 //

@@ -19,9 +19,14 @@ type Inbox interface {
 const demuxQueue = 1024
 
 // Demux splits an endpoint's single delivery queue by rmtp channel, so the
-// management and directory protocols can share one endpoint without either
-// stalling the other: a channel whose reader is slow loses its own
-// messages (counted), never another channel's.
+// management and directory protocols can share one endpoint. Each channel
+// has its own queue (demuxQueue messages). A full queue blocks the demux
+// rather than dropping: rmtp acknowledges a message only once Receive took
+// it, so blocking keeps delivery reliable (the sender retransmits) at the
+// price of holding up the other channels while one reader is that far
+// behind. Messages of channels nobody asked for are dropped and counted.
+// (rmtp-native per-channel delivery is requested; see
+// .notes/requests-fanout.md.)
 type Demux struct {
 	src     Inbox
 	mu      sync.Mutex
@@ -32,9 +37,8 @@ type Demux struct {
 }
 
 type demuxChan struct {
-	q       chan *rmtp.Message
-	dropped atomic.Uint64
-	done    <-chan struct{}
+	q    chan *rmtp.Message
+	done <-chan struct{}
 }
 
 // NewDemux starts reading src; stop it with Close.
@@ -57,17 +61,8 @@ func (d *Demux) Channel(ch uint8) Inbox {
 	return c
 }
 
-// Dropped counts messages of channels nobody asked for or whose queue was
-// full.
-func (d *Demux) Dropped() uint64 {
-	n := d.dropped.Load()
-	d.mu.Lock()
-	for _, c := range d.chans {
-		n += c.dropped.Load()
-	}
-	d.mu.Unlock()
-	return n
-}
+// Dropped counts messages of channels nobody asked for.
+func (d *Demux) Dropped() uint64 { return d.dropped.Load() }
 
 // Close stops the reader. It does not close the endpoint.
 func (d *Demux) Close() {
@@ -91,8 +86,8 @@ func (d *Demux) run(ctx context.Context) {
 		}
 		select {
 		case c.q <- m:
-		default:
-			c.dropped.Add(1)
+		case <-ctx.Done():
+			return
 		}
 	}
 }

@@ -1,14 +1,15 @@
 package fanout_test
 
 import (
-	"context"
 	"crypto/rand"
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agenttest"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/config"
@@ -274,8 +275,6 @@ func testKeys(t testing.TB) *rmtp.Keyring {
 	return kr
 }
 
-var _ = context.Background
-
 // 5 % loss (and some duplication and reordering) on every engine: many
 // aggregate GETs in a row, each answered by every engine within the
 // default deadline, each one transaction.
@@ -320,5 +319,84 @@ func TestLossySet(t *testing.T) {
 				t.Fatalf("engine %d holds %d after set %d of %d", s.id, got, i, w)
 			}
 		}
+	}
+}
+
+// Concurrent walkers of one subtree share one snapshot transaction, and a
+// committed SET drops the snapshots it may have made stale.
+func TestSnapshotSharedAndInvalidated(t *testing.T) {
+	checkNoLeak(t)
+	f := newFarm(t, 2, farmOpts{})
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	snaps := make([]*fanout.Snapshot, 8)
+	for i := range snaps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			snaps[i], _ = f.coord.Snapshot(ctx, nil, weightOID)
+		}()
+	}
+	wg.Wait()
+	for i, s := range snaps {
+		if s == nil || s != snaps[0] {
+			t.Fatalf("walker %d got a different snapshot", i)
+		}
+	}
+	if c := f.coord.Counters(); c.Transactions != 1 || c.SnapshotMisses != 1 || c.SnapshotHits != 7 {
+		t.Fatalf("counters %+v", c)
+	}
+	if vb, ok := snaps[0].Next(f.ses[0].id, agent.Range{Start: weightOID}); !ok || vb.Value.Uint != 0 {
+		t.Fatalf("weight before: %v %v", vb, ok)
+	}
+	if _, err := f.coord.Set(ctx, nil, []smi.VarBind{{Name: weightOID.Append(0), Value: smi.Gauge32(4)}}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := f.coord.Snapshot(ctx, nil, weightOID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vb, ok := s.Next(f.ses[1].id, agent.Range{Start: weightOID}); !ok || vb.Value.Uint != 4 {
+		t.Fatalf("weight after the SET served from a stale snapshot: %v %v", vb, ok)
+	}
+}
+
+// An SE out of workers sheds a request unanswered; the coordinator's
+// re-request gets it served once a worker is free.
+func TestBusyShedThenReRequested(t *testing.T) {
+	checkNoLeak(t)
+	f := newFarm(t, 1, farmOpts{coord: fanout.CoordinatorConfig{Deadline: 3 * time.Second, RetryAfter: 400 * time.Millisecond}})
+	slow := agenttest.New(agenttest.Options{SlowDelay: 150 * time.Millisecond})
+	s := f.ses[0]
+	s.resp.Close()
+	var err error
+	s.resp, err = fanout.NewResponder(s.ep, nil, fanout.ResponderConfig{Tree: slow.Tree, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	results := make([]*fanout.Result, 2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		results[0], _ = f.coord.Get(ctx, nil, []smi.OID{agenttest.SlowScalar.Append(0)})
+	}()
+	waitFor(t, 5*time.Second, "slow request executing", func() bool { return slow.SlowCalls.Load() == 1 })
+	results[1], err = f.coord.Get(ctx, nil, []smi.OID{agenttest.ScalarInt.Append(0)})
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range results {
+		if r == nil || !r.Complete() || r.Replies[0].Status != fanout.StatusOK {
+			t.Fatalf("request %d: %+v", i, r)
+		}
+	}
+	if results[1].Rounds < 2 {
+		t.Errorf("the shed request was served in %d round(s)", results[1].Rounds)
+	}
+	if c := s.resp.Counters(); c.Busy == 0 || c.Executed != 2 {
+		t.Errorf("busy %d executed %d", c.Busy, c.Executed)
 	}
 }

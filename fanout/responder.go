@@ -273,7 +273,7 @@ func (r *Responder) handle(m *rmtp.Message) {
 		r.cnt.BadRequests++
 		r.mu.Unlock()
 		r.log.WithError(perr).WithField("from", m.From).Debug("fanout: bad request")
-		r.goReply(m, func() []byte {
+		r.goReply(m, DefaultBudget, func() []byte {
 			rep := wire.Reply{Op: wire.OpGet, Status: wire.StatusBadRequest}
 			if len(m.Payload) >= 12 && wire.Op(m.Payload[1]).Valid() {
 				rep.Op, rep.Tx = wire.Op(m.Payload[1]), binary.BigEndian.Uint64(m.Payload[4:])
@@ -289,7 +289,7 @@ func (r *Responder) handle(m *rmtp.Message) {
 	if e != nil {
 		r.cnt.CacheHits++
 		r.mu.Unlock()
-		r.goReply(m, func() []byte {
+		r.goReply(m, budgetOf(&req), func() []byte {
 			select {
 			case <-e.done:
 				return e.reply
@@ -305,7 +305,7 @@ func (r *Responder) handle(m *rmtp.Message) {
 		r.evictLocked(time.Now(), true)
 	}
 	r.mu.Unlock()
-	r.goReply(m, func() []byte {
+	r.goReply(m, budgetOf(&req), func() []byte {
 		rep := r.execute(m, &req)
 		b := r.encode(rep)
 		r.mu.Lock()
@@ -317,20 +317,29 @@ func (r *Responder) handle(m *rmtp.Message) {
 }
 
 // goReply runs produce on a worker (the semaphore slot is already taken)
-// and sends its reply.
-func (r *Responder) goReply(m *rmtp.Message, produce func() []byte) {
+// and sends its reply. The slot is released once the reply is sent: the
+// wait for the managers' acknowledgement (which a dead backup manager can
+// stretch until rmtp declares it down) holds a goroutine, not a worker,
+// and lasts at most the request's budget, after which the coordinator has
+// stopped listening or asks again (answered from the cache).
+func (r *Responder) goReply(m *rmtp.Message, budget time.Duration, produce func() []byte) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		defer func() { <-r.sem }()
-		if b := produce(); b != nil {
-			r.reply(m, b)
+		b := produce()
+		<-r.sem
+		if b != nil {
+			r.reply(m, b, budget)
 		}
 	}()
 }
 
-func (r *Responder) reply(m *rmtp.Message, b []byte) {
-	ctx, cancel := context.WithTimeout(r.ctx, MaxBudget)
+// replyGrace is how long a reply keeps being retransmitted beyond the
+// request's budget (the trip back).
+const replyGrace = 100 * time.Millisecond
+
+func (r *Responder) reply(m *rmtp.Message, b []byte, budget time.Duration) {
+	ctx, cancel := context.WithTimeout(r.ctx, budget+replyGrace)
 	defer cancel()
 	if _, err := r.ep.Reply(ctx, m, b); err != nil {
 		r.mu.Lock()
@@ -338,6 +347,14 @@ func (r *Responder) reply(m *rmtp.Message, b []byte) {
 		r.mu.Unlock()
 		r.log.WithError(err).WithField("to", m.From).Debug("fanout: reply not acknowledged by every manager")
 	}
+}
+
+// budgetOf is the time a request allows its SE.
+func budgetOf(req *wire.Request) time.Duration {
+	if req.BudgetUs == 0 {
+		return DefaultBudget
+	}
+	return min(time.Duration(req.BudgetUs)*time.Microsecond, MaxBudget)
 }
 
 // encode encodes a reply, turning one that cannot be encoded or is too
@@ -365,10 +382,21 @@ func (r *Responder) encode(rep *wire.Reply) []byte {
 	return b
 }
 
+// viewTerm is the endpoint's current term. View() copies every member
+// (about 25 KB at 256 engines, on every request of every SE), so a cheap
+// Term accessor is used as soon as rmtp has one (requested in
+// .notes/requests-fanout.md).
+func viewTerm(ep *rmtp.Endpoint) uint64 {
+	if t, ok := any(ep).(interface{ Term() uint64 }); ok {
+		return t.Term()
+	}
+	return ep.View().Term
+}
+
 // checkTerm fences: a request carrying a term older than the newest one
 // seen in an announced view comes from a deposed manager.
 func (r *Responder) checkTerm(req *wire.Request) bool {
-	vt := r.ep.View().Term
+	vt := viewTerm(r.ep)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if vt > r.newest {
@@ -388,11 +416,7 @@ func (r *Responder) execute(m *rmtp.Message, req *wire.Request) *wire.Reply {
 		rep.Status = wire.StatusStaleTerm
 		return rep
 	}
-	budget := DefaultBudget
-	if req.BudgetUs > 0 {
-		budget = min(time.Duration(req.BudgetUs)*time.Microsecond, MaxBudget)
-	}
-	ctx, cancel := context.WithTimeout(r.ctx, budget)
+	ctx, cancel := context.WithTimeout(r.ctx, budgetOf(req))
 	defer cancel()
 	r.mu.Lock()
 	r.cnt.Executed++
@@ -512,10 +536,23 @@ func (r *Responder) getNext(ctx context.Context, in []smi.VarBind) ([]smi.VarBin
 		return out, err
 	}
 	roots := r.tree.Roots()
+	names := make([]smi.OID, len(in))
 	for i, vb := range in {
-		pv, err := r.proxyNext(ctx, roots, vb.Name)
-		if err != nil {
-			break // the rest from the tree alone
+		names[i] = vb.Name
+	}
+	// One batched GETNEXT to the local agent; only an answer that lands
+	// in a subtree the tree owns needs its own follow-up.
+	first, err := r.proxy.getNext(ctx, names)
+	r.countProxy(err)
+	if err != nil {
+		return out, nil // the tree's answers alone
+	}
+	for i, vb := range in {
+		pv := first[i]
+		if pv.Value.Type != smi.TypeEndOfMibView && ownerOf(roots, pv.Name) != nil {
+			if pv, err = r.proxyNext(ctx, roots, vb.Name); err != nil {
+				break
+			}
 		}
 		if pv.Value.Type == smi.TypeEndOfMibView {
 			continue

@@ -278,7 +278,7 @@ func (c *Coordinator) expireSets(_ context.Context, now time.Time) {
 			keys = append(keys, k)
 		}
 	}
-	c.cnt.ReservationsExpired += uint64(len(keys))
+	c.cnt.SetsExpired += uint64(len(keys))
 	c.mu.Unlock()
 	for _, k := range keys {
 		c.CleanupSet(context.Background(), k)

@@ -281,6 +281,9 @@ func goodput(b *testing.B, mtu int) {
 	b.ReportMetric(rawSeg, "rawseg-MB/s")
 	b.ReportMetric(mbs/raw1400, "vs-raw1400")
 	b.ReportMetric(mbs/rawSeg, "vs-rawseg")
+	s := f.mgr.Stats()
+	b.ReportMetric(float64(s.Retransmits)/float64(b.N), "retx/msg")
+	b.ReportMetric(float64(s.NaksReceived)/float64(b.N), "naks/msg")
 }
 
 func rawGoodput(b *testing.B, n int, msg []byte, dg, rounds int) float64 {

@@ -43,6 +43,9 @@ const (
 	// reorderWindow is how far ahead of the next undelivered message a
 	// receiver buffers; a message id further out is dropped as bogus.
 	reorderWindow = 4096
+	// drainRate is the receive rate (bytes/s) assumed for a slow member
+	// when sizing the first retransmission timeout of a big message.
+	drainRate = 32 << 20
 	// maxAbortMemory bounds the aborted ids a stream remembers.
 	maxAbortMemory = 64
 	// replayWindow is the control-sequence replay window (datagrams).
@@ -55,7 +58,7 @@ type Config struct {
 	Role        Role
 	Priority    uint8  // election priority, carried in HELLO
 	Level       uint8  // management level, carried in HELLO
-	Incarnation uint64 // 0: the start time in nanoseconds (grows across restarts)
+	Incarnation uint64 // 0: the start time in nanoseconds (grows across restarts unless the clock stepped back)
 
 	Keys     *Keyring // group keys; nil requires Insecure
 	Insecure bool     // run without authentication (tests, demo)

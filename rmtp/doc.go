@@ -43,6 +43,10 @@
 // (Counters.Stale). The active manager announces the VIEW (term, version,
 // members); "every member" means every member of the current view.
 //
+// Membership changes are also published on Events (smEngineUp, smEngineDown
+// and smManagerTakeover are made from them); Stats is the snapshot the MIB
+// reads: counters, per-peer state and RTT, the view.
+//
 // Abort (Fig 6): Transfer.Abort multicasts ABORT; every receiver discards
 // the partial message and answers ABORT_ACK; the active SM answers only
 // after every other receiver has (or was declared down, or AbortWait

@@ -1,6 +1,7 @@
 package rmtp
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -76,26 +78,28 @@ type Endpoint struct {
 	inc    uint64
 	segMax int
 
-	mu       sync.Mutex
-	closed   bool
-	rng      *rand.Rand
-	peers    map[NodeID]*peer
-	out      map[streamKey]*outStream
-	ctrlSeq  uint64
-	txq      []txItem
-	view     viewState
-	active   bool
-	ackAt    time.Time
-	helloAt  time.Time
-	liveAt   time.Time
-	viewAt   time.Time
-	tokens   float64
-	tokensAt time.Time
-	backlog  bool
-	smAborts map[abortKey]*smAbort
-	stats    counters
+	mu          sync.Mutex
+	closed      bool
+	rng         *rand.Rand
+	peers       map[NodeID]*peer
+	out         map[streamKey]*outStream
+	ctrlSeq     uint64
+	txq         []txItem
+	view        viewState
+	active      bool
+	ackAt       time.Time
+	helloAt     time.Time
+	liveAt      time.Time
+	viewAt      time.Time
+	tokens      float64
+	tokensAt    time.Time
+	backlog     bool
+	smAborts    map[abortKey]*smAbort
+	stats       counters
+	sendFailing atomic.Bool // a streak of send errors was logged
 
 	deliverQ chan *Message
+	events   chan Event
 	kick     chan struct{}
 	done     chan struct{}
 	wg       sync.WaitGroup
@@ -147,6 +151,7 @@ func New(tr Transport, cfg Config) (*Endpoint, error) {
 		tokens:   float64(cfg.RepairRate) / 10,
 		tokensAt: now,
 		deliverQ: make(chan *Message, cfg.DeliveryQueue),
+		events:   make(chan Event, eventQueue),
 		kick:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
@@ -232,9 +237,27 @@ func (e *Endpoint) unlockAndFlush() {
 	e.txq = nil
 	e.stats.DatagramsSent += uint64(len(q))
 	e.mu.Unlock()
+	failed := 0
+	var first error
 	for _, it := range q {
 		if err := e.tr.Send(it.dest, it.b); err != nil && !errors.Is(err, ErrClosed) {
-			e.log.WithError(err).Debug("rmtp: send failed")
+			failed++
+			first = cmp.Or(first, err)
+		}
+	}
+	// Counted, not logged per datagram: one line when sending starts
+	// failing, one when it works again.
+	switch {
+	case failed > 0:
+		e.mu.Lock()
+		e.stats.SendErrors += uint64(failed)
+		e.mu.Unlock()
+		if !e.sendFailing.Swap(true) {
+			e.log.WithError(first).Warn("rmtp: sending failed")
+		}
+	case len(q) > 0 && e.sendFailing.Load():
+		if e.sendFailing.Swap(false) {
+			e.log.Info("rmtp: sending works again")
 		}
 	}
 }
@@ -362,6 +385,7 @@ func (e *Endpoint) handle(d Datagram) {
 	}
 	if pr.heard(now) {
 		e.log.WithField("peer", pr.id).Info("rmtp: peer back")
+		e.emit(PeerRecovered, pr, now)
 		if e.active {
 			e.viewAt = now
 		}
@@ -422,6 +446,7 @@ func (e *Endpoint) peerFor(id NodeID, inc uint64, from netip.AddrPort, now time.
 		np.role, np.priority, np.level = pr.role, pr.priority, pr.level
 		pr = np
 		e.peers[id] = pr
+		e.emit(PeerRestarted, pr, now)
 	}
 	if from.IsValid() {
 		pr.from = from

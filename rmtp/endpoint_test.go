@@ -226,3 +226,91 @@ func TestEngineSendsUpOnly(t *testing.T) {
 		t.Fatalf("manager got %+v %v", m, err)
 	}
 }
+
+// Targets narrow who must answer; the others only acknowledge. A member
+// that answers after the deadline is a late reply: counted, and handed to
+// Receive.
+func TestRequestTargetsAndLateReply(t *testing.T) {
+	checkNoLeak(t)
+	c := newCluster(t, 3, memnet.Faults{}, func(cfg *rmtp.Config) { cfg.DownAfter = lenientDown })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hold := make(chan *rmtp.Message, 4)
+	var wg sync.WaitGroup
+	for _, e := range c.engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				m, err := e.Receive(ctx)
+				if err != nil {
+					return
+				}
+				if e.Node() == 103 {
+					hold <- m // answers only when told
+					continue
+				}
+				e.Reply(ctx, m, []byte("ok"))
+			}
+		}()
+	}
+	r, err := c.mgr.Request(ctx, 9, []byte("q1"), []rmtp.NodeID{101, 102})
+	if err != nil || len(r.Responses) != 2 || len(r.Acked) != 3 {
+		t.Fatalf("targeted: %+v %v", r, err)
+	}
+	<-hold
+	short, scancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	r, err = c.mgr.Request(short, 9, []byte("q2"), nil)
+	scancel()
+	if !errors.Is(err, rmtp.ErrIncomplete) || len(r.Missing) != 1 || r.Missing[0] != 103 || len(r.Responses) != 2 {
+		t.Fatalf("silent member: %+v %v", r, err)
+	}
+	late := <-hold
+	if _, err := c.engines[2].Reply(ctx, late, []byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.mgr.Receive(ctx)
+	if err != nil || m.Kind != rmtp.KindResponse || string(m.Payload) != "late" || m.RequestID != r.ID {
+		t.Fatalf("late reply: %+v %v", m, err)
+	}
+	if n := c.mgr.Stats().LateReplies; n != 1 {
+		t.Errorf("late replies %d", n)
+	}
+	cancel()
+	wg.Wait()
+}
+
+// Repairs are rate-limited: with a tiny repair budget the limiter holds
+// repairs back (counted) and delivery still completes, just slower.
+func TestRepairRateLimit(t *testing.T) {
+	checkNoLeak(t)
+	c := newCluster(t, 3, memnet.Faults{Loss: 0.2}, func(cfg *rmtp.Config) {
+		cfg.RepairRate, cfg.DownAfter = 50_000, lenientDown
+	})
+	rng := rand.New(rand.NewPCG(13, 14))
+	want := make([][]byte, 30)
+	for i := range want {
+		want[i] = payload(rng, i, 2800)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, e := range c.engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := collect(ctx, e, 1, want); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	for i, p := range want {
+		if _, err := c.mgr.Send(ctx, 1, rmtp.Down, p); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	wg.Wait()
+	if s := c.mgr.Stats(); s.RepairsThrottled == 0 {
+		t.Errorf("no repair was throttled at 50 kB/s: %+v", s.Counters)
+	}
+}

@@ -2,6 +2,7 @@ package rmtp_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -153,6 +154,18 @@ func TestMembershipJoinLeaveDeathRejoin(t *testing.T) {
 		v := f.eps[101].View()
 		return !sm.Active() && v.Term == 2 && v.Owner == 2
 	})
+
+	// the same story as events, for the MIB's notifications
+	seen := map[string]bool{}
+	for len(sm.Events()) > 0 {
+		ev := <-sm.Events()
+		seen[fmt.Sprintf("%v %d", ev.Kind, ev.Node)] = true
+	}
+	for _, want := range []string{"joined 101", "joined 2", "left 103", "down 102", "restarted 102", "view 0", "stepped-down 0"} {
+		if !seen[want] {
+			t.Errorf("no %q event; got %v", want, seen)
+		}
+	}
 }
 
 func peerState(e *rmtp.Endpoint, id rmtp.NodeID) rmtp.PeerState {

@@ -72,6 +72,7 @@ func (e *Endpoint) Deactivate() {
 	if e.active {
 		e.active = false
 		e.log.WithField("term", e.view.term).Info("rmtp: stepping down")
+		e.emit(SteppedDown, nil, time.Now())
 	}
 }
 
@@ -178,10 +179,12 @@ func (e *Endpoint) checkLiveness(now time.Time, iv time.Duration) {
 		case silent >= time.Duration(e.cfg.DownAfter)*iv:
 			pr.state = PeerDown
 			e.log.WithFields(logrus.Fields{"peer": pr.id, "silent": silent.Round(time.Millisecond)}).Warn("rmtp: peer down")
+			e.emit(PeerWentDown, pr, now)
 			e.peerGone(pr, now)
 		case silent >= time.Duration(e.cfg.SuspectAfter)*iv && pr.state == PeerAlive:
 			pr.state = PeerSuspect
 			e.log.WithField("peer", pr.id).Info("rmtp: peer suspect")
+			e.emit(PeerSuspected, pr, now)
 		}
 	}
 }
@@ -217,6 +220,7 @@ func (e *Endpoint) refreshView() bool {
 	e.view.members = ms
 	e.view.version++
 	e.log.WithFields(logrus.Fields{"term": e.view.term, "version": e.view.version, "members": len(ms)}).Info("rmtp: view changed")
+	e.emit(ViewChanged, nil, time.Now())
 	return true
 }
 
@@ -234,8 +238,10 @@ func (e *Endpoint) peerGone(pr *peer, now time.Time) {
 }
 
 func (e *Endpoint) onHello(pr *peer, h *wire.Hello, leave bool, now time.Time) {
-	if pr.role == 0 {
+	if pr.role == 0 || !pr.synced {
 		e.log.WithFields(logrus.Fields{"peer": pr.id, "peer_role": h.Role.String(), "incarnation": pr.inc}).Info("rmtp: peer joined")
+		pr.role = h.Role
+		e.emit(PeerJoined, pr, now)
 		if e.active {
 			e.viewAt = now
 			e.poke()
@@ -249,6 +255,7 @@ func (e *Endpoint) onHello(pr *peer, h *wire.Hello, leave bool, now time.Time) {
 		if pr.state != PeerLeft {
 			pr.state = PeerLeft
 			e.log.WithField("peer", pr.id).Info("rmtp: peer left")
+			e.emit(PeerLeaving, pr, now)
 			e.peerGone(pr, now)
 		}
 		return
@@ -284,6 +291,9 @@ func (e *Endpoint) onHello(pr *peer, h *wire.Hello, leave bool, now time.Time) {
 }
 
 func (e *Endpoint) onView(pr *peer, v *wire.View, now time.Time) {
+	if pr.role != Manager {
+		return // only a manager can own the view (and its HELLO comes first)
+	}
 	cur := e.view
 	switch {
 	case v.Term < cur.term:
@@ -298,11 +308,15 @@ func (e *Endpoint) onView(pr *peer, v *wire.View, now time.Time) {
 	if e.active {
 		e.active = false
 		e.log.WithFields(logrus.Fields{"term": v.Term, "owner": pr.id}).Warn("rmtp: another manager owns the view; stepping down")
+		e.emit(SteppedDown, nil, now)
 	}
 	if v.Term != cur.term || pr.id != cur.owner || len(v.Members) != len(cur.members) {
 		e.log.WithFields(logrus.Fields{"term": v.Term, "version": v.Version, "owner": pr.id, "members": len(v.Members)}).Info("rmtp: view")
 	}
 	e.view = viewState{term: v.Term, version: v.Version, owner: pr.id, members: v.Members}
+	if v.Term != cur.term || pr.id != cur.owner || !slices.Equal(v.Members, cur.members) {
+		e.emit(ViewChanged, nil, now)
+	}
 	// Members the view dropped are gone for every transfer too.
 	in := make(map[NodeID]bool, len(v.Members))
 	for _, m := range v.Members {

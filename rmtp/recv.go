@@ -292,10 +292,6 @@ func (e *Endpoint) onSegment(pr *peer, p *wire.Packet, now time.Time) {
 		}
 	}
 	part.highSeq = max(part.highSeq, p.Seq)
-	if part.have < int(part.count) && part.nakAt.IsZero() {
-		// no gap yet: if the rest never comes, NAK the tail
-		part.nakAt = now.Add(e.nakRetry(0))
-	}
 	if id > st.next && st.gapAt.IsZero() {
 		for g := st.next; g < id; g++ {
 			if st.parts[g] == nil && !st.aborted[g] {
@@ -507,13 +503,23 @@ func (e *Endpoint) tickReceive(now time.Time) time.Time {
 					upd(part.nakAt)
 					continue
 				}
-				// Ask for the holes below the highest segment seen;
-				// ask for the tail too once the message has stalled.
-				last := part.highSeq
-				if now.Sub(part.progress) >= e.nakRetry(0) {
-					last = part.count - 1
+				if quiet := part.progress.Add(e.cfg.NakDelay); now.Before(quiet) {
+					// Segments are still arriving: the "holes" may be
+					// datagrams this member has not read yet. Wait
+					// for the burst to end.
+					part.nakAt = quiet
+					upd(quiet)
+					continue
 				}
-				ranges = appendMissing(ranges, id, part, last)
+				// Ask for the holes below the highest segment seen.
+				// The tail is the sender's: its timer re-sends the last
+				// segment, which turns a lost tail into holes.
+				before := len(ranges)
+				ranges = appendMissing(ranges, id, part, part.highSeq)
+				if len(ranges) == before {
+					part.nakAt = time.Time{} // holes filled; a new one re-arms it
+					continue
+				}
 				part.nakTry++
 				part.nakAt = now.Add(e.nakRetry(part.nakTry))
 				upd(part.nakAt)

@@ -1,6 +1,7 @@
 package rmtp
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -39,6 +40,7 @@ type outMsg struct {
 	id        uint64
 	kind      wire.Type
 	segs      [][]byte
+	bytes     int
 	lastSent  []time.Time
 	firstSent time.Time
 	retx      bool
@@ -225,6 +227,9 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if kind != wire.TypeResponse { // Reply built its own buffer
+		payload = bytes.Clone(payload) // repairs must send what was sent, whatever the caller does next
+	}
 	now := time.Now()
 	e.mu.Lock()
 	if e.closed {
@@ -267,6 +272,7 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 		}
 	}
 	m.lastSent = make([]time.Time, len(m.segs))
+	m.bytes = len(payload)
 	os.msgs[m.id] = m
 	for s := range m.segs {
 		e.sendSeg(m, os, s, now)
@@ -312,6 +318,12 @@ func (e *Endpoint) rto(m *outMsg) time.Duration {
 		}
 	}
 	d := max(2*rtt, e.cfg.MinRTO)
+	if m.rtoTry == 0 {
+		// A big message takes a while to drain at the receivers; a
+		// timer that fires mid-burst turns every unread segment into a
+		// NAKed "hole".
+		d += time.Duration(m.bytes) * time.Second / drainRate
+	}
 	for range min(m.rtoTry, 10) {
 		d *= 2
 	}

@@ -13,6 +13,7 @@ type Counters struct {
 	Received          uint64 // messages delivered
 	DatagramsSent     uint64
 	DatagramsReceived uint64
+	SendErrors        uint64 // datagrams the transport refused (no route, buffer full)
 	Retransmits       uint64 // segments re-sent (NAK repairs and timer)
 	RepairsThrottled  uint64 // repairs held back by the repair rate limit
 	NaksSent          uint64
@@ -33,6 +34,7 @@ type Counters struct {
 	Aborts            uint64 // transfers this endpoint aborted
 	AbortsReceived    uint64
 	LateReplies       uint64 // responses after their request finished
+	EventsDropped     uint64 // membership events nobody read in time
 }
 
 // counters is the endpoint's private copy.

@@ -39,8 +39,8 @@ type Datagram struct {
 // only through it, so they run the same over real UDP multicast, over
 // unicast UDP between LANs, and over memnet's lossy in-memory network.
 //
-// Implementations must be safe for concurrent Send and Recv, and Close must
-// unblock Recv.
+// Send may be called concurrently, and concurrently with Recv; Recv is
+// called by one goroutine at a time. Close must unblock Recv.
 type Transport interface {
 	// Send sends one datagram to a group (in unicast mode: to every
 	// configured peer). A lost datagram is not an error.

@@ -65,6 +65,7 @@ type UDP struct {
 	maxDg   int
 	granted int
 
+	buf       []byte // single socket: Recv reads directly
 	in        chan Datagram
 	done      chan struct{}
 	closeOnce sync.Once
@@ -287,11 +288,15 @@ func (t *UDP) setReadBuffer(n int, log logrus.FieldLogger) int {
 // the sockets).
 func (t *UDP) ReadBufferGranted() int { return t.granted }
 
+// start runs a reader per socket when there are two (a manager's groups)
+// to merge them; with one socket Recv reads it directly, saving a
+// goroutine hand-off per datagram.
 func (t *UDP) start() {
+	if t.up == nil {
+		t.buf = make([]byte, wire.MaxDatagram+1)
+		return
+	}
 	for _, c := range []*net.UDPConn{t.send, t.up} {
-		if c == nil {
-			continue
-		}
 		t.wg.Add(1)
 		go t.readLoop(c)
 	}
@@ -347,8 +352,25 @@ func (t *UDP) SendTo(to netip.AddrPort, b []byte) error {
 	return err
 }
 
-// Recv implements Transport.
+// Recv implements Transport. It must not be called concurrently.
 func (t *UDP) Recv() (Datagram, error) {
+	if t.buf != nil {
+		for {
+			n, from, err := t.send.ReadFromUDPAddrPort(t.buf)
+			if err != nil {
+				select {
+				case <-t.done:
+					return Datagram{}, ErrClosed
+				default:
+				}
+				if errors.Is(err, net.ErrClosed) {
+					return Datagram{}, ErrClosed
+				}
+				continue // e.g. ECONNREFUSED from a unicast peer
+			}
+			return Datagram{Data: append([]byte(nil), t.buf[:n]...), From: from}, nil
+		}
+	}
 	select {
 	case d := <-t.in:
 		return d, nil

@@ -11,6 +11,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agenttest"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
+	"github.com/smsnmpd/smsnmpd/internal/snmpdtest"
 )
 
 // Benchmarks through a real snmpd, each against snmpd's own objects in the
@@ -34,7 +35,12 @@ func percentile(d []time.Duration, p float64) time.Duration {
 }
 
 func BenchmarkGetLatency(b *testing.B) {
-	r := startRig(b, rigOptions{})
+	b.Run("tcp", func(b *testing.B) { benchGetLatency(b, false) })
+	b.Run("unix", func(b *testing.B) { benchGetLatency(b, true) })
+}
+
+func benchGetLatency(b *testing.B, unix bool) {
+	r := startRig(b, rigOptions{snmpd: snmpdtest.Options{Unix: unix}})
 	g := r.client(b, "public")
 	sub := []string{dotted(agenttest.ScalarInt.Append(0))}
 	native := []string{".1.3.6.1.2.1.1.3.0"}
@@ -86,10 +92,8 @@ func BenchmarkBulkwalk(b *testing.B) {
 	if err := tree.RegisterTable(tbl); err != nil {
 		b.Fatal(err)
 	}
-	r := startRig(b, rigOptions{contexts: nil})
 	// Serve the 3,000-row table in the default context beside the test tree.
-	r.ctxs[""] = mergedTree(b, r.tree.Tree, tree)
-	syncCtx(b, r)
+	r := startRig(b, rigOptions{serve: func(t *agent.Tree) *agent.Tree { return mergedTree(b, t, tree) }})
 	g := r.client(b, "public")
 	g.MaxRepetitions = 25
 	walk := func(root string) (int, time.Duration) {

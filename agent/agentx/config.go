@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
@@ -110,4 +111,16 @@ func ParseSocket(s string) (network, address string, err error) {
 func (c Config) openTimeout() uint8 {
 	s := (c.Timeout + time.Second/2) / time.Second
 	return uint8(min(max(s, 0), 255))
+}
+
+// FromConfig builds a Config from the [agentx] section of the process
+// config (validated there: priority 1..255, timeout whole seconds).
+func FromConfig(c config.AgentX) Config {
+	return Config{
+		Socket:       c.Socket.String(),
+		Timeout:      c.Timeout.Duration,
+		Priority:     uint8(min(max(c.Priority, 0), 255)),
+		ReconnectMax: c.ReconnectMax.Duration,
+		PingInterval: c.PingInterval.Duration,
+	}
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sync"
 	"testing"
-	"time"
 
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
@@ -70,11 +70,26 @@ func (s subtreeOf) GetNext(ctx context.Context, rs []agent.Range) ([]smi.VarBind
 	return s.t.GetNext(ctx, bounded)
 }
 
-func syncCtx(t testing.TB, r *rig) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.sa.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+// lockedTrees is a treeSet that may change while the subagent serves it.
+type lockedTrees struct {
+	mu sync.Mutex
+	m  treeSet
+}
+
+func (l *lockedTrees) Names() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m.Names()
+}
+
+func (l *lockedTrees) Tree(name string) *agent.Tree {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m[name]
+}
+
+func (l *lockedTrees) remove(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.m, name)
 }

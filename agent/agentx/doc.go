@@ -19,13 +19,14 @@
 // Concurrency: exactly one goroutine at a time holds the read role and
 // reads the socket (io.ReadFull of the header, then of exactly the payload,
 // on one persistent bufio.Reader per connection). It serves the request it
-// read itself; if that takes longer than 2 ms it hands the read role to a
-// new goroutine, so a slow handler delays nothing else, while the common
-// fast request costs no goroutine hand-off (each one measured at about
-// 20 µs of latency and CPU through snmpd). At most Config.MaxInFlight
+// read itself; if that takes longer than 2-4 ms (a per-session watchdog
+// ticks every 2 ms while requests arrive) it hands the read role to a new
+// goroutine, so a slow handler delays nothing else, while the common fast
+// request costs no goroutine hand-off and no timer (each measured at
+// 10-20 µs of latency and CPU per GET through snmpd). At most Config.MaxInFlight
 // requests run at once. Writes are serialized by one mutex held per PDU.
-// A PDU the master re-sends (same transaction and packet id, after its
-// agentXTimeout) is never executed twice: while the first execution runs
+// A PDU the master re-sends (same transaction and packet id and the same
+// bytes, after its agentXTimeout) is never executed twice: while the first execution runs
 // the copy is ignored, and after it the cached response is sent again. A
 // response finished after the master closed the session is dropped and
 // counted (Stats.LateDropped).

@@ -62,12 +62,19 @@ type rigOptions struct {
 	tree     agenttest.Options
 	cfg      agentx.Config
 	contexts map[string]*agent.Tree // extra contexts
+	// serve, when set, wraps the agenttest tree into the default context's
+	// tree (benchmarks add objects beside it).
+	serve func(*agent.Tree) *agent.Tree
 }
 
 func startRig(t testing.TB, o rigOptions) *rig {
 	t.Helper()
 	r := &rig{snmpd: snmpdtest.Start(t, o.snmpd), tree: agenttest.New(o.tree)}
-	r.ctxs = contextsWith(r.tree.Tree, o.contexts)
+	def := r.tree.Tree
+	if o.serve != nil {
+		def = o.serve(def)
+	}
+	r.ctxs = contextsWith(def, o.contexts)
 	cfg := o.cfg
 	cfg.Socket = r.snmpd.AgentX
 	log, buf := testLogger(t)

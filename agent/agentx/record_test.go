@@ -38,7 +38,7 @@ func TestRecordSnmpdPDUs(t *testing.T) {
 	if err := other.RegisterScalar(smi.OID{1, 3, 6, 1, 4, 1, 8072, 9999, 4243, 1}, agent.Const(smi.Integer(5))); err != nil {
 		t.Fatal(err)
 	}
-	set := treeSet{"": tree.Tree, "ctx1": other}
+	set := &lockedTrees{m: treeSet{"": tree.Tree, "ctx1": other}}
 	sa := agentx.New(agentx.Config{Socket: proxy.Addr, PingInterval: 200 * time.Millisecond}, set, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -82,7 +82,7 @@ func TestRecordSnmpdPDUs(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // one Ping
-	delete(set, "ctx1")
+	set.remove("ctx1")
 	if err := sa.Sync(ctx); err != nil { // an Unregister
 		t.Fatal(err)
 	}

@@ -2,9 +2,6 @@ package agentx
 
 import (
 	"context"
-	"errors"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agentx/pdu"
@@ -87,17 +84,17 @@ func (s *session) serve(p *pdu.Packet) []byte {
 				resp.VarBinds[i] = smi.VarBind{Name: name, Value: smi.Null()}
 			}
 		}
-		lvl := logrus.DebugLevel
-		if st == smi.GenErr && !errors.Is(err, context.Canceled) {
-			lvl = logrus.WarnLevel
-		}
-		s.log.WithError(err).WithField("pdu", p.Type.String()).Log(lvl, "agentx request failed")
+		// Per request, so Debug: a failing handler must not flood the log.
+		// Stats.Failed counts them.
+		s.a.st.failed.Add(1)
+		s.log.WithError(err).WithField("pdu", p.Type.String()).Debug("agentx request failed")
 	}
 	b, err := pdu.Encode(&pdu.Packet{Header: responseHeader(p.Header), PDU: resp})
 	if err != nil {
 		// A handler produced a value its type cannot carry (an INTEGER
 		// beyond 32 bits): answer genErr rather than nothing.
-		s.log.WithError(err).WithField("pdu", p.Type.String()).Warn("agentx response not encodable")
+		s.a.st.failed.Add(1)
+		s.log.WithError(err).WithField("pdu", p.Type.String()).Debug("agentx response not encodable")
 		b, _ = pdu.Encode(&pdu.Packet{Header: responseHeader(p.Header), PDU: &pdu.Response{Error: pdu.ResponseError(smi.GenErr), Index: 1}})
 	}
 	return b

@@ -5,9 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
-	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,17 +43,22 @@ type session struct {
 	once   sync.Once
 	errMu  sync.Mutex
 	cause  error
-	wg     sync.WaitGroup // readLoops and the pinger
+	wg     sync.WaitGroup // readLoops, the watchdog and the pinger
 	sem    chan struct{}
 	wmu    sync.Mutex // held while writing one PDU
-	nextID atomic.Uint32
+
+	runMu   sync.Mutex
+	running *inlineRun    // the request the read-role holder is serving
+	ticking atomic.Bool   // the watchdog's ticker runs
+	wake    chan struct{} // starts the watchdog's ticker
+	nextID  atomic.Uint32
 
 	pendMu  sync.Mutex
 	pending map[uint32]chan *pdu.Packet // our requests awaiting a Response
 
 	reqMu      sync.Mutex
 	reqs       map[reqKey]*reqState // in flight and recently answered
-	answered   []reqKey             // FIFO of answered keys, for eviction
+	answered   []*reqState          // FIFO of answered requests, for eviction
 	cacheBytes int
 	sets       map[agent.TxID]*agent.Tree // tested, not yet cleaned up
 
@@ -63,6 +69,8 @@ type session struct {
 type reqKey struct{ tx, packet uint32 }
 
 type reqState struct {
+	key  reqKey
+	sum  uint64 // digest of the request
 	resp []byte // encoded response, nil while executing (or for CleanupSet)
 }
 
@@ -83,7 +91,7 @@ func (a *Subagent) connect(ctx context.Context, network, address string) (*sessi
 	s := &session{
 		a: a, conn: conn, br: bufio.NewReaderSize(conn, 64<<10), log: a.log,
 		ctx: sctx, cancel: cancel,
-		done:    make(chan struct{}),
+		done: make(chan struct{}), wake: make(chan struct{}, 1),
 		sem:     make(chan struct{}, a.cfg.MaxInFlight),
 		pending: make(map[uint32]chan *pdu.Packet),
 		reqs:    make(map[reqKey]*reqState),
@@ -93,8 +101,9 @@ func (a *Subagent) connect(ctx context.Context, network, address string) (*sessi
 	// wait hanging.
 	stop := context.AfterFunc(ctx, func() { s.fail(ctx.Err()) })
 	defer stop()
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.readLoop()
+	go s.watchdog()
 	if err := s.open(ctx); err != nil {
 		s.fail(err)
 		s.wait()
@@ -126,8 +135,9 @@ func (s *session) open(ctx context.Context) error {
 	return nil
 }
 
-// fail ends the session once: the reader and writer stop, handlers are
-// cancelled, and late responses are dropped from now on.
+// fail ends the session once: the connection is closed (so the read
+// role's holder returns), handlers are cancelled, and PDUs sent from now
+// on are dropped.
 func (s *session) fail(err error) {
 	s.once.Do(func() {
 		s.errMu.Lock()
@@ -232,15 +242,25 @@ func (s *session) readLoop() {
 			}
 			continue
 		}
-		if !s.handle(p) {
+		if !s.handle(p, digest(h.Type, payload)) {
 			return
 		}
 	}
 }
 
+// digest identifies a request's content, so that only a true copy (same
+// ids and same bytes) counts as a re-send: a master that reuses packet ids
+// for new requests gets them executed.
+func digest(t pdu.Type, payload []byte) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte{byte(t)})
+	h.Write(payload)
+	return h.Sum64()
+}
+
 // handle acts on one PDU; it reports whether this goroutine still holds
 // the read role.
-func (s *session) handle(p *pdu.Packet) bool {
+func (s *session) handle(p *pdu.Packet, sum uint64) bool {
 	switch body := p.PDU.(type) {
 	case *pdu.Response:
 		s.pendMu.Lock()
@@ -253,7 +273,7 @@ func (s *session) handle(p *pdu.Packet) bool {
 	case *pdu.Close:
 		s.fail(fmt.Errorf("%w by the master: %s", ErrSessionClosed, body.Reason))
 	case *pdu.Get, *pdu.GetNext, *pdu.GetBulk, *pdu.TestSet, *pdu.CommitSet, *pdu.UndoSet, *pdu.CleanupSet:
-		return s.dispatch(p)
+		return s.dispatch(p, sum)
 	case *pdu.Ping:
 		s.respond(p.Header, &pdu.Response{})
 	default:
@@ -263,20 +283,72 @@ func (s *session) handle(p *pdu.Packet) bool {
 	return true
 }
 
-// handoff tracks one request served by the goroutine that read it.
-type handoff struct {
-	mu       sync.Mutex
-	finished bool // the request is answered
-	handed   bool // a new readLoop took the read role
+// inlineRun is one request being served by the goroutine that read it.
+type inlineRun struct {
+	start  time.Time
+	handed bool // the watchdog gave the read role to a new readLoop
 }
+
+// watchdog hands the read role on when the holder has been serving one
+// request for longer than inlineBudget. It ticks every inlineBudget only
+// while requests arrive (it stops after watchdogIdleTicks quiet ticks and
+// is woken by the next request), so an idle session costs no wake-ups and
+// a busy one no timer per request: a per-request timer woke the runtime's
+// network poller each time and cost about 13 µs per GET.
+func (s *session) watchdog() {
+	defer s.wg.Done()
+	t := time.NewTicker(inlineBudget)
+	defer t.Stop()
+	idle := 0
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.wake:
+			idle = 0
+			t.Reset(inlineBudget)
+			continue
+		case <-t.C:
+		}
+		s.runMu.Lock()
+		r := s.running
+		if r != nil && time.Since(r.start) >= inlineBudget && !s.ended() {
+			r.handed = true
+			s.running = nil
+			s.wg.Add(1)
+			go s.readLoop()
+		}
+		s.runMu.Unlock()
+		if r != nil {
+			idle = 0
+			continue
+		}
+		if idle++; idle >= watchdogIdleTicks {
+			// Publish "not ticking" before looking again, so a request that
+			// started meanwhile either is seen here or sends a wake.
+			s.ticking.Store(false)
+			s.runMu.Lock()
+			busy := s.running != nil
+			s.runMu.Unlock()
+			if busy {
+				s.ticking.Store(true)
+				continue
+			}
+			t.Stop()
+		}
+	}
+}
+
+// watchdogIdleTicks quiet ticks (100 ms) stop the watchdog's ticker.
+const watchdogIdleTicks = 50
 
 // dispatch serves a request unless it is a copy of one already executed
 // or executing (a re-send by the master after its agentXTimeout). It
 // reports whether the calling goroutine still holds the read role.
-func (s *session) dispatch(p *pdu.Packet) bool {
+func (s *session) dispatch(p *pdu.Packet, sum uint64) bool {
 	key := reqKey{p.TransactionID, p.PacketID}
 	s.reqMu.Lock()
-	if st, dup := s.reqs[key]; dup {
+	if st, dup := s.reqs[key]; dup && st.sum == sum {
 		resp := st.resp
 		s.reqMu.Unlock()
 		s.a.st.duplicates.Add(1)
@@ -286,7 +358,7 @@ func (s *session) dispatch(p *pdu.Packet) bool {
 		}
 		return true
 	}
-	st := &reqState{}
+	st := &reqState{key: key, sum: sum}
 	s.reqs[key] = st
 	s.reqMu.Unlock()
 
@@ -299,42 +371,43 @@ func (s *session) dispatch(p *pdu.Packet) bool {
 	}
 	defer func() { <-s.sem }()
 
-	// Serve it here; if it takes longer than inlineBudget, a new goroutine
-	// takes over reading so that nothing else waits for this request. The
-	// mutex orders this goroutine's last use of the reader before the
-	// successor's first.
-	ho := &handoff{}
-	ho.mu.Lock()
-	timer := time.AfterFunc(inlineBudget, func() {
-		ho.mu.Lock()
-		defer ho.mu.Unlock()
-		if !ho.finished && !s.ended() {
-			ho.handed = true
-			s.wg.Add(1)
-			go s.readLoop()
+	// Serve it here; if it takes longer than inlineBudget, the watchdog
+	// lets a new goroutine take over reading so that nothing else waits
+	// for this request. runMu orders this goroutine's last use of the
+	// reader before the successor's first.
+	run := &inlineRun{start: time.Now()}
+	s.runMu.Lock()
+	s.running = run
+	s.runMu.Unlock()
+	if !s.ticking.Load() {
+		s.ticking.Store(true)
+		select {
+		case s.wake <- struct{}{}:
+		default:
 		}
-	})
-	ho.mu.Unlock()
+	}
 
 	s.a.st.requests.Add(1)
 	resp := s.serve(p)
-	timer.Stop()
-	ho.mu.Lock()
-	ho.finished = true
-	handed := ho.handed
-	ho.mu.Unlock()
+	s.runMu.Lock()
+	if s.running == run {
+		s.running = nil
+	}
+	handed := run.handed
+	s.runMu.Unlock()
 
 	s.reqMu.Lock()
 	st.resp = resp
-	s.answered = append(s.answered, key)
+	s.answered = append(s.answered, st)
 	s.cacheBytes += len(resp)
 	for len(s.answered) > resendCacheEntries || (s.cacheBytes > resendCacheBytes && len(s.answered) > 1) {
 		old := s.answered[0]
+		s.answered[0] = nil
 		s.answered = s.answered[1:]
-		if o := s.reqs[old]; o != nil {
-			s.cacheBytes -= len(o.resp)
+		s.cacheBytes -= len(old.resp)
+		if s.reqs[old.key] == old { // not replaced by a new request with the same ids
+			delete(s.reqs, old.key)
 		}
-		delete(s.reqs, old)
 	}
 	s.reqMu.Unlock()
 	if resp != nil {
@@ -460,6 +533,11 @@ func (s *session) pinger() {
 	}
 }
 
+// maxPipelinedRegs bounds the Register/Unregister PDUs awaiting the
+// master's answer at once (an SM with hundreds of SE contexts registers
+// thousands of subtrees).
+const maxPipelinedRegs = 32
+
 // syncRegistrations registers every (context, root) not yet registered at
 // priority, and unregisters what is no longer served. Requests are
 // pipelined: all sent, then all answers collected.
@@ -476,19 +554,25 @@ func (s *session) syncRegistrations(ctx context.Context, priority uint8) error {
 			want = append(want, registration{context: name, root: root, priority: priority})
 		}
 	}
-	same := func(a, b registration) bool {
-		return a.context == b.context && a.priority == b.priority && a.root.Equal(b.root)
+	key := func(r registration) string {
+		return r.context + "\x00" + r.root.String() + "\x00" + strconv.Itoa(int(r.priority))
 	}
+	have := make(map[string]bool, len(s.regs))
+	for _, r := range s.regs {
+		have[key(r)] = true
+	}
+	wanted := make(map[string]bool, len(want))
 	var add, drop, keep []registration
 	for _, w := range want {
-		if slices.ContainsFunc(s.regs, func(r registration) bool { return same(r, w) }) {
+		wanted[key(w)] = true
+		if have[key(w)] {
 			keep = append(keep, w)
 		} else {
 			add = append(add, w)
 		}
 	}
 	for _, r := range s.regs {
-		if !slices.ContainsFunc(want, func(w registration) bool { return same(r, w) }) {
+		if !wanted[key(r)] {
 			drop = append(drop, r)
 		}
 	}
@@ -501,10 +585,13 @@ func (s *session) syncRegistrations(ctx context.Context, priority uint8) error {
 	run := func(regs []registration, mk func(registration) pdu.PDU) []result {
 		out := make([]result, len(regs))
 		var wg sync.WaitGroup
+		window := make(chan struct{}, maxPipelinedRegs)
 		for i, r := range regs {
 			wg.Add(1)
+			window <- struct{}{}
 			go func() {
 				defer wg.Done()
+				defer func() { <-window }()
 				resp, err := s.request(ctx, r.context, mk(r))
 				out[i] = result{r, resp, err}
 			}()

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,6 +192,24 @@ func TestSetPhases(t *testing.T) {
 	}
 	mc.request(be, 102, 7, &pdu.CleanupSet{})
 	mc.expectSilence(50 * time.Millisecond)
+	eventually(t, "7 requests, 2 failed", func() bool { st := sa.Stats(); return st.Failed == 2 && st.Requests == 7 })
+}
+
+// A handler value its wire type cannot carry is answered genErr, not
+// dropped (snmpd would wait and re-send).
+func TestUnencodableValueIsGenErr(t *testing.T) {
+	m := newFakeMaster(t)
+	tree := agent.NewTree()
+	bad := smi.OID{1, 3, 6, 1, 4, 1, 99, 1}
+	tree.RegisterScalar(bad, agent.Const(smi.Value{Type: smi.TypeInteger, Int: 1 << 40}))
+	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree}, nil)
+	m.regs = 1
+	runSubagent(t, sa)
+	mc := m.accept(1)
+	mc.request(be, 1, 1, &pdu.Get{Ranges: []pdu.SearchRange{{Start: bad.Append(0)}}})
+	if r := mc.readResponse().PDU.(*pdu.Response); r.Error != pdu.ResponseError(smi.GenErr) {
+		t.Errorf("got %s", r.Error)
+	}
 }
 
 // An undecodable request gets parseError; the session goes on.
@@ -240,9 +259,7 @@ func TestReconnectAfterMasterClose(t *testing.T) {
 		t.Errorf("response %+v", r.Header)
 	}
 	eventually(t, "late answer dropped", func() bool { return sa.Stats().LateDropped == 1 })
-	if st := sa.Stats(); st.Sessions != 2 {
-		t.Errorf("stats %+v", st)
-	}
+	eventually(t, "second session counted", func() bool { return sa.Stats().Sessions == 2 })
 }
 
 // eventually polls cond for at most 5 s: for effects of another goroutine
@@ -388,5 +405,108 @@ func TestSetPriorityReregisters(t *testing.T) {
 	}
 	if got := strings.Join(seq, " "); got != "reg127 reg127 unreg128 unreg128" {
 		t.Errorf("sequence %s", got)
+	}
+}
+
+// Same ids but different content is a new request, not a re-send.
+func TestReusedPacketIDWithNewContentExecuted(t *testing.T) {
+	m := newFakeMaster(t)
+	tree := agenttest.New(agenttest.Options{})
+	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
+	m.regs = countRegs(treeSet{"": tree.Tree})
+	runSubagent(t, sa)
+	mc := m.accept(1)
+	for i, oid := range []smi.OID{agenttest.ScalarInt.Append(0), agenttest.ScalarTicks.Append(0)} {
+		mc.request(be, 5, 5, &pdu.Get{Ranges: []pdu.SearchRange{{Start: oid}}})
+		vb := mc.readResponse().PDU.(*pdu.Response).VarBinds[0]
+		if !vb.Name.Equal(oid) {
+			t.Errorf("request %d answered for %s", i, vb.Name)
+		}
+	}
+	if st := sa.Stats(); st.Duplicates != 0 || st.Requests != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// The re-send cache is bounded: after more than 1,024 answered requests the
+// oldest is forgotten (a copy of it would run again), the newest is not.
+func TestResendCacheBounded(t *testing.T) {
+	m := newFakeMaster(t)
+	tree := agenttest.New(agenttest.Options{})
+	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
+	m.regs = countRegs(treeSet{"": tree.Tree})
+	runSubagent(t, sa)
+	mc := m.accept(1)
+	get := &pdu.Get{Ranges: []pdu.SearchRange{{Start: agenttest.ScalarInt.Append(0)}}}
+	const n = 1100
+	for i := uint32(1); i <= n; i++ {
+		mc.request(be, i, i, get)
+		mc.readResponse()
+	}
+	mc.request(be, n, n, get) // recent: from the cache
+	mc.readResponse()
+	mc.request(be, 1, 1, get) // evicted: executed again
+	mc.readResponse()
+	if st := sa.Stats(); st.Duplicates != 1 || st.Requests != n+1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// gate is a handler whose Gets block until released, counting how many
+// run at once.
+type gate struct {
+	running, peak atomic.Int32
+	release       chan struct{}
+}
+
+func (g *gate) Get(ctx context.Context, names []smi.OID) ([]smi.Value, error) {
+	n := g.running.Add(1)
+	defer g.running.Add(-1)
+	for {
+		p := g.peak.Load()
+		if n <= p || g.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	out := make([]smi.Value, len(names))
+	for i := range out {
+		out[i] = smi.Integer(1)
+	}
+	return out, nil
+}
+
+func (g *gate) GetNext(context.Context, []agent.Range) ([]smi.VarBind, error) { return nil, nil }
+
+// No more than MaxInFlight requests run at once; the rest wait their turn
+// and are all answered.
+func TestInFlightBound(t *testing.T) {
+	m := newFakeMaster(t)
+	g := &gate{release: make(chan struct{})}
+	tree := agent.NewTree()
+	root := smi.OID{1, 3, 6, 1, 4, 1, 99}
+	tree.Register(root, g)
+	sa := agentx.New(agentx.Config{Socket: m.socket(), MaxInFlight: 2}, treeSet{"": tree}, nil)
+	m.regs = 1
+	runSubagent(t, sa)
+	mc := m.accept(1)
+	for i := uint32(1); i <= 5; i++ {
+		mc.request(be, i, i, &pdu.Get{Ranges: []pdu.SearchRange{{Start: root.Append(i)}}})
+	}
+	eventually(t, "two requests running", func() bool { return g.running.Load() == 2 })
+	mc.expectSilence(100 * time.Millisecond)
+	if p := g.peak.Load(); p != 2 {
+		t.Errorf("peak %d running, want 2", p)
+	}
+	close(g.release)
+	for i := 0; i < 5; i++ {
+		mc.readResponse()
+	}
+	if p := g.peak.Load(); p != 2 {
+		t.Errorf("peak %d running, want 2", p)
 	}
 }

@@ -51,6 +51,7 @@ type Stats struct {
 	Sessions      uint64 // sessions opened (1 + reconnects)
 	Registrations uint64 // subtrees registered, summed over sessions
 	Requests      uint64 // request PDUs from the master executed
+	Failed        uint64 // of those, answered with an error (SNMP error-status)
 	Duplicates    uint64 // re-sent PDUs answered without executing them again
 	LateDropped   uint64 // responses dropped because their session had ended
 	ParseErrors   uint64 // PDUs from the master that did not decode
@@ -58,7 +59,7 @@ type Stats struct {
 }
 
 type counters struct {
-	sessions, registrations, requests, duplicates, lateDropped, parseErrors, notifications atomic.Uint64
+	sessions, registrations, requests, failed, duplicates, lateDropped, parseErrors, notifications atomic.Uint64
 }
 
 // Trees are the handler trees a Subagent serves, one per SNMP context
@@ -113,6 +114,7 @@ func (a *Subagent) Stats() Stats {
 		Sessions:      a.st.sessions.Load(),
 		Registrations: a.st.registrations.Load(),
 		Requests:      a.st.requests.Load(),
+		Failed:        a.st.failed.Load(),
 		Duplicates:    a.st.duplicates.Load(),
 		LateDropped:   a.st.lateDropped.Load(),
 		ParseErrors:   a.st.parseErrors.Load(),

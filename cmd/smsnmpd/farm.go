@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -97,12 +98,14 @@ func groupAddr(group string, port int) (netip.AddrPort, error) {
 // smSe groups) go on seTree, which the responder serves to the managers.
 func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mib.Store, log logrus.FieldLogger) (*southbound, error) {
 	s := &southbound{}
-	var resp *fanout.Responder // set below; the hello closure reads it
+	// The responder starts after the endpoint whose heartbeats report its
+	// counter, so the heartbeat goroutine reads it through an atomic.
+	var resp atomic.Pointer[fanout.Responder]
 	requests := func() uint64 {
-		if resp == nil {
-			return 0
+		if r := resp.Load(); r != nil {
+			return r.Counters().Requests
 		}
-		return resp.Counters().Requests
+		return 0
 	}
 	// An SE has no cache software of its own to ask yet, so the bytes it
 	// sent are the host's (every interface but lo, from /proc/net/dev).
@@ -142,7 +145,7 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 		la = &fanout.LocalAgent{Address: ap, Community: cfg.SE.LocalAgent.Community,
 			Timeout: cfg.SE.LocalAgent.Timeout.Duration, Retries: cfg.SE.LocalAgent.Retries}
 	}
-	resp, err = fanout.NewResponder(s.ep, s.demux.Channel(fanout.DefaultChannel), fanout.ResponderConfig{
+	r, err := fanout.NewResponder(s.ep, s.demux.Channel(fanout.DefaultChannel), fanout.ResponderConfig{
 		Tree: seTree, LocalAgent: la, ReservationTTL: cfg.Fanout.ReservationTTL.Duration,
 		ReplyCacheTTL: cfg.Fanout.ReplyCacheTTL.Duration, ReplyCacheSize: cfg.Fanout.ReplyCacheSize, Logger: log,
 	})
@@ -150,7 +153,8 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 		s.close()
 		return nil, err
 	}
-	s.resp = resp
+	resp.Store(r)
+	s.resp = r
 	return s, nil
 }
 

@@ -104,14 +104,9 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 		n.v2c, n.udpConn = a, conn
 	}
 	if !cfg.AgentX.Socket.IsZero() {
-		n.subagent = agentx.New(agentx.Config{
-			Socket:       cfg.AgentX.Socket.String(),
-			Timeout:      cfg.AgentX.Timeout.Duration,
-			Priority:     uint8(cfg.AgentX.Priority),
-			ReconnectMax: cfg.AgentX.ReconnectMax.Duration,
-			PingInterval: cfg.AgentX.PingInterval.Duration,
-			Description:  "smsnmpd " + version,
-		}, n.ax, log)
+		axcfg := agentx.FromConfig(cfg.AgentX)
+		axcfg.Description = "smsnmpd " + version
+		n.subagent = agentx.New(axcfg, n.ax, log)
 	}
 	if n.v2c == nil && n.subagent == nil && cfg.Node.Role == config.RoleManager {
 		return nil, errors.New("a manager needs a northbound agent: set snmp.listen or agentx.socket")

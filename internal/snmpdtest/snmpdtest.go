@@ -5,8 +5,19 @@
 // is started by PID, stopped by PID, and never outlives the test.
 //
 // It owns process life-cycle and configuration text only; it speaks no SNMP
-// itself except a readiness probe. Tests use gosnmp or the net-snmp CLI
-// (Snmpd.Tool) as clients.
+// itself except a readiness probe. Tests use gosnmp (Snmpd.Client,
+// Snmpd.ClientV3) or the net-snmp CLI (Snmpd.Tool) as clients. Typical use:
+//
+//	trapd := snmpdtest.StartTrapd(t)
+//	sd := snmpdtest.Start(t, snmpdtest.Options{
+//		AgentXRetries: 1, Debug: []string{"agentx/master"},
+//		Users:     []snmpdtest.User{{Name: "u", AuthPass: "authpass1", PrivPass: "privpass1", Context: "se3"}},
+//		TrapSinks: []string{trapd.Addr},
+//	})
+//	// point a subagent at sd.AgentX, then:
+//	res, err := sd.Client(t, "public").Get([]string{".1.3.6.1.2.1.1.3.0"})
+//	sd.Kill(); sd.Restart()            // crash and come back, same ports
+//	strings.Contains(sd.Log(), "resend on session")
 //
 // When a needed binary is missing the test is skipped with the reason,
 // unless the environment variable CI is "true": then it fails, so CI never

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gosnmp/gosnmp"
 )
 
 func TestStartStopRestart(t *testing.T) {
@@ -122,4 +124,17 @@ func (f *fakeTB) Skip(args ...any) {
 func (f *fakeTB) Fatal(args ...any) {
 	f.failed, f.msg = true, args[0].(string)
 	panic("fatal")
+}
+
+func TestClients(t *testing.T) {
+	u := User{Name: "u2", AuthPass: "authpass123", PrivPass: "privpass123"}
+	s := Start(t, Options{Users: []User{u}})
+	for name, g := range map[string]interface {
+		Get([]string) (*gosnmp.SnmpPacket, error)
+	}{"v2c": s.Client(t, "public"), "v3": s.ClientV3(t, u)} {
+		res, err := g.Get([]string{".1.3.6.1.2.1.1.3.0"})
+		if err != nil || res.Variables[0].Type != gosnmp.TimeTicks {
+			t.Errorf("%s: %v %v", name, err, res)
+		}
+	}
 }

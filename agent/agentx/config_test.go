@@ -3,6 +3,8 @@ package agentx
 import (
 	"testing"
 	"time"
+
+	"github.com/smsnmpd/smsnmpd/internal/config"
 )
 
 func TestBackoffCappedAndJittered(t *testing.T) {
@@ -52,5 +54,21 @@ func TestOpenTimeoutRounding(t *testing.T) {
 		if got := (Config{Timeout: d}).openTimeout(); got != want {
 			t.Errorf("%v: %d, want %d", d, got, want)
 		}
+	}
+}
+
+func TestFromConfig(t *testing.T) {
+	d := config.Default()
+	addr, err := config.ParseAddr("unix:/var/agentx/master")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.AgentX.Socket = addr
+	c := FromConfig(d.AgentX)
+	if c.Socket != "unix:/var/agentx/master" || c.Priority != 127 || c.ReconnectMax != time.Second || c.PingInterval != 5*time.Second {
+		t.Errorf("%+v", c)
+	}
+	if n, a, err := ParseSocket(c.Socket); err != nil || n != "unix" || a != "/var/agentx/master" {
+		t.Errorf("%q %q %v", n, a, err)
 	}
 }

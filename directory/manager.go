@@ -1,0 +1,396 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/smsnmpd/smsnmpd/directory/wire"
+	"github.com/smsnmpd/smsnmpd/rmtp"
+)
+
+// Endpoint is what a Manager needs of rmtp: *rmtp.Endpoint implements it.
+type Endpoint interface {
+	Sender
+	Request(ctx context.Context, ch uint8, payload []byte, targets []rmtp.NodeID) (rmtp.Report, error)
+	Reply(ctx context.Context, req *rmtp.Message, payload []byte) (rmtp.Report, error)
+	Node() rmtp.NodeID
+	Stats() rmtp.Stats
+}
+
+// Manager defaults.
+const (
+	DefaultTransferTimeout  = 5 * time.Second
+	DefaultMaintainInterval = 2 * time.Second
+	DefaultWatchInterval    = 200 * time.Millisecond
+	// serveQueue bounds the snapshot requests waiting for the server.
+	serveQueue = 8
+	// transferTries is how often one chunk is asked for before giving up.
+	transferTries = 3
+)
+
+// ManagerConfig configures a Manager.
+type ManagerConfig struct {
+	Store StoreConfig
+	// ChunkBytes caps the snapshot chunks this manager asks for and
+	// serves (default DefaultChunkBytes; the rmtp message cap must hold
+	// it).
+	ChunkBytes int
+	// TransferTimeout bounds one chunk request (default 5 s).
+	TransferTimeout time.Duration
+	// MaintainInterval: how often expiry, tombstone and re-announcement
+	// timers run (default 2 s).
+	MaintainInterval time.Duration
+	// WatchInterval: how often SE liveness is read from the rmtp peer
+	// table to mark entries of SEs declared down (default 200 ms).
+	WatchInterval time.Duration
+	Logger        logrus.FieldLogger
+	Now           func() time.Time
+}
+
+// ManagerCounters are the manager's totals besides the store's.
+type ManagerCounters struct {
+	Malformed      uint64 // directory messages that did not decode
+	WrongLevel     uint64 // updates meant for another level
+	ChunksServed   uint64
+	BytesServed    uint64
+	ServeDropped   uint64 // snapshot requests refused because the server was busy
+	ChunksReceived uint64
+	BytesReceived  uint64
+	CatchUps       uint64 // completed state transfers
+}
+
+// Manager is a farm manager's (SM or BSM) side of the directory: it
+// applies SEs' updates to its Store, marks entries of SEs declared down,
+// runs the Store's timers, serves snapshots to other managers and catches
+// up from one. Both the SM and the BSM run one: the BSM receives every
+// update too, so it is warm. It does not elect (the caller does) and does
+// not forward upward (issue 8).
+type Manager struct {
+	cfg   ManagerConfig
+	ep    Endpoint
+	store *Store
+	log   logrus.FieldLogger
+
+	malformed, wrongLevel, chunksServed, bytesServed, serveDropped atomic.Uint64
+	chunksRecv, bytesRecv, catchUps                                atomic.Uint64
+
+	serveQ chan *rmtp.Message
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// NewManager starts a manager reading the given inboxes (the endpoint
+// itself when the directory is its only user, or the demultiplexer's
+// ChannelUpdates and ChannelTransfer).
+func NewManager(ep Endpoint, cfg ManagerConfig, inboxes ...Inbox) (*Manager, error) {
+	if len(inboxes) == 0 {
+		return nil, fmt.Errorf("%w: a manager needs an inbox", ErrInvalid)
+	}
+	if cfg.ChunkBytes == 0 {
+		cfg.ChunkBytes = DefaultChunkBytes
+	}
+	if cfg.ChunkBytes < MinChunkBytes || cfg.ChunkBytes > rmtp.DefaultMaxMessage-1024 {
+		return nil, fmt.Errorf("%w: chunk %d bytes outside %d..%d", ErrInvalid, cfg.ChunkBytes, MinChunkBytes, rmtp.DefaultMaxMessage-1024)
+	}
+	if cfg.TransferTimeout <= 0 {
+		cfg.TransferTimeout = DefaultTransferTimeout
+	}
+	if cfg.MaintainInterval <= 0 {
+		cfg.MaintainInterval = DefaultMaintainInterval
+	}
+	if cfg.WatchInterval <= 0 {
+		cfg.WatchInterval = DefaultWatchInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	st, err := NewStore(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Store = st.Config()
+	m := &Manager{cfg: cfg, ep: ep, store: st, serveQ: make(chan *rmtp.Message, serveQueue),
+		log: discard(cfg.Logger).WithFields(logrus.Fields{"node": ep.Node(), "unit": cfg.Store.Unit.String()})}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	for _, in := range inboxes {
+		m.wg.Add(1)
+		go m.receive(in)
+	}
+	m.wg.Add(2)
+	go m.serve()
+	go m.timers()
+	return m, nil
+}
+
+// Store is the directory this manager keeps (lookups, the SNMP table,
+// digests).
+func (m *Manager) Store() *Store { return m.store }
+
+// Lookup looks key up at the manager's clock (Store.Lookup).
+func (m *Manager) Lookup(key string, from Location) []Hit {
+	return m.store.Lookup(key, from, m.cfg.Now())
+}
+
+// Counters returns the manager's totals.
+func (m *Manager) Counters() ManagerCounters {
+	return ManagerCounters{Malformed: m.malformed.Load(), WrongLevel: m.wrongLevel.Load(),
+		ChunksServed: m.chunksServed.Load(), BytesServed: m.bytesServed.Load(), ServeDropped: m.serveDropped.Load(),
+		ChunksReceived: m.chunksRecv.Load(), BytesReceived: m.bytesRecv.Load(), CatchUps: m.catchUps.Load()}
+}
+
+// Close stops the manager's goroutines. It does not close the endpoint.
+func (m *Manager) Close() error {
+	m.once.Do(func() {
+		m.cancel()
+		m.wg.Wait()
+	})
+	return nil
+}
+
+func (m *Manager) receive(in Inbox) {
+	defer m.wg.Done()
+	for {
+		msg, err := in.Receive(m.ctx)
+		if err != nil {
+			return
+		}
+		m.handle(msg)
+	}
+}
+
+func (m *Manager) handle(msg *rmtp.Message) {
+	switch {
+	case msg.Channel == ChannelUpdates && msg.Kind == rmtp.KindData && msg.Dest == rmtp.Up:
+		t, err := wire.Peek(msg.Payload)
+		if err != nil || t != wire.TypeUpdate {
+			m.malformed.Add(1)
+			return
+		}
+		u, err := wire.ParseUpdate(msg.Payload)
+		if err != nil {
+			m.malformed.Add(1)
+			return
+		}
+		if Level(u.Level) != m.cfg.Store.Level {
+			m.wrongLevel.Add(1)
+			return
+		}
+		// Refusals are counted per origin in the store; logging each
+		// would be a line per packet under a flood.
+		m.store.Apply(&u, uint32(msg.From), msg.Incarnation, m.cfg.Now())
+	case msg.Channel == ChannelTransfer && msg.Kind == rmtp.KindRequest:
+		q, err := wire.ParseSnapshotRequest(msg.Payload)
+		if err != nil {
+			m.malformed.Add(1)
+			return
+		}
+		if rmtp.NodeID(q.Donor) != m.ep.Node() {
+			return // asked of another manager
+		}
+		select {
+		case m.serveQ <- msg:
+		default:
+			m.serveDropped.Add(1)
+		}
+	}
+}
+
+func (m *Manager) serve() {
+	defer m.wg.Done()
+	for {
+		var msg *rmtp.Message
+		select {
+		case msg = <-m.serveQ:
+		case <-m.ctx.Done():
+			return
+		}
+		q, err := wire.ParseSnapshotRequest(msg.Payload)
+		if err != nil {
+			continue
+		}
+		budget := m.cfg.ChunkBytes
+		if q.MaxBytes > 0 {
+			budget = min(budget, int(q.MaxBytes))
+		}
+		c := m.store.Snapshot(q.After, budget)
+		b, err := wire.AppendSnapshotChunk(nil, &c)
+		if err != nil {
+			m.log.WithError(err).Error("directory: encoding a snapshot chunk")
+			continue
+		}
+		ctx, cancel := context.WithTimeout(m.ctx, m.cfg.TransferTimeout)
+		_, err = m.ep.Reply(ctx, msg, b)
+		cancel()
+		if err == nil {
+			m.chunksServed.Add(1)
+			m.bytesServed.Add(uint64(len(b)))
+		}
+	}
+}
+
+// timers runs the store's maintenance and the SE liveness watch.
+func (m *Manager) timers() {
+	defer m.wg.Done()
+	maint := time.NewTicker(m.cfg.MaintainInterval)
+	defer maint.Stop()
+	watch := time.NewTicker(m.cfg.WatchInterval)
+	defer watch.Stop()
+	down := make(map[rmtp.NodeID]bool)
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-maint.C:
+			m.store.Maintain(m.cfg.Now())
+		case <-watch.C:
+			m.watch(down)
+		}
+	}
+}
+
+// watch marks the entries of SEs rmtp declared down (or that left), and
+// unmarks them when the SE is heard again.
+func (m *Manager) watch(down map[rmtp.NodeID]bool) {
+	unit := m.cfg.Store.Unit
+	for _, p := range m.ep.Stats().Peers {
+		if p.Role != rmtp.Engine {
+			continue
+		}
+		d := p.State == rmtp.PeerDown || p.State == rmtp.PeerLeft
+		if d == down[p.Node] {
+			continue
+		}
+		down[p.Node] = d
+		loc := unit
+		loc.Engine = uint32(p.Node)
+		m.store.SetDown(loc, d)
+		m.log.WithFields(logrus.Fields{"engine": p.Node, "down": d}).Info("directory: engine entries marked")
+	}
+}
+
+// CatchUpReport says what a state transfer moved.
+type CatchUpReport struct {
+	Donor   rmtp.NodeID
+	Chunks  int
+	Bytes   int
+	Records int
+	Applied int
+	Elapsed time.Duration
+}
+
+// Donor picks the manager to catch up from: the active manager of the
+// view if it is another node, else the live manager with the lowest id.
+func (m *Manager) Donor() (rmtp.NodeID, error) {
+	st := m.ep.Stats()
+	self := m.ep.Node()
+	live := func(id rmtp.NodeID) bool {
+		for _, p := range st.Peers {
+			if p.Node == id {
+				return p.Role == rmtp.Manager && (p.State == rmtp.PeerAlive || p.State == rmtp.PeerSuspect)
+			}
+		}
+		return false
+	}
+	if o := st.View.Owner; o != 0 && o != self && live(o) {
+		return o, nil
+	}
+	for _, p := range st.Peers { // sorted by id
+		if p.Node != self && live(p.Node) {
+			return p.Node, nil
+		}
+	}
+	return 0, ErrNoDonor
+}
+
+// CatchUp pulls the full directory from Donor() and merges it. A manager
+// that starts (or restarts) calls it once it has heard the SEs, so that
+// every update from then on reaches it directly; the transfer and those
+// updates may interleave in any order (Merge). With no other manager it
+// returns ErrNoDonor; the caller then asks the SEs to re-announce
+// (RequestResync).
+func (m *Manager) CatchUp(ctx context.Context) (CatchUpReport, error) {
+	donor, err := m.Donor()
+	if err != nil {
+		return CatchUpReport{}, err
+	}
+	return m.CatchUpFrom(ctx, donor)
+}
+
+// CatchUpFrom pulls the full directory from one manager, chunk by chunk.
+func (m *Manager) CatchUpFrom(ctx context.Context, donor rmtp.NodeID) (CatchUpReport, error) {
+	start := time.Now()
+	rep := CatchUpReport{Donor: donor}
+	var after uint32
+	for {
+		q := wire.SnapshotRequest{Donor: uint32(donor), After: after, MaxBytes: uint32(m.cfg.ChunkBytes)}
+		b := wire.AppendSnapshotRequest(nil, &q)
+		var (
+			payload []byte
+			err     error
+		)
+		for try := 0; try < transferTries; try++ {
+			payload, err = m.askChunk(ctx, donor, b)
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+		}
+		if err != nil {
+			return rep, fmt.Errorf("%w: from node %d after %d chunks: %w", ErrTransfer, donor, rep.Chunks, err)
+		}
+		c, err := wire.ParseSnapshotChunk(payload)
+		if err != nil {
+			m.malformed.Add(1)
+			return rep, fmt.Errorf("%w: chunk from node %d: %w", ErrTransfer, donor, err)
+		}
+		res := m.store.Merge(&c, m.cfg.Now())
+		rep.Chunks++
+		rep.Bytes += len(payload)
+		rep.Records += len(c.Records)
+		rep.Applied += res.Applied
+		m.chunksRecv.Add(1)
+		m.bytesRecv.Add(uint64(len(payload)))
+		if c.Last {
+			break
+		}
+		if c.Next <= after {
+			return rep, fmt.Errorf("%w: node %d made no progress after id %d", ErrTransfer, donor, after)
+		}
+		after = c.Next
+	}
+	rep.Elapsed = time.Since(start)
+	m.catchUps.Add(1)
+	m.log.WithFields(logrus.Fields{"donor": donor, "chunks": rep.Chunks, "bytes": rep.Bytes, "records": rep.Records,
+		"elapsed": rep.Elapsed}).Info("directory: caught up by state transfer")
+	return rep, nil
+}
+
+func (m *Manager) askChunk(ctx context.Context, donor rmtp.NodeID, req []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.TransferTimeout)
+	defer cancel()
+	rep, err := m.ep.Request(ctx, ChannelTransfer, req, []rmtp.NodeID{donor})
+	// Other members' missing ACKs do not matter: only the donor's answer.
+	for _, r := range rep.Responses {
+		if r.From == donor {
+			return r.Payload, nil
+		}
+	}
+	if err == nil {
+		err = errors.New("no answer")
+	}
+	return nil, err
+}
+
+// RequestResync asks every SE to re-announce what it holds (RESYNC): the
+// way back when no manager holds the directory (both restarted).
+func (m *Manager) RequestResync(ctx context.Context) error {
+	_, err := m.ep.Send(ctx, ChannelUpdates, rmtp.Down, wire.AppendResync(nil))
+	return err
+}

@@ -1,0 +1,50 @@
+// Package wire is the pure codec of smsnmpd's directory protocol (seed
+// Fig 7, DESIGN.md §7): the payloads that travel inside rmtp messages on
+// the directory channels. It owns the byte layout and its bounds; it does
+// no I/O, keeps no clock and never logs. What the messages mean (versions,
+// tombstones, catch-up) belongs to package directory.
+//
+// # Layout, version 1
+//
+// Integers are big-endian. Every message starts with a 4-byte prefix:
+//
+//	offset size field
+//	     0    1 version   1; anything else is ErrVersion
+//	     1    1 type      1 UPDATE, 2 SNAPSHOT_REQUEST, 3 SNAPSHOT_CHUNK,
+//	                      4 RESYNC (append-only)
+//	     2    1 level     UPDATE: level of the directory the sender feeds
+//	                      (1 = farm); 0 otherwise
+//	     3    1 flags     type-specific; undefined bits are an error
+//
+// A Location is 16 bytes: CDN 4, data center 4, farm 4, engine 4. A zero
+// field means "above this unit": {1, 2, 0, 0} is the summary "somewhere in
+// data center 2 of CDN 1" (issue 8's summary forwarding).
+//
+// UPDATE (flags 0) carries groups of operations, one group per origin, so
+// an SE sends one group and a manager forwarding upward (issue 8) sends one
+// per origin it forwards:
+//
+//	groups 2 (≤ MaxGroups)
+//	group: origin Location 16, incarnation 8,
+//	       flags 1 (0x01 SYNC_BEGIN, 0x02 SYNC_END), ops 2 (≤ MaxOps)
+//	op:    kind 1 (1 ADD, 2 REMOVE), seq 8, key length 2 (1..MaxKey), key,
+//	       ADD only: size 8, expiry 8 (Unix milliseconds, 0 = never)
+//
+// SNAPSHOT_REQUEST (flags 0): donor node 4 (only that manager answers),
+// after 4 (entry id cursor: records with a larger id), max bytes 4 (the
+// answer's budget, the donor caps it further).
+//
+// SNAPSHOT_CHUNK (flags 0x01 LAST): next 4 (the cursor for the following
+// request), sources 2 (≤ MaxSources) × {origin 16, incarnation 8, synced
+// incarnation 8}, origins 2 (≤ MaxOrigins) × {origin 16, incarnation 8},
+// records 4 (≤ MaxRecords) × {id 4, origin index 2, seq 8, flags 1 (0x01
+// REMOVED), key length 2, key, live records only: size 8, expiry 8}. The
+// origin table keeps a record at about 25 bytes plus its key instead of 49.
+//
+// RESYNC (flags 0, no body): a manager that found no donor to catch up
+// from asks every SE to re-announce what it holds.
+//
+// Every count is checked against its cap and against the bytes left before
+// anything is allocated; trailing bytes are an error; encodings are
+// canonical, so decode → encode gives back the same bytes.
+package wire

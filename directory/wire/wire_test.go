@@ -1,0 +1,231 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// codec adapts one message type to the table, truncation and fuzz tests.
+type codec struct {
+	decode func([]byte) (any, error)
+	encode func(any) ([]byte, error)
+}
+
+var codecs = map[string]codec{
+	"Update": {
+		func(b []byte) (any, error) { return ParseUpdate(b) },
+		func(v any) ([]byte, error) { u := v.(Update); return AppendUpdate(nil, &u) },
+	},
+	"SnapshotRequest": {
+		func(b []byte) (any, error) { return ParseSnapshotRequest(b) },
+		func(v any) ([]byte, error) { q := v.(SnapshotRequest); return AppendSnapshotRequest(nil, &q), nil },
+	},
+	"SnapshotChunk": {
+		func(b []byte) (any, error) { return ParseSnapshotChunk(b) },
+		func(v any) ([]byte, error) { c := v.(SnapshotChunk); return AppendSnapshotChunk(nil, &c) },
+	},
+	"Resync": {
+		func(b []byte) (any, error) { return struct{}{}, ParseResync(b) },
+		func(any) ([]byte, error) { return AppendResync(nil), nil },
+	},
+}
+
+func h(parts ...string) string { return strings.Join(parts, "") }
+
+var loc1 = Location{1, 2, 3, 4}
+
+// exact cases: the value and its bytes, hand-written from doc.go.
+var exact = []struct {
+	name  string
+	codec string
+	v     any
+	hex   string
+}{
+	{"update empty", "Update", Update{Level: 1}, "01010100" + "0000"},
+	{"update add and remove", "Update", Update{Level: 1, Groups: []Group{{
+		Origin: loc1, Incarnation: 9, Flags: SyncBegin | SyncEnd,
+		Ops: []Op{
+			{Kind: OpAdd, Seq: 1, Key: "a/b", Size: 100, Expiry: 5000},
+			{Kind: OpRemove, Seq: 2, Key: "x"},
+		}}}},
+		h("01010100", "0001",
+			"00000001000000020000000300000004", "0000000000000009", "03", "0002",
+			"01", "0000000000000001", "0003", "612f62", "0000000000000064", "0000000000001388",
+			"02", "0000000000000002", "0001", "78"),
+	},
+	{"update two groups", "Update", Update{Level: 2, Groups: []Group{
+		{Origin: Location{1, 2, 0, 0}, Incarnation: 1},
+		{Origin: loc1, Incarnation: 2, Ops: []Op{{Kind: OpRemove, Seq: 7, Key: "k"}}},
+	}},
+		h("01010200", "0002",
+			"00000001000000020000000000000000", "0000000000000001", "00", "0000",
+			"00000001000000020000000300000004", "0000000000000002", "00", "0001",
+			"02", "0000000000000007", "0001", "6b"),
+	},
+	{"snapshot request", "SnapshotRequest", SnapshotRequest{Donor: 7, After: 0x01020304, MaxBytes: 65536},
+		"01020000" + "00000007" + "01020304" + "00010000"},
+	{"resync", "Resync", struct{}{}, "01040000"},
+	{"snapshot chunk empty last", "SnapshotChunk", SnapshotChunk{Last: true}, "01030001" + "00000000" + "0000" + "0000" + "00000000"},
+	{"snapshot chunk", "SnapshotChunk", SnapshotChunk{Next: 42,
+		Sources: []Source{{Origin: loc1, Incarnation: 9, Synced: 8}},
+		Records: []Record{
+			{ID: 5, Origin: loc1, Incarnation: 9, Seq: 3, Key: "k1", Size: 1, Expiry: 2},
+			{ID: 42, Origin: loc1, Incarnation: 8, Seq: 4, Removed: true, Key: "k2"},
+			{ID: 43, Origin: loc1, Incarnation: 9, Seq: 5, Removed: true, Key: "k3"},
+		}},
+		h("01030000", "0000002a",
+			"0001", "00000001000000020000000300000004", "0000000000000009", "0000000000000008",
+			"0002", "00000001000000020000000300000004", "0000000000000009",
+			"00000001000000020000000300000004", "0000000000000008",
+			"00000003",
+			"00000005", "0000", "0000000000000003", "00", "0002", "6b31", "0000000000000001", "0000000000000002",
+			"0000002a", "0001", "0000000000000004", "01", "0002", "6b32",
+			"0000002b", "0000", "0000000000000005", "01", "0002", "6b33"),
+	},
+}
+
+func unhex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestExactBytes(t *testing.T) {
+	for _, c := range exact {
+		t.Run(c.name, func(t *testing.T) {
+			cd := codecs[c.codec]
+			want := unhex(t, c.hex)
+			got, err := cd.encode(c.v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("encode:\n got  %x\n want %x", got, want)
+			}
+			v, err := cd.decode(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(v, c.v) {
+				t.Fatalf("decode:\n got  %+v\n want %+v", v, c.v)
+			}
+			if typ, err := Peek(want); err != nil || typ.String() == "" {
+				t.Fatalf("Peek = %v, %v", typ, err)
+			}
+		})
+	}
+}
+
+// TestTruncated: every input cut short is an error wrapping ErrMalformed,
+// never a panic and never a success.
+func TestTruncated(t *testing.T) {
+	for _, c := range exact {
+		b := unhex(t, c.hex)
+		for n := range len(b) {
+			if _, err := codecs[c.codec].decode(b[:n]); !errors.Is(err, ErrMalformed) {
+				t.Errorf("%s cut to %d of %d: err = %v", c.name, n, len(b), err)
+			}
+		}
+	}
+}
+
+func TestTrailing(t *testing.T) {
+	for _, c := range exact {
+		b := append(unhex(t, c.hex), 0)
+		if _, err := codecs[c.codec].decode(b); !errors.Is(err, ErrTrailing) {
+			t.Errorf("%s with a trailing byte: err = %v", c.name, err)
+		}
+	}
+}
+
+func TestRejects(t *testing.T) {
+	long := strings.Repeat("k", MaxKey+1)
+	bad := []struct {
+		name  string
+		codec string
+		hex   string
+		want  error
+	}{
+		{"version 2", "Update", "02010100" + "0000", ErrVersion},
+		{"wrong type", "Update", "01020100" + "0000", ErrType},
+		{"update flags", "Update", "01010101" + "0000", ErrFlags},
+		{"group flags", "Update", h("01010100", "0001", strings.Repeat("00", 24), "04", "0000"), ErrFlags},
+		{"too many groups", "Update", h("01010100", "1001"), ErrCount},
+		{"groups over bytes", "Update", h("01010100", "0002", strings.Repeat("00", 27)), ErrTruncated},
+		{"op kind 3", "Update", h("01010100", "0001", strings.Repeat("00", 25), "0001", "03", "0000000000000001", "0001", "61"), ErrOpKind},
+		{"empty key", "Update", h("01010100", "0001", strings.Repeat("00", 25), "0001", "02", "0000000000000001", "0000", "00"), ErrKey},
+		{"key over cap", "Update", h("01010100", "0001", strings.Repeat("00", 25), "0001", "02", "0000000000000001", "1001", "00"), ErrKey},
+		{"key not utf-8", "Update", h("01010100", "0001", strings.Repeat("00", 25), "0001", "02", "0000000000000001", "0001", "ff"), ErrKey},
+		{"chunk flags", "SnapshotChunk", "01030002" + "00000000" + "0000" + "0000" + "00000000", ErrFlags},
+		{"too many records", "SnapshotChunk", "01030000" + "00000000" + "0000" + "0000" + "00100001", ErrCount},
+		{"records over bytes", "SnapshotChunk", "01030000" + "00000000" + "0000" + "0000" + "00000100", ErrTruncated},
+		{"origin index", "SnapshotChunk", h("01030000", "00000000", "0000", "0000", "00000001",
+			"00000001", "0000", "0000000000000001", "01", "0001", "61"), ErrIndex},
+		{"unused origin", "SnapshotChunk", h("01030000", "00000000", "0000", "0001", strings.Repeat("00", 24), "00000000"), ErrIndex},
+		{"record flags", "SnapshotChunk", h("01030000", "00000000", "0000", "0001", strings.Repeat("00", 24), "00000001",
+			"00000001", "0000", "0000000000000001", "03", "0001", "61"), ErrFlags},
+		{"resync body", "Resync", "0104000000", ErrTrailing},
+	}
+	for _, c := range bad {
+		if _, err := codecs[c.codec].decode(unhex(t, c.hex)); !errors.Is(err, c.want) || !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want %v", c.name, err, c.want)
+		}
+	}
+	if _, err := AppendUpdate(nil, &Update{Groups: []Group{{Ops: []Op{{Kind: OpAdd, Key: long}}}}}); !errors.Is(err, ErrKey) {
+		t.Errorf("encoding a key over MaxKey: %v", err)
+	}
+	if _, err := AppendUpdate(nil, &Update{Groups: []Group{{Ops: []Op{{Kind: 9, Key: "k"}}}}}); !errors.Is(err, ErrOpKind) {
+		t.Errorf("encoding op kind 9: %v", err)
+	}
+}
+
+// TestLengths: the length helpers the batchers budget with match the
+// encoder.
+func TestLengths(t *testing.T) {
+	ops := []Op{{Kind: OpAdd, Seq: 1, Key: "abc"}, {Kind: OpRemove, Seq: 2, Key: "defg"}}
+	u := Update{Groups: []Group{{Ops: ops}}}
+	b, err := AppendUpdate(nil, &u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := UpdateOverhead + GroupOverhead + ops[0].Len() + ops[1].Len(); len(b) != want {
+		t.Fatalf("update %d bytes, helpers say %d", len(b), want)
+	}
+	recs := []Record{{Key: "abc"}, {Key: "de", Removed: true}}
+	c := SnapshotChunk{Sources: []Source{{}}, Records: recs}
+	b, err = AppendSnapshotChunk(nil, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := SnapshotChunkOverhead + SourceLen + OriginLen + RecordLen(&recs[0]) + RecordLen(&recs[1]); len(b) != want {
+		t.Fatalf("chunk %d bytes, helpers say %d", len(b), want)
+	}
+}
+
+// TestWriteCorpus regenerates testdata/fuzz from the exact cases when
+// WRITE_CORPUS=1.
+func TestWriteCorpus(t *testing.T) {
+	if os.Getenv("WRITE_CORPUS") != "1" {
+		t.Skip("set WRITE_CORPUS=1 to regenerate the fuzz seed corpus")
+	}
+	for i, c := range exact {
+		dir := filepath.Join("testdata", "fuzz", "Fuzz"+c.codec)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", unhex(t, c.hex))
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed%02d", i)), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
