@@ -40,11 +40,12 @@ type node struct {
 	system  *mib.System
 	started time.Time // sysUpTime counts from here
 
-	v2c       *v2c.Agent
-	udpConn   *net.UDPConn
-	subagent  *agentx.Subagent
-	axManager *mib.Manager // the farm objects registered with snmpd
-	farm      *southbound
+	v2c        *v2c.Agent
+	udpConn    *net.UDPConn
+	subagent   *agentx.Subagent
+	axManager  *mib.Manager // the farm objects registered with snmpd
+	udpManager *mib.Manager // the farm objects of the built-in agent
+	farm       *southbound
 
 	wg   sync.WaitGroup
 	errs chan error
@@ -146,6 +147,8 @@ func (n *node) registerFarmMIB() error {
 		}
 		if c == n.ax {
 			n.axManager = m
+		} else {
+			n.udpManager = m
 		}
 		if err := mib.RegisterTransport(t, counters); err != nil {
 			return err
@@ -154,24 +157,34 @@ func (n *node) registerFarmMIB() error {
 	return nil
 }
 
-// engineContext registers engine id under the SNMP context "se<id>" with
-// snmpd, so an NMS reaches one SE with its usual OIDs. The context stays
-// when the engine goes down (it answers noSuchInstance meanwhile): its
-// name, like its smEngineTable row, is stable across restarts.
+// engineContext serves engine id under the SNMP context "se<id>", so an
+// NMS reaches one SE with its usual OIDs: through snmpd (SNMPv3 context, or
+// a community mapped to it) and on the built-in agent (community
+// "public@se<id>"). The context stays when the engine goes down (it answers
+// noSuchInstance meanwhile): its name, like its smEngineTable row, is
+// stable across restarts.
 func (n *node) engineContext(id fanout.NodeID) {
-	if n.subagent == nil || n.axManager == nil || !n.cfg.Manager.EngineContexts {
+	if !n.cfg.Manager.EngineContexts {
 		return
 	}
-	name := fmt.Sprintf("se%d", id)
-	if n.ax.Tree(name) != nil {
+	name := mib.EngineContextName(id)
+	for _, fe := range []struct {
+		c *agent.Contexts
+		m *mib.Manager
+	}{{n.udp, n.udpManager}, {n.ax, n.axManager}} {
+		if fe.m == nil || fe.c.Tree(name) != nil {
+			continue
+		}
+		t, err := fe.m.EngineTree(id)
+		if err != nil {
+			n.log.WithError(err).WithField("engine", id).Warn("no SNMP context for engine")
+			return
+		}
+		fe.c.Set(name, t)
+	}
+	if n.subagent == nil {
 		return
 	}
-	t, err := n.axManager.EngineTree(id)
-	if err != nil {
-		n.log.WithError(err).WithField("engine", id).Warn("no SNMP context for engine")
-		return
-	}
-	n.ax.Set(name, t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := n.subagent.Sync(ctx); err != nil && !errors.Is(err, agentx.ErrNotConnected) {

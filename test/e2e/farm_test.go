@@ -226,6 +226,13 @@ func TestFarmAggregatesAndSetAcrossEngines(t *testing.T) {
 	if got := f.getInt(fmt.Sprintf("smEngineProxy.%d.%s", n+1, smSeWeight)); got == 6 {
 		t.Errorf("the refusing engine took the value")
 	}
+
+	// The built-in agent serves each engine under context se<N> too,
+	// reached with the community public@se<N>.
+	out, err = snmp(t, "snmpget", "-v2c", "-c", "public@se4", "-Oqv", "-t", "3", "-r", "0", f.snmp, "1.3.6.1.2.1.1.5.0")
+	if err != nil || strings.TrimSpace(out) != `"se4"` {
+		t.Errorf("sysName.0 with community public@se4 = %q, %v; want \"se4\"", out, err)
+	}
 }
 
 func TestFarmEngineDeathAndRestart(t *testing.T) {
