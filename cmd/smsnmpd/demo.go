@@ -80,7 +80,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 			se.close()
 		}
 	}()
-	printDemoCommands(stdout, cfg)
+	printDemoCommands(stdout, cfg, *engines)
 	return runUntilSignal(n, log, nil)
 }
 
@@ -115,16 +115,29 @@ func startDemoEngines(mcfg *config.Config, count int, log logrus.FieldLogger) ([
 // directory: the MIB directories are given as absolute paths. Without the
 // standard MIB texts (make test or test/deps/install.sh fetch them) names
 // cannot be resolved, so the commands fall back to numeric OIDs.
-func printDemoCommands(w io.Writer, cfg *config.Config) {
+func printDemoCommands(w io.Writer, cfg *config.Config, engines int) {
 	fmt.Fprintln(w, "smsnmpd demo is running. Try, in another terminal:")
 	if !cfg.SNMP.Listen.IsZero() {
 		target := cfg.SNMP.Listen.Address()
+		// smSeWeight.0, the SE object the farm examples read and write.
+		const weight = "1.3.6.1.4.1.8072.9999.9999.42.1.3.2.0"
 		if mibs, ok := mibPath(); ok {
-			fmt.Fprintf(w, "  snmpwalk -v2c -c public -M +%s -m SERVICE-MANAGER-MIB:SNMPv2-MIB %s system\n", mibs, target)
-			fmt.Fprintf(w, "  snmpget -v2c -c public -M +%s -m SERVICE-MANAGER-MIB %s smNodeRole.0 smNodeLevel.0 smNodeId.0\n", mibs, target)
+			m := "-M +" + mibs + " -m SERVICE-MANAGER-MIB"
+			fmt.Fprintf(w, "  snmpwalk -v2c -c public %s:SNMPv2-MIB %s system\n", m, target)
+			fmt.Fprintf(w, "  snmpget -v2c -c public %s %s smNodeRole.0 smNodeLevel.0 smNodeId.0 smEngineCount.0\n", m, target)
+			if engines > 0 {
+				fmt.Fprintf(w, "  snmptable -v2c -c public -Ci %s %s smEngineTable\n", m, target)
+				fmt.Fprintf(w, "  snmpset -v2c -c private %s %s smAllEngines.%s u 7\n", m, target, weight)
+				fmt.Fprintf(w, "  snmpget -v2c -c public %s %s smAggregateSum.%s smAggregateCount.%s smEngineProxy.1.%s\n", m, target, weight, weight, weight)
+			}
 		} else {
 			fmt.Fprintf(w, "  snmpwalk -v2c -c public %s 1.3.6.1.2.1.1\n", target)
-			fmt.Fprintf(w, "  snmpwalk -v2c -c public %s 1.3.6.1.4.1.8072.9999.9999.42\n", target)
+			fmt.Fprintf(w, "  snmpwalk -v2c -c public %s 1.3.6.1.4.1.8072.9999.9999.42.1.1\n", target)
+			if engines > 0 {
+				const mib = "1.3.6.1.4.1.8072.9999.9999.42.1"
+				fmt.Fprintf(w, "  snmpset -v2c -c private %s %s.6.%s u 7\n", target, mib, weight)
+				fmt.Fprintf(w, "  snmpget -v2c -c public %s %s.4.1.%s %s.4.5.%s\n", target, mib, weight, mib, weight)
+			}
 		}
 		fmt.Fprintf(w, "  snmpset -v2c -c private %s 1.3.6.1.2.1.1.4.0 s ops@example.net\n", target)
 	}

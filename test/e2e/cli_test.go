@@ -109,8 +109,10 @@ ro_community = "hunter2-secret"
 func TestDemoPrintsCommandsThatWork(t *testing.T) {
 	requireTool(t, "snmpwalk")
 	port := freeUDPPort(t)
-	p := start(t, "demo", "--snmp", fmt.Sprintf("udp:127.0.0.1:%d", port))
+	p := start(t, "demo", "--snmp", fmt.Sprintf("udp:127.0.0.1:%d", port), "--rmtp-port", fmt.Sprint(freeUDPPort(t)))
 	p.waitOutput(t, "built-in SNMPv2c agent serving", 10*time.Second)
+	// The four demo engines announce themselves within a few heartbeats.
+	p.waitOutput(t, "engine=4", 10*time.Second)
 	var cmds []string
 	for _, line := range strings.Split(p.out.String(), "\n") {
 		line = strings.TrimSpace(line)
@@ -138,8 +140,14 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 			t.Errorf("%s:\n%s", c, out)
 		}
 		t.Logf("$ %s\n%s", c, out)
-		if strings.HasPrefix(c, "snmpget") && !regexp.MustCompile(`smNodeRole.0 = INTEGER: manager\(2\)`).MatchString(out) {
+		switch {
+		case strings.Contains(c, "smNodeRole.0") && !regexp.MustCompile(`smNodeRole.0 = INTEGER: manager\(2\)`).MatchString(out):
 			t.Errorf("node group not resolved by name through the MIB:\n%s", out)
+		case strings.HasPrefix(c, "snmptable") && strings.Count(out, " up ") != 4:
+			t.Errorf("smEngineTable does not show the 4 demo engines up:\n%s", out)
+		case strings.Contains(c, "smAggregateSum") && !strings.Contains(out, "Gauge32: 28"):
+			// Printed after the smAllEngines SET of 7 on 4 engines.
+			t.Errorf("smAggregateSum of smSeWeight after setting 7 on 4 engines:\n%s", out)
 		}
 	}
 	// Ctrl-C stops it cleanly and promptly.
