@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,11 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 
 	var store mib.Store
 	if cfg.Node.StateDir != "" {
+		// systemd's StateDirectory= creates it in production; a node started
+		// by hand (etc/*.toml) creates its own, private to the service user.
+		if err := os.MkdirAll(cfg.Node.StateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("node.state_dir: %w", err)
+		}
 		store = mib.NewFileStore(filepath.Join(cfg.Node.StateDir, "system.json"))
 	}
 	sys, err := mib.RegisterSystem(n.udp.Default(), mib.SystemConfig{
