@@ -80,7 +80,28 @@ func demo(args []string, stdout, stderr io.Writer) int {
 			se.close()
 		}
 	}()
+	// One control socket for the whole demo: publish to any of its SEs,
+	// look up at its manager.
+	h := &controlHandler{dir: n.farm.dir, node: cfg.Node.ID, level: cfg.Node.Level, at: nodeLocation(cfg), engines: map[uint32]*contentSide{}}
+	for i, se := range ses {
+		h.engines[uint32(i+1)] = se.content
+	}
+	sock := fmt.Sprintf("/tmp/smsnmpd-demo-%d.sock", *port)
+	if err := n.listenControl(sock, h); err != nil {
+		log.WithError(err).Error("demo cannot start")
+		n.stop()
+		return exitFail
+	}
 	printDemoCommands(stdout, cfg, *engines)
+	if *engines > 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			exe = "smsnmpd"
+		}
+		fmt.Fprintf(stdout, "Content location (directory) on the same farm:\n")
+		fmt.Fprintf(stdout, "  %s publish -socket unix:%s -engine 2 -size 1048576 video/intro.mp4\n", exe, sock)
+		fmt.Fprintf(stdout, "  %s lookup -socket unix:%s video/intro.mp4\n", exe, sock)
+	}
 	return runUntilSignal(n, log, nil)
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/directory"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	fwire "github.com/smsnmpd/smsnmpd/fanout/wire"
 	"github.com/smsnmpd/smsnmpd/internal/config"
@@ -29,6 +31,10 @@ type southbound struct {
 	resp  *fanout.Responder
 	coord *fanout.Coordinator
 	se    *mib.SE
+
+	content *contentSide       // SE: its published entries
+	dir     *directory.Manager // manager: the directory of its level
+	dirStop context.CancelFunc
 }
 
 // rmtpEndpoint opens the farm's multicast groups and the endpoint on them.
@@ -98,12 +104,20 @@ func groupAddr(group string, port int) (netip.AddrPort, error) {
 // smSe groups) go on seTree, which the responder serves to the managers.
 func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mib.Store, log logrus.FieldLogger) (*southbound, error) {
 	s := &southbound{}
-	// The responder starts after the endpoint whose heartbeats report its
-	// counter, so the heartbeat goroutine reads it through an atomic.
+	// The responder and the publisher start after the endpoint whose
+	// heartbeats report their numbers, so the heartbeat goroutine reads
+	// them through atomics.
 	var resp atomic.Pointer[fanout.Responder]
+	var content atomic.Pointer[contentSide]
 	requests := func() uint64 {
 		if r := resp.Load(); r != nil {
 			return r.Counters().Requests
+		}
+		return 0
+	}
+	held := func() uint64 {
+		if c := content.Load(); c != nil {
+			return uint64(c.pub.Stats().Held)
 		}
 		return 0
 	}
@@ -111,9 +125,10 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 	// sent are the host's (every interface but lo, from /proc/net/dev).
 	host := &hoststat.Reader{}
 	se, err := mib.RegisterSE(seTree, mib.SEConfig{
-		MaxWeight: uint32(cfg.SE.MaxWeight),
-		Store:     store,
-		Requests:  requests,
+		MaxWeight:    uint32(cfg.SE.MaxWeight),
+		Store:        store,
+		Requests:     requests,
+		ContentCount: held,
 		BytesOut: func() uint64 {
 			n, err := host.Net()
 			if err != nil {
@@ -155,6 +170,13 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 	}
 	resp.Store(r)
 	s.resp = r
+	c, err := startContent(cfg, s.ep, s.demux, log)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("directory: %w", err)
+	}
+	content.Store(c)
+	s.content = c
 	return s, nil
 }
 
@@ -177,6 +199,11 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 	if err != nil {
 		s.close()
 		return nil, err
+	}
+	s.dir, s.dirStop, err = startDirectory(cfg, s.ep, s.demux, log)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("directory: %w", err)
 	}
 	term, err := nextTerm(cfg.Node.StateDir)
 	if err != nil {
@@ -215,6 +242,15 @@ func nextTerm(stateDir string) (uint64, error) {
 
 func (s *southbound) close() error {
 	var errs []error
+	if s.content != nil {
+		s.content.close()
+	}
+	if s.dirStop != nil {
+		s.dirStop()
+	}
+	if s.dir != nil {
+		errs = append(errs, s.dir.Close())
+	}
 	if s.resp != nil {
 		errs = append(errs, s.resp.Close())
 	}

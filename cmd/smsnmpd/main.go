@@ -5,6 +5,8 @@
 //	smsnmpd -config /etc/smsnmpd/smsnmpd.toml [-v]...
 //	smsnmpd demo [--snmp udp:127.0.0.1:1161] [--agentx tcp:127.0.0.1:705]
 //	smsnmpd check-config FILE
+//	smsnmpd publish|unpublish [-socket unix:/path] KEY...
+//	smsnmpd lookup [-json] KEY
 //	smsnmpd version
 //
 // This package only parses flags, loads the configuration, wires the
@@ -49,6 +51,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return checkConfig(args[1:], stdout, stderr)
 		case "demo":
 			return demo(args[1:], stdout, stderr)
+		case "publish":
+			return publish(args[1:], stdout, stderr, false)
+		case "unpublish":
+			return publish(args[1:], stdout, stderr, true)
+		case "lookup":
+			return lookup(args[1:], stdout, stderr)
 		case "help", "-h", "-help", "--help":
 			usage(stdout)
 			return exitOK
@@ -67,6 +75,9 @@ func usage(w io.Writer) {
   smsnmpd [-config FILE] [-v]...       run the node FILE describes (default /etc/smsnmpd/smsnmpd.toml)
   smsnmpd demo [flags]                 run a demo node on loopback (smsnmpd demo -h)
   smsnmpd check-config FILE            validate FILE and exit (0 = valid)
+  smsnmpd publish [flags] KEY...       publish content on the SE running here (-h for flags)
+  smsnmpd unpublish [flags] KEY...     remove it again
+  smsnmpd lookup [-json] KEY           where is KEY? asks the manager running here
   smsnmpd version                      print version and commit
 `)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/agent/v2c"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/config"
+	"github.com/smsnmpd/smsnmpd/internal/control"
 	"github.com/smsnmpd/smsnmpd/mib"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 )
@@ -47,6 +48,7 @@ type node struct {
 	axManager  *mib.Manager // the farm objects registered with snmpd
 	udpManager *mib.Manager // the farm objects of the built-in agent
 	farm       *southbound
+	control    *control.Server
 
 	wg   sync.WaitGroup
 	errs chan error
@@ -137,7 +139,27 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 		n.closeSockets()
 		return nil, fmt.Errorf("farm: %w", err)
 	}
+	if !cfg.Control.Socket.IsZero() {
+		h := &controlHandler{dir: n.farm.dir, node: cfg.Node.ID, level: cfg.Node.Level, at: nodeLocation(cfg), engines: map[uint32]*contentSide{}}
+		if n.farm.content != nil {
+			h.engines[cfg.Node.ID] = n.farm.content
+		}
+		if err := n.listenControl(cfg.Control.Socket.Address(), h); err != nil {
+			n.farm.close()
+			n.closeSockets()
+			return nil, err
+		}
+	}
 	return n, nil
+}
+
+func (n *node) listenControl(path string, h *controlHandler) error {
+	srv, err := control.Listen(path, h.handle, n.log)
+	if err != nil {
+		return fmt.Errorf("control.socket: %w", err)
+	}
+	n.control = srv
+	return nil
 }
 
 // registerFarmMIB puts the manager's farm objects (engine table,
@@ -157,6 +179,9 @@ func (n *node) registerFarmMIB() error {
 			n.udpManager = m
 		}
 		if err := mib.RegisterTransport(t, counters); err != nil {
+			return err
+		}
+		if err := mib.RegisterDirectory(t, mib.DirectoryConfig{Source: directoryRows{n.farm.dir}, Limit: n.cfg.Directory.SNMPMaxRows}); err != nil {
 			return err
 		}
 	}
@@ -287,6 +312,9 @@ func (n *node) stop() error {
 	case <-done:
 	case <-time.After(shutdownGrace):
 		err = fmt.Errorf("shutdown: frontends still busy after %v", shutdownGrace)
+	}
+	if n.control != nil {
+		n.control.Close()
 	}
 	if n.farm != nil {
 		if ferr := n.farm.close(); ferr != nil && err == nil {

@@ -326,7 +326,7 @@ func (c *Config) validateDirectory(v *validator) {
 	}
 	v.intRange("directory.max_entries", d.MaxEntries, 1, 100000000)
 	v.intRange("directory.max_key_len", d.MaxKeyLen, 1, 65535)
-	v.intRange("directory.snmp_max_rows", d.SNMPMaxRows, 0, 1000000)
+	v.intRange("directory.snmp_max_rows", d.SNMPMaxRows, 0, 100000) // mib.MaxDirectoryRows
 	v.intRange("directory.publish_rate", d.PublishRate, 1, 1000000)
 	if d.PublishBurst < d.PublishRate || d.PublishBurst > 10000000 {
 		v.add("directory.publish_burst", "must be at least directory.publish_rate (%d) and at most 10000000, got %d", d.PublishRate, d.PublishBurst)

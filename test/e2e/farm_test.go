@@ -79,10 +79,15 @@ rw_community = "private"
 %s
 %s
 [control]
-socket = ""
-`, f.mkdir("manager"), f.snmp, traps, f.agentxSection(), f.rmtpSection()))
+socket = "unix:%s"
+`, f.mkdir("manager"), f.snmp, traps, f.agentxSection(), f.rmtpSection(), f.socket("manager")))
 	f.manager = startIn(f.t, f.ns, "-config", cfg)
 	f.manager.waitOutput(f.t, "built-in SNMPv2c agent serving", 10*time.Second)
+}
+
+// socket is the control socket path of a node of this farm.
+func (f *farm) socket(node string) string {
+	return filepath.Join(f.dir, node+".sock")
 }
 
 func (f *farm) agentxSection() string {
@@ -115,8 +120,8 @@ max_weight = %d
 
 %s
 [control]
-socket = ""
-`, id, f.mkdir(fmt.Sprintf("se%d", id)), id, maxWeight, f.rmtpSection()))
+socket = "unix:%s"
+`, id, f.mkdir(fmt.Sprintf("se%d", id)), id, maxWeight, f.rmtpSection(), f.socket(fmt.Sprintf("se%d", id))))
 	p := startIn(f.t, f.ns, "-config", cfg)
 	f.ses[id] = p
 	p.waitOutput(f.t, "rmtp: endpoint up", 10*time.Second)

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/smsnmpd/smsnmpd/directory"
+	"github.com/smsnmpd/smsnmpd/fanout"
+	"github.com/smsnmpd/smsnmpd/internal/config"
+	"github.com/smsnmpd/smsnmpd/mib"
+	"github.com/smsnmpd/smsnmpd/rmtp"
+)
+
+// contentSide is an SE's part of the directory: the publisher that sends
+// its entries up to the farm's managers, the list of what it holds kept in
+// the state directory (so a restarted SE re-announces what it published),
+// and the optional content-root scanner.
+type contentSide struct {
+	pub   *directory.Publisher
+	saved string // state file of the published entries; "" = not kept
+	log   logrus.FieldLogger
+
+	mu    sync.Mutex
+	dirty bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// publishedFile is the state file of the entries an SE published.
+const publishedFile = "published.json"
+
+func startContent(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, log logrus.FieldLogger) (*contentSide, error) {
+	c := &contentSide{log: log}
+	var initial []directory.Entry
+	if cfg.Node.StateDir != "" {
+		c.saved = filepath.Join(cfg.Node.StateDir, publishedFile)
+		b, err := os.ReadFile(c.saved)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return nil, fmt.Errorf("published entries: %w", err)
+		default:
+			if err := json.Unmarshal(b, &initial); err != nil {
+				return nil, fmt.Errorf("published entries in %s: %w", c.saved, err)
+			}
+		}
+	}
+	pub, err := directory.NewPublisher(ep, directory.PublisherConfig{
+		Location: nodeLocation(cfg),
+		MaxKey:   cfg.Directory.MaxKeyLen,
+		Initial:  initial,
+		Resync:   demux.Channel(directory.ChannelUpdates),
+		Logger:   log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.pub = pub
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	// Snapshot requests between managers go down to every member; an SE
+	// has nothing to serve and drains them so they are not counted lost.
+	drain := demux.Channel(directory.ChannelTransfer)
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		for {
+			if _, err := drain.Receive(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.saveLoop(ctx)
+	}()
+	if root := cfg.SE.ContentRoot; root != "" {
+		sc, err := directory.NewScanner(directory.ScannerConfig{Root: root, MaxKey: cfg.Directory.MaxKeyLen,
+			Interval: cfg.SE.ScanInterval.Duration, Logger: log})
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("se.content_root: %w", err)
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			if err := sc.Run(ctx, c); err != nil && !errors.Is(err, context.Canceled) {
+				log.WithError(err).Error("content root scanner stopped")
+			}
+		}()
+	}
+	return c, nil
+}
+
+// Add and Remove publish through the publisher and mark the state file
+// for saving; the scanner and the control socket both use them.
+func (c *contentSide) Add(e directory.Entry) error {
+	if err := c.pub.Add(e); err != nil {
+		return err
+	}
+	c.markDirty()
+	return nil
+}
+
+func (c *contentSide) Remove(key string) error {
+	if err := c.pub.Remove(key); err != nil {
+		return err
+	}
+	c.markDirty()
+	return nil
+}
+
+func (c *contentSide) markDirty() {
+	c.mu.Lock()
+	c.dirty = true
+	c.mu.Unlock()
+}
+
+// saveLoop writes the published entries at most twice a second, so a burst
+// of publishes costs one write, and once more when the SE stops.
+func (c *contentSide) saveLoop(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			c.save()
+			return
+		case <-t.C:
+			c.save()
+		}
+	}
+}
+
+func (c *contentSide) save() {
+	c.mu.Lock()
+	dirty := c.dirty
+	c.dirty = false
+	c.mu.Unlock()
+	if !dirty || c.saved == "" {
+		return
+	}
+	b, err := json.Marshal(c.pub.Entries())
+	if err == nil {
+		err = writeFileAtomic(c.saved, b)
+	}
+	if err != nil {
+		c.markDirty()
+		c.log.WithError(err).Error("saving the published entries failed; retrying")
+	}
+}
+
+func (c *contentSide) close() {
+	c.cancel()
+	c.wg.Wait()
+	_ = c.pub.Close()
+}
+
+// writeFileAtomic replaces path with b: write a temporary file, sync,
+// rename, so a crash leaves the old or the new list, never half of one.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// startDirectory runs a manager's directory of its level and catches up
+// with the farm: by state transfer from another manager when there is
+// one, otherwise by asking the SEs to re-announce.
+func startDirectory(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, log logrus.FieldLogger) (*directory.Manager, context.CancelFunc, error) {
+	level := directory.Level(cfg.Node.Level)
+	m, err := directory.NewManager(ep, directory.ManagerConfig{
+		Store: directory.StoreConfig{
+			Level:        level,
+			Unit:         nodeLocation(cfg),
+			MaxKey:       cfg.Directory.MaxKeyLen,
+			MaxEntries:   cfg.Directory.MaxEntries,
+			TombstoneTTL: cfg.Directory.TombstoneTTL.Duration,
+			Rate:         float64(cfg.Directory.PublishRate),
+			Burst:        float64(cfg.Directory.PublishBurst),
+		},
+		Logger: log,
+	}, demux.Channel(directory.ChannelUpdates), demux.Channel(directory.ChannelTransfer))
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Hear the farm first (a few heartbeats), so every update from
+		// then on reaches this manager directly while it catches up.
+		select {
+		case <-time.After(3 * cfg.RMTP.Heartbeat.Duration):
+		case <-ctx.Done():
+			return
+		}
+		cctx, ccancel := context.WithTimeout(ctx, time.Minute)
+		defer ccancel()
+		rep, err := m.CatchUp(cctx)
+		switch {
+		case errors.Is(err, directory.ErrNoDonor):
+			if err := m.RequestResync(cctx); err != nil && ctx.Err() == nil {
+				log.WithError(err).Warn("directory: asking the SEs to re-announce failed")
+			}
+		case err != nil:
+			if ctx.Err() == nil {
+				log.WithError(err).Warn("directory: catch-up failed; the SEs' updates keep arriving")
+			}
+		default:
+			log.WithFields(logrus.Fields{"donor": rep.Donor, "records": rep.Records, "bytes": rep.Bytes, "elapsed": rep.Elapsed.String()}).
+				Info("directory: caught up by state transfer")
+		}
+	}()
+	return m, cancel, nil
+}
+
+// directoryRows adapts the store to smDirectoryTable.
+type directoryRows struct{ m *directory.Manager }
+
+func (d directoryRows) Count() int { return d.m.Store().Count() }
+
+func (d directoryRows) Entries(limit int) []mib.DirectoryEntry {
+	infos := d.m.Store().Entries(0, limit, time.Now())
+	out := make([]mib.DirectoryEntry, len(infos))
+	for i, e := range infos {
+		out[i] = mib.DirectoryEntry{ID: e.ID, Key: e.Key, CDN: e.Location.CDN, DataCenter: e.Location.DataCenter,
+			Farm: e.Location.Farm, Engine: e.Location.Engine, Version: e.Version.String(), Stored: e.Stored}
+	}
+	return out
+}
+
+// nodeLocation is where a node sits in the tree: its own SE id for an SE,
+// its level's unit for a manager.
+func nodeLocation(cfg *config.Config) directory.Location {
+	loc := directory.Location{CDN: cfg.Node.CDN, DataCenter: cfg.Node.DataCenter, Farm: cfg.Node.Farm}
+	if cfg.Node.Role == config.RoleSE {
+		loc.Engine = cfg.Node.ID
+		return loc
+	}
+	return directory.Level(cfg.Node.Level).Unit(loc)
+}
