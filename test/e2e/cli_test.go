@@ -150,6 +150,36 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 			t.Errorf("smAggregateSum of smSeWeight after setting 7 on 4 engines:\n%s", out)
 		}
 	}
+	// The directory commands it prints work as printed too: publish on
+	// engine 2, then the lookup finds it there.
+	var pub, look []string
+	for _, line := range strings.Split(p.out.String(), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 1 && f[1] == "publish":
+			pub = f
+		case len(f) > 1 && f[1] == "lookup":
+			look = f
+		}
+	}
+	if pub == nil || look == nil {
+		t.Fatalf("demo printed no publish/lookup commands:\n%s", p.out.String())
+	}
+	if out, err := exec.Command(pub[0], pub[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(pub, " "), err, out)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := exec.Command(look[0], look[1:]...).CombinedOutput()
+		if err == nil && strings.Contains(string(out), "se 2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v\n%s", strings.Join(look, " "), err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	// Ctrl-C stops it cleanly and promptly.
 	t0 := time.Now()
 	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
