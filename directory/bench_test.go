@@ -117,9 +117,9 @@ func BenchmarkCatchUp1M(b *testing.B) {
 	donor := f.addManager(1)
 	fill(b, donor.Store(), n)
 	for i := range b.N {
-		before := heapInUse()
 		fresh := f.addManager(rmtp.NodeID(10 + i))
 		f.waitPeers()
+		before := heapInUse()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		b.ResetTimer()
 		rep, err := fresh.CatchUpFrom(ctx, 1)
@@ -141,8 +141,9 @@ func BenchmarkCatchUp1M(b *testing.B) {
 		// Baseline: the same number of bytes moved as bare request/reply
 		// pairs of the same size.
 		chunk := make([]byte, rep.Bytes/rep.Chunks)
-		mgr := f.mgrEPs[len(f.mgrEPs)-1]
-		donorEP := f.mgrEPs[0]
+		mgr := f.endpoint(rmtp.NodeID(500+2*i), rmtp.Manager)
+		donorEP := f.endpoint(rmtp.NodeID(501+2*i), rmtp.Manager)
+		waitFor(b, 10*time.Second, "baseline endpoints see each other", func() bool { return livePeers(mgr) >= len(f.mgrEPs)+1 })
 		bctx, bcancel := context.WithCancel(context.Background())
 		go func() {
 			for {
@@ -160,7 +161,7 @@ func BenchmarkCatchUp1M(b *testing.B) {
 		start := time.Now()
 		for range rep.Chunks {
 			rctx, c := context.WithTimeout(context.Background(), 10*time.Second)
-			if _, err := mgr.Request(rctx, 99, []byte("x"), []rmtp.NodeID{1}); err != nil {
+			if _, err := mgr.Request(rctx, 99, []byte("x"), []rmtp.NodeID{donorEP.Node()}); err != nil {
 				b.Fatal(err)
 			}
 			c()

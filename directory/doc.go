@@ -9,7 +9,8 @@
 // manager or takeover (the caller), the CLI and control socket
 // (cmd/smsnmpd), the SNMP table (package mib reads Store.Entries and
 // Store.Count), or forwarding to the parent level (issue 8 adds it on this
-// model: Policy, Level.Unit, Summarize, and UPDATE groups per origin).
+// model: Policy, Level.Unit, Summarize, UPDATE groups per origin with the
+// sender's level, and the StoreConfig.OnChange feed of record changes).
 //
 // # Entries and versions
 //
@@ -64,7 +65,10 @@
 // (ErrBadKey, ErrKeyTooLong). Live entries: MaxEntries (ErrFull).
 // Operations per origin: a token bucket (Rate, Burst); a group beyond it
 // is dropped whole and counted per origin (RateLimited). A refusal never
-// touches another origin's entries. Counters: Store.Counters,
+// touches another origin's entries. A dropped group is lost to that manager
+// (rmtp acknowledged it), so SM and BSM may differ for a flooding SE until
+// it re-announces; a Publisher never exceeds the managers' limit with the
+// defaults (DefaultPublishRate is half of DefaultRate). Counters: Store.Counters,
 // Store.Sources, Manager.Counters, Publisher.Stats.
 //
 // # Ids and lookups

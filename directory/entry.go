@@ -108,8 +108,8 @@ func Summarize(u, loc Location) Location {
 // Version orders the states of one record: per origin, a higher
 // incarnation (the origin restarted) wins, then a higher sequence.
 type Version struct {
-	Incarnation uint64
-	Seq         uint64
+	Incarnation uint64 `json:"incarnation"`
+	Seq         uint64 `json:"seq"`
 }
 
 // Less reports whether v is older than w.

@@ -16,7 +16,7 @@ import (
 const (
 	farmSEs     = 5
 	perSE       = 2000 // 10,000 entries in all
-	lossyFaults = 0.02
+	lossyFaults = 0.05
 )
 
 // publishAll has every SE publish perSE entries.

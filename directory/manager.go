@@ -325,9 +325,12 @@ func (m *Manager) CatchUp(ctx context.Context) (CatchUpReport, error) {
 }
 
 // CatchUpFrom pulls the full directory from one manager, chunk by chunk.
+// Merging a chunk overlaps with asking for the next one.
 func (m *Manager) CatchUpFrom(ctx context.Context, donor rmtp.NodeID) (CatchUpReport, error) {
 	start := time.Now()
 	rep := CatchUpReport{Donor: donor}
+	merged := make(chan int, 1)
+	merged <- 0
 	var after uint32
 	for {
 		q := wire.SnapshotRequest{Donor: uint32(donor), After: after, MaxBytes: uint32(m.cfg.ChunkBytes)}
@@ -342,34 +345,37 @@ func (m *Manager) CatchUpFrom(ctx context.Context, donor rmtp.NodeID) (CatchUpRe
 				break
 			}
 		}
+		if err == nil {
+			var c wire.SnapshotChunk
+			if c, err = wire.ParseSnapshotChunk(payload); err != nil {
+				m.malformed.Add(1)
+			} else {
+				rep.Applied += <-merged
+				go func() { r := m.store.Merge(&c, m.cfg.Now()); merged <- r.Applied }()
+				rep.Chunks++
+				rep.Bytes += len(payload)
+				rep.Records += len(c.Records)
+				m.chunksRecv.Add(1)
+				m.bytesRecv.Add(uint64(len(payload)))
+				switch {
+				case c.Last:
+					rep.Applied += <-merged
+					rep.Elapsed = time.Since(start)
+					m.catchUps.Add(1)
+					m.log.WithFields(logrus.Fields{"donor": donor, "chunks": rep.Chunks, "bytes": rep.Bytes,
+						"records": rep.Records, "elapsed": rep.Elapsed}).Info("directory: caught up by state transfer")
+					return rep, nil
+				case c.Next <= after:
+					err = fmt.Errorf("node %d made no progress after id %d", donor, after)
+				}
+				after = c.Next
+			}
+		}
 		if err != nil {
+			rep.Applied += <-merged // no merge outlives the call
 			return rep, fmt.Errorf("%w: from node %d after %d chunks: %w", ErrTransfer, donor, rep.Chunks, err)
 		}
-		c, err := wire.ParseSnapshotChunk(payload)
-		if err != nil {
-			m.malformed.Add(1)
-			return rep, fmt.Errorf("%w: chunk from node %d: %w", ErrTransfer, donor, err)
-		}
-		res := m.store.Merge(&c, m.cfg.Now())
-		rep.Chunks++
-		rep.Bytes += len(payload)
-		rep.Records += len(c.Records)
-		rep.Applied += res.Applied
-		m.chunksRecv.Add(1)
-		m.bytesRecv.Add(uint64(len(payload)))
-		if c.Last {
-			break
-		}
-		if c.Next <= after {
-			return rep, fmt.Errorf("%w: node %d made no progress after id %d", ErrTransfer, donor, after)
-		}
-		after = c.Next
 	}
-	rep.Elapsed = time.Since(start)
-	m.catchUps.Add(1)
-	m.log.WithFields(logrus.Fields{"donor": donor, "chunks": rep.Chunks, "bytes": rep.Bytes, "records": rep.Records,
-		"elapsed": rep.Elapsed}).Info("directory: caught up by state transfer")
-	return rep, nil
 }
 
 func (m *Manager) askChunk(ctx context.Context, donor rmtp.NodeID, req []byte) ([]byte, error) {

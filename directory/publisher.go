@@ -52,7 +52,8 @@ type PublisherConfig struct {
 	// Location of this SE; Engine must be its rmtp node id.
 	Location Location
 	// Incarnation must be its rmtp endpoint's (ep.Incarnation()): the
-	// farm manager refuses anything else.
+	// farm manager refuses anything else. 0: taken from the Sender when it
+	// has an Incarnation method (an *rmtp.Endpoint does).
 	Incarnation uint64
 	// MaxKey caps keys (default DefaultMaxKey); the managers' cap must not
 	// be lower.
@@ -144,12 +145,21 @@ func NewPublisher(s Sender, cfg PublisherConfig) (*Publisher, error) {
 	if cfg.MaxKey < 1 || cfg.MaxKey > wire.MaxKey {
 		return nil, fmt.Errorf("%w: max key %d outside 1..%d", ErrInvalid, cfg.MaxKey, wire.MaxKey)
 	}
+	if cfg.Incarnation == 0 {
+		if ie, ok := s.(interface{ Incarnation() uint64 }); ok {
+			cfg.Incarnation = ie.Incarnation()
+		}
+	}
+	if cfg.Incarnation == 0 {
+		return nil, fmt.Errorf("%w: publisher needs its rmtp incarnation", ErrInvalid)
+	}
 	if cfg.Rate == 0 {
 		cfg.Rate = DefaultPublishRate
 	}
 	if cfg.Burst <= 0 {
-		cfg.Burst = max(cfg.Rate, 1)
+		cfg.Burst = cfg.Rate
 	}
+	cfg.Burst = max(cfg.Burst, 1) // a batch holds at most Burst operations: never zero
 	if cfg.FlushDelay <= 0 {
 		cfg.FlushDelay = DefaultFlushDelay
 	}
@@ -279,8 +289,10 @@ func (p *Publisher) kick() {
 	}
 }
 
-// Flush waits until every operation queued before it has reached every
-// manager (or ctx is done).
+// Flush waits until nothing is queued or in flight, so every operation
+// queued before it has reached every manager (or ctx is done). Under a
+// steady stream of new operations it waits for a lull: give ctx a
+// deadline.
 func (p *Publisher) Flush(ctx context.Context) error {
 	p.mu.Lock()
 	if len(p.pending) == 0 && p.inflight == 0 && !p.syncEnd {

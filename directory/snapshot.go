@@ -82,7 +82,7 @@ func (s *Store) Merge(c *wire.SnapshotChunk, now time.Time) ApplyResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, so := range c.Sources {
-		if !Contains(s.cfg.Unit, so.Origin) {
+		if !Contains(s.cfg.Unit, so.Origin) || (s.sources[so.Origin] == nil && len(s.sources) >= s.cfg.MaxSources) {
 			continue
 		}
 		src := s.source(so.Origin)
@@ -96,7 +96,7 @@ func (s *Store) Merge(c *wire.SnapshotChunk, now time.Time) ApplyResult {
 	}
 	for i := range c.Records {
 		rec := &c.Records[i]
-		if !Contains(s.cfg.Unit, rec.Origin) {
+		if !Contains(s.cfg.Unit, rec.Origin) || (s.sources[rec.Origin] == nil && len(s.sources) >= s.cfg.MaxSources) {
 			res.Rejected++
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 // Store defaults.
 const (
 	DefaultMaxEntries      = 2 << 20
+	DefaultMaxSources      = 65536
 	DefaultTombstoneTTL    = 10 * time.Minute
 	DefaultReannounceGrace = 30 * time.Second
 	DefaultRate            = 20000 // operations per second per origin
@@ -36,6 +37,9 @@ type StoreConfig struct {
 	// for keys this store never held (default MaxEntries).
 	MaxEntries    int
 	MaxTombstones int
+	// MaxSources caps the origins remembered (default 65536); operations
+	// of further origins are refused (Counters.WrongOrigin).
+	MaxSources int
 	// TombstoneTTL is how long a removal (or an expired entry) is
 	// remembered, so that a late duplicate of an older add cannot bring
 	// it back.
@@ -45,10 +49,57 @@ type StoreConfig struct {
 	// or this long after the new incarnation was first seen.
 	ReannounceGrace time.Duration
 	// Rate and Burst: a token bucket of operations per origin; a group
-	// beyond it is dropped whole and counted (Counters.RateLimited).
-	// Negative Rate disables the limit.
+	// beyond it is dropped whole and counted (Counters.RateLimited), so
+	// Burst must exceed the largest batch a publisher sends (a 60 KiB
+	// UPDATE holds a few thousand operations). Negative Rate disables the
+	// limit.
 	Rate  float64
 	Burst float64
+	// OnChange, if set, sees every change of a record as it happens:
+	// accepted operations (updates and snapshot merges), expiries and
+	// sweeps. It is the feed issue 8's upward forwarder reads. It runs
+	// under the store's lock: it must not block or call the Store.
+	OnChange func(Change)
+}
+
+// ChangeReason says why a record changed.
+type ChangeReason uint8
+
+// Reasons.
+const (
+	ChangeApplied ChangeReason = 1 // an update's or a snapshot's operation
+	ChangeExpired ChangeReason = 2 // its expiry passed (now a tombstone)
+	ChangeSwept   ChangeReason = 3 // its origin restarted without it (record gone)
+)
+
+func (r ChangeReason) String() string {
+	switch r {
+	case ChangeApplied:
+		return "applied"
+	case ChangeExpired:
+		return "expired"
+	case ChangeSwept:
+		return "swept"
+	}
+	return fmt.Sprintf("ChangeReason(%d)", uint8(r))
+}
+
+// Change is one record's new state.
+type Change struct {
+	Reason  ChangeReason
+	Key     string
+	Origin  Location
+	Version Version
+	Removed bool
+	Size    uint64
+	Expiry  uint64 // Unix ms, 0 = never
+}
+
+func (s *Store) changed(r *record, why ChangeReason) {
+	if s.cfg.OnChange != nil {
+		s.cfg.OnChange(Change{Reason: why, Key: r.key, Origin: r.loc, Version: r.ver, Removed: r.removed || why == ChangeSwept,
+			Size: r.size, Expiry: r.expiry})
+	}
 }
 
 func (c *StoreConfig) fill() error {
@@ -69,6 +120,9 @@ func (c *StoreConfig) fill() error {
 	}
 	if c.MaxTombstones <= 0 {
 		c.MaxTombstones = c.MaxEntries
+	}
+	if c.MaxSources <= 0 {
+		c.MaxSources = DefaultMaxSources
 	}
 	if c.TombstoneTTL <= 0 {
 		c.TombstoneTTL = DefaultTombstoneTTL
@@ -94,7 +148,8 @@ type record struct {
 	size    uint64
 	expiry  uint64 // Unix ms, 0 never
 	removed bool
-	stored  time.Time // when this node stored the current version
+	gone    bool  // dropped from the store; timer queue items skip it
+	stored  int64 // Unix ns when this node stored the current version (no pointer for the GC to chase, unlike time.Time)
 }
 
 func (r *record) liveAt(nowMs uint64) bool {
@@ -150,6 +205,7 @@ type Store struct {
 	live    int
 	tombs   int
 	st      Counters
+	timers  timerQueues
 }
 
 // NewStore returns an empty store.
@@ -195,6 +251,9 @@ func (s *Store) source(loc Location) *source {
 func (s *Store) checkOrigin(g *wire.Group, from uint32, fromInc uint64) error {
 	if !Contains(s.cfg.Unit, g.Origin) {
 		return fmt.Errorf("%w: %v is outside unit %v", ErrWrongOrigin, g.Origin, s.cfg.Unit)
+	}
+	if s.sources[g.Origin] == nil && len(s.sources) >= s.cfg.MaxSources {
+		return fmt.Errorf("%w: %v would be origin number %d, over the cap", ErrWrongOrigin, g.Origin, len(s.sources)+1)
 	}
 	if s.cfg.Level == LevelFarm {
 		if g.Origin.Engine != from || g.Origin.Engine == 0 {
@@ -340,10 +399,14 @@ func (s *Store) put(src *source, key string, v Version, removed bool, size, expi
 		s.live--
 		s.tombs++
 	}
-	r.ver, r.removed, r.size, r.expiry, r.stored = v, removed, size, expiry, now
+	r.ver, r.removed, r.size, r.expiry, r.stored = v, removed, size, expiry, now.UnixNano()
 	if removed {
 		r.size, r.expiry = 0, 0
+		s.timers.tombstone(r)
+	} else if expiry != 0 {
+		s.timers.expire(r, expiry)
 	}
+	s.changed(r, ChangeApplied)
 	return nil
 }
 
@@ -354,6 +417,9 @@ func (s *Store) drop(src *source, r *record) {
 	} else {
 		s.live--
 	}
+	r.gone = true
+	// The source stays even when empty: its incarnation floor and rate
+	// bucket must outlive its records (a few hundred bytes per SE ever seen).
 	delete(src.recs, r.key)
 	s.ids.remove(r.id)
 	rs := s.keys[r.key]
@@ -377,6 +443,7 @@ func (s *Store) sweep(src *source, inc uint64) {
 		if r.ver.Incarnation < inc {
 			s.drop(src, r)
 			s.st.Swept++
+			s.changed(r, ChangeSwept)
 		}
 	}
 }
@@ -384,8 +451,8 @@ func (s *Store) sweep(src *source, inc uint64) {
 // Maintain does the timed work: expired entries become tombstones,
 // tombstones older than TombstoneTTL go, and origins whose new
 // incarnation never finished re-announcing are swept after
-// ReannounceGrace. It scans every record (about 20 ns each); the manager
-// runs it every few seconds.
+// ReannounceGrace. It costs what is due (two timer queues), not a scan of
+// the store, so it can run often at a million entries.
 func (s *Store) Maintain(now time.Time) {
 	nowMs := expiryMillis(now)
 	s.mu.Lock()
@@ -394,23 +461,29 @@ func (s *Store) Maintain(now time.Time) {
 		if src.inc > src.synced && !src.newIncAt.IsZero() && now.Sub(src.newIncAt) >= s.cfg.ReannounceGrace {
 			s.sweep(src, src.inc)
 		}
-		for _, r := range src.recs {
-			switch {
-			case !r.removed && r.expiry != 0 && r.expiry <= nowMs:
-				// Keep the version: a late copy of an older add must still lose.
-				r.removed, r.size, r.expiry, r.stored = true, 0, 0, now
-				s.live--
-				s.tombs++
-				s.st.Expired++
-			case r.removed && now.Sub(r.stored) >= s.cfg.TombstoneTTL:
-				s.drop(src, r)
-				s.st.TombstonesGone++
-			}
-		}
-		if len(src.recs) == 0 && src.inc == src.synced && !src.down {
-			delete(s.sources, src.loc) // nothing to remember but the incarnation, which the SE re-sends
-		}
 	}
+	for {
+		r, ok := s.timers.nextExpired(nowMs)
+		if !ok {
+			break
+		}
+		// Keep the version: a late copy of an older add must still lose.
+		r.removed, r.size, r.expiry, r.stored = true, 0, 0, now.UnixNano()
+		s.live--
+		s.tombs++
+		s.st.Expired++
+		s.changed(r, ChangeExpired)
+		s.timers.tombstone(r)
+	}
+	for {
+		r, ok := s.timers.nextTombstone(now.Add(-s.cfg.TombstoneTTL))
+		if !ok {
+			break
+		}
+		s.drop(s.sources[r.loc], r)
+		s.st.TombstonesGone++
+	}
+	s.timers.compact(s.live + s.tombs)
 }
 
 // SetDown marks an origin down (its SE was declared down) or back up. Its
@@ -427,14 +500,14 @@ func (s *Store) SetDown(loc Location, down bool) {
 
 // Hit is one location of a looked-up key.
 type Hit struct {
-	ID       uint32
-	Location Location
-	Size     uint64
-	Version  Version
-	Expiry   time.Time // zero: never
-	Stored   time.Time // when this node stored this version
-	Down     bool      // the origin was declared down: the entry is kept but may be unreachable
-	Hops     int       // tree hops from the asking location
+	ID       uint32    `json:"id"`
+	Location Location  `json:"location"`
+	Size     uint64    `json:"size"`
+	Version  Version   `json:"version"`
+	Expiry   time.Time `json:"expiry,omitzero"` // zero: never
+	Stored   time.Time `json:"stored"`          // when this node stored this version
+	Down     bool      `json:"down"`            // the origin was declared down: the entry is kept but may be unreachable
+	Hops     int       `json:"hops"`            // tree hops from the asking location
 }
 
 // Lookup returns the live locations of key, nearest first: origins that
@@ -449,7 +522,7 @@ func (s *Store) Lookup(key string, from Location, now time.Time) []Hit {
 			continue
 		}
 		hits = append(hits, Hit{ID: r.id, Location: r.loc, Size: r.size, Version: r.ver, Expiry: millisTime(r.expiry),
-			Stored: r.stored, Down: s.sources[r.loc] != nil && s.sources[r.loc].down, Hops: Hops(from, r.loc)})
+			Stored: time.Unix(0, r.stored), Down: s.sources[r.loc] != nil && s.sources[r.loc].down, Hops: Hops(from, r.loc)})
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(hits, func(a, b Hit) int {
@@ -481,14 +554,14 @@ func compareLoc(a, b Location) int {
 
 // EntryInfo is one live entry, as smDirectoryTable and the CLI show it.
 type EntryInfo struct {
-	ID       uint32 // stable entry id, 1..2^32-1
-	Key      string
-	Location Location
-	Size     uint64
-	Version  Version
-	Expiry   time.Time // zero: never
-	Stored   time.Time // age = now - Stored
-	Down     bool
+	ID       uint32    `json:"id"` // stable entry id, 1..2^32-1
+	Key      string    `json:"key"`
+	Location Location  `json:"location"`
+	Size     uint64    `json:"size"`
+	Version  Version   `json:"version"`
+	Expiry   time.Time `json:"expiry,omitzero"` // zero: never
+	Stored   time.Time `json:"stored"`          // age = now - Stored
+	Down     bool      `json:"down"`
 }
 
 // Entries returns up to limit live entries with ids above after, in id
@@ -505,7 +578,7 @@ func (s *Store) Entries(after uint32, limit int, now time.Time) []EntryInfo {
 		if r.liveAt(nowMs) {
 			src := s.sources[r.loc]
 			out = append(out, EntryInfo{ID: r.id, Key: r.key, Location: r.loc, Size: r.size, Version: r.ver,
-				Expiry: millisTime(r.expiry), Stored: r.stored, Down: src != nil && src.down})
+				Expiry: millisTime(r.expiry), Stored: time.Unix(0, r.stored), Down: src != nil && src.down})
 		}
 		return len(out) < limit
 	})

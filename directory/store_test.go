@@ -430,3 +430,55 @@ func TestModel(t *testing.T) {
 }
 
 func L(c, d, f, e uint32) Location { return Location{CDN: c, DataCenter: d, Farm: f, Engine: e} }
+
+func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestChangeFeed(t *testing.T) {
+	var got []string
+	s := newStore(t, func(c *StoreConfig) {
+		c.OnChange = func(ch Change) {
+			got = append(got, fmt.Sprintf("%v %s %v removed=%v", ch.Reason, ch.Key, ch.Version, ch.Removed))
+		}
+	})
+	exp := uint64(t0.Add(time.Second).UnixMilli())
+	apply(t, s, upd(1, 1, 0, add(1, "a"), wire.Op{Kind: wire.OpAdd, Seq: 2, Key: "e", Expiry: exp}, rm(3, "a")), t0)
+	apply(t, s, upd(1, 1, 0, add(1, "a")), t0) // stale: no change
+	apply(t, s, upd(1, 2, wire.SyncEnd, add(1, "b")), t0)
+	s.Maintain(t0.Add(2 * time.Second))
+	want := []string{
+		"applied a 1.1 removed=false", "applied e 1.2 removed=false", "applied a 1.3 removed=true",
+		"applied b 2.1 removed=false",
+	}
+	if !slices.Equal(got[:4], want) {
+		t.Fatalf("feed %v", got)
+	}
+	// The sweep of incarnation 1 removes "a" (a tombstone) and "e".
+	rest := slices.Clone(got[4:])
+	slices.Sort(rest)
+	if !slices.Equal(rest, []string{"swept a 1.3 removed=true", "swept e 1.2 removed=true"}) {
+		t.Fatalf("sweep feed %v", rest)
+	}
+}
+
+func TestMaxSources(t *testing.T) {
+	s := newStore(t, func(c *StoreConfig) { c.Level = LevelCDN; c.Unit = L(1, 0, 0, 0); c.MaxSources = 2 })
+	for i, l := range []Location{L(1, 1, 0, 0), L(1, 2, 0, 0), L(1, 3, 0, 0)} {
+		u := &wire.Update{Level: 3, Groups: []wire.Group{{Origin: l, Incarnation: 1, Ops: []wire.Op{add(1, "k")}}}}
+		r := s.Apply(u, 9, 1, t0)
+		if (i < 2) != (r.Applied == 1) || (i == 2 && !errors.Is(r.Err(), ErrWrongOrigin)) {
+			t.Fatalf("origin %d: %+v", i, r)
+		}
+	}
+	if len(s.Sources()) != 2 {
+		t.Fatalf("%d sources", len(s.Sources()))
+	}
+}

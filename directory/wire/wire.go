@@ -113,7 +113,10 @@ const (
 // Location places an entry in the tree. Zero fields below a unit make it a
 // summary ("somewhere in this unit").
 type Location struct {
-	CDN, DataCenter, Farm, Engine uint32
+	CDN        uint32 `json:"cdn"`
+	DataCenter uint32 `json:"data_center"`
+	Farm       uint32 `json:"farm"`
+	Engine     uint32 `json:"engine"`
 }
 
 func (l Location) String() string {

@@ -175,6 +175,7 @@ func TestRejects(t *testing.T) {
 		{"record flags", "SnapshotChunk", h("01030000", "00000000", "0000", "0001", strings.Repeat("00", 24), "00000001",
 			"00000001", "0000", "0000000000000001", "03", "0001", "61"), ErrFlags},
 		{"resync body", "Resync", "0104000000", ErrTrailing},
+		{"level on a request", "SnapshotRequest", "01020100" + "00000007" + "00000000" + "00000000", ErrFlags},
 	}
 	for _, c := range bad {
 		if _, err := codecs[c.codec].decode(unhex(t, c.hex)); !errors.Is(err, c.want) || !errors.Is(err, ErrMalformed) {
