@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -91,6 +92,11 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		log.WithError(err).Error("demo cannot start")
 		n.stop()
 		return exitFail
+	}
+	// Print the commands once they work: the manager wins its election
+	// after one observation window (a few heartbeats).
+	for deadline := time.Now().Add(5 * time.Second); mib.Role(n.role.Load()) != mib.RoleManager && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
 	}
 	printDemoCommands(stdout, cfg, *engines)
 	if *engines > 0 {

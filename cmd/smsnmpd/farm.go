@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/fanout"
 	fwire "github.com/smsnmpd/smsnmpd/fanout/wire"
 	"github.com/smsnmpd/smsnmpd/internal/config"
+	"github.com/smsnmpd/smsnmpd/internal/election"
 	"github.com/smsnmpd/smsnmpd/internal/hoststat"
 	"github.com/smsnmpd/smsnmpd/mib"
 	"github.com/smsnmpd/smsnmpd/rmtp"
@@ -35,6 +35,9 @@ type southbound struct {
 	content *contentSide       // SE: its published entries
 	dir     *directory.Manager // manager: the directory of its level
 	dirStop context.CancelFunc
+	elector *election.Elector // manager: active or backup
+	elStop  context.CancelFunc
+	elDone  chan struct{}
 }
 
 // rmtpEndpoint opens the farm's multicast groups and the endpoint on them.
@@ -180,10 +183,11 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 	return s, nil
 }
 
-// startManager joins the farm as its manager and starts the coordinator.
-// Until the election of the backup-manager issue exists, a manager is
-// active from the start, with a term above any it used before.
-func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger, onEvent func(fanout.EngineEvent)) (*southbound, error) {
+// startManager joins the farm as a manager: the coordinator, the
+// directory of its level, and the election that decides whether it is the
+// active manager (SM) or a backup (BSM). A backup is warm: it receives
+// every update and reply the active one does.
+func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger, onEvent func(fanout.EngineEvent), onRole func(election.Change)) (*southbound, error) {
 	s := &southbound{}
 	var err error
 	s.tr, s.ep, err = rmtpEndpoint(cfg, tr, log, nil)
@@ -205,43 +209,57 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 		s.close()
 		return nil, fmt.Errorf("directory: %w", err)
 	}
-	term, err := nextTerm(cfg.Node.StateDir)
+	floor, save, err := termStore(cfg.Node.StateDir)
 	if err != nil {
 		s.close()
 		return nil, err
 	}
-	if err := s.ep.Activate(term); err != nil {
+	el, err := election.New(election.FromEndpoint(s.ep, uint8(cfg.Node.Priority)), election.Config{
+		Heartbeat:     cfg.RMTP.Heartbeat.Duration,
+		TakeoverAfter: cfg.Manager.TakeoverAfter.Duration,
+		TermFloor:     floor,
+		SaveTerm:      save,
+		OnChange:      onRole,
+		Logger:        log,
+	})
+	if err != nil {
 		s.close()
 		return nil, err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.elStop = cancel
+	s.elDone = make(chan struct{})
+	go func() {
+		defer close(s.elDone)
+		_ = el.Run(ctx)
+	}()
+	s.elector = el
 	return s, nil
 }
 
-// nextTerm returns a term above every one this manager used before: SEs
-// fence operations by term, so a restarted manager must not reuse one.
-// Without a state directory the clock provides it (seconds since 2020).
-func nextTerm(stateDir string) (uint64, error) {
-	clock := uint64(time.Since(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)) / time.Second)
+// termStore returns the highest term this manager used before (0 without
+// a state directory: the election also goes above every term it hears,
+// including the one the SEs follow) and a function keeping a new one.
+func termStore(stateDir string) (uint64, func(uint64) error, error) {
 	if stateDir == "" {
-		return clock, nil
+		return 0, nil, nil
 	}
 	store := mib.NewFileStore(filepath.Join(stateDir, "term.json"))
 	saved, err := store.Load()
 	if err != nil {
-		return 0, fmt.Errorf("term state: %w", err)
+		return 0, nil, fmt.Errorf("term state: %w", err)
 	}
-	term := clock
-	if v, err := strconv.ParseUint(saved["term"], 10, 64); err == nil && v >= term {
-		term = v + 1
-	}
-	if err := store.Save("term", strconv.FormatUint(term, 10)); err != nil {
-		return 0, fmt.Errorf("term state: %w", err)
-	}
-	return term, nil
+	floor, _ := strconv.ParseUint(saved["term"], 10, 64)
+	save := func(t uint64) error { return store.Save("term", strconv.FormatUint(t, 10)) }
+	return floor, save, nil
 }
 
 func (s *southbound) close() error {
 	var errs []error
+	if s.elStop != nil {
+		s.elStop()
+		<-s.elDone
+	}
 	if s.content != nil {
 		s.content.close()
 	}

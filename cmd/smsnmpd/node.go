@@ -20,6 +20,8 @@ import (
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/control"
+	"github.com/smsnmpd/smsnmpd/internal/election"
+	"github.com/smsnmpd/smsnmpd/internal/smi"
 	"github.com/smsnmpd/smsnmpd/mib"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 )
@@ -115,6 +117,7 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 	if !cfg.AgentX.Socket.IsZero() {
 		axcfg := agentx.FromConfig(cfg.AgentX)
 		axcfg.Description = "smsnmpd " + version
+		axcfg.Priority = n.agentxPriority(roleOf(cfg)) // a manager starts as a backup
 		n.subagent = agentx.New(axcfg, n.ax, log)
 	}
 	if n.v2c == nil && n.subagent == nil && cfg.Node.Role == config.RoleManager {
@@ -127,7 +130,7 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 		// (if any) serves: system, node and smSe groups.
 		n.farm, err = startSE(cfg, opts.rmtp, n.udp.Default(), store, log)
 	} else {
-		n.farm, err = startManager(cfg, opts.rmtp, log, n.engineEvent)
+		n.farm, err = startManager(cfg, opts.rmtp, log, n.engineEvent, n.roleChange)
 		if err == nil {
 			err = n.registerFarmMIB()
 		}
@@ -233,6 +236,12 @@ func (n *node) engineEvent(ev fanout.EngineEvent) {
 	oid, vbs := mib.EngineNotification(ev)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
+	n.notify(ctx, oid, vbs)
+}
+
+// notify sends a notification through every northbound frontend: to the
+// trap sinks of the built-in agent, and through snmpd in AgentX mode.
+func (n *node) notify(ctx context.Context, oid smi.OID, vbs []smi.VarBind) {
 	if n.v2c != nil && len(n.cfg.SNMP.TrapSinks) > 0 {
 		if err := n.v2c.Notify(ctx, oid, vbs); err != nil {
 			n.log.WithError(err).Warn("notification to trap sinks failed")
@@ -251,11 +260,45 @@ func (n *node) closeSockets() {
 	}
 }
 
+// roleOf is smNodeRole at start: a manager is a backup until the
+// election makes it the active one.
 func roleOf(cfg *config.Config) mib.Role {
 	if cfg.Node.Role == config.RoleSE {
 		return mib.RoleEngine
 	}
-	return mib.RoleManager
+	return mib.RoleBackup
+}
+
+// roleChange follows the election: smNodeRole, the AgentX registration
+// priority (the active manager holds the better one, so a shared snmpd
+// routes to it) and, on a takeover, smManagerTakeover.
+func (n *node) roleChange(c election.Change) {
+	role := mib.RoleBackup
+	if c.Role == election.Active {
+		role = mib.RoleManager
+	}
+	n.role.Store(int32(role))
+	n.log.WithFields(logrus.Fields{"role": role.String(), "term": c.Term, "cause": c.Cause.String()}).Info("northbound role")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if n.subagent != nil {
+		if err := n.subagent.SetPriority(ctx, n.agentxPriority(role)); err != nil && !errors.Is(err, agentx.ErrNotConnected) {
+			n.log.WithError(err).Warn("changing the AgentX registration priority failed")
+		}
+	}
+	if c.Role == election.Active && c.Cause == election.CauseTakeover {
+		oid, vbs := mib.TakeoverNotification(n.cfg.Node.ID, c.Term)
+		n.notify(ctx, oid, vbs)
+	}
+}
+
+// agentxPriority: lower wins in snmpd; a backup registers one worse.
+func (n *node) agentxPriority(role mib.Role) uint8 {
+	p := n.cfg.AgentX.Priority
+	if role != mib.RoleManager && p < 255 {
+		p++
+	}
+	return uint8(p)
 }
 
 // registerServiceManagerMIB puts this node's SERVICE-MANAGER-MIB objects on

@@ -83,6 +83,10 @@ socket = "unix:%s"
 `, f.mkdir("manager"), f.snmp, traps, f.agentxSection(), f.rmtpSection(), f.socket("manager")))
 	f.manager = startIn(f.t, f.ns, "-config", cfg)
 	f.manager.waitOutput(f.t, "built-in SNMPv2c agent serving", 10*time.Second)
+	// Alone in its farm it wins the election after one observation window.
+	waitFor(f.t, 10*time.Second, "the manager is active (smNodeRole = manager)", func() bool {
+		return strings.Contains(f.get("smNodeRole.0")[0], "manager")
+	})
 }
 
 // socket is the control socket path of a node of this farm.

@@ -1,0 +1,46 @@
+// Package election decides which manager of a farm is the active SM and
+// which are backups (BSM), DESIGN.md §7 "Backup managers".
+//
+// It owns the election rule and its timing: a non-preemptive choice at
+// start (after one observation window, if no manager is active, the live
+// manager with the highest priority, then the lowest node id, activates
+// with a term above every term heard and above the caller's floor), the
+// takeover when the active manager's heartbeats stop (TakeoverAfter,
+// default 700 ms, so a takeover completes within 1 s with 200 ms
+// heartbeats), and the report of every role change (a callback and one log
+// line with a system-wide monotonic timestamp, so takeover times can be
+// measured across processes).
+//
+// It does not own the membership protocol, the view or its terms on the
+// wire, or the step-down on hearing a higher term: rmtp does those, and the
+// Elector sees them only through the small Membership interface (FromEndpoint
+// adapts an *rmtp.Endpoint; tests use a fake). It does not own what a role
+// means (serving SETs, AgentX registration priority, smManagerTakeover): the
+// caller does that from OnChange. It does not persist terms: the caller
+// gives a floor and a SaveTerm hook.
+//
+// # Observation: polling, not events
+//
+// The Elector polls Membership.Observe every Poll (default 50 ms, a quarter
+// heartbeat) instead of reading rmtp's Events channel. Events is
+// single-reader (the MIB's notifications may need it), drops events when
+// nobody reads fast enough, and is edge-triggered, while the election needs
+// level-triggered facts: who is alive now and when each manager was last
+// heard, against a threshold (700 ms) shorter than rmtp's own "down" (5
+// heartbeats). A lost edge would be a missed takeover; a poll cannot lose
+// one. Polling costs one rmtp.Stats snapshot per Poll.
+//
+// # Safety
+//
+// Every manager applies the same deterministic rule to the same
+// observations, so only the best live backup activates. A backup whose own
+// loop stalled (a long GC pause, a starved CPU) would see every manager as
+// silent; after a stall it waits one heartbeat so that the heartbeats queued
+// meanwhile are read before anyone is declared dead. If two managers
+// activate anyway (a partition), the higher term wins when they hear each
+// other (rmtp steps the other down; equal terms: the lower node id wins) and
+// the loser's Elector reports the step-down and becomes a backup. A revived
+// old SM hears the active manager's view within its observation window and
+// stays a backup. A better candidate that stays alive but never activates
+// (its activation keeps failing) is passed over after StallAfter.
+package election
