@@ -204,3 +204,28 @@ func downMark(h directory.Hit) string {
 	}
 	return ""
 }
+
+// digest prints the digest of the entries the node holds.
+func digest(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet(cmdDigest, stderr)
+	var sf socketFlags
+	sf.register(fs)
+	engine := fs.Uint("engine", 0, "which SE of a multi-engine process (the demo); 0 = the node itself")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	path, err := sf.path()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitConfig
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), control.IOTimeout)
+	defer cancel()
+	var res digestOut
+	if err := control.Call(ctx, path, cmdDigest, publishArgs{Engine: uint32(*engine)}, &res); err != nil {
+		fmt.Fprintf(stderr, "smsnmpd digest: %v\n", err)
+		return exitFail
+	}
+	fmt.Fprintf(stdout, "%s %d entries\n", res.Digest, res.Entries)
+	return exitOK
+}

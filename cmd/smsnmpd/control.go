@@ -15,6 +15,7 @@ const (
 	cmdPublish   = "publish"
 	cmdUnpublish = "unpublish"
 	cmdLookup    = "lookup"
+	cmdDigest    = "digest"
 )
 
 // maxPublishBatch bounds the entries of one publish command; the CLI sends
@@ -111,8 +112,36 @@ func (h *controlHandler) handle(_ context.Context, cmd string, raw json.RawMessa
 			hits = []directory.Hit{}
 		}
 		return lookupResult{Key: a.Key, Path: []lookupStep{{Node: h.node, Level: h.level, Hits: len(hits)}}, Hits: hits}, nil
+	case cmdDigest:
+		// The order-independent digest of the live entries this node holds
+		// (an SE: what it published; a manager: its directory). The SEs'
+		// digests add up to their manager's when the farm has converged.
+		var a publishArgs
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return nil, fmt.Errorf("malformed arguments: %w", err)
+			}
+		}
+		if h.dir != nil && a.Engine == 0 {
+			return digestResult(h.dir.Store().Digest(time.Now())), nil
+		}
+		c, err := h.engine(a.Engine)
+		if err != nil {
+			return nil, err
+		}
+		return digestResult(c.pub.Digest(time.Now())), nil
 	}
 	return nil, fmt.Errorf("%w %q", control.ErrUnknownCommand, cmd)
+}
+
+// digestOut is what `smsnmpd digest` prints (-json) and compares.
+type digestOut struct {
+	Digest  string `json:"digest"` // A and B in hex, "/", the entry count
+	Entries uint64 `json:"entries"`
+}
+
+func digestResult(d directory.Digest) digestOut {
+	return digestOut{Digest: d.String(), Entries: d.Count}
 }
 
 func (h *controlHandler) engine(id uint32) (*contentSide, error) {

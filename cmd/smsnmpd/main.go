@@ -57,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return publish(args[1:], stdout, stderr, true)
 		case "lookup":
 			return lookup(args[1:], stdout, stderr)
+		case "digest":
+			return digest(args[1:], stdout, stderr)
 		case "help", "-h", "-help", "--help":
 			usage(stdout)
 			return exitOK
@@ -78,6 +80,7 @@ func usage(w io.Writer) {
   smsnmpd publish [flags] KEY...       publish content on the SE running here (-h for flags)
   smsnmpd unpublish [flags] KEY...     remove it again
   smsnmpd lookup [-json] KEY           where is KEY? asks the manager running here
+  smsnmpd digest                       digest of the entries held (SEs' digests add up to their manager's)
   smsnmpd version                      print version and commit
 `)
 }

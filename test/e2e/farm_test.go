@@ -62,13 +62,23 @@ func (f *farm) write(name, body string) string {
 
 func (f *farm) startManager() {
 	f.t.Helper()
+	f.manager = f.startManagerWith("manager", 1000, 100, f.snmp)
+	// Alone in its farm it wins the election after one observation window.
+	f.waitRole(f.snmp, "manager")
+}
+
+// startManagerWith starts a manager process with its own built-in agent
+// at snmpAddr (and the farm's AgentX master, if any).
+func (f *farm) startManagerWith(name string, id, priority int, snmpAddr string) *proc {
+	f.t.Helper()
 	traps := ""
 	if f.trap != 0 {
 		traps = fmt.Sprintf("trap_sinks = [\"udp:127.0.0.1:%d\"]\ntrap_community = \"public\"\n", f.trap)
 	}
-	cfg := f.write("manager.toml", fmt.Sprintf(`[node]
+	cfg := f.write(name+".toml", fmt.Sprintf(`[node]
 role = "manager"
-id = 1000
+id = %d
+priority = %d
 state_dir = %q
 
 [snmp]
@@ -80,12 +90,17 @@ rw_community = "private"
 %s
 [control]
 socket = "unix:%s"
-`, f.mkdir("manager"), f.snmp, traps, f.agentxSection(), f.rmtpSection(), f.socket("manager")))
-	f.manager = startIn(f.t, f.ns, "-config", cfg)
-	f.manager.waitOutput(f.t, "built-in SNMPv2c agent serving", 10*time.Second)
-	// Alone in its farm it wins the election after one observation window.
-	waitFor(f.t, 10*time.Second, "the manager is active (smNodeRole = manager)", func() bool {
-		return strings.Contains(f.get("smNodeRole.0")[0], "manager")
+`, id, priority, f.mkdir(name), snmpAddr, traps, f.agentxSection(), f.rmtpSection(), f.socket(name)))
+	p := startIn(f.t, f.ns, "-config", cfg)
+	p.waitOutput(f.t, "built-in SNMPv2c agent serving", 10*time.Second)
+	return p
+}
+
+// waitRole waits until the manager at snmpAddr reports smNodeRole = role.
+func (f *farm) waitRole(snmpAddr, role string) {
+	f.t.Helper()
+	waitFor(f.t, 10*time.Second, "smNodeRole of "+snmpAddr+" = "+role, func() bool {
+		return strings.Contains(f.getAt(snmpAddr, "smNodeRole.0")[0], role)
 	})
 }
 
@@ -137,7 +152,13 @@ var mibArgs = []string{"-M", "+../../mib:../../.cache/std-mibs", "-m", "SERVICE-
 // get returns snmpget's value-only output for oids on the manager.
 func (f *farm) get(oids ...string) []string {
 	f.t.Helper()
-	args := append(append([]string{"-v2c", "-c", "public", "-Oqv", "-t", "3", "-r", "0"}, mibArgs...), f.snmp)
+	return f.getAt(f.snmp, oids...)
+}
+
+// getAt is get on the agent at addr.
+func (f *farm) getAt(addr string, oids ...string) []string {
+	f.t.Helper()
+	args := append(append([]string{"-v2c", "-c", "public", "-Oqv", "-t", "3", "-r", "0"}, mibArgs...), addr)
 	out, err := snmpIn(f.t, f.ns, "snmpget", append(args, oids...)...)
 	if err != nil {
 		f.t.Fatal(err)
