@@ -30,28 +30,22 @@ type mcastFarm struct {
 
 // newMcastFarm starts the farm; engines answer every request with echo
 // (asynchronously, so a slow ACK of one reply never delays the next).
-func newMcastFarm(tb testing.TB, n int, loss float64, echo bool, mutate ...func(*rmtp.Config)) *mcastFarm {
+func newMcastFarm(tb testing.TB, n int, loss float64, echo bool, mtu int) *mcastFarm {
 	tb.Helper()
 	down, up := testGroups(tb)
 	keys := testKeys(tb)
 	f := &mcastFarm{}
-	mtr, err := rmtp.ListenMulticast(rmtp.MulticastConfig{Down: down, Up: up, JoinUp: true})
+	mtr, err := rmtp.ListenMulticast(rmtp.MulticastConfig{Down: down, Up: up, JoinUp: true, MTU: mtu})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cfg := func(c rmtp.Config) rmtp.Config {
-		for _, m := range mutate {
-			m(&c)
-		}
-		return c
-	}
-	if f.mgr, err = rmtp.New(mtr, cfg(rmtp.Config{Node: 1, Role: rmtp.Manager, Keys: keys, DownAfter: lenientDown})); err != nil {
+	if f.mgr, err = rmtp.New(mtr, rmtp.Config{Node: 1, Role: rmtp.Manager, Keys: keys, DownAfter: lenientDown}); err != nil {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	for i := range n {
-		utr, err := rmtp.ListenMulticast(rmtp.MulticastConfig{Down: down, Up: up})
+		utr, err := rmtp.ListenMulticast(rmtp.MulticastConfig{Down: down, Up: up, MTU: mtu})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -61,7 +55,7 @@ func newMcastFarm(tb testing.TB, n int, loss float64, echo bool, mutate ...func(
 			f.imps = append(f.imps, im)
 			tr = im
 		}
-		e, err := rmtp.New(tr, cfg(rmtp.Config{Node: rmtp.NodeID(101 + i), Role: rmtp.Engine, Keys: keys, DownAfter: lenientDown}))
+		e, err := rmtp.New(tr, rmtp.Config{Node: rmtp.NodeID(101 + i), Role: rmtp.Engine, Keys: keys, DownAfter: lenientDown})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -197,7 +191,7 @@ func BenchmarkRequest16(b *testing.B) {
 				rawLat = append(rawLat, time.Since(t0))
 			}
 			raw.close()
-			f := newMcastFarm(b, n, loss, true)
+			f := newMcastFarm(b, n, loss, true, 0)
 			defer f.close()
 			lat := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
@@ -245,7 +239,7 @@ func goodput(b *testing.B, mtu int) {
 		seg = mtu - 28 - 64
 	}
 	rawSeg := rawGoodput(b, n, msg, seg, max(b.N, 50))
-	f := newMcastFarm(b, n, 0, false, func(c *rmtp.Config) { c.MTU = mtu - 28 })
+	f := newMcastFarm(b, n, 0, false, mtu)
 	defer f.close()
 	b.SetBytes(size)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -350,16 +344,52 @@ func rawGoodput(b *testing.B, n int, msg []byte, dg, rounds int) float64 {
 
 // Benchmark256Answers has 256 engines answer one request at once: no
 // response may be lost to receive-buffer overflow (RcvbufErrors from
-// /proc/net/snmp is reported beside the transport's own counters).
+// /proc/net/snmp is reported beside the transport's own counters), and
+// the request's timer must not fire while the answers are still
+// arriving (retransmits per request, manager's and engines').
 func Benchmark256Answers(b *testing.B) {
 	if testing.Short() {
 		b.Skip("256 endpoints")
 	}
-	const n = 256
-	f := newMcastFarm(b, n, 0, true)
+	fanIn(b, 256)
+}
+
+// BenchmarkFanIn is Benchmark256Answers at farm sizes where the timer
+// used to fire early, against a raw multicast round (one datagram
+// answered by n plain sockets) in the same run.
+func BenchmarkFanIn(b *testing.B) {
+	for _, n := range []int{16, 64} {
+		b.Run(fmt.Sprintf("engines=%d", n), func(b *testing.B) { fanIn(b, n) })
+	}
+}
+
+func fanIn(b *testing.B, n int) {
+	raw := newRawRound(b, n)
+	rawLat := make([]time.Duration, 0, b.N)
+	for range max(b.N, 200) {
+		t0 := time.Now()
+		if err := raw.round([]byte("get")); err != nil {
+			b.Fatal(err)
+		}
+		rawLat = append(rawLat, time.Since(t0))
+	}
+	raw.close()
+	f := newMcastFarm(b, n, 0, true, 0)
 	defer f.close()
 	before := rcvbufErrors(b)
-	retx0 := f.mgr.Stats().Retransmits
+	totals := func() (mgrRetx, engRetx, dgrams uint64) {
+		for i, e := range append([]*rmtp.Endpoint{f.mgr}, f.engines...) {
+			st := e.Stats()
+			if i == 0 {
+				mgrRetx = st.Retransmits
+			} else {
+				engRetx += st.Retransmits
+			}
+			dgrams += st.DatagramsSent
+		}
+		return
+	}
+	m0, e0, d0 := totals()
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for range b.N {
@@ -373,11 +403,18 @@ func Benchmark256Answers(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	m1, e1, d1 := totals()
+	per := func(v uint64) float64 { return float64(v) / float64(b.N) }
 	b.ReportMetric(us(percentile(lat, 0.5)), "p50-µs")
 	b.ReportMetric(us(percentile(lat, 0.99)), "p99-µs")
+	b.ReportMetric(us(percentile(rawLat, 0.5)), "raw-p50-µs")
+	b.ReportMetric(float64(percentile(lat, 0.5))/float64(percentile(rawLat, 0.5)), "p50/raw")
+	b.ReportMetric(float64(percentile(lat, 0.99))/float64(percentile(rawLat, 0.99)), "p99/raw")
 	b.ReportMetric(float64(rcvbufErrors(b)-before), "RcvbufErrors")
 	b.ReportMetric(float64(len(f.engines[0].Stats().Peers)), "peers/engine")
-	b.ReportMetric(float64(f.mgr.Stats().Retransmits-retx0), "retransmits")
+	b.ReportMetric(per(m1-m0), "mgr-retransmits/op")
+	b.ReportMetric(per(e1-e0), "engine-retransmits/op")
+	b.ReportMetric(per(d1-d0), "datagrams/op")
 }
 
 func rcvbufErrors(tb testing.TB) int64 {

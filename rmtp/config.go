@@ -48,6 +48,12 @@ const (
 	drainRate = 32 << 20
 	// maxAbortMemory bounds the aborted ids a stream remembers.
 	maxAbortMemory = 64
+	// minFanInSample is the fewest answers to one transfer that say
+	// something about fan-in spacing.
+	minFanInSample = 4
+	// maxSpacing caps one fan-in spacing sample, so a straggler cannot
+	// inflate every later timer (256 × 500 µs is already above MaxRTO).
+	maxSpacing = 500 * time.Microsecond
 	// replayWindow is the control-sequence replay window (datagrams).
 	replayWindow = 1024
 )

@@ -95,6 +95,8 @@ type Endpoint struct {
 	tokensAt    time.Time
 	backlog     bool
 	smAborts    map[abortKey]*smAbort
+	spacing     time.Duration // fan-in: smoothed time between two answers to one transfer
+	nakDue      time.Time     // earliest NAK timer set since the last scan; zero: none
 	stats       counters
 	sendFailing atomic.Bool // a streak of send errors was logged
 
@@ -115,6 +117,12 @@ func (k streamKey) dest() Dest {
 		return Up
 	}
 	return Down
+}
+
+// batchSender is implemented by transports that can send a burst in few
+// system calls (UDP's sendmmsg).
+type batchSender interface {
+	SendBatch(to Dest, bs [][]byte) error
 }
 
 type txItem struct {
@@ -239,11 +247,28 @@ func (e *Endpoint) unlockAndFlush() {
 	e.mu.Unlock()
 	failed := 0
 	var first error
-	for _, it := range q {
-		if err := e.tr.Send(it.dest, it.b); err != nil && !errors.Is(err, ErrClosed) {
-			failed++
+	fail := func(n int, err error) {
+		if err != nil && !errors.Is(err, ErrClosed) {
+			failed += n
 			first = cmp.Or(first, err)
 		}
+	}
+	bs, batching := e.tr.(batchSender)
+	for i := 0; i < len(q); {
+		j := i + 1
+		for batching && j < len(q) && q[j].dest == q[i].dest {
+			j++
+		}
+		if j-i == 1 {
+			fail(1, e.tr.Send(q[i].dest, q[i].b))
+		} else {
+			run := make([][]byte, 0, j-i)
+			for _, it := range q[i:j] {
+				run = append(run, it.b)
+			}
+			fail(j-i, bs.SendBatch(q[i].dest, run))
+		}
+		i = j
 	}
 	// Counted, not logged per datagram: one line when sending starts
 	// failing, one when it works again.
@@ -385,6 +410,7 @@ func (e *Endpoint) handle(d Datagram) {
 	}
 	if pr.heard(now) {
 		e.log.WithField("peer", pr.id).Info("rmtp: peer back")
+		e.armNak(now) // its streams' NAK timers were not scanned while it was down
 		e.emit(PeerRecovered, pr, now)
 		if e.active {
 			e.viewAt = now
@@ -394,8 +420,8 @@ func (e *Endpoint) handle(d Datagram) {
 	case wire.TypeData, wire.TypeRequest, wire.TypeResponse:
 		e.onSegment(pr, &p, now)
 	case wire.TypeAck:
-		if a, err := wire.ParseAck(p.Payload); err == nil {
-			e.onAck(pr, &a, now)
+		if err := wire.ScanAck(p.Payload, uint32(e.self), func(en wire.AckEntry) { e.onAckEntry(pr, en, now) }); err == nil {
+			e.stats.AcksReceived++
 		} else {
 			e.stats.Malformed++
 		}

@@ -37,11 +37,21 @@ type viewState struct {
 func (e *Endpoint) View() View {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	v := View{Term: e.view.term, Version: e.view.version, Owner: e.view.owner}
+	v := View{Term: e.view.term, Version: e.view.version, Owner: e.view.owner,
+		Members: make([]Member, 0, len(e.view.members))}
 	for _, m := range e.view.members {
 		v.Members = append(v.Members, Member{Node: NodeID(m.Node), Incarnation: m.Incarnation, Role: m.Role, Suspect: m.State == wire.StateSuspect})
 	}
 	return v
+}
+
+// Term returns the current view's term (0 before any view) without
+// copying the member list: responders check it on every request
+// (fencing, DESIGN.md §5).
+func (e *Endpoint) Term() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.view.term
 }
 
 // Activate makes this manager the active one under term: it owns the view
@@ -248,7 +258,7 @@ func (e *Endpoint) onHello(pr *peer, h *wire.Hello, leave bool, now time.Time) {
 		}
 	}
 	pr.synced = true
-	pr.role, pr.priority, pr.level = h.Role, h.Priority, h.Level
+	pr.role, pr.priority, pr.level, pr.term = h.Role, h.Priority, h.Level, h.Term
 	pr.addr = h.Addr
 	pr.app = append(pr.app[:0], h.App...)
 	if leave {
@@ -281,6 +291,7 @@ func (e *Endpoint) onHello(pr *peer, h *wire.Hello, leave bool, now time.Time) {
 					// the sender's own timer repairs tail loss first:
 					// this is the fallback, not a race to NAK.
 					st.gapAt = now.Add(e.cfg.HelloInterval)
+					e.armNak(st.gapAt)
 					e.poke()
 					break
 				}

@@ -74,6 +74,7 @@ type peer struct {
 	role      Role // 0 until a HELLO says
 	priority  uint8
 	level     uint8
+	term      uint64 // the term its latest HELLO announced
 	addr      netip.AddrPort
 	from      netip.AddrPort
 	state     PeerState
@@ -289,6 +290,7 @@ func (e *Endpoint) onSegment(pr *peer, p *wire.Packet, now time.Time) {
 	if p.Seq > part.highSeq+1 || (part.highSeq == 0 && p.Seq > 0 && part.segs[0] == nil) {
 		if part.nakAt.IsZero() {
 			part.nakAt = now.Add(e.nakBackoff())
+			e.armNak(part.nakAt)
 		}
 	}
 	part.highSeq = max(part.highSeq, p.Seq)
@@ -296,6 +298,7 @@ func (e *Endpoint) onSegment(pr *peer, p *wire.Packet, now time.Time) {
 		for g := st.next; g < id; g++ {
 			if st.parts[g] == nil && !st.aborted[g] {
 				st.gapAt = now.Add(e.nakBackoff())
+				e.armNak(st.gapAt)
 				break
 			}
 		}
@@ -468,7 +471,28 @@ func (e *Endpoint) flushAcks() {
 }
 
 // tickReceive sends the NAKs that are due and returns the next due time.
+// Between NAK deadlines it returns at once: a manager has hundreds of
+// peers, and scanning every stream on every wake-up of the timer loop
+// was its largest cost at 256 engines.
 func (e *Endpoint) tickReceive(now time.Time) time.Time {
+	if e.nakDue.IsZero() || now.Before(e.nakDue) {
+		return e.nakDue
+	}
+	next := e.scanReceive(now)
+	e.nakDue = next
+	return next
+}
+
+// armNak records that a NAK timer was set to t, so that tickReceive
+// scans again by then. Caller holds mu.
+func (e *Endpoint) armNak(t time.Time) {
+	if e.nakDue.IsZero() || t.Before(e.nakDue) {
+		e.nakDue = t
+	}
+}
+
+// scanReceive sends the NAKs that are due and returns the next due time.
+func (e *Endpoint) scanReceive(now time.Time) time.Time {
 	var next time.Time
 	upd := func(t time.Time) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
@@ -524,6 +548,10 @@ func (e *Endpoint) tickReceive(now time.Time) time.Time {
 				part.nakAt = now.Add(e.nakRetry(part.nakTry))
 				upd(part.nakAt)
 				if len(ranges) >= wire.MaxNakRanges {
+					// The partials not visited keep their timers,
+					// which may be due: scan again after this
+					// NAK's round.
+					upd(now.Add(e.cfg.NakDelay))
 					break
 				}
 			}
@@ -573,10 +601,12 @@ func (e *Endpoint) suppressNaks(n *wire.Nak, now time.Time) {
 		if part := st.parts[id]; part != nil {
 			if !part.nakAt.IsZero() && part.have < int(part.count) && covers(part, rs) {
 				part.nakAt = now.Add(e.nakRetry(part.nakTry))
+				e.armNak(part.nakAt)
 				suppressed = true
 			}
 		} else if rs[0].First == 0 && rs[0].Last == wire.SegAll && !st.gapAt.IsZero() && id >= st.next {
 			st.gapAt = now.Add(e.nakRetry(st.gapTry))
+			e.armNak(st.gapAt)
 			suppressed = true
 		}
 	}

@@ -48,6 +48,15 @@ type outMsg struct {
 	targets   map[NodeID]bool // requests: who must respond
 	rtoAt     time.Time
 	rtoTry    int
+	// Fan-in progress: when a member last became done (acknowledged or
+	// answered): the timer does not fire while they are still coming in.
+	// And, for the spacing estimate, the first and last of the answers
+	// that came before any re-send (later ones measure recovery, not
+	// fan-in) and how many.
+	lastDone  time.Time
+	cleanFrom time.Time
+	cleanTo   time.Time
+	cleanN    int
 	stop      func() bool
 	done      chan struct{}
 	finished  bool
@@ -119,6 +128,17 @@ func (t *Transfer) ID() uint64 { return t.m.id }
 // Done is closed when the transfer finished: every member done, the
 // deadline passed, aborted, or the endpoint closed.
 func (t *Transfer) Done() <-chan struct{} { return t.m.done }
+
+// Progress returns the delivery report so far without waiting: who has
+// acknowledged or answered, and in Missing who has not yet (members
+// declared down are in Missing and Down). After Done it is the final
+// report. The coordinator uses it to re-request silent members while the
+// first round stays open.
+func (t *Transfer) Progress() Report {
+	t.e.mu.Lock()
+	defer t.e.mu.Unlock()
+	return t.e.report(t.m)
+}
 
 // Wait blocks until the transfer finishes and returns its report. The error
 // wraps ErrIncomplete when members are missing.
@@ -196,8 +216,21 @@ func (e *Endpoint) StartRequest(ctx context.Context, ch uint8, payload []byte, t
 // BSM sees it too), reliably, and acknowledges the request. It waits until
 // every manager has it or ctx is done.
 func (e *Endpoint) Reply(ctx context.Context, req *Message, payload []byte) (Report, error) {
+	t, err := e.StartReply(ctx, req, payload)
+	if err != nil {
+		return Report{}, err
+	}
+	return t.Wait()
+}
+
+// StartReply is Reply without waiting: the response is queued for sending
+// before it returns, and the transport keeps repairing it until every
+// manager has it or ctx is done, whether or not anyone waits. A responder
+// can thus answer from memory inline and never hold a goroutine per reply;
+// ctx must outlive the call (its deadline bounds the repairs).
+func (e *Endpoint) StartReply(ctx context.Context, req *Message, payload []byte) (*Transfer, error) {
 	if req.Kind != KindRequest {
-		return Report{}, ErrNotRequest
+		return nil, ErrNotRequest
 	}
 	ref := wire.ResponseRef{Node: uint32(req.From), Incarnation: req.Incarnation, MsgID: req.ID, Up: req.Dest == Up}
 	body := append(wire.AppendResponseRef(make([]byte, 0, wire.ResponseRefLen+len(payload)), &ref), payload...)
@@ -208,11 +241,7 @@ func (e *Endpoint) Reply(ctx context.Context, req *Message, payload []byte) (Rep
 		}
 	}
 	e.mu.Unlock()
-	t, err := e.start(ctx, req.Channel, Up, wire.TypeResponse, body, nil)
-	if err != nil {
-		return Report{}, err
-	}
-	return t.Wait()
+	return e.start(ctx, req.Channel, Up, wire.TypeResponse, body, nil)
 }
 
 func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Type, payload []byte, targets []NodeID) (*Transfer, error) {
@@ -307,17 +336,30 @@ func (e *Endpoint) sendSeg(m *outMsg, os *outStream, s int, now time.Time) {
 }
 
 // rto is the retransmission timeout: twice the slowest pending member's
-// smoothed RTT, never under MinRTO, doubled per retry. (Not TCP's
-// srtt+4·rttvar: a spurious re-send here costs one datagram, a late one
-// costs the whole operation its deadline.)
+// smoothed RTT, never under MinRTO, plus the fan-in allowance (pending
+// members - 1) × the observed response spacing, doubled per retry. (Not
+// TCP's srtt+4·rttvar: a spurious re-send here costs one datagram to
+// every member and an ACK back from each, a late one costs the whole
+// operation its deadline.) See doc.go, "Retransmission timer".
 func (e *Endpoint) rto(m *outMsg) time.Duration {
 	var rtt time.Duration
+	pending := 0
 	for _, mb := range m.members {
-		if pr := e.peers[mb.id]; pr != nil && !mb.acked && !mb.responded {
+		if m.memberDone(mb) {
+			continue
+		}
+		pending++
+		if pr := e.peers[mb.id]; pr != nil {
 			rtt = max(rtt, pr.srtt)
 		}
 	}
 	d := max(2*rtt, e.cfg.MinRTO)
+	if pending > 1 {
+		// N answers converge on this one receiver and are read one at
+		// a time: the last one lands (N-1) spacings after the first,
+		// whatever the network's RTT.
+		d += time.Duration(pending-1) * e.spacing
+	}
 	if m.rtoTry == 0 {
 		// A big message takes a while to drain at the receivers; a
 		// timer that fires mid-burst turns every unread segment into a
@@ -328,6 +370,44 @@ func (e *Endpoint) rto(m *outMsg) time.Duration {
 		d *= 2
 	}
 	return min(d, e.cfg.MaxRTO)
+}
+
+// quiet is how long a transfer's acknowledgements must have stopped
+// coming in before its timer may re-send: while they still arrive, the
+// missing ones are more likely queued behind them than lost.
+func (e *Endpoint) quiet() time.Duration {
+	return max(e.cfg.MinRTO, 8*e.spacing)
+}
+
+// memberProgress records that one more member of m is done (acknowledged
+// or answered).
+func (m *outMsg) memberProgress(now time.Time) {
+	m.lastDone = now
+	if m.retx {
+		return
+	}
+	if m.cleanN == 0 {
+		m.cleanFrom = now
+	}
+	m.cleanTo = now
+	m.cleanN++
+}
+
+// sampleSpacing folds a finished transfer's response spread into the
+// fan-in spacing estimate: (last - first) / (answers - 1), smoothed like
+// an RTT. Transfers with fewer than minFanInSample answers say nothing
+// about fan-in.
+func (e *Endpoint) sampleSpacing(m *outMsg) {
+	if m.cleanN < minFanInSample {
+		return
+	}
+	s := m.cleanTo.Sub(m.cleanFrom) / time.Duration(m.cleanN-1)
+	s = min(s, maxSpacing)
+	if e.spacing == 0 {
+		e.spacing = s
+		return
+	}
+	e.spacing = (7*e.spacing + s) / 8
 }
 
 // checkDone finishes m once every member is done.
@@ -346,6 +426,9 @@ func (e *Endpoint) checkDone(m *outMsg) {
 // release finishes m and forgets it: no more repairs, and the stream's
 // low-water mark moves past it.
 func (e *Endpoint) release(m *outMsg) {
+	if !m.finished {
+		e.sampleSpacing(m)
+	}
 	m.finish()
 	if os := e.out[m.key]; os != nil {
 		delete(os.msgs, m.id)
@@ -366,7 +449,10 @@ func (e *Endpoint) markAcked(m *outMsg, id NodeID, now time.Time) {
 		return
 	}
 	mb.acked = true
-	if !m.retx {
+	if !mb.responded && !mb.down {
+		m.memberProgress(now)
+	}
+	if !m.retx { // Karn: after a re-send the ACK may answer either copy
 		if pr := e.peers[id]; pr != nil {
 			pr.rttSample(now.Sub(m.firstSent))
 		}
@@ -374,20 +460,19 @@ func (e *Endpoint) markAcked(m *outMsg, id NodeID, now time.Time) {
 	e.checkDone(m)
 }
 
-func (e *Endpoint) onAck(pr *peer, a *wire.Ack, now time.Time) {
-	e.stats.AcksReceived++
-	for _, en := range a.Entries {
-		if NodeID(en.Stream.Node) != e.self || en.Stream.Incarnation != e.inc {
-			continue
-		}
-		os := e.out[streamKey{en.Stream.Channel, en.Stream.Up}]
-		if os == nil {
-			continue
-		}
-		for id, m := range os.msgs {
-			if id < en.Next {
-				e.markAcked(m, pr.id, now)
-			}
+// onAckEntry applies one entry of an ACK vector that covers one of our
+// streams (wire.ScanAck filters by node).
+func (e *Endpoint) onAckEntry(pr *peer, en wire.AckEntry, now time.Time) {
+	if NodeID(en.Stream.Node) != e.self || en.Stream.Incarnation != e.inc {
+		return
+	}
+	os := e.out[streamKey{en.Stream.Channel, en.Stream.Up}]
+	if os == nil {
+		return
+	}
+	for id, m := range os.msgs {
+		if id < en.Next {
+			e.markAcked(m, pr.id, now)
 		}
 	}
 }
@@ -410,6 +495,11 @@ func (e *Endpoint) onResponse(r *Message) bool {
 	now := time.Now()
 	if !mb.responded {
 		mb.responded, mb.resp = true, r.Payload
+		if !mb.acked {
+			m.memberProgress(now)
+		} else {
+			m.lastDone = now
+		}
 	}
 	// In-order delivery: answering request n means having had every
 	// message before it.
@@ -494,6 +584,13 @@ func (e *Endpoint) tickSend(now time.Time) time.Time {
 					next = m.abortAt
 				}
 				continue
+			}
+			if !now.Before(m.rtoAt) && !m.lastDone.IsZero() && now.Before(m.lastDone.Add(e.quiet())) {
+				// Answers are still coming in: the silent members are
+				// more likely queued behind them than lost. Wait for
+				// the fan-in to go quiet; each deferral needs a new
+				// answer, so there are at most as many as members.
+				m.rtoAt = m.lastDone.Add(e.quiet())
 			}
 			if !now.Before(m.rtoAt) {
 				last := len(m.segs) - 1

@@ -52,6 +52,20 @@ type PeerStats struct {
 	LastHeard   time.Time
 	Memory      int // reassembly bytes held
 	App         []byte
+
+	// From the peer's latest HELLO (zero until one is heard), for the
+	// manager election: the configured priority and level, and the term
+	// of the view the peer holds (the one it owns if it is active, else
+	// the one it last adopted).
+	Priority uint8
+	Level    uint8
+	Term     uint64
+	// Active: the peer owns the current view, i.e. it announced the VIEW
+	// this endpoint adopted (View.Owner). HELLO does not say whether its
+	// sender is active; the VIEW's owner is the active manager. A manager
+	// that was active and went silent stays Owner until another manager's
+	// VIEW with a higher term replaces it: combine with State.
+	Active bool
 }
 
 // Stats is a consistent snapshot for the MIB layer.
@@ -73,7 +87,8 @@ func (e *Endpoint) Stats() Stats {
 	for _, pr := range e.peers {
 		s.Peers = append(s.Peers, PeerStats{Node: pr.id, Incarnation: pr.inc, Role: pr.role, State: pr.state,
 			Addr: pr.addr, From: pr.from, RTT: pr.srtt, LastHeard: pr.lastHeard, Memory: pr.mem,
-			App: slices.Clone(pr.app)})
+			App: slices.Clone(pr.app), Priority: pr.priority, Level: pr.level, Term: pr.term,
+			Active: pr.id == e.view.owner && e.view.owner != 0})
 	}
 	slices.SortFunc(s.Peers, func(a, b PeerStats) int { return int(int64(a.Node) - int64(b.Node)) })
 	return s

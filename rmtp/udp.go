@@ -22,6 +22,10 @@ const (
 	DefaultUnicastMTU  = 1500
 	udpIPv4Overhead    = 28
 	recvQueueDatagrams = 1024
+	// Batched receive (recvmmsg) is used up to jumbo-frame datagrams;
+	// beyond, the datagrams are few and the buffers would be large.
+	batchMaxDatagram = 9000
+	batchLen         = 32
 )
 
 // Default groups: administratively scoped (RFC 2365), so nothing is routed
@@ -41,6 +45,7 @@ type MulticastConfig struct {
 	JoinUp     bool           // receive the managers' group too (managers only)
 	TTL        int            // multicast TTL, 1 keeps traffic on the LAN
 	ReadBuffer int            // SO_RCVBUF asked for each socket
+	MTU        int            // 0: the interface's; set lower if a path needs it
 	Logger     logrus.FieldLogger
 }
 
@@ -65,7 +70,10 @@ type UDP struct {
 	maxDg   int
 	granted int
 
-	buf       []byte // single socket: Recv reads directly
+	buf       []byte           // single socket: Recv reads directly
+	pc        *ipv4.PacketConn // the sending socket, for batches
+	batch     []ipv4.Message   // small MTU: Recv reads batches
+	pending   []Datagram       // read in a batch, not yet returned
 	in        chan Datagram
 	done      chan struct{}
 	closeOnce sync.Once
@@ -156,7 +164,11 @@ func ListenMulticast(cfg MulticastConfig) (*UDP, error) {
 		return nil, err
 	}
 	t := &UDP{down: cfg.Down, upGroup: cfg.Up, in: make(chan Datagram, recvQueueDatagrams), done: make(chan struct{})}
-	t.maxDg = min(ifi.MTU-udpIPv4Overhead, wire.MaxDatagram)
+	mtu := ifi.MTU
+	if cfg.MTU > 0 && cfg.MTU < mtu {
+		mtu = cfg.MTU
+	}
+	t.maxDg = min(mtu-udpIPv4Overhead, wire.MaxDatagram)
 	if t.send, err = openGroup(cfg.Down, ifi, ifAddr, cfg.TTL); err != nil {
 		return nil, err
 	}
@@ -290,10 +302,18 @@ func (t *UDP) ReadBufferGranted() int { return t.granted }
 
 // start runs a reader per socket when there are two (a manager's groups)
 // to merge them; with one socket Recv reads it directly, saving a
-// goroutine hand-off per datagram.
+// goroutine hand-off per datagram, and on Ethernet-sized MTUs it reads a
+// batch per system call (recvmmsg).
 func (t *UDP) start() {
+	t.pc = ipv4.NewPacketConn(t.send)
 	if t.up == nil {
 		t.buf = make([]byte, wire.MaxDatagram+1)
+		if t.maxDg <= batchMaxDatagram {
+			t.batch = make([]ipv4.Message, batchLen)
+			for i := range t.batch {
+				t.batch[i].Buffers = [][]byte{make([]byte, t.maxDg+1)}
+			}
+		}
 		return
 	}
 	for _, c := range []*net.UDPConn{t.send, t.up} {
@@ -346,6 +366,34 @@ func (t *UDP) Send(to Dest, b []byte) error {
 	return err
 }
 
+// SendBatch sends datagrams to one group with as few system calls as the
+// kernel allows (sendmmsg). The endpoint uses it for bursts.
+func (t *UDP) SendBatch(to Dest, bs [][]byte) error {
+	var addrs []netip.AddrPort
+	switch {
+	case t.peers != nil:
+		addrs = t.peers
+	case to == Up:
+		addrs = []netip.AddrPort{t.upGroup}
+	default:
+		addrs = []netip.AddrPort{t.down}
+	}
+	ms := make([]ipv4.Message, 0, len(bs)*len(addrs))
+	for _, b := range bs {
+		for _, a := range addrs {
+			ms = append(ms, ipv4.Message{Buffers: [][]byte{b}, Addr: net.UDPAddrFromAddrPort(a)})
+		}
+	}
+	for len(ms) > 0 {
+		n, err := t.pc.WriteBatch(ms, 0)
+		if err != nil {
+			return err
+		}
+		ms = ms[n:]
+	}
+	return nil
+}
+
 // SendTo implements Transport.
 func (t *UDP) SendTo(to netip.AddrPort, b []byte) error {
 	_, err := t.send.WriteToUDPAddrPort(b, to)
@@ -354,6 +402,40 @@ func (t *UDP) SendTo(to netip.AddrPort, b []byte) error {
 
 // Recv implements Transport. It must not be called concurrently.
 func (t *UDP) Recv() (Datagram, error) {
+	if len(t.pending) > 0 {
+		d := t.pending[0]
+		t.pending = t.pending[1:]
+		return d, nil
+	}
+	if t.batch != nil {
+		for {
+			n, err := t.pc.ReadBatch(t.batch, 0)
+			if err != nil {
+				select {
+				case <-t.done:
+					return Datagram{}, ErrClosed
+				default:
+				}
+				if errors.Is(err, net.ErrClosed) {
+					return Datagram{}, ErrClosed
+				}
+				continue
+			}
+			if n == 0 {
+				continue
+			}
+			for _, m := range t.batch[:n] {
+				d := Datagram{Data: append([]byte(nil), m.Buffers[0][:m.N]...)}
+				if ua, ok := m.Addr.(*net.UDPAddr); ok {
+					d.From = ua.AddrPort()
+				}
+				t.pending = append(t.pending, d)
+			}
+			d := t.pending[0]
+			t.pending = t.pending[1:]
+			return d, nil
+		}
+	}
 	if t.buf != nil {
 		for {
 			n, from, err := t.send.ReadFromUDPAddrPort(t.buf)

@@ -163,6 +163,38 @@ func ParseAck(p []byte) (Ack, error) {
 	return a, r.done("ack")
 }
 
+// ScanAck checks an ACK body exactly as ParseAck does and calls fn for
+// each entry whose stream belongs to node, in order, without allocating.
+// Every member hears every manager's vector, which covers every sender of
+// the farm, and needs only its own entries: decoding all of them made the
+// vectors cost O(N²) per farm. On an error fn has not been called.
+func ScanAck(p []byte, node uint32, fn func(AckEntry)) error {
+	r := reader{b: p}
+	n := r.count(MaxAckEntries, ackEntryLen, "ack entries")
+	if r.err == nil && len(r.b) != n*ackEntryLen {
+		// the same error ParseAck's done reports
+		return fmt.Errorf("ack: %w: %d trailing bytes", ErrMalformed, len(r.b)-n*ackEntryLen)
+	}
+	if r.err != nil {
+		return fmt.Errorf("ack: %w", r.err)
+	}
+	body := r.b
+	for i := range n { // validate first, so that fn sees nothing of a bad body
+		if up := body[i*ackEntryLen+13]; up > 1 {
+			return fmt.Errorf("ack: %w: boolean byte %d", ErrMalformed, up)
+		}
+	}
+	for i := range n {
+		e := body[i*ackEntryLen:]
+		if binary.BigEndian.Uint32(e) != node {
+			continue
+		}
+		er := reader{b: e[:ackEntryLen]}
+		fn(AckEntry{Stream: er.streamID(), Next: er.u64()})
+	}
+	return nil
+}
+
 // SegAll as a NakRange's Last asks for every segment from First on.
 const SegAll = ^uint32(0)
 

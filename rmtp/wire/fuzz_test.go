@@ -44,6 +44,38 @@ func FuzzHello(f *testing.F)       { fuzzCodec(f, "Hello") }
 func FuzzView(f *testing.F)        { fuzzCodec(f, "View") }
 func FuzzResponseRef(f *testing.F) { fuzzCodec(f, "ResponseRef") }
 
+// FuzzScanAck checks ScanAck against ParseAck: the same verdict, and the
+// entries of one node (the first entry's, so that some match) in order.
+func FuzzScanAck(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		node := uint32(0)
+		if len(b) >= 6 {
+			node = uint32(b[2])<<24 | uint32(b[3])<<16 | uint32(b[4])<<8 | uint32(b[5])
+		}
+		var got []AckEntry
+		err := ScanAck(b, node, func(e AckEntry) { got = append(got, e) })
+		a, perr := ParseAck(b)
+		if (err == nil) != (perr == nil) {
+			t.Fatalf("ScanAck %v, ParseAck %v", err, perr)
+		}
+		if err != nil {
+			if len(got) != 0 {
+				t.Fatalf("fn called on a bad body")
+			}
+			return
+		}
+		var want []AckEntry
+		for _, e := range a.Entries {
+			if e.Stream.Node == node {
+				want = append(want, e)
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("ScanAck %+v, ParseAck %+v", got, want)
+		}
+	})
+}
+
 // FuzzOpen feeds arbitrary datagrams to a keyring: never a panic, and
 // whatever opens must carry a valid tag under the ring's key.
 func FuzzOpen(f *testing.F) {

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -310,6 +311,40 @@ func TestWriteSeedCorpus(t *testing.T) {
 		}
 		if _, err := os.Stat(file); err != nil {
 			t.Errorf("seed corpus missing (run with RMTP_WRITE_CORPUS=1): %v", err)
+		}
+	}
+}
+
+// TestScanAck: only the given node's entries reach fn, in order; a bad
+// body (cap, truncation, trailing byte, bad direction byte) reaches fn
+// with nothing and fails as ParseAck does.
+func TestScanAck(t *testing.T) {
+	other := StreamID{Node: 9, Incarnation: 1, Channel: 1}
+	mine2 := stream
+	mine2.Channel, mine2.Up = 8, false
+	a := Ack{Entries: []AckEntry{{Stream: stream, Next: 9}, {Stream: other, Next: 3}, {Stream: mine2, Next: 4}}}
+	b := AppendAck(nil, &a)
+	var got []AckEntry
+	if err := ScanAck(b, stream.Node, func(e AckEntry) { got = append(got, e) }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []AckEntry{a.Entries[0], a.Entries[2]}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	bad := map[string][]byte{
+		"trailing":  append(bytes.Clone(b), 0),
+		"cap":       binary.BigEndian.AppendUint16(nil, MaxAckEntries+1),
+		"direction": func() []byte { c := bytes.Clone(b); c[2+2*ackEntryLen+13] = 2; return c }(),
+	}
+	for i := range len(b) {
+		bad[fmt.Sprintf("cut %d", i)] = b[:i]
+	}
+	for name, c := range bad {
+		called := false
+		err := ScanAck(c, stream.Node, func(AckEntry) { called = true })
+		_, perr := ParseAck(c)
+		if err == nil || called || perr == nil {
+			t.Errorf("%s: ScanAck %v (fn called %v), ParseAck %v", name, err, called, perr)
 		}
 	}
 }
