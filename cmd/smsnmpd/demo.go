@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -98,7 +100,30 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	for deadline := time.Now().Add(5 * time.Second); mib.Role(n.role.Load()) != mib.RoleManager && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The backup manager (BSM): same farm, a worse election priority, its
+	// own built-in agent two ports up. It is warm (it hears every update
+	// and reply) and takes over within a second if the SM dies.
+	bsm, bsmAddr, err := startDemoBackup(cfg, log)
+	if err != nil {
+		log.WithError(err).Error("demo cannot start its backup manager")
+		n.stop()
+		return exitFail
+	}
+	bctx, bcancel := context.WithCancel(context.Background())
+	bsm.start(bctx)
+	defer func() {
+		bcancel()
+		bsm.stop()
+	}()
 	printDemoCommands(stdout, cfg, *engines)
+	if bsmAddr != "" {
+		fmt.Fprintf(stdout, "The backup manager answers reads too (smNodeRole = backup) and refuses SETs:\n")
+		if mibs, ok := mibPath(); ok {
+			fmt.Fprintf(stdout, "  snmpget -v2c -c public -M +%s -m SERVICE-MANAGER-MIB %s smNodeRole.0 smViewTerm.0 smEngineCount.0\n", mibs, bsmAddr)
+		} else {
+			fmt.Fprintf(stdout, "  snmpget -v2c -c public %s 1.3.6.1.4.1.8072.9999.9999.42.1.1.1.0\n", bsmAddr)
+		}
+	}
 	if *engines > 0 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -203,4 +228,30 @@ func mibPath() (string, bool) {
 		return abs + ":" + filepath.Clean(std), true
 	}
 	return "", false
+}
+
+// startDemoBackup builds the demo's backup manager: the demo preset with
+// another node id, a lower election priority and, when the SM serves the
+// built-in agent, its own agent two ports up (AgentX: one worse priority,
+// so the shared snmpd routes to the SM).
+func startDemoBackup(sm *config.Config, log logrus.FieldLogger) (*node, string, error) {
+	c := *sm
+	c.Node.ID = sm.Node.ID + 1
+	c.Node.Priority = sm.Node.Priority / 2
+	addr := ""
+	if !sm.SNMP.Listen.IsZero() {
+		ap, err := netip.ParseAddrPort(sm.SNMP.Listen.Address())
+		if err != nil {
+			return nil, "", err
+		}
+		addr = netip.AddrPortFrom(ap.Addr(), ap.Port()+2).String()
+		if c.SNMP.Listen, err = config.ParseAddr("udp:" + addr); err != nil {
+			return nil, "", err
+		}
+	}
+	n, err := newNode(&c, log.WithField("node", "bsm"), nodeOptions{descr: "smsnmpd " + version + " demo backup manager"})
+	if err != nil {
+		return nil, "", err
+	}
+	return n, addr, nil
 }

@@ -141,6 +141,10 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 		}
 		t.Logf("$ %s\n%s", c, out)
 		switch {
+		case strings.Contains(c, "smViewTerm.0"): // the backup manager's command
+			if !strings.Contains(out, "smNodeRole.0 = INTEGER: backup(3)") || !strings.Contains(out, "smEngineCount.0 = Gauge32: 4") {
+				t.Errorf("the demo's backup manager:\n%s", out)
+			}
 		case strings.Contains(c, "smNodeRole.0") && !regexp.MustCompile(`smNodeRole.0 = INTEGER: manager\(2\)`).MatchString(out):
 			t.Errorf("node group not resolved by name through the MIB:\n%s", out)
 		case strings.HasPrefix(c, "snmptable") && strings.Count(out, " up ") != 4:
