@@ -57,7 +57,8 @@ func parseDigest(t *testing.T, out string) (a, b, n uint64) {
 // restarted becomes a backup and catches up; one active term remains.
 func TestFailoverDuringPublishing(t *testing.T) {
 	requireTool(t, "snmpbulkwalk")
-	sd := snmpdtest.Start(t, snmpdtest.Options{})
+	trapd := snmpdtest.StartTrapd(t)
+	sd := snmpdtest.Start(t, snmpdtest.Options{TrapSinks: []string{trapd.Addr}})
 	f := newFarm(t, 0)
 	f.agentx = sd.AgentX
 	snmpA, snmpB := f.snmp, fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
@@ -77,6 +78,19 @@ func TestFailoverDuringPublishing(t *testing.T) {
 		f.startSE(i, 1000)
 	}
 	f.waitUp(n)
+
+	// Only the active manager may SET: the backup refuses, the SM accepts.
+	set := func(addr string) error {
+		_, err := snmp(t, "snmpset", append(append([]string{"-v2c", "-c", "private", "-t", "3", "-r", "0"}, mibArgs...),
+			addr, "smAllEngines."+smSeWeight, "u", "9")...)
+		return err
+	}
+	if err := set(snmpB); err == nil {
+		t.Error("the backup manager accepted a SET")
+	}
+	if err := set(snmpA); err != nil {
+		t.Errorf("the active manager refused a SET: %v", err)
+	}
 
 	// The poller: an aggregate GET through snmpd every 20 ms.
 	stop := make(chan struct{})
@@ -157,6 +171,11 @@ func TestFailoverDuringPublishing(t *testing.T) {
 	t.Logf("takeover %v after the SIGKILL", took)
 	if took <= 0 || took > time.Second {
 		t.Errorf("takeover %v after the kill, want within 1 s", took)
+	}
+
+	// The takeover was announced: smManagerTakeover through snmpd.
+	if !trapd.WaitFor("8072.9999.9999.42.0.3", 10*time.Second) {
+		t.Errorf("no smManagerTakeover at snmptrapd:\n%s", trapd.Log())
 	}
 
 	// B converges to every entry: its digest is the sum of the SEs'.
