@@ -102,7 +102,11 @@ func (c *Coordinator) TestSet(ctx context.Context, key agent.TxID, targets []Nod
 		c.mu.Lock()
 		c.cnt.SetsRefused++
 		c.mu.Unlock()
-		return nil, &agent.RequestError{Status: smi.ResourceUnavailable, Err: ErrNotActive}
+		// notWritable, not resourceUnavailable: nothing here is writable
+		// while this manager is a backup, and net-snmp tools then say
+		// "That object does not support modification" instead of
+		// suggesting the agent ran out of memory.
+		return nil, &agent.RequestError{Status: smi.NotWritable, Err: ErrNotActive}
 	}
 	if targets == nil {
 		targets = c.viewEngines()
