@@ -44,11 +44,14 @@ type node struct {
 	system  *mib.System
 	started time.Time // sysUpTime counts from here
 
-	v2c        *v2c.Agent
-	udpConn    *net.UDPConn
-	subagent   *agentx.Subagent
-	axManager  *mib.Manager // the farm objects registered with snmpd
-	udpManager *mib.Manager // the farm objects of the built-in agent
+	v2c      *v2c.Agent
+	udpConn  *net.UDPConn
+	subagent *agentx.Subagent
+	// The farm objects of each frontend, set once registered; the
+	// coordinator's event goroutine (engine contexts) reads them.
+	mgrMu      sync.Mutex
+	axManager  *mib.Manager // registered with snmpd
+	udpManager *mib.Manager // served by the built-in agent
 	farm       *southbound
 	control    *control.Server
 
@@ -176,16 +179,25 @@ func (n *node) registerFarmMIB() error {
 		if err != nil {
 			return err
 		}
+		n.mgrMu.Lock()
 		if c == n.ax {
 			n.axManager = m
 		} else {
 			n.udpManager = m
 		}
+		n.mgrMu.Unlock()
 		if err := mib.RegisterTransport(t, counters); err != nil {
 			return err
 		}
 		if err := mib.RegisterDirectory(t, mib.DirectoryConfig{Source: directoryRows{n.farm.dir}, Limit: n.cfg.Directory.SNMPMaxRows}); err != nil {
 			return err
+		}
+	}
+	// Engines that came up while the objects were being registered got no
+	// context from their event; give them one now.
+	for _, e := range n.farm.coord.Engines() {
+		if e.State != fanout.EngineDown {
+			n.engineContext(e.ID)
 		}
 	}
 	return nil
@@ -202,10 +214,13 @@ func (n *node) engineContext(id fanout.NodeID) {
 		return
 	}
 	name := mib.EngineContextName(id)
-	for _, fe := range []struct {
+	n.mgrMu.Lock()
+	fronts := []struct {
 		c *agent.Contexts
 		m *mib.Manager
-	}{{n.udp, n.udpManager}, {n.ax, n.axManager}} {
+	}{{n.udp, n.udpManager}, {n.ax, n.axManager}}
+	n.mgrMu.Unlock()
+	for _, fe := range fronts {
 		if fe.m == nil || fe.c.Tree(name) != nil {
 			continue
 		}
