@@ -265,7 +265,7 @@ func TestRegisterRefusesOverlap(t *testing.T) {
 
 // liar answers outside its subtree and backwards; the Tree must not pass
 // that on to a walker.
-type liar struct{ root smi.OID }
+type liar struct{}
 
 func (l *liar) Get(_ context.Context, names []smi.OID) ([]smi.Value, error) {
 	return []smi.Value{smi.EndOfMibView()}, nil // wrong kind for a GET, and maybe wrong count

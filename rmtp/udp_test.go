@@ -3,7 +3,6 @@ package rmtp_test
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
@@ -225,6 +224,6 @@ func TestUnicastLossy(t *testing.T) {
 	if s := mgr.Stats(); s.Retransmits == 0 {
 		t.Error("no repair under 10% loss")
 	} else {
-		t.Log(fmt.Sprintf("unicast: retransmits %d, naks received %d", s.Retransmits, s.NaksReceived))
+		t.Logf("unicast: retransmits %d, naks received %d", s.Retransmits, s.NaksReceived)
 	}
 }

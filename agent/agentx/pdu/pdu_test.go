@@ -27,7 +27,6 @@ func hx(parts ...string) []byte {
 var (
 	oidBase     = smi.MustParseOID("1.3.6.1.4.1.8072.9999.4242")
 	beBaseOID   = "04 04 00 00 00000001 00001f88 0000270f 00001092"
-	leBaseOID   = "04 04 00 00 01000000 881f0000 0f270000 92100000"
 	hdrIDsBE    = "00000001 00000002 00000003"
 	hdrIDsLE    = "01000000 02000000 03000000"
 	allTypesVBs = []smi.VarBind{
