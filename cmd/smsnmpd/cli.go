@@ -49,6 +49,23 @@ func (f *socketFlags) path() (string, error) {
 	return cfg.Control.Socket.Address(), nil
 }
 
+// call sends one command to the node and decodes its result into out; it
+// reports a failure on stderr and returns the exit code.
+func (f *socketFlags) call(stderr io.Writer, cmd string, args, out any) int {
+	path, err := f.path()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitConfig
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), control.IOTimeout)
+	defer cancel()
+	if err := control.Call(ctx, path, cmd, args, out); err != nil {
+		fmt.Fprintf(stderr, "smsnmpd %s: %v\n", cmd, err)
+		return exitFail
+	}
+	return exitOK
+}
+
 // publish sends entries (from the arguments or -from FILE, one key per
 // line) to an SE in batches.
 func publish(args []string, stdout, stderr io.Writer, remove bool) int {
@@ -154,17 +171,9 @@ func lookup(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: smsnmpd lookup [-json] [-socket unix:/path | -config FILE] KEY")
 		return exitUsage
 	}
-	path, err := sf.path()
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitConfig
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), control.IOTimeout)
-	defer cancel()
 	var res lookupResult
-	if err := control.Call(ctx, path, cmdLookup, lookupArgs{Key: fs.Arg(0)}, &res); err != nil {
-		fmt.Fprintf(stderr, "smsnmpd lookup: %v\n", err)
-		return exitFail
+	if code := sf.call(stderr, cmdLookup, lookupArgs{Key: fs.Arg(0)}, &res); code != exitOK {
+		return code
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -214,17 +223,9 @@ func digest(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	path, err := sf.path()
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitConfig
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), control.IOTimeout)
-	defer cancel()
 	var res digestOut
-	if err := control.Call(ctx, path, cmdDigest, publishArgs{Engine: uint32(*engine)}, &res); err != nil {
-		fmt.Fprintf(stderr, "smsnmpd digest: %v\n", err)
-		return exitFail
+	if code := sf.call(stderr, cmdDigest, publishArgs{Engine: uint32(*engine)}, &res); code != exitOK {
+		return code
 	}
 	fmt.Fprintf(stdout, "%s %d entries\n", res.Digest, res.Entries)
 	return exitOK
