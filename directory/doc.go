@@ -5,12 +5,16 @@
 // digest, state transfer), and an optional content-root Scanner. The
 // pure codec is the subpackage wire.
 //
+// It also owns the hierarchy above the farm (issue 8): the Forwarder that
+// sends a level's directory up to its parent by the level's Policy, the
+// parent's handling of it (UPDATE groups per origin, SYNC markers), and
+// the Resolver that looks keys up across levels.
+//
 // It does not own the transport (rmtp), the election of the active
-// manager or takeover (the caller), the CLI and control socket
-// (cmd/smsnmpd), the SNMP table (package mib reads Store.Entries and
-// Store.Count), or forwarding to the parent level (issue 8 adds it on this
-// model: Policy, Level.Unit, Summarize, UPDATE groups per origin with the
-// sender's level, and the StoreConfig.OnChange feed of record changes).
+// manager or takeover (the caller calls Forwarder.SetActive), the CLI and
+// control socket (cmd/smsnmpd), how a Resolver reaches another node (a
+// Peer is an interface; cmd provides the client), or the SNMP table
+// (package mib reads Store.Entries and Store.Count).
 //
 // # Entries and versions
 //
@@ -70,6 +74,60 @@
 // it re-announces; a Publisher never exceeds the managers' limit with the
 // defaults (DefaultPublishRate is half of DefaultRate). Counters: Store.Counters,
 // Store.Sources, Manager.Counters, Publisher.Stats.
+//
+// # Forwarding up the tree (levels 1-3)
+//
+// Each level-N manager (N = 1..3) is, in the parent's SM farm, a member
+// like an SE: it has a second rmtp endpoint there (multicast inside a
+// data center, unicast between data centers and CDNs) and sends UPDATEs
+// of level N+1 up on ChannelUpdates. The parent's Store accepts origins
+// inside its unit. Only the active manager's Forwarder sends; the
+// backup's follows the same store and waits.
+//
+//   - full: every record with its own origin and version. The parent
+//     applies them like an SE's operations: idempotent, any order,
+//     tombstones for removals; an origin's SYNC_END (its restart swept
+//     older incarnations) is forwarded as an empty group with SYNC_END,
+//     so the parent sweeps the same records.
+//   - summary: one record (key, this unit) per key with at least one live
+//     record below, of origin "this unit", versioned by the forwarder
+//     (incarnation = the re-announcement's generation, sequence per
+//     operation): added with the first live record of the key, removed
+//     with the last (removal, expiry, sweep).
+//   - none: nothing.
+//
+// The Forwarder follows the store's change feed, which runs under the
+// store's lock: it coalesces per record into a bounded queue
+// (MaxQueue); on overflow it drops the queue and re-announces the store.
+// It also re-announces when it becomes active (a takeover: whatever the
+// old manager had not sent), when the parent asks (RESYNC), when a parent
+// manager appears in its delivery reports, and when the parent is
+// reached again after an attempt that reached none of its managers (a
+// partition). A re-announcement under summary takes a new incarnation of
+// the summary origin and ends with SYNC_END, as an SE does on restart.
+// Under full it sends every record (live and tombstones) and every
+// origin's synced incarnation between SYNC BEGIN and END of a new
+// generation; at END the parent drops what it holds inside the unit that
+// no operation named since BEGIN (Store.ApplySync, ChangeResynced): that
+// is how a removal whose tombstone the child already forgot (a partition
+// longer than TombstoneTTL, a lost queue) still reaches the parent. A
+// parent that drops records this way re-announces its own unit to its
+// parent in turn. Generations come from ForwarderConfig.Epoch, which must
+// grow across a level's managers at a takeover (the level's rmtp term).
+// Above the farm the stores' per-origin rate limit is off by default: the
+// SEs' limit applies at the farm, and a re-announcement sends an SE's
+// entries at once.
+//
+// # Lookups across levels
+//
+// A Resolver answers from its own store; summary hits are resolved
+// downward by the child unit's Peer (never climbing from there); if no
+// concrete hit remains, the query climbs to the Parent. The first level
+// with a concrete hit answers, since every SE inside the asker's unit is
+// nearer than any outside it. Hits are sorted as Store.Lookup sorts them;
+// summary hits no child resolved are returned as Unresolved; Path lists
+// every node asked (node, level, unit, self/parent/child, hits), for
+// `smsnmpd lookup --json`.
 //
 // # Ids and lookups
 //

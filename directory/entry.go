@@ -63,8 +63,8 @@ func Contains(u, loc Location) bool {
 		(u.Farm == 0 || u.Farm == loc.Farm) && (u.Engine == 0 || u.Engine == loc.Engine)
 }
 
-// Policy is what a level forwards to its parent (DESIGN.md §7). The farm
-// level uses none of it yet; issue 8's forwarder reads it from here.
+// Policy is what a level forwards to its parent (DESIGN.md §7); the
+// Forwarder applies it.
 type Policy uint8
 
 // Policies. Append-only (config files name them).

@@ -69,8 +69,9 @@ type ManagerCounters struct {
 // applies SEs' updates to its Store, marks entries of SEs declared down,
 // runs the Store's timers, serves snapshots to other managers and catches
 // up from one. Both the SM and the BSM run one: the BSM receives every
-// update too, so it is warm. It does not elect (the caller does) and does
-// not forward upward (issue 8).
+// update too, so it is warm. Above the farm it also applies the SYNC
+// markers of child units. It does not elect (the caller does) and does
+// not forward upward (a Forwarder on its Store does).
 type Manager struct {
 	cfg   ManagerConfig
 	ep    Endpoint
@@ -170,6 +171,10 @@ func (m *Manager) handle(msg *rmtp.Message) {
 	switch {
 	case msg.Channel == ChannelUpdates && msg.Kind == rmtp.KindData && msg.Dest == rmtp.Up:
 		t, err := wire.Peek(msg.Payload)
+		if err == nil && t == wire.TypeSync {
+			m.applySync(msg.Payload)
+			return
+		}
 		if err != nil || t != wire.TypeUpdate {
 			m.malformed.Add(1)
 			return
@@ -251,7 +256,9 @@ func (m *Manager) timers() {
 		case <-maint.C:
 			m.store.Maintain(m.cfg.Now())
 		case <-watch.C:
-			m.watch(down)
+			if m.cfg.Store.Level == LevelFarm { // above it the "engines" are child managers, not origins
+				m.watch(down)
+			}
 		}
 	}
 }
@@ -399,4 +406,25 @@ func (m *Manager) askChunk(ctx context.Context, donor rmtp.NodeID, req []byte) (
 func (m *Manager) RequestResync(ctx context.Context) error {
 	_, err := m.ep.Send(ctx, ChannelUpdates, rmtp.Down, wire.AppendResync(nil))
 	return err
+}
+
+// applySync applies a child unit's SYNC marker (Store.ApplySync).
+func (m *Manager) applySync(b []byte) {
+	sy, err := wire.ParseSync(b)
+	if err != nil {
+		m.malformed.Add(1)
+		return
+	}
+	if Level(sy.Level) != m.cfg.Store.Level {
+		m.wrongLevel.Add(1)
+		return
+	}
+	n, err := m.store.ApplySync(&sy)
+	if err != nil {
+		m.log.WithError(err).Warn("directory: sync marker refused")
+		return
+	}
+	if sy.End {
+		m.log.WithFields(logrus.Fields{"child": sy.Unit.String(), "generation": sy.Generation, "dropped": n}).Info("directory: child unit re-announced")
+	}
 }

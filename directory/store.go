@@ -70,6 +70,9 @@ const (
 	ChangeApplied ChangeReason = 1 // an update's or a snapshot's operation
 	ChangeExpired ChangeReason = 2 // its expiry passed (now a tombstone)
 	ChangeSwept   ChangeReason = 3 // its origin restarted without it (record gone)
+	// ChangeResynced: the child manager that forwards the record
+	// re-announced its unit without it (record gone; ApplySync).
+	ChangeResynced ChangeReason = 4
 )
 
 func (r ChangeReason) String() string {
@@ -80,6 +83,8 @@ func (r ChangeReason) String() string {
 		return "expired"
 	case ChangeSwept:
 		return "swept"
+	case ChangeResynced:
+		return "resynced"
 	}
 	return fmt.Sprintf("ChangeReason(%d)", uint8(r))
 }
@@ -93,14 +98,52 @@ type Change struct {
 	Removed bool
 	Size    uint64
 	Expiry  uint64 // Unix ms, 0 = never
+	// WasLive: the record was held and not removed before this change
+	// (a forwarder counts the live records behind a summary with it).
+	WasLive bool
+	// Synced, for ChangeSwept: the origin's incarnation whose
+	// re-announcement ended (the parent level sweeps with it too).
+	Synced uint64
 }
 
-func (s *Store) changed(r *record, why ChangeReason) {
+func (s *Store) changed(r *record, why ChangeReason, wasLive bool) {
+	if s.cfg.OnChange == nil && len(s.observers) == 0 {
+		return
+	}
+	c := Change{Reason: why, Key: r.key, Origin: r.loc, Version: r.ver, Removed: r.removed || why == ChangeSwept || why == ChangeResynced,
+		Size: r.size, Expiry: r.expiry, WasLive: wasLive}
+	if why == ChangeSwept {
+		if src := s.sources[r.loc]; src != nil {
+			c.Synced = src.synced
+		}
+	}
 	if s.cfg.OnChange != nil {
-		s.cfg.OnChange(Change{Reason: why, Key: r.key, Origin: r.loc, Version: r.ver, Removed: r.removed || why == ChangeSwept,
-			Size: r.size, Expiry: r.expiry})
+		s.cfg.OnChange(c)
+	}
+	for _, o := range s.observers {
+		o.f(c)
 	}
 }
+
+// observe adds f to the change feed and calls init under the same lock,
+// so f sees every change after the state init saw. The returned function
+// removes f.
+func (s *Store) observe(f func(Change), init func()) (remove func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := &observer{f: f}
+	s.observers = append(s.observers, o)
+	if init != nil {
+		init()
+	}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.observers = slices.DeleteFunc(s.observers, func(x *observer) bool { return x == o })
+	}
+}
+
+type observer struct{ f func(Change) }
 
 func (c *StoreConfig) fill() error {
 	if c.Level == 0 {
@@ -132,6 +175,12 @@ func (c *StoreConfig) fill() error {
 	}
 	if c.Rate == 0 {
 		c.Rate = DefaultRate
+		if c.Level > LevelFarm {
+			// Above the farm the origins' operations come from child
+			// managers that already applied each SE's limit below, and a
+			// re-announcement sends a whole SE's entries at once.
+			c.Rate = -1
+		}
 	}
 	if c.Burst <= 0 {
 		c.Burst = max(DefaultBurst, c.Rate)
@@ -148,8 +197,9 @@ type record struct {
 	size    uint64
 	expiry  uint64 // Unix ms, 0 never
 	removed bool
-	gone    bool  // dropped from the store; timer queue items skip it
-	stored  int64 // Unix ns when this node stored the current version (no pointer for the GC to chase, unlike time.Time)
+	gone    bool   // dropped from the store; timer queue items skip it
+	stored  int64  // Unix ns when this node stored the current version (no pointer for the GC to chase, unlike time.Time)
+	touched uint64 // Store.tick when an operation last named this record (ApplySync)
 }
 
 func (r *record) liveAt(nowMs uint64) bool {
@@ -190,6 +240,8 @@ type Counters struct {
 	TombstonesGone uint64 // tombstones forgotten after TombstoneTTL
 	Swept          uint64 // entries of old incarnations dropped
 	Merged         uint64 // snapshot records applied
+	Resynced       uint64 // records dropped because their child unit re-announced without them
+	Syncs          uint64 // re-announcements of child units completed (SYNC END applied)
 }
 
 // Store is one level's directory: records per (key, origin), versioned per
@@ -206,6 +258,18 @@ type Store struct {
 	tombs   int
 	st      Counters
 	timers  timerQueues
+	// observers see changes like cfg.OnChange (forwarders).
+	observers []*observer
+	// tick counts SYNC BEGINs; feeders are the child units re-announcing.
+	tick    uint64
+	feeders map[Location]*feeder
+}
+
+// feeder is the re-announcement state of one child unit (ApplySync).
+type feeder struct {
+	gen   uint64
+	begin uint64 // tick at BEGIN
+	open  bool
 }
 
 // NewStore returns an empty store.
@@ -213,7 +277,8 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	return &Store{cfg: cfg, sources: make(map[Location]*source), keys: make(map[string][]*record), ids: newIDIndex()}, nil
+	return &Store{cfg: cfg, sources: make(map[Location]*source), keys: make(map[string][]*record), ids: newIDIndex(),
+		feeders: make(map[Location]*feeder)}, nil
 }
 
 // Config returns the filled configuration.
@@ -371,9 +436,13 @@ func (s *Store) put(src *source, key string, v Version, removed bool, size, expi
 		return err
 	}
 	r := src.recs[key]
-	if r != nil && !r.ver.Less(v) {
-		return errStale
+	if r != nil {
+		r.touched = s.tick // named by its child's re-announcement even when nothing changes
+		if !r.ver.Less(v) {
+			return errStale
+		}
 	}
+	wasLive := r != nil && !r.removed
 	if r == nil {
 		if removed && s.tombs >= s.cfg.MaxTombstones {
 			return nil // nothing held, no room to remember the removal: nothing to do
@@ -382,7 +451,7 @@ func (s *Store) put(src *source, key string, v Version, removed bool, size, expi
 			s.st.Full++
 			return fmt.Errorf("%w: %d entries", ErrFull, s.live)
 		}
-		r = &record{key: key, loc: src.loc, removed: true}
+		r = &record{key: key, loc: src.loc, removed: true, touched: s.tick}
 		s.ids.assign(r, want)
 		src.recs[key] = r
 		s.keys[key] = append(s.keys[key], r)
@@ -406,7 +475,7 @@ func (s *Store) put(src *source, key string, v Version, removed bool, size, expi
 	} else if expiry != 0 {
 		s.timers.expire(r, expiry)
 	}
-	s.changed(r, ChangeApplied)
+	s.changed(r, ChangeApplied, wasLive)
 	return nil
 }
 
@@ -441,9 +510,10 @@ func (s *Store) sweep(src *source, inc uint64) {
 	src.newIncAt = time.Time{}
 	for _, r := range src.recs {
 		if r.ver.Incarnation < inc {
+			wasLive := !r.removed
 			s.drop(src, r)
 			s.st.Swept++
-			s.changed(r, ChangeSwept)
+			s.changed(r, ChangeSwept, wasLive)
 		}
 	}
 }
@@ -472,7 +542,7 @@ func (s *Store) Maintain(now time.Time) {
 		s.live--
 		s.tombs++
 		s.st.Expired++
-		s.changed(r, ChangeExpired)
+		s.changed(r, ChangeExpired, true)
 		s.timers.tombstone(r)
 	}
 	for {
@@ -661,4 +731,73 @@ func (s *Store) DigestOf(origin Location, now time.Time) Digest {
 		}
 	}
 	return d
+}
+
+// ApplySync applies a child unit's SYNC marker (sent by its active
+// manager's Forwarder around a re-announcement under the full policy). At
+// BEGIN of a generation above the last one the store remembers the
+// moment; at END of that generation it drops every record inside the
+// unit that no operation named since BEGIN: the child no longer holds it
+// (removed while the parent was cut off, after the child forgot the
+// tombstone; or lost with a manager). Live records dropped this way are
+// reported as ChangeResynced. It returns the records dropped. Markers of
+// older generations, a repeated BEGIN and an END without its BEGIN do
+// nothing, so re-sent markers are harmless.
+func (s *Store) ApplySync(m *wire.Sync) (int, error) {
+	if !Contains(s.cfg.Unit, m.Unit) || m.Unit == s.cfg.Unit {
+		return 0, fmt.Errorf("%w: sync of unit %v outside unit %v", ErrWrongOrigin, m.Unit, s.cfg.Unit)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.feeders[m.Unit]
+	if f == nil {
+		if len(s.feeders) >= s.cfg.MaxSources {
+			return 0, fmt.Errorf("%w: sync of unit %v: too many units", ErrWrongOrigin, m.Unit)
+		}
+		f = &feeder{}
+		s.feeders[m.Unit] = f
+	}
+	if !m.End {
+		if m.Generation > f.gen {
+			s.tick++
+			f.gen, f.begin, f.open = m.Generation, s.tick, true
+		}
+		return 0, nil
+	}
+	if !f.open || m.Generation != f.gen {
+		return 0, nil
+	}
+	f.open = false
+	s.st.Syncs++
+	n := 0
+	for _, src := range s.sources {
+		if !Contains(m.Unit, src.loc) {
+			continue
+		}
+		for _, r := range src.recs {
+			if r.touched >= f.begin {
+				continue
+			}
+			wasLive := !r.removed
+			s.drop(src, r)
+			n++
+			if wasLive {
+				s.st.Resynced++
+				s.changed(r, ChangeResynced, true)
+			}
+		}
+	}
+	return n, nil
+}
+
+// sourceStates lists the origins' incarnation state (a forwarder's
+// re-announcement sends it upward).
+func (s *Store) sourceStates() []wire.Source {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]wire.Source, 0, len(s.sources))
+	for _, src := range s.sources {
+		out = append(out, wire.Source{Origin: src.loc, Incarnation: src.inc, Synced: src.synced})
+	}
+	return out
 }

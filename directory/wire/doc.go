@@ -11,9 +11,9 @@
 //	offset size field
 //	     0    1 version   1; anything else is ErrVersion
 //	     1    1 type      1 UPDATE, 2 SNAPSHOT_REQUEST, 3 SNAPSHOT_CHUNK,
-//	                      4 RESYNC (append-only)
-//	     2    1 level     UPDATE: level of the directory the sender feeds
-//	                      (1 = farm); 0 otherwise
+//	                      4 RESYNC, 5 SYNC (append-only)
+//	     2    1 level     UPDATE, SYNC: level of the directory the sender
+//	                      feeds (1 = farm); 0 otherwise
 //	     3    1 flags     type-specific; undefined bits are an error
 //
 // A Location is 16 bytes: CDN 4, data center 4, farm 4, engine 4. A zero
@@ -43,6 +43,14 @@
 //
 // RESYNC (flags 0, no body): a manager that found no donor to catch up
 // from asks every SE to re-announce what it holds.
+//
+// SYNC (flags 0x01 BEGIN or 0x02 END, exactly one): unit Location 16,
+// generation 8. A manager forwarding its unit upward under the full
+// policy brackets a re-announcement of everything it holds with BEGIN and
+// END of one generation (higher than any before, across the unit's
+// managers); at END the parent drops what it holds inside the unit and
+// did not hear about since BEGIN (gone below while the parent was not
+// listening: a partition, a lost queue, a takeover).
 //
 // Every count is checked against its cap and against the bytes left before
 // anything is allocated; trailing bytes are an error; encodings are

@@ -41,3 +41,4 @@ func FuzzUpdate(f *testing.F)          { fuzzCodec(f, "Update") }
 func FuzzSnapshotRequest(f *testing.F) { fuzzCodec(f, "SnapshotRequest") }
 func FuzzSnapshotChunk(f *testing.F)   { fuzzCodec(f, "SnapshotChunk") }
 func FuzzResync(f *testing.F)          { fuzzCodec(f, "Resync") }
+func FuzzSync(f *testing.F)            { fuzzCodec(f, "Sync") }

@@ -61,6 +61,7 @@ const (
 	TypeSnapshotRequest Type = 2
 	TypeSnapshotChunk   Type = 3
 	TypeResync          Type = 4
+	TypeSync            Type = 5
 )
 
 func (t Type) String() string {
@@ -73,6 +74,8 @@ func (t Type) String() string {
 		return "SNAPSHOT_CHUNK"
 	case TypeResync:
 		return "RESYNC"
+	case TypeSync:
+		return "SYNC"
 	}
 	return fmt.Sprintf("Type(%d)", uint8(t))
 }
@@ -328,7 +331,7 @@ func (r *reader) prefix(want Type, flagMask uint8) (level, flags uint8) {
 		r.err = fmt.Errorf("%w: %v, want %v", ErrType, Type(p[1]), want)
 		return 0, 0
 	}
-	if want != TypeUpdate && p[2] != 0 {
+	if want != TypeUpdate && want != TypeSync && p[2] != 0 {
 		r.err = fmt.Errorf("%w: level %d on %v", ErrFlags, p[2], want)
 		return 0, 0
 	}

@@ -31,6 +31,10 @@ var codecs = map[string]codec{
 		func(b []byte) (any, error) { return ParseSnapshotChunk(b) },
 		func(v any) ([]byte, error) { c := v.(SnapshotChunk); return AppendSnapshotChunk(nil, &c) },
 	},
+	"Sync": {
+		func(b []byte) (any, error) { return ParseSync(b) },
+		func(v any) ([]byte, error) { s := v.(Sync); return AppendSync(nil, &s), nil },
+	},
 	"Resync": {
 		func(b []byte) (any, error) { return struct{}{}, ParseResync(b) },
 		func(any) ([]byte, error) { return AppendResync(nil), nil },
@@ -72,6 +76,10 @@ var exact = []struct {
 	{"snapshot request", "SnapshotRequest", SnapshotRequest{Donor: 7, After: 0x01020304, MaxBytes: 65536},
 		"01020000" + "00000007" + "01020304" + "00010000"},
 	{"resync", "Resync", struct{}{}, "01040000"},
+	{"sync begin", "Sync", Sync{Level: 3, Unit: Location{1, 2, 0, 0}, Generation: 0x0102030405060708},
+		h("01050301", "00000001000000020000000000000000", "0102030405060708")},
+	{"sync end", "Sync", Sync{Level: 4, End: true, Unit: Location{7, 0, 0, 0}, Generation: 1},
+		h("01050402", "00000007000000000000000000000000", "0000000000000001")},
 	{"snapshot chunk empty last", "SnapshotChunk", SnapshotChunk{Last: true}, "01030001" + "00000000" + "0000" + "0000" + "00000000"},
 	{"snapshot chunk", "SnapshotChunk", SnapshotChunk{Next: 42,
 		Sources: []Source{{Origin: loc1, Incarnation: 9, Synced: 8}},
@@ -175,6 +183,9 @@ func TestRejects(t *testing.T) {
 		{"record flags", "SnapshotChunk", h("01030000", "00000000", "0000", "0001", strings.Repeat("00", 24), "00000001",
 			"00000001", "0000", "0000000000000001", "03", "0001", "61"), ErrFlags},
 		{"resync body", "Resync", "0104000000", ErrTrailing},
+		{"sync no phase", "Sync", h("01050300", strings.Repeat("00", 24)), ErrFlags},
+		{"sync both phases", "Sync", h("01050303", strings.Repeat("00", 24)), ErrFlags},
+		{"sync undefined flag", "Sync", h("01050305", strings.Repeat("00", 24)), ErrFlags},
 		{"level on a request", "SnapshotRequest", "01020100" + "00000007" + "00000000" + "00000000", ErrFlags},
 	}
 	for _, c := range bad {
