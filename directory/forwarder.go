@@ -652,18 +652,5 @@ func (f *Forwarder) deliver(ctx context.Context, b []byte, n int) bool {
 
 func (f *Forwarder) resyncLoop() {
 	defer f.wg.Done()
-	for {
-		m, err := f.cfg.Resync.Receive(f.ctx)
-		if err != nil {
-			return
-		}
-		if m.Channel != ChannelUpdates || m.Dest != rmtp.Down {
-			continue
-		}
-		if t, err := wire.Peek(m.Payload); err != nil || t != wire.TypeResync || wire.ParseResync(m.Payload) != nil {
-			continue
-		}
-		f.log.WithField("manager", m.From).Info("directory: parent manager asked for a re-announcement")
-		f.Reannounce()
-	}
+	watchResync(f.ctx, f.cfg.Resync, f.log, "directory: parent manager asked for a re-announcement", f.Reannounce)
 }

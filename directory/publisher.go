@@ -570,8 +570,15 @@ func (p *Publisher) deliver(b []byte, n int) bool {
 
 func (p *Publisher) resyncLoop() {
 	defer p.wg.Done()
+	watchResync(p.ctx, p.cfg.Resync, p.log, "directory: manager asked for a re-announcement", p.Reannounce)
+}
+
+// watchResync calls reannounce whenever a manager above asks for it (a
+// RESYNC sent down on the updates channel), until ctx ends. Publishers and
+// forwarders answer it the same way.
+func watchResync(ctx context.Context, in Inbox, log logrus.FieldLogger, msg string, reannounce func()) {
 	for {
-		m, err := p.cfg.Resync.Receive(p.ctx)
+		m, err := in.Receive(ctx)
 		if err != nil {
 			return
 		}
@@ -581,8 +588,8 @@ func (p *Publisher) resyncLoop() {
 		if t, err := wire.Peek(m.Payload); err != nil || t != wire.TypeResync || wire.ParseResync(m.Payload) != nil {
 			continue
 		}
-		p.log.WithField("manager", m.From).Info("directory: manager asked for a re-announcement")
-		p.Reannounce()
+		log.WithField("manager", m.From).Info(msg)
+		reannounce()
 	}
 }
 
