@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/smsnmpd/smsnmpd/directory"
+	"github.com/smsnmpd/smsnmpd/internal/leaktest"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -202,32 +202,10 @@ func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
 
 func key(se, i int) string { return fmt.Sprintf("http://cdn.example/se%d/object/%06d.bin", se, i) }
 
-// checkNoLeak fails if goroutines of this module outlive the test.
+// checkNoLeak fails if goroutines started by the test outlive it.
 func checkNoLeak(t *testing.T) {
 	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				var ours []string
-				for _, g := range strings.Split(string(buf), "\n\n") {
-					if strings.Contains(g, "smsnmpd/") {
-						ours = append(ours, g)
-					}
-				}
-				t.Errorf("goroutine leak: %d before, %d after:\n%s", before, n, strings.Join(ours, "\n\n"))
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
+	leaktest.Check(t, "smsnmpd/")
 }
 
 func testLogger(t testing.TB) logrus.FieldLogger {

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/smsnmpd/smsnmpd/internal/leaktest"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -121,29 +121,7 @@ func collect(ctx context.Context, e *rmtp.Endpoint, from rmtp.NodeID, want [][]b
 // checkNoLeak fails if goroutines started by the test outlive it.
 func checkNoLeak(t *testing.T) {
 	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				var ours []string
-				for _, g := range strings.Split(string(buf), "\n\n") {
-					if strings.Contains(g, "smsnmpd/rmtp") {
-						ours = append(ours, g)
-					}
-				}
-				t.Errorf("goroutine leak: %d before, %d after:\n%s", before, n, strings.Join(ours, "\n\n"))
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
+	leaktest.Check(t, "smsnmpd/rmtp")
 }
 
 // needRoot skips (or, under CI=true, fails) a test that needs root.
