@@ -2,7 +2,6 @@ package directory
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -600,54 +599,37 @@ func (f *Forwarder) sendItems(ctx context.Context, items []fwdItem) bool {
 // appears in the reports (joined, or came back) also gets a
 // re-announcement: it may have missed what was sent meanwhile.
 func (f *Forwarder) deliver(ctx context.Context, b []byte, n int) bool {
-	backoff := retryMin
-	for {
-		sctx, cancel := context.WithTimeout(ctx, f.cfg.SendTimeout)
-		rep, err := f.s.Send(sctx, ChannelUpdates, rmtp.Up, b)
-		cancel()
-		if err == nil && len(rep.Members) > 0 {
-			f.mu.Lock()
-			f.st.Ops += uint64(n)
-			f.st.Batches++
-			f.st.Bytes += uint64(len(b))
-			fresh := f.known != nil && f.active
-			for _, m := range rep.Members {
-				if f.known != nil && !f.known[m] && fresh {
-					f.needResync = true
-				}
+	return sendUp(ctx, f.s, b, f.cfg.SendTimeout, f.log, "parent manager", func(rep rmtp.Report, ok bool) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if !ok {
+			f.st.Retries++
+			if len(rep.Acked) == 0 {
+				f.cut = true
 			}
-			if f.cut && fresh { // (a cut before a re-announcement's first message costs nothing)
+			return
+		}
+		f.st.Ops += uint64(n)
+		f.st.Batches++
+		f.st.Bytes += uint64(len(b))
+		fresh := f.known != nil && f.active
+		for _, m := range rep.Members {
+			if f.known != nil && !f.known[m] && fresh {
 				f.needResync = true
 			}
-			f.cut = false
-			f.known = make(map[rmtp.NodeID]bool, len(rep.Members))
-			for _, m := range rep.Members {
-				f.known[m] = true
-			}
-			if f.needResync {
-				f.log.Info("directory: parent managers changed or reached again; re-announcing")
-			}
-			f.mu.Unlock()
-			return true
 		}
-		if ctx.Err() != nil {
-			return false
+		if f.cut && fresh { // (a cut before a re-announcement's first message costs nothing)
+			f.needResync = true
 		}
-		f.mu.Lock()
-		f.st.Retries++
-		if len(rep.Acked) == 0 {
-			f.cut = true
+		f.cut = false
+		f.known = make(map[rmtp.NodeID]bool, len(rep.Members))
+		for _, m := range rep.Members {
+			f.known[m] = true
 		}
-		f.mu.Unlock()
-		if err == nil {
-			err = errors.New("no parent manager in the view")
+		if f.needResync {
+			f.log.Info("directory: parent managers changed or reached again; re-announcing")
 		}
-		f.log.WithError(err).WithField("retry_in", backoff).Debug("directory: forwarded update not delivered to every parent manager")
-		if !sleepCtx(ctx, backoff) {
-			return false
-		}
-		backoff = min(2*backoff, retryMax)
-	}
+	})
 }
 
 func (f *Forwarder) resyncLoop() {

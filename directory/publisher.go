@@ -539,29 +539,43 @@ func (p *Publisher) notifyIdleLocked() {
 // reached no manager at all (none is up) counts as failed: the operations
 // must not vanish before a manager exists to keep them.
 func (p *Publisher) deliver(b []byte, n int) bool {
-	backoff := retryMin
-	for {
-		ctx, cancel := context.WithTimeout(p.ctx, p.cfg.SendTimeout)
-		rep, err := p.s.Send(ctx, ChannelUpdates, rmtp.Up, b)
-		cancel()
-		if err == nil && len(rep.Members) > 0 {
-			p.mu.Lock()
+	return sendUp(p.ctx, p.s, b, p.cfg.SendTimeout, p.log, "manager", func(_ rmtp.Report, ok bool) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if ok {
 			p.st.Ops += uint64(n)
 			p.st.Batches++
-			p.mu.Unlock()
+		} else {
+			p.st.Retries++
+		}
+	})
+}
+
+// sendUp sends one message up on the updates channel until every manager
+// of the destination has it, retrying with a capped exponential backoff
+// until ctx ends; it reports whether it was delivered. An attempt that
+// reached no manager at all counts as failed. attempt sees the report of
+// every attempt (ok: delivered) for the caller's bookkeeping; whom names
+// the receivers in the log.
+func sendUp(ctx context.Context, s Sender, b []byte, timeout time.Duration, log logrus.FieldLogger, whom string, attempt func(rep rmtp.Report, ok bool)) bool {
+	backoff := retryMin
+	for {
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		rep, err := s.Send(sctx, ChannelUpdates, rmtp.Up, b)
+		cancel()
+		if err == nil && len(rep.Members) > 0 {
+			attempt(rep, true)
 			return true
 		}
-		if p.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return false
 		}
-		p.mu.Lock()
-		p.st.Retries++
-		p.mu.Unlock()
+		attempt(rep, false)
 		if err == nil {
-			err = errors.New("no manager in the view")
+			err = errors.New("no " + whom + " in the view")
 		}
-		p.log.WithError(err).WithField("retry_in", backoff).Debug("directory: update not delivered to every manager")
-		if !sleepCtx(p.ctx, backoff) {
+		log.WithError(err).WithField("retry_in", backoff).Debug("directory: update not delivered to every " + whom)
+		if !sleepCtx(ctx, backoff) {
 			return false
 		}
 		backoff = min(2*backoff, retryMax)

@@ -595,18 +595,7 @@ func (s *Store) Lookup(key string, from Location, now time.Time) []Hit {
 			Stored: time.Unix(0, r.stored), Down: s.sources[r.loc] != nil && s.sources[r.loc].down, Hops: Hops(from, r.loc)})
 	}
 	s.mu.RUnlock()
-	slices.SortFunc(hits, func(a, b Hit) int {
-		switch {
-		case a.Down != b.Down:
-			if a.Down {
-				return 1
-			}
-			return -1
-		case a.Hops != b.Hops:
-			return a.Hops - b.Hops
-		}
-		return compareLoc(a.Location, b.Location)
-	})
+	sortHits(hits)
 	return hits
 }
 
