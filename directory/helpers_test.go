@@ -3,9 +3,6 @@ package directory_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/internal/leaktest"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
+	"github.com/smsnmpd/smsnmpd/rmtp/rmtptest"
 )
 
 var farmUnit = directory.Location{CDN: 1, DataCenter: 1, Farm: 1}
@@ -46,7 +44,7 @@ func memFarm(t testing.TB, f memnet.Faults) *farmNet {
 }
 
 func udpFarm(t testing.TB) *farmNet {
-	down, up := testGroups(t)
+	down, up := rmtptest.Groups(t)
 	return &farmNet{t: t, listen: func(joinUp bool, id rmtp.NodeID) rmtp.Transport {
 		tr, err := rmtp.ListenMulticast(rmtp.MulticastConfig{Interface: "lo", Down: down, Up: up, JoinUp: joinUp})
 		if err != nil {
@@ -54,20 +52,6 @@ func udpFarm(t testing.TB) *farmNet {
 		}
 		return tr
 	}}
-}
-
-// testGroups picks groups and a port no other test run uses.
-func testGroups(t testing.TB) (down, up netip.AddrPort) {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
-	c.Close()
-	x := byte(rand.IntN(200) + 10)
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{239, 254, x, 1}), port),
-		netip.AddrPortFrom(netip.AddrFrom4([4]byte{239, 254, x, 2}), port)
 }
 
 func (f *farmNet) endpoint(id rmtp.NodeID, role rmtp.Role) *rmtp.Endpoint {

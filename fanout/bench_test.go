@@ -22,6 +22,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 	"github.com/smsnmpd/smsnmpd/rmtp"
+	"github.com/smsnmpd/smsnmpd/rmtp/rmtptest"
 )
 
 var benchBase = smi.MustParseOID("1.3.6.1.4.1.8072.9999.4243")
@@ -77,8 +78,8 @@ func pct(d []time.Duration, p float64) float64 {
 func benchAggregate(b *testing.B, n int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	down, up := testGroups(b)
-	keys := testKeys(b)
+	down, up := rmtptest.Groups(b)
+	keys := rmtptest.Keys(b)
 
 	// The farm: one manager, n SEs, each with its own sockets.
 	mcfg := rmtp.MulticastConfig{Interface: "lo", Down: down, Up: up, JoinUp: true}
@@ -259,7 +260,7 @@ type rawRound struct {
 }
 
 func newRawRound(b testing.TB, n int) *rawRound {
-	down, _ := testGroups(b)
+	down, _ := rmtptest.Groups(b)
 	group := net.UDPAddrFromAddrPort(netip.AddrPortFrom(down.Addr().Next().Next(), down.Port()))
 	lo, err := net.InterfaceByName("lo")
 	if err != nil {

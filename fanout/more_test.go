@@ -1,9 +1,6 @@
 package fanout_test
 
 import (
-	"crypto/rand"
-	mrand "math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"sync"
@@ -18,7 +15,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/internal/snmpdtest"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
-	rwire "github.com/smsnmpd/smsnmpd/rmtp/wire"
+	"github.com/smsnmpd/smsnmpd/rmtp/rmtptest"
 )
 
 // Replies lost until after the re-request point: the engines are asked
@@ -138,8 +135,8 @@ func TestDemuxSharesEndpoint(t *testing.T) {
 func TestOverUDPMulticast(t *testing.T) {
 	checkNoLeak(t)
 	const n = 8
-	down, up := testGroups(t)
-	keys := testKeys(t)
+	down, up := rmtptest.Groups(t)
+	keys := rmtptest.Keys(t)
 	mcfg := rmtp.MulticastConfig{Interface: "lo", Down: down, Up: up, JoinUp: true}
 	mtr, err := rmtp.ListenMulticast(mcfg)
 	if err != nil {
@@ -254,29 +251,6 @@ func TestProxyToLocalSnmpd(t *testing.T) {
 	if c := f.ses[0].resp.Counters(); c.Proxied == 0 || c.ProxyErrors != 0 {
 		t.Errorf("proxy counters %+v", c)
 	}
-}
-
-func testGroups(t testing.TB) (down, up netip.AddrPort) {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
-	c.Close()
-	x := byte(mrand.IntN(200) + 10)
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{239, 255, x, 1}), port),
-		netip.AddrPortFrom(netip.AddrFrom4([4]byte{239, 255, x, 2}), port)
-}
-
-func testKeys(t testing.TB) *rmtp.Keyring {
-	k := make([]byte, 32)
-	rand.Read(k)
-	kr, err := rwire.NewKeyring(1, map[uint16][]byte{1: k})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kr
 }
 
 // 5 % loss (and some duplication and reordering) on every engine: many

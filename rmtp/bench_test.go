@@ -17,6 +17,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
+	"github.com/smsnmpd/smsnmpd/rmtp/rmtptest"
 )
 
 // mcastFarm is one manager and n engines over real UDP multicast on lo.
@@ -32,8 +33,8 @@ type mcastFarm struct {
 // (asynchronously, so a slow ACK of one reply never delays the next).
 func newMcastFarm(tb testing.TB, n int, loss float64, echo bool, mtu int) *mcastFarm {
 	tb.Helper()
-	down, up := testGroups(tb)
-	keys := testKeys(tb)
+	down, up := rmtptest.Groups(tb)
+	keys := rmtptest.Keys(tb)
 	f := &mcastFarm{}
 	mtr, err := rmtp.ListenMulticast(rmtp.MulticastConfig{Down: down, Up: up, JoinUp: true, MTU: mtu})
 	if err != nil {
@@ -108,7 +109,7 @@ func newRawRound(tb testing.TB, n int) *rawRound {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	g, _ := testGroups(tb)
+	g, _ := rmtptest.Groups(tb)
 	r := &rawRound{group: net.UDPAddrFromAddrPort(g)}
 	if r.send, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
 		tb.Fatal(err)
@@ -282,7 +283,7 @@ func goodput(b *testing.B, mtu int) {
 
 func rawGoodput(b *testing.B, n int, msg []byte, dg, rounds int) float64 {
 	lo, _ := net.InterfaceByName("lo")
-	g, _ := testGroups(b)
+	g, _ := rmtptest.Groups(b)
 	group := net.UDPAddrFromAddrPort(g)
 	send, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

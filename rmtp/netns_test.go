@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smsnmpd/smsnmpd/rmtp"
+	"github.com/smsnmpd/smsnmpd/rmtp/rmtptest"
 )
 
 // inNetns runs f on a thread switched into a named network namespace.
@@ -113,7 +114,7 @@ func TestNetNSBridgeLoss(t *testing.T) {
 		run(t, "ip", "-n", h, "addr", "add", fmt.Sprintf("10.250.0.%d/24", i), "dev", "eth0")
 		run(t, "ip", "-n", h, "link", "set", "eth0", "up")
 	}
-	down, up := testGroups(t)
+	down, up := rmtptest.Groups(t)
 	var rules strings.Builder
 	for i := 1; i <= hosts; i++ {
 		fmt.Fprintf(&rules, "    oifname \"v%d\" udp dport %d numgen random mod 100 < 5 counter drop\n", i, down.Port())
@@ -125,7 +126,7 @@ func TestNetNSBridgeLoss(t *testing.T) {
 		t.Fatalf("nft: %v\n%s", err, out)
 	}
 
-	keys := testKeys(t)
+	keys := rmtptest.Keys(t)
 	var eps []*rmtp.Endpoint
 	for i := 1; i <= hosts; i++ {
 		var tr *rmtp.UDP

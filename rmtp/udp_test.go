@@ -2,7 +2,6 @@ package rmtp_test
 
 import (
 	"context"
-	"crypto/rand"
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
@@ -12,33 +11,8 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
-	"github.com/smsnmpd/smsnmpd/rmtp/wire"
+	"github.com/smsnmpd/smsnmpd/rmtp/rmtptest"
 )
-
-// testGroups picks groups and a port no other test run uses, so tests of
-// other packages on the same host cannot cross-talk.
-func testGroups(t testing.TB) (down, up netip.AddrPort) {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
-	c.Close()
-	x := byte(mrand.IntN(200) + 10)
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{239, 255, x, 1}), port),
-		netip.AddrPortFrom(netip.AddrFrom4([4]byte{239, 255, x, 2}), port)
-}
-
-func testKeys(t testing.TB) *rmtp.Keyring {
-	k := make([]byte, 32)
-	rand.Read(k)
-	kr, err := wire.NewKeyring(1, map[uint16][]byte{1: k})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kr
-}
 
 func TestMulticastLoopback16(t *testing.T) {
 	checkNoLeak(t)
@@ -47,8 +21,8 @@ func TestMulticastLoopback16(t *testing.T) {
 	if testing.Short() {
 		msgs = 200
 	}
-	down, up := testGroups(t)
-	keys := testKeys(t)
+	down, up := rmtptest.Groups(t)
+	keys := rmtptest.Keys(t)
 	mcfg := rmtp.MulticastConfig{Interface: "lo", Down: down, Up: up}
 
 	mcfg.JoinUp = true
@@ -155,7 +129,7 @@ func TestMulticastLoopback16(t *testing.T) {
 func TestUnicastLossy(t *testing.T) {
 	checkNoLeak(t)
 	const n = 3
-	keys := testKeys(t)
+	keys := rmtptest.Keys(t)
 	// Reserve ports first so every node knows every address.
 	addrs := make([]netip.AddrPort, n+1)
 	for i := range addrs {
