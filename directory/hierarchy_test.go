@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/smsnmpd/smsnmpd/directory"
+	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -78,6 +79,9 @@ type tree struct {
 	policy3 func(cdn uint32) directory.Policy // level 3 → 4
 	store   func(l directory.Level, c *directory.StoreConfig)
 	fwd     func(l directory.Level, c *directory.ForwarderConfig)
+	// links: lookups between levels go over rmtp (Uplink, Downlink on
+	// ChannelLookup) instead of calling the other node's resolver.
+	links bool
 }
 
 func (tr *tree) net(u directory.Location) *memnet.Network {
@@ -111,6 +115,14 @@ func (tr *tree) addManager(level directory.Level, unit directory.Location) *tnod
 	nd := &tnode{unit: unit, level: level}
 	first := len(tr.nodes[unit]) == 0
 	nd.ep, _ = tr.endpoint(tr.net(unit), rmtp.Manager, false)
+	var own, up interface {
+		Receive(ctx context.Context) (*rmtp.Message, error)
+	} = nd.ep, nil
+	var ownDemux, upDemux *fanout.Demux
+	if tr.links {
+		ownDemux = fanout.NewDemux(nd.ep)
+		tr.t.Cleanup(ownDemux.Close)
+	}
 	if first {
 		if err := nd.ep.Activate(1); err != nil {
 			tr.t.Fatal(err)
@@ -120,8 +132,12 @@ func (tr *tree) addManager(level directory.Level, unit directory.Location) *tnod
 	if tr.store != nil {
 		tr.store(level, &sc)
 	}
+	inboxes := []directory.Inbox{own}
+	if ownDemux != nil {
+		inboxes = []directory.Inbox{ownDemux.Channel(directory.ChannelUpdates), ownDemux.Channel(directory.ChannelTransfer)}
+	}
 	m, err := directory.NewManager(nd.ep, directory.ManagerConfig{Store: sc, MaintainInterval: 50 * time.Millisecond,
-		WatchInterval: 20 * time.Millisecond, Logger: testLogger(tr.t)}, nd.ep)
+		WatchInterval: 20 * time.Millisecond, Logger: testLogger(tr.t)}, inboxes...)
 	if err != nil {
 		tr.t.Fatal(err)
 	}
@@ -129,12 +145,18 @@ func (tr *tree) addManager(level directory.Level, unit directory.Location) *tnod
 	nd.m = m
 	if level < directory.LevelPeering {
 		nd.up, nd.cut = tr.endpoint(tr.net((level + 1).Unit(unit)), rmtp.Engine, true)
+		up = nd.up
+		if tr.links {
+			upDemux = fanout.NewDemux(nd.up)
+			tr.t.Cleanup(upDemux.Close)
+			up = upDemux.Channel(directory.ChannelUpdates)
+		}
 		pol := directory.PolicyFull
 		if level == directory.LevelCDN {
 			pol = tr.policy3(unit.CDN)
 		}
 		ep := nd.ep
-		fc := directory.ForwarderConfig{Policy: pol, Resync: nd.up,
+		fc := directory.ForwarderConfig{Policy: pol, Resync: up,
 			SendTimeout: 500 * time.Millisecond, Epoch: func() uint64 { return ep.Term() << 32 }, Logger: testLogger(tr.t)}
 		if tr.fwd != nil {
 			tr.fwd(level, &fc)
@@ -149,12 +171,34 @@ func (tr *tree) addManager(level directory.Level, unit directory.Location) *tnod
 			fw.SetActive(true)
 		}
 	}
-	res, err := directory.NewResolver(directory.ResolverConfig{Node: uint32(nd.ep.Node()), Store: m.Store(),
-		Parent: tr.parentPeer(level, unit), Child: tr.childPeer})
+	rc := directory.ResolverConfig{Node: uint32(nd.ep.Node()), Store: m.Store(),
+		Parent: tr.parentPeer(level, unit), Child: tr.childPeer}
+	var uplink *directory.Uplink
+	var downlink *directory.Downlink
+	if tr.links {
+		rc.Parent, rc.Child = nil, nil
+		if upDemux != nil {
+			uplink = directory.NewUplink(nd.up, upDemux.Channel(directory.ChannelLookup), directory.LinkConfig{Logger: testLogger(tr.t)})
+			tr.t.Cleanup(func() { uplink.Close() })
+			rc.Parent = uplink
+		}
+		if level > directory.LevelFarm {
+			downlink = directory.NewDownlink(nd.ep, ownDemux.Channel(directory.ChannelLookup), m.ChildNode, directory.LinkConfig{Logger: testLogger(tr.t)})
+			tr.t.Cleanup(func() { downlink.Close() })
+			rc.Child = downlink.Child
+		}
+	}
+	res, err := directory.NewResolver(rc)
 	if err != nil {
 		tr.t.Fatal(err)
 	}
 	nd.res = res
+	if uplink != nil {
+		uplink.Serve(res)
+	}
+	if downlink != nil {
+		downlink.Serve(res)
+	}
 	tr.nodes[unit] = append(tr.nodes[unit], nd)
 	return nd
 }
@@ -203,8 +247,13 @@ func (tr *tree) childPeer(unit directory.Location) (directory.Peer, bool) {
 // backup at level 2 of data center 1/1.
 func buildTree(t testing.TB, cdns, dcs, ses int, f memnet.Faults, policy3 func(uint32) directory.Policy,
 	store func(directory.Level, *directory.StoreConfig), fwd func(directory.Level, *directory.ForwarderConfig)) *tree {
+	return buildTreeLinks(t, cdns, dcs, ses, f, policy3, store, fwd, false)
+}
+
+func buildTreeLinks(t testing.TB, cdns, dcs, ses int, f memnet.Faults, policy3 func(uint32) directory.Policy,
+	store func(directory.Level, *directory.StoreConfig), fwd func(directory.Level, *directory.ForwarderConfig), links bool) *tree {
 	tr := &tree{t: t, faults: f, nets: map[directory.Location]*memnet.Network{}, nodes: map[directory.Location][]*tnode{},
-		cdns: cdns, policy3: policy3, store: store, fwd: fwd}
+		cdns: cdns, policy3: policy3, store: store, fwd: fwd, links: links}
 	tr.addManager(directory.LevelPeering, directory.Location{})
 	for c := 1; c <= cdns; c++ {
 		tr.addManager(directory.LevelCDN, directory.Location{CDN: uint32(c)})
@@ -481,4 +530,67 @@ func TestHierarchyMemnetLossy(t *testing.T) {
 			t.Fatalf("backup forwarder %+v", st)
 		}
 	})
+}
+
+// TestLookupLinksOverRmtp: the same lookups as TestHierarchyMemnetLossy,
+// but every question between levels travels over rmtp (LOOKUP up to the
+// parent's managers, answers down; LOOKUP down to a child unit's manager
+// as a request, answers as its reply), on lossy LANs. A parent cut off
+// costs the asker its budget, not a hang, and the path says so.
+func TestLookupLinksOverRmtp(t *testing.T) {
+	checkNoLeak(t)
+	policy3 := func(uint32) directory.Policy { return directory.PolicySummary }
+	tr := buildTreeLinks(t, 2, 2, 2, memnet.Faults{Loss: 0.02, Dup: 0.01, Reorder: 0.01}, policy3, nil, nil, true)
+	for _, s := range tr.ses {
+		for i := range 3 {
+			if err := s.pub.Add(directory.Entry{Key: hkey(s.loc, i), Size: uint64(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cdn2 := tr.sesIn(directory.Location{CDN: 2})[0]
+	if err := cdn2.pub.Add(directory.Entry{Key: "http://cdn2-only.example/x", Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	tr.flushSEs()
+	tr.converge("every level holds what the captions say")
+
+	asker := tr.sesIn(directory.Location{CDN: 1, DataCenter: 1})[0]
+	l1 := tr.active(directory.Location{CDN: 1, DataCenter: 1, Farm: 1})
+	ctx := context.Background()
+	var res directory.Resolution
+	var err error
+	// The first questions may race the view (a child not yet known to
+	// the parent's forwarder map): retry briefly.
+	waitFor(t, 10*time.Second, "a cross-CDN lookup over rmtp", func() bool {
+		res, err = l1.res.Lookup(ctx, "http://cdn2-only.example/x", asker.loc)
+		return err == nil && len(res.Hits) == 1
+	})
+	if res.Hits[0].Location != cdn2.loc || res.Hits[0].Hops != 8 || res.Hits[0].Size != 1 {
+		t.Fatalf("hits %+v", res.Hits)
+	}
+	if got, want := levels(res.Path), []directory.Level{1, 2, 3, 4, 3}; !slices.Equal(got, want) {
+		t.Fatalf("path levels %v, want %v (%+v)", got, want, res.Path)
+	}
+	l4 := tr.active(directory.Location{})
+	l3c2 := tr.active(directory.Location{CDN: 2})
+	if res.Path[3].Node != uint32(l4.ep.Node()) || res.Path[3].Summaries != 1 || res.Path[4].Via != "child" ||
+		res.Path[4].Node != uint32(l3c2.ep.Node()) || res.Path[4].Hits != 1 || res.Path[1].Via != "parent" {
+		t.Fatalf("path %+v", res.Path)
+	}
+	// A miss climbs to the top and comes back empty, without error.
+	res, err = l1.res.Lookup(ctx, "http://nowhere.example/", asker.loc)
+	if err != nil || len(res.Hits) != 0 || len(res.Path) != 4 {
+		t.Fatalf("unknown key: %+v, %v", res, err)
+	}
+	// The level-1 manager cut off from level 2: the lookup ends within
+	// its deadline with the failure in the path.
+	l1.cut.cut.Store(true)
+	qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	res, err = l1.res.Lookup(qctx, "http://cdn2-only.example/x", asker.loc)
+	cancel()
+	l1.cut.cut.Store(false)
+	if err != nil || len(res.Hits) != 0 || len(res.Path) != 2 || res.Path[1].Error == "" {
+		t.Fatalf("cut off: %+v, %v", res, err)
+	}
 }

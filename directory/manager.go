@@ -81,6 +81,11 @@ type Manager struct {
 	malformed, wrongLevel, chunksServed, bytesServed, serveDropped atomic.Uint64
 	chunksRecv, bytesRecv, catchUps                                atomic.Uint64
 
+	// children: which member forwarded each child unit last (levels 2-4),
+	// for lookups resolved downward.
+	chMu     sync.Mutex
+	children map[Location]rmtp.NodeID
+
 	serveQ chan *rmtp.Message
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -140,6 +145,35 @@ func (m *Manager) Lookup(key string, from Location) []Hit {
 	return m.store.Lookup(key, from, m.cfg.Now())
 }
 
+// maxChildren bounds the child units remembered (a parent has a handful;
+// the bound is against a member naming a new unit in every update).
+const maxChildren = 4096
+
+// noteChild remembers that node forwards the child unit (levels 2-4): the
+// active manager of that unit, since only it forwards.
+func (m *Manager) noteChild(unit Location, node rmtp.NodeID) {
+	if unit == m.cfg.Store.Unit || !Contains(m.cfg.Store.Unit, unit) {
+		return
+	}
+	m.chMu.Lock()
+	defer m.chMu.Unlock()
+	if m.children == nil {
+		m.children = make(map[Location]rmtp.NodeID)
+	}
+	if _, ok := m.children[unit]; ok || len(m.children) < maxChildren {
+		m.children[unit] = node
+	}
+}
+
+// ChildNode returns the member that last forwarded the child unit: the
+// node to ask when a lookup resolves a summary of that unit downward.
+func (m *Manager) ChildNode(unit Location) (rmtp.NodeID, bool) {
+	m.chMu.Lock()
+	defer m.chMu.Unlock()
+	n, ok := m.children[unit]
+	return n, ok
+}
+
 // Counters returns the manager's totals.
 func (m *Manager) Counters() ManagerCounters {
 	return ManagerCounters{Malformed: m.malformed.Load(), WrongLevel: m.wrongLevel.Load(),
@@ -172,7 +206,7 @@ func (m *Manager) handle(msg *rmtp.Message) {
 	case msg.Channel == ChannelUpdates && msg.Kind == rmtp.KindData && msg.Dest == rmtp.Up:
 		t, err := wire.Peek(msg.Payload)
 		if err == nil && t == wire.TypeSync {
-			m.applySync(msg.Payload)
+			m.applySync(msg.Payload, msg.From)
 			return
 		}
 		if err != nil || t != wire.TypeUpdate {
@@ -191,6 +225,11 @@ func (m *Manager) handle(msg *rmtp.Message) {
 		// Refusals are counted per origin in the store; logging each
 		// would be a line per packet under a flood.
 		m.store.Apply(&u, uint32(msg.From), msg.Incarnation, m.cfg.Now())
+		if m.cfg.Store.Level > LevelFarm {
+			for i := range u.Groups {
+				m.noteChild((m.cfg.Store.Level - 1).Unit(u.Groups[i].Origin), msg.From)
+			}
+		}
 	case msg.Channel == ChannelTransfer && msg.Kind == rmtp.KindRequest:
 		q, err := wire.ParseSnapshotRequest(msg.Payload)
 		if err != nil {
@@ -409,7 +448,7 @@ func (m *Manager) RequestResync(ctx context.Context) error {
 }
 
 // applySync applies a child unit's SYNC marker (Store.ApplySync).
-func (m *Manager) applySync(b []byte) {
+func (m *Manager) applySync(b []byte, from rmtp.NodeID) {
 	sy, err := wire.ParseSync(b)
 	if err != nil {
 		m.malformed.Add(1)
@@ -424,6 +463,7 @@ func (m *Manager) applySync(b []byte) {
 		m.log.WithError(err).Warn("directory: sync marker refused")
 		return
 	}
+	m.noteChild(sy.Unit, from)
 	if sy.End {
 		m.log.WithFields(logrus.Fields{"child": sy.Unit.String(), "generation": sy.Generation, "dropped": n}).Info("directory: child unit re-announced")
 	}

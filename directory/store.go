@@ -661,11 +661,21 @@ func (s *Store) Tombstones() int {
 
 // Digest is the order-independent hash of the entries live at now.
 func (s *Store) Digest(now time.Time) Digest {
+	return s.DigestIn(Location{}, now)
+}
+
+// DigestIn is the digest of the live records whose origin lies inside
+// unit (the zero Location: all): under the full policy a parent's digest
+// of a child unit equals the child's own.
+func (s *Store) DigestIn(unit Location, now time.Time) Digest {
 	nowMs := expiryMillis(now)
 	var d Digest
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, src := range s.sources {
+	for origin, src := range s.sources {
+		if !Contains(unit, origin) {
+			continue
+		}
 		for _, r := range src.recs {
 			if r.liveAt(nowMs) {
 				d.add(r.key, r.loc, r.ver, r.size, r.expiry)

@@ -9,14 +9,19 @@ import (
 
 func checkConfig(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check-config", stderr)
+	// -config as in every other command; the positional form is older.
+	file := fs.String("config", "", "configuration `file` to check")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: smsnmpd check-config FILE")
+	path := *file
+	switch {
+	case path == "" && fs.NArg() == 1:
+		path = fs.Arg(0)
+	case path == "" || fs.NArg() != 0:
+		fmt.Fprintln(stderr, "usage: smsnmpd check-config [-config] FILE")
 		return exitUsage
 	}
-	path := fs.Arg(0)
 	if err := config.Check(path); err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitConfig

@@ -163,17 +163,23 @@ func lookup(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet(cmdLookup, stderr)
 	var sf socketFlags
 	sf.register(fs)
-	asJSON := fs.Bool("json", false, "print the whole answer (hits and the path taken) as JSON")
+	asJSON := fs.Bool("json", false, "print the whole answer (hits, unresolved summaries and the path taken) as JSON")
+	local := fs.Bool("local", false, "answer from this node's own directory only: no climbing, no summary resolved downward")
+	timeout := fs.Duration("timeout", lookupTimeout, "bound a lookup across levels")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: smsnmpd lookup [-json] [-socket unix:/path | -config FILE] KEY")
+	if fs.NArg() != 1 || *timeout <= 0 {
+		fmt.Fprintln(stderr, "usage: smsnmpd lookup [-json] [-local] [-timeout D] [-socket unix:/path | -config FILE] KEY")
 		return exitUsage
 	}
 	var res lookupResult
-	if code := sf.call(stderr, cmdLookup, lookupArgs{Key: fs.Arg(0)}, &res); code != exitOK {
+	a := lookupArgs{Key: fs.Arg(0), Local: *local, TimeoutMs: int(timeout.Milliseconds())}
+	if code := sf.call(stderr, cmdLookup, a, &res); code != exitOK {
 		return code
+	}
+	if res.Hits == nil {
+		res.Hits = []directory.Hit{}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -191,11 +197,26 @@ func lookup(args []string, stdout, stderr io.Writer) int {
 func printHits(w io.Writer, res lookupResult) {
 	if len(res.Hits) == 0 {
 		fmt.Fprintf(w, "%s: not found\n", res.Key)
-		return
+	} else {
+		fmt.Fprintf(w, "%s: %d location(s), nearest first\n", res.Key, len(res.Hits))
 	}
-	fmt.Fprintf(w, "%s: %d location(s), nearest first\n", res.Key, len(res.Hits))
 	for _, h := range res.Hits {
 		fmt.Fprintf(w, "  %s  size %d  version %s  %d hop(s)%s\n", where(h.Location), h.Size, h.Version, h.Hops, downMark(h))
+	}
+	for _, h := range res.Unresolved {
+		fmt.Fprintf(w, "  somewhere in %s (not resolved further)\n", where(h.Location))
+	}
+	// The path only says more than the answer when the lookup left this
+	// node or a level failed.
+	if len(res.Path) > 1 || len(res.Path) == 1 && res.Path[0].Error != "" {
+		fmt.Fprintln(w, "path:")
+		for _, s := range res.Path {
+			line := fmt.Sprintf("  %-6s level %d node %d: %d hit(s), %d summary(ies)", s.Via, s.Level, s.Node, s.Hits, s.Summaries)
+			if s.Error != "" {
+				line += "  error: " + s.Error
+			}
+			fmt.Fprintln(w, line)
+		}
 	}
 }
 
@@ -220,13 +241,39 @@ func digest(args []string, stdout, stderr io.Writer) int {
 	var sf socketFlags
 	sf.register(fs)
 	engine := fs.Uint("engine", 0, "which SE of a multi-engine process (the demo); 0 = the node itself")
+	unit := fs.String("unit", "", "a manager's records inside this unit only: CDN/DC/FARM/SE, 0 = any (e.g. 1/2/0/0)")
+	asJSON := fs.Bool("json", false, "print {\"digest\", \"entries\"} as JSON")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
+	a := digestArgs{Engine: uint32(*engine)}
+	if *unit != "" {
+		u, err := parseLocation(*unit)
+		if err != nil {
+			fmt.Fprintf(stderr, "smsnmpd digest: -unit: %v\n", err)
+			return exitUsage
+		}
+		a.Unit = u
+	}
 	var res digestOut
-	if code := sf.call(stderr, cmdDigest, publishArgs{Engine: uint32(*engine)}, &res); code != exitOK {
+	if code := sf.call(stderr, cmdDigest, a, &res); code != exitOK {
 		return code
+	}
+	if *asJSON {
+		_ = json.NewEncoder(stdout).Encode(res)
+		return exitOK
 	}
 	fmt.Fprintf(stdout, "%s %d entries\n", res.Digest, res.Entries)
 	return exitOK
+}
+
+// parseLocation reads "CDN/DC/FARM/SE" (0 = any below).
+func parseLocation(s string) (directory.Location, error) {
+	var l directory.Location
+	var extra string
+	n, _ := fmt.Sscanf(s+" end", "%d/%d/%d/%d %s", &l.CDN, &l.DataCenter, &l.Farm, &l.Engine, &extra)
+	if n != 5 || extra != "end" {
+		return l, fmt.Errorf("want CDN/DC/FARM/SE such as 1/2/0/0, got %q", s)
+	}
+	return l, nil
 }

@@ -41,33 +41,41 @@ type publishResult struct {
 
 type lookupArgs struct {
 	Key string `json:"key"`
+	// Local answers from this node's own store: no climbing, no summary
+	// resolved downward (what this level holds).
+	Local bool `json:"local,omitempty"`
+	// TimeoutMs bounds a lookup across levels (0: lookupTimeout).
+	TimeoutMs int `json:"timeout_ms,omitempty"`
 }
 
-// lookupResult is what `smsnmpd lookup --json` prints. Path lists the
-// nodes asked, in order (one at the farm level).
-type lookupResult struct {
-	Key  string          `json:"key"`
-	Path []lookupStep    `json:"path"`
-	Hits []directory.Hit `json:"hits"`
-}
+// lookupResult is what `smsnmpd lookup --json` prints: the concrete hits
+// nearest first, summaries no level resolved, and the path: every node
+// asked, in order (self, parents climbed to, children resolving a
+// summary), with what each held.
+type lookupResult = directory.Resolution
 
-type lookupStep struct {
-	Node  uint32 `json:"node"`
-	Level int    `json:"level"`
-	Hits  int    `json:"hits"`
+// lookupTimeout bounds a lookup across levels by default: each level asked
+// gets the budget left, so four levels fit.
+const lookupTimeout = 3 * time.Second
+
+// digestArgs are the arguments of digest.
+type digestArgs struct {
+	Engine uint32 `json:"engine,omitempty"` // which SE of this process; 0 = the node itself
+	// Unit restricts a manager's digest to records inside it (zero: all).
+	Unit directory.Location `json:"unit,omitzero"`
 }
 
 // controlHandler executes control commands against what this process
 // runs: the SEs' publishers (by node id) and the manager's directory.
 type controlHandler struct {
-	engines map[uint32]*contentSide
-	dir     *directory.Manager
-	node    uint32
-	level   int
-	at      directory.Location // where this node sits: hops count from here
+	engines  map[uint32]*contentSide
+	dir      *directory.Manager
+	resolver *directory.Resolver // nil: answer from dir only
+	node     uint32
+	at       directory.Location // where this node sits: hops count from here
 }
 
-func (h *controlHandler) handle(_ context.Context, cmd string, raw json.RawMessage) (any, error) {
+func (h *controlHandler) handle(ctx context.Context, cmd string, raw json.RawMessage) (any, error) {
 	switch cmd {
 	case cmdPublish, cmdUnpublish:
 		var a publishArgs
@@ -107,23 +115,46 @@ func (h *controlHandler) handle(_ context.Context, cmd string, raw json.RawMessa
 		if h.dir == nil {
 			return nil, fmt.Errorf("this node keeps no directory: ask a manager (node.role = \"manager\")")
 		}
-		hits := h.dir.Lookup(a.Key, h.at)
-		if hits == nil {
-			hits = []directory.Hit{}
+		if err := directory.CheckKey(a.Key, h.dir.Store().Config().MaxKey); err != nil {
+			return nil, err
 		}
-		return lookupResult{Key: a.Key, Path: []lookupStep{{Node: h.node, Level: h.level, Hits: len(hits)}}, Hits: hits}, nil
+		if a.Local || h.resolver == nil {
+			hits := h.dir.Lookup(a.Key, h.at)
+			if hits == nil {
+				hits = []directory.Hit{}
+			}
+			cfg := h.dir.Store().Config()
+			step := directory.Step{Node: h.node, Level: cfg.Level, Unit: cfg.Unit, Via: "self"}
+			for _, hit := range hits {
+				if hit.Location.Engine == 0 {
+					step.Summaries++
+				} else {
+					step.Hits++
+				}
+			}
+			return lookupResult{Key: a.Key, Hits: hits, Path: []directory.Step{step}}, nil
+		}
+		timeout := lookupTimeout
+		if a.TimeoutMs > 0 {
+			timeout = min(time.Duration(a.TimeoutMs)*time.Millisecond, time.Minute)
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		// A partial answer (a level that did not answer) still names what
+		// was found and where it failed: the path says which step.
+		return h.resolver.Lookup(ctx, a.Key, h.at)
 	case cmdDigest:
 		// The order-independent digest of the live entries this node holds
 		// (an SE: what it published; a manager: its directory). The SEs'
 		// digests add up to their manager's when the farm has converged.
-		var a publishArgs
+		var a digestArgs
 		if len(raw) > 0 {
 			if err := json.Unmarshal(raw, &a); err != nil {
 				return nil, fmt.Errorf("malformed arguments: %w", err)
 			}
 		}
 		if h.dir != nil && a.Engine == 0 {
-			return digestResult(h.dir.Store().Digest(time.Now())), nil
+			return digestResult(h.dir.Store().DigestIn(a.Unit, time.Now())), nil
 		}
 		c, err := h.engine(a.Engine)
 		if err != nil {

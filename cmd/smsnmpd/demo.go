@@ -85,7 +85,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	}()
 	// One control socket for the whole demo: publish to any of its SEs,
 	// look up at its manager.
-	h := &controlHandler{dir: n.farm.dir, node: cfg.Node.ID, level: cfg.Node.Level, at: nodeLocation(cfg), engines: map[uint32]*contentSide{}}
+	h := &controlHandler{dir: n.farm.dir, node: cfg.Node.ID, at: nodeLocation(cfg), engines: map[uint32]*contentSide{}}
 	for i, se := range ses {
 		h.engines[uint32(i+1)] = se.content
 	}

@@ -48,13 +48,15 @@ func rmtpEndpoint(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 	if cfg.Node.Role == config.RoleManager {
 		role = rmtp.Manager
 	}
-	var keys *rmtp.Keyring
-	if !cfg.RMTP.Insecure {
-		k, err := rmtp.LoadKeyFile(cfg.RMTP.KeyFile)
+	keys, err := rmtpKeys(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tr == nil && cfg.RMTP.Mode == config.ParentUnicast {
+		tr, err = listenUnicast("rmtp", cfg.RMTP.Listen, cfg.RMTP.Peers, cfg.RMTP.RecvBuffer, log)
 		if err != nil {
 			return nil, nil, err
 		}
-		keys = k
 	}
 	if tr == nil {
 		down, err := groupAddr(cfg.RMTP.Group, cfg.RMTP.Port)
@@ -78,18 +80,32 @@ func rmtpEndpoint(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 	if role == rmtp.Engine {
 		level = 1
 	}
-	ep, err := rmtp.New(tr, rmtp.Config{
-		Node: rmtp.NodeID(cfg.Node.ID), Role: role, Priority: uint8(cfg.Node.Priority), Level: uint8(level),
-		Keys: keys, Insecure: cfg.RMTP.Insecure, MaxMessage: cfg.RMTP.MaxMessage,
-		PeerMemory: cfg.RMTP.ReassemblyPerPeer, MTU: cfg.RMTP.MaxSegment,
-		HelloInterval: cfg.RMTP.Heartbeat.Duration, SuspectAfter: cfg.RMTP.SuspectAfter, DownAfter: cfg.RMTP.DownAfter,
-		AckDelay: cfg.RMTP.AckInterval.Duration, HelloApp: helloApp, Logger: log,
-	})
+	ep, err := rmtp.New(tr, rmtpConfig(cfg, role, level, keys, helloApp, log))
 	if err != nil {
 		tr.Close()
 		return nil, nil, err
 	}
 	return tr, ep, nil
+}
+
+// rmtpConfig is the endpoint configuration of both of a node's groups
+// (its own, and a manager's parent link): the same timers, caps and keys.
+func rmtpConfig(cfg *config.Config, role rmtp.Role, level int, keys *rmtp.Keyring, helloApp func() []byte, log logrus.FieldLogger) rmtp.Config {
+	return rmtp.Config{
+		Node: rmtp.NodeID(cfg.Node.ID), Role: role, Priority: uint8(cfg.Node.Priority), Level: uint8(level),
+		Keys: keys, Insecure: cfg.RMTP.Insecure, MaxMessage: cfg.RMTP.MaxMessage,
+		PeerMemory: cfg.RMTP.ReassemblyPerPeer, MTU: cfg.RMTP.MaxSegment,
+		HelloInterval: cfg.RMTP.Heartbeat.Duration, SuspectAfter: cfg.RMTP.SuspectAfter, DownAfter: cfg.RMTP.DownAfter,
+		AckDelay: cfg.RMTP.AckInterval.Duration, HelloApp: helloApp, Logger: log,
+	}
+}
+
+// rmtpKeys loads the group key file (nil when rmtp.insecure).
+func rmtpKeys(cfg *config.Config) (*rmtp.Keyring, error) {
+	if cfg.RMTP.Insecure {
+		return nil, nil
+	}
+	return rmtp.LoadKeyFile(cfg.RMTP.KeyFile)
 }
 
 func groupAddr(group string, port int) (netip.AddrPort, error) {

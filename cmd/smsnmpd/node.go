@@ -53,6 +53,8 @@ type node struct {
 	axManager  *mib.Manager // registered with snmpd
 	udpManager *mib.Manager // served by the built-in agent
 	farm       *southbound
+	parent     *parentLink // a manager of level 1..3 with a parent; guarded by mgrMu
+	lookups    *lookups    // a manager's resolver across levels
 	control    *control.Server
 
 	wg   sync.WaitGroup
@@ -137,21 +139,25 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 		if err == nil {
 			err = n.registerFarmMIB()
 		}
+		if err == nil {
+			err = n.startHierarchy()
+		}
 	}
 	if err != nil {
-		if n.farm != nil {
-			n.farm.close()
-		}
+		n.closeFarm()
 		n.closeSockets()
 		return nil, fmt.Errorf("farm: %w", err)
 	}
 	if !cfg.Control.Socket.IsZero() {
-		h := &controlHandler{dir: n.farm.dir, node: cfg.Node.ID, level: cfg.Node.Level, at: nodeLocation(cfg), engines: map[uint32]*contentSide{}}
+		h := &controlHandler{dir: n.farm.dir, node: cfg.Node.ID, at: nodeLocation(cfg), engines: map[uint32]*contentSide{}}
+		if n.lookups != nil {
+			h.resolver = n.lookups.res
+		}
 		if n.farm.content != nil {
 			h.engines[cfg.Node.ID] = n.farm.content
 		}
 		if err := n.listenControl(cfg.Control.Socket.Address(), h); err != nil {
-			n.farm.close()
+			n.closeFarm()
 			n.closeSockets()
 			return nil, err
 		}
@@ -166,6 +172,57 @@ func (n *node) listenControl(path string, h *controlHandler) error {
 	}
 	n.control = srv
 	return nil
+}
+
+// startHierarchy joins the parent level (levels 1..3 with rmtp.parent)
+// and starts the resolver across levels.
+func (n *node) startHierarchy() error {
+	if n.cfg.RMTP.Parent.Mode != config.ParentNone && n.cfg.RMTP.Parent.Mode != "" {
+		// What the parent's management operations see of this manager:
+		// its node group and directory, read-only.
+		t := agent.NewTree()
+		if err := n.registerServiceManagerMIB(t); err != nil {
+			return err
+		}
+		if err := mib.RegisterDirectory(t, mib.DirectoryConfig{Source: directoryRows{n.farm.dir}, Limit: n.cfg.Directory.SNMPMaxRows}); err != nil {
+			return err
+		}
+		ep := n.farm.ep
+		l, err := startParentLink(n.cfg, n.farm.dir, t, ep.Term, n.log)
+		if err != nil {
+			return err
+		}
+		n.mgrMu.Lock()
+		n.parent = l
+		l.setActive(mib.Role(n.role.Load()) == mib.RoleManager)
+		n.mgrMu.Unlock()
+	}
+	lk, err := startLookups(n.cfg, n.farm, n.parent, n.log)
+	if err != nil {
+		return err
+	}
+	n.lookups = lk
+	return nil
+}
+
+// closeFarm stops what runs on rmtp: the resolver, the parent link, the
+// farm side.
+func (n *node) closeFarm() error {
+	if n.lookups != nil {
+		n.lookups.close()
+	}
+	var errs []error
+	n.mgrMu.Lock()
+	p := n.parent
+	n.parent = nil
+	n.mgrMu.Unlock()
+	if p != nil {
+		errs = append(errs, p.close())
+	}
+	if n.farm != nil {
+		errs = append(errs, n.farm.close())
+	}
+	return errors.Join(errs...)
 }
 
 // registerFarmMIB puts the manager's farm objects (engine table,
@@ -293,6 +350,11 @@ func (n *node) roleChange(c election.Change) {
 		role = mib.RoleManager
 	}
 	n.role.Store(int32(role))
+	n.mgrMu.Lock()
+	if n.parent != nil {
+		n.parent.setActive(role == mib.RoleManager) // only the active manager forwards upward
+	}
+	n.mgrMu.Unlock()
 	n.log.WithFields(logrus.Fields{"role": role.String(), "term": c.Term, "cause": c.Cause.String()}).Info("northbound role")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -374,10 +436,8 @@ func (n *node) stop() error {
 	if n.control != nil {
 		n.control.Close()
 	}
-	if n.farm != nil {
-		if ferr := n.farm.close(); ferr != nil && err == nil {
-			err = ferr
-		}
+	if ferr := n.closeFarm(); ferr != nil && err == nil {
+		err = ferr
 	}
 	n.closeSockets()
 	return err

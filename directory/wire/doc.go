@@ -11,7 +11,8 @@
 //	offset size field
 //	     0    1 version   1; anything else is ErrVersion
 //	     1    1 type      1 UPDATE, 2 SNAPSHOT_REQUEST, 3 SNAPSHOT_CHUNK,
-//	                      4 RESYNC, 5 SYNC (append-only)
+//	                      4 RESYNC, 5 SYNC, 6 LOOKUP, 7 LOOKUP_ANSWER
+//	                      (append-only)
 //	     2    1 level     UPDATE, SYNC: level of the directory the sender
 //	                      feeds (1 = farm); 0 otherwise
 //	     3    1 flags     type-specific; undefined bits are an error
@@ -51,6 +52,23 @@
 // managers); at END the parent drops what it holds inside the unit and
 // did not hear about since BEGIN (gone below while the parent was not
 // listening: a partition, a lost queue, a takeover).
+//
+// LOOKUP (flags 0x01 DOWN: resolve inside the answerer's unit, never
+// climb): id 8 (the asker's, echoed), asker node 4, budget 4 (milliseconds
+// the asker waits), steps 1 (path steps already taken), from Location 16
+// (hops are counted from it), key length 2 (1..MaxKey), key. A child
+// manager sends it up to its parent's managers; a parent sends it as an
+// rmtp request to one child unit's manager.
+//
+// LOOKUP_ANSWER (flags 0x01 FAILED): id 8, asker 4, error length 2
+// (≤ MaxErrorText, UTF-8), error, hits 2 (≤ MaxHits), unresolved 2
+// (≤ MaxHits), steps 1 (≤ MaxSteps), then the hits and unresolved
+// summaries × {id 4, location 16, size 8, incarnation 8, seq 8, expiry 8,
+// stored 8 (Unix milliseconds), down 1 (0 or 1), hops 1}, then the steps
+// × {node 4, level 1, unit 16, via 1 (1 self, 2 parent, 3 child), hits 2,
+// summaries 2, error length 2, error}. A parent answers a climbing child
+// down to the whole group (the asker picks its own by asker and id); a
+// child answers a parent's request by rmtp reply.
 //
 // Every count is checked against its cap and against the bytes left before
 // anything is allocated; trailing bytes are an error; encodings are

@@ -42,3 +42,5 @@ func FuzzSnapshotRequest(f *testing.F) { fuzzCodec(f, "SnapshotRequest") }
 func FuzzSnapshotChunk(f *testing.F)   { fuzzCodec(f, "SnapshotChunk") }
 func FuzzResync(f *testing.F)          { fuzzCodec(f, "Resync") }
 func FuzzSync(f *testing.F)            { fuzzCodec(f, "Sync") }
+func FuzzLookupQuery(f *testing.F)     { fuzzCodec(f, "LookupQuery") }
+func FuzzLookupAnswer(f *testing.F)    { fuzzCodec(f, "LookupAnswer") }

@@ -62,6 +62,8 @@ const (
 	TypeSnapshotChunk   Type = 3
 	TypeResync          Type = 4
 	TypeSync            Type = 5
+	TypeLookup          Type = 6
+	TypeLookupAnswer    Type = 7
 )
 
 func (t Type) String() string {
@@ -76,6 +78,10 @@ func (t Type) String() string {
 		return "RESYNC"
 	case TypeSync:
 		return "SYNC"
+	case TypeLookup:
+		return "LOOKUP"
+	case TypeLookupAnswer:
+		return "LOOKUP_ANSWER"
 	}
 	return fmt.Sprintf("Type(%d)", uint8(t))
 }

@@ -131,6 +131,17 @@ func (a AgentX) EffectiveTimeout() time.Duration {
 // RMTP configures the reliable multicast transport of the group this node
 // is in: an SE's farm, or the group a manager manages.
 type RMTP struct {
+	// Mode is how this node's own group is reached: "multicast" on a LAN
+	// (a farm, or the SM farm of the managers inside a data center, Fig 4)
+	// or "unicast" (a level-3 or level-4 manager whose child managers sit
+	// in other data centers or CDNs: every datagram goes to each of Peers,
+	// with the same header, ACK/NAK, abort and authentication).
+	Mode ParentMode `toml:"mode"`
+	// Listen and Peers (unicast mode): this node's own "udp:host:port" and
+	// every other member's (the other managers of this level and the
+	// child managers' rmtp.parent.listen addresses).
+	Listen Addr   `toml:"listen"`
+	Peers  []Addr `toml:"peers"`
 	// Interface is joined and used for sending; "lo" keeps everything on
 	// the host (DESIGN.md §4). Use the farm LAN's interface in production.
 	Interface string `toml:"interface"`
@@ -284,6 +295,7 @@ func Default() *Config {
 			PingInterval: D(5 * time.Second),
 		},
 		RMTP: RMTP{
+			Mode:              ParentMulticast,
 			Interface:         "lo",
 			Group:             "239.255.77.1",
 			ManagerGroup:      "239.255.77.2",

@@ -14,6 +14,9 @@ const (
 	MaxSNMPMessage = 65507 // largest UDP payload over IPv4
 	MaxTrapSinks   = 32
 	MaxUnicastPeer = 64
+	// MaxGroupPeers caps rmtp.peers: a unicast group sends every
+	// datagram to each member, so its size is what one send costs.
+	MaxGroupPeers  = 256
 	MaxWeightLimit = 1000 // smSeWeight is Unsigned32 (0..1000)
 	MaxRMTPMessage = 64 << 20
 	MaxDisplayLen  = 255 // DisplayString SIZE (0..255)
@@ -190,13 +193,32 @@ func (c *Config) validateAgentX(v *validator) {
 
 func (c *Config) validateRMTP(v *validator) {
 	r := c.RMTP
-	v.ifName("rmtp.interface", r.Interface)
-	v.multicastGroup("rmtp.group", r.Group)
-	v.multicastGroup("rmtp.manager_group", r.ManagerGroup)
-	if r.Group != "" && r.Group == r.ManagerGroup {
-		v.add("rmtp.manager_group", "must differ from rmtp.group: SEs must not receive upward traffic")
+	switch r.Mode {
+	case ParentMulticast:
+		v.ifName("rmtp.interface", r.Interface)
+		v.multicastGroup("rmtp.group", r.Group)
+		v.multicastGroup("rmtp.manager_group", r.ManagerGroup)
+		if r.Group != "" && r.Group == r.ManagerGroup {
+			v.add("rmtp.manager_group", "must differ from rmtp.group: SEs must not receive upward traffic")
+		}
+		v.intRange("rmtp.port", r.Port, 1, 65535)
+		if !r.Listen.IsZero() || len(r.Peers) > 0 {
+			v.add("rmtp.listen", "only in unicast mode (rmtp.mode = \"unicast\"); a multicast group needs no peer list")
+		}
+	case ParentUnicast:
+		if r.Listen.IsZero() {
+			v.add("rmtp.listen", "required in unicast mode: this node's own \"udp:host:port\"")
+		}
+		v.network("rmtp.listen", r.Listen, NetUDP)
+		if len(r.Peers) == 0 || len(r.Peers) > MaxGroupPeers {
+			v.add("rmtp.peers", "unicast mode needs 1..%d members, got %d", MaxGroupPeers, len(r.Peers))
+		}
+		for _, a := range r.Peers {
+			v.network("rmtp.peers", a, NetUDP)
+		}
+	default:
+		v.add("rmtp.mode", "must be \"multicast\" or \"unicast\", got %q", r.Mode)
 	}
-	v.intRange("rmtp.port", r.Port, 1, 65535)
 	v.intRange("rmtp.ttl", r.TTL, 1, 255)
 	switch {
 	case r.KeyFile == "" && !r.Insecure:
@@ -245,7 +267,7 @@ func (c *Config) validateRMTP(v *validator) {
 			v.add("rmtp.parent.manager_group", "must differ from rmtp.parent.group")
 		}
 		for _, g := range []string{p.Group, p.ManagerGroup} {
-			if g != "" && (g == r.Group || g == r.ManagerGroup) && p.Port == r.Port {
+			if g != "" && r.Mode == ParentMulticast && (g == r.Group || g == r.ManagerGroup) && p.Port == r.Port {
 				v.add("rmtp.parent.group", "the parent link must not share a group and port with this node's own group (%s:%d)", g, p.Port)
 				break
 			}
@@ -255,6 +277,9 @@ func (c *Config) validateRMTP(v *validator) {
 			v.add("rmtp.parent.listen", "required in unicast mode: this node's own \"udp:host:port\"")
 		}
 		v.network("rmtp.parent.listen", p.Listen, NetUDP)
+		if !p.Listen.IsZero() && r.Mode == ParentUnicast && p.Listen == r.Listen {
+			v.add("rmtp.parent.listen", "must differ from rmtp.listen: the parent link is a second endpoint")
+		}
 		if len(p.Peers) == 0 || len(p.Peers) > MaxUnicastPeer {
 			v.add("rmtp.parent.peers", "unicast mode needs 1..%d parent managers, got %d", MaxUnicastPeer, len(p.Peers))
 		}

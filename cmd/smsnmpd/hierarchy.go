@@ -1,0 +1,229 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/directory"
+	"github.com/smsnmpd/smsnmpd/fanout"
+	fwire "github.com/smsnmpd/smsnmpd/fanout/wire"
+	"github.com/smsnmpd/smsnmpd/internal/config"
+	"github.com/smsnmpd/smsnmpd/internal/hoststat"
+	"github.com/smsnmpd/smsnmpd/rmtp"
+)
+
+// parentLink is a level 1..3 manager's membership in its parent level's
+// group (DESIGN.md §4, §7): a second rmtp endpoint, role Engine there,
+// over the data center's SM farm (multicast) or unicast to the parent's
+// managers. On it run the Forwarder (this level's directory going up by
+// the level's policy; only while this manager is active), the lookup
+// Uplink (climbing, and answering the parent's downward questions), and a
+// Responder, so the parent's management operations reach this manager as
+// they reach an SE.
+type parentLink struct {
+	tr    rmtp.Transport
+	ep    *rmtp.Endpoint
+	demux *fanout.Demux
+	resp  *fanout.Responder
+	fw    *directory.Forwarder
+	up    *directory.Uplink
+
+	mu     sync.Mutex
+	active bool
+}
+
+// startParentLink joins the parent level's group. tree is what the
+// parent's management operations see of this manager; term numbers the
+// forwarder's re-announcements (the own level's rmtp term, which grows at
+// every takeover).
+func startParentLink(cfg *config.Config, dir *directory.Manager, tree *agent.Tree, term func() uint64, log logrus.FieldLogger) (*parentLink, error) {
+	p := cfg.RMTP.Parent
+	log = log.WithField("link", "parent")
+	var policy directory.Policy
+	switch cfg.Directory.Forward {
+	case config.ForwardSummary:
+		policy = directory.PolicySummary
+	case config.ForwardNone:
+		policy = directory.PolicyNone
+	default:
+		policy = directory.PolicyFull
+	}
+	l := &parentLink{}
+	var err error
+	switch p.Mode {
+	case config.ParentMulticast:
+		down, err1 := groupAddr(p.Group, p.Port)
+		up, err2 := groupAddr(p.ManagerGroup, p.Port)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("rmtp.parent: %w", err)
+		}
+		l.tr, err = rmtp.ListenMulticast(rmtp.MulticastConfig{Interface: p.Interface, Down: down, Up: up,
+			TTL: cfg.RMTP.TTL, ReadBuffer: cfg.RMTP.RecvBuffer, Logger: log})
+	case config.ParentUnicast:
+		l.tr, err = listenUnicast("rmtp.parent", p.Listen, p.Peers, cfg.RMTP.RecvBuffer, log)
+	default:
+		return nil, fmt.Errorf("rmtp.parent.mode %q has no link", p.Mode)
+	}
+	if err != nil {
+		return nil, err
+	}
+	keys, err := rmtpKeys(cfg)
+	if err != nil {
+		l.tr.Close()
+		return nil, err
+	}
+	// The parent's engine table shows this manager's numbers, as it
+	// shows an SE's: its host's load and bytes, its directory's size.
+	host := &hoststat.Reader{}
+	hello := func() []byte {
+		info := fwire.EngineInfo{ContentCount: uint64(dir.Store().Count())}
+		if ld, err := host.Load(); err == nil {
+			info.Load = ld.One
+		}
+		if n, err := host.Net(); err == nil {
+			info.BytesOut = n.TxBytes
+		}
+		return fwire.AppendEngineInfo(nil, info)
+	}
+	l.ep, err = rmtp.New(l.tr, rmtpConfig(cfg, rmtp.Engine, cfg.Node.Level, keys, hello, log))
+	if err != nil {
+		l.tr.Close()
+		return nil, fmt.Errorf("rmtp.parent: %w", err)
+	}
+	l.demux = fanout.NewDemux(l.ep)
+	l.resp, err = fanout.NewResponder(l.ep, l.demux.Channel(fanout.DefaultChannel), fanout.ResponderConfig{
+		Tree: tree, ReservationTTL: cfg.Fanout.ReservationTTL.Duration,
+		ReplyCacheTTL: cfg.Fanout.ReplyCacheTTL.Duration, ReplyCacheSize: cfg.Fanout.ReplyCacheSize, Logger: log,
+	})
+	if err != nil {
+		l.close()
+		return nil, err
+	}
+	l.fw, err = directory.NewForwarder(l.ep, dir.Store(), directory.ForwarderConfig{
+		Policy: policy,
+		Epoch:  func() uint64 { return term() << 32 },
+		Resync: l.demux.Channel(directory.ChannelUpdates),
+		Logger: log,
+	})
+	if err != nil {
+		l.close()
+		return nil, fmt.Errorf("directory forwarder: %w", err)
+	}
+	l.up = directory.NewUplink(l.ep, l.demux.Channel(directory.ChannelLookup), directory.LinkConfig{Logger: log})
+	log.WithFields(logrus.Fields{"mode": string(p.Mode), "forward": policy.String()}).Info("parent link up")
+	return l, nil
+}
+
+// setActive starts or stops forwarding: only the active manager of a
+// level forwards upward; a takeover re-announces the whole directory.
+func (l *parentLink) setActive(active bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.active == active {
+		return
+	}
+	l.active = active
+	l.fw.SetActive(active)
+}
+
+func (l *parentLink) close() error {
+	var errs []error
+	if l.up != nil {
+		errs = append(errs, l.up.Close())
+	}
+	if l.fw != nil {
+		errs = append(errs, l.fw.Close())
+	}
+	if l.resp != nil {
+		errs = append(errs, l.resp.Close())
+	}
+	if l.demux != nil {
+		l.demux.Close()
+	}
+	if l.ep != nil {
+		errs = append(errs, l.ep.Close())
+	}
+	if l.tr != nil {
+		errs = append(errs, l.tr.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// listenUnicast opens rmtp over unicast UDP (between LANs): listen is this
+// node's address, peers every other member's. Host names are resolved
+// once, at start.
+func listenUnicast(key string, listen config.Addr, peers []config.Addr, rcvbuf int, log logrus.FieldLogger) (rmtp.Transport, error) {
+	la, err := resolveUDP(listen)
+	if err != nil {
+		return nil, fmt.Errorf("%s.listen: %w", key, err)
+	}
+	var ps []netip.AddrPort
+	for _, a := range peers {
+		pa, err := resolveUDP(a)
+		if err != nil {
+			return nil, fmt.Errorf("%s.peers: %w", key, err)
+		}
+		ps = append(ps, pa)
+	}
+	u, err := rmtp.ListenUnicast(rmtp.UnicastConfig{Listen: la, Peers: ps, ReadBuffer: rcvbuf, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return u, nil
+}
+
+func resolveUDP(a config.Addr) (netip.AddrPort, error) {
+	ua, err := net.ResolveUDPAddr("udp4", a.Address())
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// lookups wires a manager's resolver: its own store, the parent level
+// through the parent link, child units through its own group.
+type lookups struct {
+	res  *directory.Resolver
+	down *directory.Downlink
+}
+
+func startLookups(cfg *config.Config, farm *southbound, parent *parentLink, log logrus.FieldLogger) (*lookups, error) {
+	lk := &lookups{}
+	rc := directory.ResolverConfig{Node: cfg.Node.ID, Store: farm.dir.Store()}
+	if parent != nil {
+		rc.Parent = parent.up
+	}
+	if cfg.Node.Level > 1 {
+		lk.down = directory.NewDownlink(farm.ep, farm.demux.Channel(directory.ChannelLookup), farm.dir.ChildNode,
+			directory.LinkConfig{Logger: log})
+		rc.Child = lk.down.Child
+	}
+	res, err := directory.NewResolver(rc)
+	if err != nil {
+		if lk.down != nil {
+			lk.down.Close()
+		}
+		return nil, err
+	}
+	lk.res = res
+	if parent != nil {
+		parent.up.Serve(res)
+	}
+	if lk.down != nil {
+		lk.down.Serve(res)
+	}
+	return lk, nil
+}
+
+func (lk *lookups) close() {
+	if lk.down != nil {
+		lk.down.Close()
+	}
+}
