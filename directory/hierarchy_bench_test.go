@@ -164,16 +164,18 @@ func lanLevel(u directory.Location) int {
 }
 
 // BenchmarkHierarchyLookup: a lookup from an SE's farm manager by how far
-// it climbs, with the resolvers of the tree calling each other in process
-// (no network: the cost of the library per level; cmd adds one round
-// trip per step of the path).
+// it climbs, over rmtp between the levels (LOOKUP up, answers down,
+// requests to a child unit's manager; memnet, no loss), against the same
+// lookup with the resolvers calling each other in process (the library's
+// own cost per level), alternating in the same run: "rmtp-µs" and
+// "inproc-µs" are means, "rmtp/inproc" their ratio.
 func BenchmarkHierarchyLookup(b *testing.B) {
-	tr := buildTree(b, 3, 2, 2, memnet.Faults{}, func(c uint32) directory.Policy {
+	tr := buildTreeLinks(b, 3, 2, 2, memnet.Faults{}, func(c uint32) directory.Policy {
 		if c == 3 {
 			return directory.PolicyFull
 		}
 		return directory.PolicySummary
-	}, nil, nil)
+	}, nil, nil, true)
 	for _, s := range tr.ses {
 		for i := range 100 {
 			if err := s.pub.Add(directory.Entry{Key: hkey(s.loc, i)}); err != nil {
@@ -198,13 +200,26 @@ func BenchmarkHierarchyLookup(b *testing.B) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			ctx := context.Background()
+			var over, in time.Duration
 			for range b.N {
-				res, err := l1.res.Lookup(ctx, c.key, asker.loc)
-				if err != nil || len(res.Hits) != 1 || len(res.Path) != c.path {
-					b.Fatalf("%+v %v", res, err)
+				for _, r := range []*directory.Resolver{l1.res, l1.local} {
+					start := time.Now()
+					res, err := r.Lookup(ctx, c.key, asker.loc)
+					d := time.Since(start)
+					if err != nil || len(res.Hits) != 1 || len(res.Path) != c.path {
+						b.Fatalf("%+v %v", res, err)
+					}
+					if r == l1.res {
+						over += d
+					} else {
+						in += d
+					}
 				}
 			}
 			b.ReportMetric(float64(c.path), "nodes-asked")
+			b.ReportMetric(float64(over.Microseconds())/float64(b.N), "rmtp-µs")
+			b.ReportMetric(float64(in.Microseconds())/float64(b.N), "inproc-µs")
+			b.ReportMetric(float64(over)/float64(max(in, 1)), "rmtp/inproc")
 		})
 	}
 }

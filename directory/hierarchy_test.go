@@ -57,6 +57,9 @@ type tnode struct {
 	m     *directory.Manager
 	fw    *directory.Forwarder
 	res   *directory.Resolver
+	// local resolves with the other nodes' resolvers called in process
+	// (the baseline of lookups over rmtp); res itself when !tree.links.
+	local *directory.Resolver
 	dead  bool
 }
 
@@ -173,6 +176,11 @@ func (tr *tree) addManager(level directory.Level, unit directory.Location) *tnod
 	}
 	rc := directory.ResolverConfig{Node: uint32(nd.ep.Node()), Store: m.Store(),
 		Parent: tr.parentPeer(level, unit), Child: tr.childPeer}
+	local, err := directory.NewResolver(rc)
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	nd.local = local
 	var uplink *directory.Uplink
 	var downlink *directory.Downlink
 	if tr.links {
@@ -183,7 +191,8 @@ func (tr *tree) addManager(level directory.Level, unit directory.Location) *tnod
 			rc.Parent = uplink
 		}
 		if level > directory.LevelFarm {
-			downlink = directory.NewDownlink(nd.ep, ownDemux.Channel(directory.ChannelLookup), m.ChildNode, directory.LinkConfig{Logger: testLogger(tr.t)})
+			downlink = directory.NewDownlink(nd.ep, ownDemux.Channel(directory.ChannelLookup), m.ChildNode,
+				directory.LinkConfig{Answering: nd.ep.Active, Logger: testLogger(tr.t)})
 			tr.t.Cleanup(func() { downlink.Close() })
 			rc.Child = downlink.Child
 		}
@@ -231,7 +240,7 @@ func (tr *tree) parentPeer(level directory.Level, unit directory.Location) direc
 		if nd == nil {
 			return directory.Resolution{}, fmt.Errorf("no active manager of %v", pu)
 		}
-		return nd.res.Resolve(ctx, q)
+		return nd.local.Resolve(ctx, q)
 	})
 }
 
@@ -240,7 +249,7 @@ func (tr *tree) childPeer(unit directory.Location) (directory.Peer, bool) {
 	if nd == nil {
 		return nil, false
 	}
-	return nd.res, true
+	return nd.local, true
 }
 
 // buildTree: cdns × dcs × 1 farm × ses, one manager per unit, plus a

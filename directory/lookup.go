@@ -24,7 +24,18 @@ const (
 	DefaultMaxLookups = 64
 	// maxServeBudget caps the time a peer may ask this node to spend.
 	maxServeBudget = 5 * time.Second
+	// answerTimeout bounds the delivery of one answer to every member.
+	answerTimeout = time.Second
 )
+
+// transferBudget is how long a LOOKUP may be repaired: the query's
+// deadline, or the default question timeout.
+func transferBudget(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return min(max(time.Until(dl), time.Millisecond), maxServeBudget)
+	}
+	return DefaultAskTimeout
+}
 
 // Lookup link errors.
 var (
@@ -38,14 +49,14 @@ var (
 // endpoint where it is a member, role Engine, of the parent's group).
 type UplinkEndpoint interface {
 	Start(ctx context.Context, ch uint8, dest rmtp.Dest, payload []byte) (*rmtp.Transfer, error)
-	Reply(ctx context.Context, req *rmtp.Message, payload []byte) (rmtp.Report, error)
+	StartReply(ctx context.Context, req *rmtp.Message, payload []byte) (*rmtp.Transfer, error)
 	Node() rmtp.NodeID
 }
 
 // DownlinkEndpoint is what a parent manager needs of rmtp on its own
 // group, where its child units' managers are members.
 type DownlinkEndpoint interface {
-	Sender
+	Start(ctx context.Context, ch uint8, dest rmtp.Dest, payload []byte) (*rmtp.Transfer, error)
 	Request(ctx context.Context, ch uint8, payload []byte, targets []rmtp.NodeID) (rmtp.Report, error)
 	Node() rmtp.NodeID
 }
@@ -53,7 +64,12 @@ type DownlinkEndpoint interface {
 // LinkConfig configures an Uplink or a Downlink.
 type LinkConfig struct {
 	MaxLookups int // in flight each way (default DefaultMaxLookups)
-	Logger     logrus.FieldLogger
+	// Answering, for a Downlink: whether this manager answers its
+	// children's LOOKUPs now (nil: always). Pass the active manager's
+	// test, so a backup does not double every lookup climbing the tree;
+	// the asker's deadline covers a takeover.
+	Answering func() bool
+	Logger    logrus.FieldLogger
 }
 
 // Uplink is a child manager's lookup side of its parent link: Resolve
@@ -69,6 +85,7 @@ type Uplink struct {
 	self uint32
 
 	mu      sync.Mutex
+	closed  bool
 	next    uint64
 	waiting map[uint64]chan wire.LookupAnswer
 
@@ -94,10 +111,15 @@ func NewUplink(ep UplinkEndpoint, in Inbox, cfg LinkConfig) *Uplink {
 // Resolve implements Peer: it asks the parent level.
 func (u *Uplink) Resolve(ctx context.Context, q Query) (Resolution, error) {
 	u.mu.Lock()
-	if len(u.waiting) >= u.cfg.MaxLookups {
+	switch {
+	case u.closed:
+		u.mu.Unlock()
+		return Resolution{Key: q.Key, Hits: []Hit{}}, ErrClosed
+	case len(u.waiting) >= u.cfg.MaxLookups:
 		u.mu.Unlock()
 		return Resolution{Key: q.Key, Hits: []Hit{}}, ErrBusy
 	}
+	u.wg.Add(1) // the LOOKUP's delivery, below
 	u.next++
 	id := u.next
 	ch := make(chan wire.LookupAnswer, 1)
@@ -108,15 +130,27 @@ func (u *Uplink) Resolve(ctx context.Context, q Query) (Resolution, error) {
 		delete(u.waiting, id)
 		u.mu.Unlock()
 	}()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // also ends the LOOKUP's repairs once answered
 	b, err := wire.AppendLookupQuery(nil, queryToWire(ctx, q, id, u.self))
 	if err != nil {
+		u.wg.Done()
 		return Resolution{Key: q.Key, Hits: []Hit{}}, err
 	}
-	if _, err := u.ep.Start(ctx, ChannelLookup, rmtp.Up, b); err != nil {
+	// The LOOKUP is delivered to every parent manager even when the
+	// first one's answer ends the wait: cutting it short would leave a
+	// gap in this link's stream that the others must wait out. Its
+	// repairs end with the query's own deadline.
+	tctx, tcancel := context.WithTimeout(u.ctx, transferBudget(ctx))
+	t, err := u.ep.Start(tctx, ChannelLookup, rmtp.Up, b)
+	if err != nil {
+		tcancel()
+		u.wg.Done()
 		return Resolution{Key: q.Key, Hits: []Hit{}}, fmt.Errorf("directory: asking the parent level: %w", err)
 	}
+	go func() {
+		defer u.wg.Done()
+		defer tcancel()
+		_, _ = t.Wait()
+	}()
 	select {
 	case a := <-ch:
 		return answerFromWire(q.Key, &a)
@@ -178,11 +212,19 @@ func (u *Uplink) handle(msg *rmtp.Message, local Peer) {
 		u.wg.Add(1)
 		go func() {
 			defer u.wg.Done()
-			defer func() { <-u.sem }()
 			ctx, cancel := serveContext(u.ctx, q.Budget)
-			defer cancel()
 			b := answer(ctx, local, &q)
-			if _, err := u.ep.Reply(ctx, msg, b); err != nil && u.ctx.Err() == nil {
+			cancel()
+			// As a Downlink's answers: the slot is free once the reply is
+			// queued; its repairs have a deadline of their own.
+			rctx, rcancel := context.WithTimeout(u.ctx, answerTimeout)
+			defer rcancel()
+			t, err := u.ep.StartReply(rctx, msg, b)
+			<-u.sem
+			if err == nil {
+				_, err = t.Wait()
+			}
+			if err != nil && u.ctx.Err() == nil {
 				u.log.WithError(err).Debug("directory: answering the parent level's lookup")
 			}
 		}()
@@ -192,6 +234,9 @@ func (u *Uplink) handle(msg *rmtp.Message, local Peer) {
 // Close stops the link's goroutines; lookups waiting fail with ErrClosed.
 func (u *Uplink) Close() error {
 	u.once.Do(func() {
+		u.mu.Lock()
+		u.closed = true
+		u.mu.Unlock()
 		u.cancel()
 		u.wg.Wait()
 	})
@@ -279,6 +324,9 @@ func (d *Downlink) Serve(local Peer) {
 			if msg.Kind != rmtp.KindData || msg.Dest != rmtp.Up {
 				continue
 			}
+			if d.cfg.Answering != nil && !d.cfg.Answering() {
+				continue
+			}
 			q, err := wire.ParseLookupQuery(msg.Payload)
 			if err != nil || q.Asker != uint32(msg.From) {
 				continue // malformed, or naming someone else as the asker
@@ -292,11 +340,23 @@ func (d *Downlink) Serve(local Peer) {
 			d.wg.Add(1)
 			go func() {
 				defer d.wg.Done()
-				defer func() { <-d.sem }()
 				ctx, cancel := serveContext(d.ctx, q.Budget)
-				defer cancel()
 				b := answer(ctx, local, &q)
-				if _, err := d.ep.Send(ctx, ChannelLookup, rmtp.Down, b); err != nil && d.ctx.Err() == nil {
+				cancel()
+				// The answer goes to every member (the asker picks it by
+				// id) with a deadline of its own (resolving may have used
+				// the whole budget; an answer cut short would leave a gap
+				// in this group's stream). The asker has it as soon as it
+				// arrives: the slot is free once it is queued, and only the
+				// repairs wait for the other members' acknowledgements.
+				sctx, scancel := context.WithTimeout(d.ctx, answerTimeout)
+				defer scancel()
+				t, err := d.ep.Start(sctx, ChannelLookup, rmtp.Down, b)
+				<-d.sem
+				if err == nil {
+					_, err = t.Wait()
+				}
+				if err != nil && d.ctx.Err() == nil {
 					d.log.WithError(err).Debug("directory: answering a child level's lookup")
 				}
 			}()

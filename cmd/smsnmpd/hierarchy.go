@@ -201,8 +201,10 @@ func startLookups(cfg *config.Config, farm *southbound, parent *parentLink, log 
 		rc.Parent = parent.up
 	}
 	if cfg.Node.Level > 1 {
+		// Only the active manager answers its children: a backup would
+		// double every lookup climbing the tree.
 		lk.down = directory.NewDownlink(farm.ep, farm.demux.Channel(directory.ChannelLookup), farm.dir.ChildNode,
-			directory.LinkConfig{Logger: log})
+			directory.LinkConfig{Answering: farm.ep.Active, Logger: log})
 		rc.Child = lk.down.Child
 	}
 	res, err := directory.NewResolver(rc)
