@@ -60,6 +60,7 @@ type tnode struct {
 	// local resolves with the other nodes' resolvers called in process
 	// (the baseline of lookups over rmtp); res itself when !tree.links.
 	local *directory.Resolver
+	link  *directory.Uplink // with tree.links
 	dead  bool
 }
 
@@ -189,6 +190,7 @@ func (tr *tree) addManager(level directory.Level, unit directory.Location) *tnod
 			uplink = directory.NewUplink(nd.up, upDemux.Channel(directory.ChannelLookup), directory.LinkConfig{Logger: testLogger(tr.t)})
 			tr.t.Cleanup(func() { uplink.Close() })
 			rc.Parent = uplink
+			nd.link = uplink
 		}
 		if level > directory.LevelFarm {
 			downlink = directory.NewDownlink(nd.ep, ownDemux.Channel(directory.ChannelLookup), m.ChildNode,
@@ -601,5 +603,11 @@ func TestLookupLinksOverRmtp(t *testing.T) {
 	l1.cut.cut.Store(false)
 	if err != nil || len(res.Hits) != 0 || len(res.Path) != 2 || res.Path[1].Error == "" {
 		t.Fatalf("cut off: %+v, %v", res, err)
+	}
+	if st := l1.link.Stats(); st.Asked < 3 || st.AskFailed < 1 {
+		t.Fatalf("level-1 uplink counters %+v", st)
+	}
+	if st := tr.active(directory.Location{CDN: 2}).link.Stats(); st.Served < 1 || st.Failed != 0 {
+		t.Fatalf("level-3 uplink (answering level 4's downward question) counters %+v", st)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -45,6 +46,25 @@ var (
 	ErrRemote = errors.New("directory: lookup failed at another level")
 )
 
+// LinkStats are a lookup link's totals.
+type LinkStats struct {
+	Asked     uint64 // lookups this node sent over the link
+	AskFailed uint64 // of those: no answer by the deadline, or a refusal
+	Served    uint64 // lookups from the other side answered
+	Failed    uint64 // of those: answered with an error
+	Dropped   uint64 // not answered: too many in flight
+}
+
+// linkCounters are the atomics behind LinkStats.
+type linkCounters struct {
+	asked, askFailed, served, failed, dropped atomic.Uint64
+}
+
+func (c *linkCounters) stats() LinkStats {
+	return LinkStats{Asked: c.asked.Load(), AskFailed: c.askFailed.Load(), Served: c.served.Load(),
+		Failed: c.failed.Load(), Dropped: c.dropped.Load()}
+}
+
 // UplinkEndpoint is what a child manager's parent link needs of rmtp (the
 // endpoint where it is a member, role Engine, of the parent's group).
 type UplinkEndpoint interface {
@@ -83,6 +103,7 @@ type Uplink struct {
 	cfg  LinkConfig
 	log  logrus.FieldLogger
 	self uint32
+	n    linkCounters
 
 	mu      sync.Mutex
 	closed  bool
@@ -109,7 +130,13 @@ func NewUplink(ep UplinkEndpoint, in Inbox, cfg LinkConfig) *Uplink {
 }
 
 // Resolve implements Peer: it asks the parent level.
-func (u *Uplink) Resolve(ctx context.Context, q Query) (Resolution, error) {
+func (u *Uplink) Resolve(ctx context.Context, q Query) (res Resolution, err error) {
+	u.n.asked.Add(1)
+	defer func() {
+		if err != nil {
+			u.n.askFailed.Add(1)
+		}
+	}()
 	u.mu.Lock()
 	switch {
 	case u.closed:
@@ -206,6 +233,7 @@ func (u *Uplink) handle(msg *rmtp.Message, local Peer) {
 		select {
 		case u.sem <- struct{}{}:
 		default:
+			u.n.dropped.Add(1)
 			u.log.Warn("directory: lookup from the parent level dropped: too many in flight")
 			return
 		}
@@ -213,7 +241,7 @@ func (u *Uplink) handle(msg *rmtp.Message, local Peer) {
 		go func() {
 			defer u.wg.Done()
 			ctx, cancel := serveContext(u.ctx, q.Budget)
-			b := answer(ctx, local, &q)
+			b := answer(ctx, local, &q, &u.n)
 			cancel()
 			// As a Downlink's answers: the slot is free once the reply is
 			// queued; its repairs have a deadline of their own.
@@ -230,6 +258,9 @@ func (u *Uplink) handle(msg *rmtp.Message, local Peer) {
 		}()
 	}
 }
+
+// Stats returns the link's totals.
+func (u *Uplink) Stats() LinkStats { return u.n.stats() }
 
 // Close stops the link's goroutines; lookups waiting fail with ErrClosed.
 func (u *Uplink) Close() error {
@@ -252,6 +283,7 @@ type Downlink struct {
 	cfg      LinkConfig
 	log      logrus.FieldLogger
 	children func(unit Location) (rmtp.NodeID, bool)
+	n        linkCounters
 
 	sem    chan struct{}
 	ctx    context.Context
@@ -287,7 +319,13 @@ type childPeer struct {
 	node rmtp.NodeID
 }
 
-func (c childPeer) Resolve(ctx context.Context, q Query) (Resolution, error) {
+func (c childPeer) Resolve(ctx context.Context, q Query) (res Resolution, err error) {
+	c.d.n.asked.Add(1)
+	defer func() {
+		if err != nil {
+			c.d.n.askFailed.Add(1)
+		}
+	}()
 	fail := Resolution{Key: q.Key, Hits: []Hit{}}
 	b, err := wire.AppendLookupQuery(nil, queryToWire(ctx, q, 0, uint32(c.d.ep.Node())))
 	if err != nil {
@@ -334,6 +372,7 @@ func (d *Downlink) Serve(local Peer) {
 			select {
 			case d.sem <- struct{}{}:
 			default:
+				d.n.dropped.Add(1)
 				d.log.Warn("directory: lookup from a child level dropped: too many in flight")
 				continue
 			}
@@ -341,7 +380,7 @@ func (d *Downlink) Serve(local Peer) {
 			go func() {
 				defer d.wg.Done()
 				ctx, cancel := serveContext(d.ctx, q.Budget)
-				b := answer(ctx, local, &q)
+				b := answer(ctx, local, &q, &d.n)
 				cancel()
 				// The answer goes to every member (the asker picks it by
 				// id) with a deadline of its own (resolving may have used
@@ -364,6 +403,9 @@ func (d *Downlink) Serve(local Peer) {
 	}()
 }
 
+// Stats returns the link's totals.
+func (d *Downlink) Stats() LinkStats { return d.n.stats() }
+
 // Close stops the link's goroutines.
 func (d *Downlink) Close() error {
 	d.once.Do(func() {
@@ -385,11 +427,13 @@ func serveContext(parent context.Context, budgetMs uint32) (context.Context, con
 
 // answer resolves q locally and encodes the answer (never fails: an
 // error becomes a FAILED answer, cut to the caps).
-func answer(ctx context.Context, local Peer, q *wire.LookupQuery) []byte {
+func answer(ctx context.Context, local Peer, q *wire.LookupQuery, n *linkCounters) []byte {
 	res, err := local.Resolve(ctx, Query{Key: q.Key, From: q.From, Down: q.Down, Steps: int(q.Steps)})
 	a := wire.LookupAnswer{ID: q.ID, Asker: q.Asker}
+	n.served.Add(1)
 	if err != nil {
 		a.Failed, a.Error = true, err.Error()
+		n.failed.Add(1)
 	}
 	a.Hits = hitsToWire(res.Hits)
 	a.Unresolved = hitsToWire(res.Unresolved)
