@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -404,4 +405,115 @@ func TestCheckKeyFile(t *testing.T) {
 	if err := CheckKeyFile(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing key: %v", err)
 	}
+}
+
+// TestHierarchyExampleIsWired: the 4-level example in etc/hierarchy
+// validates, and its links agree: every parent link names managers of the
+// level above whose unit contains the child, every unicast group lists
+// the links that point at it, multicast links use the parent's groups,
+// and node ids are unique.
+func TestHierarchyExampleIsWired(t *testing.T) {
+	files, err := filepath.Glob("../../etc/hierarchy/*.toml")
+	if err != nil || len(files) < 8 {
+		t.Fatalf("etc/hierarchy: %v %v", files, err)
+	}
+	type node struct {
+		file string
+		c    *Config
+	}
+	var nodes []node
+	ids := map[uint32]string{}
+	for _, f := range files {
+		if err := Check(f); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		c, err := Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if other, dup := ids[c.Node.ID]; dup {
+			t.Errorf("%s and %s share node.id %d", f, other, c.Node.ID)
+		}
+		ids[c.Node.ID] = f
+		nodes = append(nodes, node{filepath.Base(f), c})
+	}
+	// contains: is child's unit inside parent's (level of parent)?
+	contains := func(parent, child *Config) bool {
+		p, ch := parent.Node, child.Node
+		switch parent.Node.Level {
+		case 4:
+			return true
+		case 3:
+			return p.CDN == ch.CDN
+		case 2:
+			return p.CDN == ch.CDN && p.DataCenter == ch.DataCenter
+		}
+		return p.CDN == ch.CDN && p.DataCenter == ch.DataCenter && p.Farm == ch.Farm
+	}
+	parentsOf := func(child *Config, level int) []node {
+		var out []node
+		for _, n := range nodes {
+			if n.c.Node.Role == RoleManager && n.c.Node.Level == level && contains(n.c, child) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	for _, n := range nodes {
+		c := n.c
+		if c.Node.Role == RoleSE {
+			ps := parentsOf(c, 1)
+			if len(ps) == 0 {
+				t.Errorf("%s: no level-1 manager of its farm", n.file)
+			}
+			for _, p := range ps {
+				if p.c.RMTP.Group != c.RMTP.Group || p.c.RMTP.Port != c.RMTP.Port {
+					t.Errorf("%s: farm group differs from %s's", n.file, p.file)
+				}
+			}
+			continue
+		}
+		ps := parentsOf(c, c.Node.Level+1)
+		switch c.RMTP.Parent.Mode {
+		case ParentNone:
+			if c.Node.Level < 4 {
+				t.Errorf("%s: level %d without a parent link", n.file, c.Node.Level)
+			}
+		case ParentMulticast:
+			for _, p := range ps {
+				if p.c.RMTP.Mode != ParentMulticast || p.c.RMTP.Group != c.RMTP.Parent.Group ||
+					p.c.RMTP.ManagerGroup != c.RMTP.Parent.ManagerGroup || p.c.RMTP.Port != c.RMTP.Parent.Port {
+					t.Errorf("%s: parent link is not %s's group", n.file, p.file)
+				}
+			}
+		case ParentUnicast:
+			var want []string
+			for _, p := range ps {
+				want = append(want, p.c.RMTP.Listen.String())
+				found := false
+				for _, a := range p.c.RMTP.Peers {
+					found = found || a == c.RMTP.Parent.Listen
+				}
+				if !found {
+					t.Errorf("%s: rmtp.peers lacks %s's parent link %v", p.file, n.file, c.RMTP.Parent.Listen)
+				}
+			}
+			var got []string
+			for _, a := range c.RMTP.Parent.Peers {
+				got = append(got, a.String())
+			}
+			if len(ps) > 0 && !slices.Equal(sortedCopy(got), sortedCopy(want)) {
+				t.Errorf("%s: rmtp.parent.peers %v, want the parent managers %v", n.file, got, want)
+			}
+		}
+		if c.Node.Level < 4 && len(ps) == 0 {
+			t.Errorf("%s: no manager of level %d above it", n.file, c.Node.Level+1)
+		}
+	}
+}
+
+func sortedCopy(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }
