@@ -156,7 +156,7 @@ func NewForwarder(up Sender, store *Store, cfg ForwarderConfig) (*Forwarder, err
 		cfg.Epoch = func() uint64 { return uint64(time.Now().UnixNano()) }
 	}
 	f := &Forwarder{cfg: cfg, s: up, store: store, level: sc.Level + 1, unit: sc.Unit,
-		log:   discard(cfg.Logger).WithFields(logrus.Fields{"unit": sc.Unit.String(), "level": sc.Level}),
+		log:   discard(cfg.Logger).WithFields(logrus.Fields{"unit": sc.Unit.String(), "dir_level": sc.Level.String()}),
 		items: make(map[fwdKey]*fwdItem), counts: make(map[string]int), wake: make(chan struct{}, 1)}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	if cfg.Policy == PolicyNone {

@@ -166,7 +166,9 @@ func (r *Resolver) Resolve(ctx context.Context, q Query) (Resolution, error) {
 			return res, err
 		}
 		if err != nil && len(sub.Path) == 0 {
-			sub.Path = []Step{{Level: r.lvl + 1, Error: err.Error()}}
+			// Which parent manager failed is unknown (the question went to
+			// all of them); the unit says where.
+			sub.Path = []Step{{Level: r.lvl + 1, Unit: (r.lvl + 1).Unit(r.unit), Error: err.Error()}}
 		}
 		if len(sub.Path) > 0 {
 			sub.Path[0].Via = "parent"

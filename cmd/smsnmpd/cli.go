@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,27 +88,13 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	keys := fs.Args()
-	if *from != "" {
-		more, err := readKeys(*from)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return exitUsage
-		}
-		keys = append(keys, more...)
-	}
-	if len(keys) == 0 {
-		fmt.Fprintf(stderr, "usage: smsnmpd %s [flags] KEY... (smsnmpd %s -h)\n", name, name)
-		return exitUsage
-	}
 	path, err := sf.path()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitConfig
 	}
 	total := 0
-	for start := 0; start < len(keys); start += maxPublishBatch {
-		batch := keys[start:min(start+maxPublishBatch, len(keys))]
+	send := func(batch []string) error {
 		a := publishArgs{Engine: uint32(*engine)}
 		if remove {
 			a.Keys = batch
@@ -117,12 +104,29 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), control.IOTimeout)
+		defer cancel()
 		var res publishResult
 		err := control.Call(ctx, path, name, a, &res)
-		cancel()
 		total += res.Accepted
-		if err != nil {
+		return err
+	}
+	keys := fs.Args()
+	if len(keys) == 0 && *from == "" {
+		fmt.Fprintf(stderr, "usage: smsnmpd %s [flags] KEY... (smsnmpd %s -h)\n", name, name)
+		return exitUsage
+	}
+	for start := 0; start < len(keys); start += maxPublishBatch {
+		if err := send(keys[start:min(start+maxPublishBatch, len(keys))]); err != nil {
 			fmt.Fprintf(stderr, "smsnmpd %s: %v (%d accepted)\n", name, err, total)
+			return exitFail
+		}
+	}
+	if *from != "" {
+		if err := streamKeys(*from, send); err != nil {
+			fmt.Fprintf(stderr, "smsnmpd %s: %v (%d accepted)\n", name, err, total)
+			if errors.Is(err, errKeysInput) {
+				return exitUsage
+			}
 			return exitFail
 		}
 	}
@@ -137,26 +141,86 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 // maxKeysFile bounds what -from reads.
 const maxKeysFile = 64 << 20
 
-func readKeys(name string) ([]string, error) {
+// errKeysInput marks a failure to read -from (not to publish).
+var errKeysInput = errors.New("reading keys")
+
+// streamKeys reads keys, one per line ("#" comments and blank lines
+// skipped), and hands them to send in batches of at most maxPublishBatch:
+// a batch goes when it is full, when the input pauses (a pipe feeding
+// keys as content arrives is published as it goes, not at EOF), and at
+// the end.
+func streamKeys(name string, send func([]string) error) error {
 	var r io.Reader = os.Stdin
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("%w: %w", errKeysInput, err)
 		}
 		defer f.Close()
 		r = f
 	}
-	var keys []string
-	sc := bufio.NewScanner(io.LimitReader(r, maxKeysFile))
-	sc.Buffer(make([]byte, 64<<10), 64<<10)
-	for sc.Scan() {
-		if k := strings.TrimSpace(sc.Text()); k != "" && !strings.HasPrefix(k, "#") {
-			keys = append(keys, k)
+	lines := make(chan string, maxPublishBatch)
+	readErr := make(chan error, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(io.LimitReader(r, maxKeysFile))
+		sc.Buffer(make([]byte, 64<<10), 64<<10)
+		for sc.Scan() {
+			k := strings.TrimSpace(sc.Text())
+			if k == "" || strings.HasPrefix(k, "#") {
+				continue
+			}
+			select {
+			case lines <- k:
+			case <-stop:
+				return
+			}
+		}
+		readErr <- sc.Err()
+	}()
+	var batch []string
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := send(batch)
+		batch = nil
+		return err
+	}
+	pause := time.NewTimer(time.Hour)
+	defer pause.Stop()
+	for {
+		select {
+		case k, ok := <-lines:
+			if !ok {
+				if err := flush(); err != nil {
+					return err
+				}
+				if err := <-readErr; err != nil {
+					return fmt.Errorf("%w: %w", errKeysInput, err)
+				}
+				return nil
+			}
+			batch = append(batch, k)
+			if len(batch) == maxPublishBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			pause.Reset(streamPause)
+		case <-pause.C:
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
-	return keys, sc.Err()
 }
+
+// streamPause is how long the input may pause before the keys read so
+// far are sent.
+const streamPause = 20 * time.Millisecond
 
 // lookup asks a manager where a key is.
 func lookup(args []string, stdout, stderr io.Writer) int {
@@ -189,6 +253,11 @@ func lookup(args []string, stdout, stderr io.Writer) int {
 		printHits(stdout, res)
 	}
 	if len(res.Hits) == 0 {
+		for _, s := range res.Path {
+			if s.Error != "" {
+				return exitPartial
+			}
+		}
 		return exitFail // a miss is a failure for scripts: `smsnmpd lookup K && ...`
 	}
 	return exitOK
@@ -211,7 +280,11 @@ func printHits(w io.Writer, res lookupResult) {
 	if len(res.Path) > 1 || len(res.Path) == 1 && res.Path[0].Error != "" {
 		fmt.Fprintln(w, "path:")
 		for _, s := range res.Path {
-			line := fmt.Sprintf("  %-6s level %d node %d: %d hit(s), %d summary(ies)", s.Via, s.Level, s.Node, s.Hits, s.Summaries)
+			node := "?" // a level that did not answer: any of its managers
+			if s.Node != 0 {
+				node = strconv.FormatUint(uint64(s.Node), 10)
+			}
+			line := fmt.Sprintf("  %-6s level %d node %s: %d hit(s), %d summary(ies)", s.Via, s.Level, node, s.Hits, s.Summaries)
 			if s.Error != "" {
 				line += "  error: " + s.Error
 			}

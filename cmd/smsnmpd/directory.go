@@ -222,7 +222,7 @@ func startDirectory(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, 
 		}
 		cctx, ccancel := context.WithTimeout(ctx, time.Minute)
 		defer ccancel()
-		rep, err := m.CatchUp(cctx)
+		_, err := m.CatchUp(cctx) // the directory logs the transfer
 		switch {
 		case errors.Is(err, directory.ErrNoDonor):
 			if err := m.RequestResync(cctx); err != nil && ctx.Err() == nil {
@@ -232,9 +232,6 @@ func startDirectory(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, 
 			if ctx.Err() == nil {
 				log.WithError(err).Warn("directory: catch-up failed; the SEs' updates keep arriving")
 			}
-		default:
-			log.WithFields(logrus.Fields{"donor": rep.Donor, "records": rep.Records, "bytes": rep.Bytes, "elapsed": rep.Elapsed.String()}).
-				Info("directory: caught up by state transfer")
 		}
 	}()
 	return m, cancel, nil

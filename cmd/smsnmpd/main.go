@@ -35,6 +35,9 @@ const (
 	exitFail   = 1 // runtime failure
 	exitUsage  = 2 // bad command line
 	exitConfig = 3 // bad configuration: nothing was started
+	// exitPartial: lookup found nothing, but a level did not answer, so
+	// the miss is not certain (a partition, a manager down).
+	exitPartial = 4
 )
 
 func main() {
