@@ -24,7 +24,12 @@
 //     farm operations smAggregate, smEngineProxy and smAllEngines, each
 //     northbound request one fan-out transaction;
 //     Manager.RegisterEngineContext for the per-engine contexts "se<N>";
-//     EngineNotification and friends for the notifications.
+//     EngineNotification and friends for the notifications;
+//   - a manager or backup of any level: RegisterForwarding
+//     (smDirectoryHierarchy: the directory's forwarding to the level above
+//     and the lookups answered for other levels, from the caller's
+//     snapshot of directory.Forwarder and the lookup links; noParent(4)
+//     where there is no level above).
 //
 // Decisions the MIB documents and this package implements:
 //

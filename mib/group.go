@@ -9,14 +9,16 @@ import (
 )
 
 // groupHandler serves scalars that come from one snapshot (the transport
-// counters): a request reads it once, however many of them it asks for,
-// so the values of one request are consistent with each other.
+// counters, the forwarding statistics): a request reads it once, however
+// many of them it asks for, so the values of one request are consistent
+// with each other. A read error fails the request (genErr): the snapshot
+// held a value the MIB cannot express.
 type groupHandler struct {
 	insts []smi.OID // instance OIDs (object.0), sorted
-	read  func() []smi.Value
+	read  func() ([]smi.Value, error)
 }
 
-func newGroupHandler(objs []ID, read func() []smi.Value) *groupHandler {
+func newGroupHandler(objs []ID, read func() ([]smi.Value, error)) *groupHandler {
 	h := &groupHandler{read: read}
 	for _, id := range objs {
 		h.insts = append(h.insts, id.OID().Append(0))
@@ -42,7 +44,10 @@ func (h *groupHandler) Get(_ context.Context, names []smi.OID) ([]smi.Value, err
 			continue
 		}
 		if vals == nil {
-			vals = h.read()
+			var err error
+			if vals, err = h.read(); err != nil {
+				return nil, err
+			}
 		}
 		out[i] = vals[k]
 	}
@@ -59,7 +64,10 @@ func (h *groupHandler) GetNext(_ context.Context, ranges []agent.Range) ([]smi.V
 			continue
 		}
 		if vals == nil {
-			vals = h.read()
+			var err error
+			if vals, err = h.read(); err != nil {
+				return nil, err
+			}
 		}
 		out[i] = smi.VarBind{Name: h.insts[k], Value: vals[k]}
 	}

@@ -122,6 +122,11 @@ func TestManagerTreeWalk(t *testing.T) {
 		Term: func() uint64 { return 4 }}); err != nil {
 		t.Fatal(err)
 	}
+	if err := mib.RegisterForwarding(tree, mib.ForwardingConfig{Stats: func() mib.ForwardingStats {
+		return mib.ForwardingStats{Policy: mib.ForwardFull, Active: true, Ops: 1}
+	}}); err != nil {
+		t.Fatal(err)
+	}
 	vbs := walk(t, tree, mib.SmMIB.OID(), 1000)
 	if len(vbs) < 50 {
 		t.Fatalf("walk of smMIB: only %d varbinds", len(vbs))

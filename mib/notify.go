@@ -48,14 +48,10 @@ type TransferAborted struct {
 
 // TransferAbortedNotification returns smTransferAborted.
 func TransferAbortedNotification(t TransferAborted) (trapOID smi.OID, vbs []smi.VarBind) {
-	complete := int32(2) // TruthValue false
-	if t.Complete {
-		complete = 1
-	}
 	return SmTransferAborted.OID(), []smi.VarBind{
 		{Name: SmTransferSender.OID().Append(0), Value: smi.Gauge32(t.Sender)},
 		{Name: SmTransferMessageID.OID().Append(0), Value: smi.Counter64(t.MessageID)},
-		{Name: SmTransferComplete.OID().Append(0), Value: smi.Integer(complete)},
+		{Name: SmTransferComplete.OID().Append(0), Value: truthValue(t.Complete)},
 		{Name: SmTransportAborts.OID().Append(0), Value: smi.Counter64(t.Aborts)},
 	}
 }

@@ -85,6 +85,17 @@ const (
 	SmDirectoryVersion
 	SmDirectoryAge
 	SmDirectoryTableLimit
+	SmDirectoryHierarchy
+	SmDirectoryForwardPolicy
+	SmDirectoryForwardActive
+	SmDirectoryForwardPending
+	SmDirectoryForwardOps
+	SmDirectoryForwardBytes
+	SmDirectoryForwardRetries
+	SmDirectoryForwardOverflows
+	SmDirectoryForwardResyncs
+	SmDirectoryLookups
+	SmDirectoryLookupFailures
 
 	SmTransportSent
 	SmTransportReceived
@@ -127,6 +138,7 @@ const (
 	SmTransportGroup
 	SmNotifyObjectsGroup
 	SmNotificationGroup
+	SmHierarchyGroup
 
 	numIDs
 )
@@ -334,6 +346,19 @@ var defs = [numIDs]def{
 	SmDirectoryAge:        column("smDirectoryAge", SmDirectoryEntry, 8, synGauge, ReadOnly),
 	SmDirectoryTableLimit: scalar("smDirectoryTableLimit", SmDirectory, 3, synGauge, ReadOnly),
 
+	SmDirectoryHierarchy: node("smDirectoryHierarchy", SmDirectory, 4),
+	SmDirectoryForwardPolicy: scalar("smDirectoryForwardPolicy", SmDirectoryHierarchy, 1, Syntax{Type: smi.TypeInteger,
+		Enum: []Enum{{"full", 1}, {"summary", 2}, {"none", 3}, {"noParent", 4}}}, ReadOnly),
+	SmDirectoryForwardActive:    scalar("smDirectoryForwardActive", SmDirectoryHierarchy, 2, synTruthValue, ReadOnly),
+	SmDirectoryForwardPending:   scalar("smDirectoryForwardPending", SmDirectoryHierarchy, 3, synGauge, ReadOnly),
+	SmDirectoryForwardOps:       scalar("smDirectoryForwardOps", SmDirectoryHierarchy, 4, synCounter64, ReadOnly),
+	SmDirectoryForwardBytes:     scalar("smDirectoryForwardBytes", SmDirectoryHierarchy, 5, synCounter64, ReadOnly),
+	SmDirectoryForwardRetries:   scalar("smDirectoryForwardRetries", SmDirectoryHierarchy, 6, synCounter64, ReadOnly),
+	SmDirectoryForwardOverflows: scalar("smDirectoryForwardOverflows", SmDirectoryHierarchy, 7, synCounter64, ReadOnly),
+	SmDirectoryForwardResyncs:   scalar("smDirectoryForwardResyncs", SmDirectoryHierarchy, 8, synCounter64, ReadOnly),
+	SmDirectoryLookups:          scalar("smDirectoryLookups", SmDirectoryHierarchy, 9, synCounter64, ReadOnly),
+	SmDirectoryLookupFailures:   scalar("smDirectoryLookupFailures", SmDirectoryHierarchy, 10, synCounter64, ReadOnly),
+
 	SmTransportSent:              scalar("smTransportSent", SmTransport, 1, synCounter64, ReadOnly),
 	SmTransportReceived:          scalar("smTransportReceived", SmTransport, 2, synCounter64, ReadOnly),
 	SmTransportRetransmits:       scalar("smTransportRetransmits", SmTransport, 3, synCounter64, ReadOnly),
@@ -375,6 +400,7 @@ var defs = [numIDs]def{
 	SmTransportGroup:     kind("smTransportGroup", SmGroups, 6, KindGroup),
 	SmNotifyObjectsGroup: kind("smNotifyObjectsGroup", SmGroups, 7, KindGroup),
 	SmNotificationGroup:  kind("smNotificationGroup", SmGroups, 8, KindGroup),
+	SmHierarchyGroup:     kind("smHierarchyGroup", SmGroups, 9, KindGroup),
 }
 
 // oids holds every row's full OID, computed once from defs and never

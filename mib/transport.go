@@ -44,13 +44,13 @@ func RegisterTransport(tree *agent.Tree, counters func() rmtp.Counters) error {
 	for i, o := range transportObjects {
 		ids[i] = o.id
 	}
-	h := newGroupHandler(ids, func() []smi.Value {
+	h := newGroupHandler(ids, func() ([]smi.Value, error) {
 		c := counters()
 		out := make([]smi.Value, len(transportObjects))
 		for i, o := range transportObjects {
 			out[i] = smi.Counter64(o.get(&c))
 		}
-		return out
+		return out, nil
 	})
 	return tree.Register(SmTransport.OID(), h)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agentx"
 	"github.com/smsnmpd/smsnmpd/agent/v2c"
+	"github.com/smsnmpd/smsnmpd/directory"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/control"
@@ -201,21 +202,55 @@ func (n *node) startHierarchy() error {
 	if err != nil {
 		return err
 	}
+	n.mgrMu.Lock()
 	n.lookups = lk
+	n.mgrMu.Unlock()
 	return nil
+}
+
+// forwardingStats is smDirectoryHierarchy: the parent link's forwarder
+// and the lookups answered for other levels.
+func (n *node) forwardingStats() mib.ForwardingStats {
+	st := mib.ForwardingStats{Policy: mib.ForwardNoParent}
+	n.mgrMu.Lock()
+	p, lk := n.parent, n.lookups
+	n.mgrMu.Unlock()
+	var links []directory.LinkStats
+	if p != nil {
+		switch n.cfg.Directory.Forward {
+		case config.ForwardSummary:
+			st.Policy = mib.ForwardSummary
+		case config.ForwardNone:
+			st.Policy = mib.ForwardNone
+		default:
+			st.Policy = mib.ForwardFull
+		}
+		fs := p.fw.Stats()
+		st.Active, st.Pending, st.Ops, st.Bytes = fs.Active, uint64(max(fs.Pending, 0)), fs.Ops, fs.Bytes
+		st.Retries, st.Overflows, st.Resyncs = fs.Retries, fs.Overflows, fs.Resyncs
+		links = append(links, p.up.Stats())
+	}
+	if lk != nil && lk.down != nil {
+		links = append(links, lk.down.Stats())
+	}
+	for _, l := range links {
+		st.Lookups += l.Served + l.Dropped
+		st.LookupFailures += l.Failed + l.Dropped
+	}
+	return st
 }
 
 // closeFarm stops what runs on rmtp: the resolver, the parent link, the
 // farm side.
 func (n *node) closeFarm() error {
-	if n.lookups != nil {
-		n.lookups.close()
-	}
 	var errs []error
 	n.mgrMu.Lock()
-	p := n.parent
-	n.parent = nil
+	p, lk := n.parent, n.lookups
+	n.parent, n.lookups = nil, nil
 	n.mgrMu.Unlock()
+	if lk != nil {
+		lk.close()
+	}
 	if p != nil {
 		errs = append(errs, p.close())
 	}
@@ -247,6 +282,9 @@ func (n *node) registerFarmMIB() error {
 			return err
 		}
 		if err := mib.RegisterDirectory(t, mib.DirectoryConfig{Source: directoryRows{n.farm.dir}, Limit: n.cfg.Directory.SNMPMaxRows}); err != nil {
+			return err
+		}
+		if err := mib.RegisterForwarding(t, mib.ForwardingConfig{Stats: n.forwardingStats}); err != nil {
 			return err
 		}
 	}

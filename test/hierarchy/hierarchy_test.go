@@ -337,6 +337,17 @@ func checkFailover(tr *tree, m *model) {
 	se := tr.node(seID(failoverCDN, failoverDC, 2))
 	l3, l4 := tr.node(l3ID(failoverCDN)), tr.node(l4ID)
 	waitLog(t, sm, 5*time.Second, `msg="northbound role"`, "role=manager")
+	// Only the active manager of a level forwards upward, and says so in
+	// smDirectoryForwardActive (TruthValue: 1 true, 2 false).
+	const fwdActive = ".1.3.6.1.4.1.8072.9999.9999.42.1.7.4.2.0"
+	for _, c := range []struct {
+		n    *node
+		want string
+	}{{sm, "1"}, {bsm, "2"}} {
+		if got, err := tr.snmpGet(c.n, fwdActive); err != nil || got != c.want {
+			t.Errorf("smDirectoryForwardActive.0 on %s = %q (%v), want %s", c.n.name(), got, err, c.want)
+		}
+	}
 
 	// 300 keys at about 100 per second, 5 per publish call; the SM dies
 	// after the first 100.
@@ -406,6 +417,9 @@ func checkFailover(tr *tree, m *model) {
 		converged.Sub(killed).Round(time.Millisecond), converged.Sub(streamEnd).Round(time.Millisecond),
 		stall.Round(time.Millisecond), stallAt.Sub(killed).Round(time.Millisecond))
 	tr.verifyLocal(m, []*node{bsm, l3, l4}, keys)
+	if got, err := tr.snmpGet(bsm, fwdActive); err != nil || got != "1" {
+		t.Errorf("smDirectoryForwardActive.0 on %s after the takeover = %q (%v), want 1", bsm.name(), got, err)
+	}
 
 	// The farm's lookups climb through the new active manager.
 	from := tr.node(l1ID(failoverCDN, failoverDC))

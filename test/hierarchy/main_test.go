@@ -46,9 +46,9 @@ func requireRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		skip("needs root: it builds network namespaces, bridges and a router")
 	}
-	for _, tool := range []string{"ip", "nft"} {
+	for _, tool := range []string{"ip", "nft", "snmpget"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			skip(tool + " not installed (iproute2, nftables; test/deps/install.sh installs them)")
+			skip(tool + " not installed (iproute2, nftables, snmp; test/deps/install.sh installs them)")
 		}
 	}
 }

@@ -426,6 +426,24 @@ func tailBytes(b []byte, max int) string {
 	return "[...]\n" + string(b)
 }
 
+// snmpGet reads one OID (numeric) from a manager's built-in agent with
+// net-snmp's snmpget, run inside the manager's namespace; it returns the
+// value as snmpget prints it after "= TYPE: ".
+func (tr *tree) snmpGet(n *node, oid string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", n.ns, "snmpget", "-v2c", "-c", "public", "-On", "-Oe",
+		"-t", "1", "-r", "2", fmt.Sprintf("%s:%d", n.ip, snmpPort), oid).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("snmpget %s on %s: %w: %s", oid, n.name(), err, out)
+	}
+	s := strings.TrimSpace(string(out))
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		return s[i+2:], nil
+	}
+	return s, nil
+}
+
 // cli runs an smsnmpd CLI command against n's control socket from the root
 // namespace (a unix socket is not isolated by network namespaces). err is
 // set only when the command could not run or was killed at its deadline;
