@@ -34,10 +34,28 @@ type southbound struct {
 
 	content *contentSide       // SE: its published entries
 	dir     *directory.Manager // manager: the directory of its level
-	dirStop context.CancelFunc
 	elector *election.Elector // manager: active or backup
-	elStop  context.CancelFunc
-	elDone  chan struct{}
+
+	stops teardown // what started, stopped in reverse by close
+}
+
+// teardown stops what a node started, last started first: a component
+// is pushed as soon as it runs, so a failure halfway through start-up
+// stops exactly what had started.
+type teardown []func() error
+
+func (t *teardown) push(stop func() error) { *t = append(*t, stop) }
+
+// pushClose pushes a Close that returns nothing.
+func (t *teardown) pushClose(stop func()) { t.push(func() error { stop(); return nil }) }
+
+func (t *teardown) run() error {
+	var errs []error
+	for i := len(*t) - 1; i >= 0; i-- {
+		errs = append(errs, (*t)[i]())
+	}
+	*t = nil
+	return errors.Join(errs...)
 }
 
 // rmtpEndpoint opens the farm's multicast groups and the endpoint on them.
@@ -168,7 +186,10 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 	if err != nil {
 		return nil, err
 	}
+	s.stops.push(s.tr.Close)
+	s.stops.push(s.ep.Close) // sends a graceful leave
 	s.demux = fanout.NewDemux(s.ep)
+	s.stops.pushClose(s.demux.Close)
 	var la *fanout.LocalAgent
 	if !cfg.SE.LocalAgent.Address.IsZero() {
 		ap, err := netip.ParseAddrPort(cfg.SE.LocalAgent.Address.Address())
@@ -189,6 +210,7 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 	}
 	resp.Store(r)
 	s.resp = r
+	s.stops.push(r.Close)
 	c, err := startContent(cfg, s.ep, s.demux, log)
 	if err != nil {
 		s.close()
@@ -196,6 +218,7 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 	}
 	content.Store(c)
 	s.content = c
+	s.stops.pushClose(c.close)
 	return s, nil
 }
 
@@ -210,7 +233,10 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 	if err != nil {
 		return nil, err
 	}
+	s.stops.push(s.tr.Close)
+	s.stops.push(s.ep.Close) // sends a graceful leave
 	s.demux = fanout.NewDemux(s.ep)
+	s.stops.pushClose(s.demux.Close)
 	s.coord, err = fanout.NewCoordinator(s.ep, s.demux.Channel(fanout.DefaultChannel), fanout.CoordinatorConfig{
 		Deadline: cfg.Fanout.ReadDeadline.Duration, PhaseDeadline: cfg.Fanout.SetPhaseDeadline.Duration,
 		SnapshotTTL: cfg.Fanout.WalkCacheTTL.Duration, SnapshotMemory: cfg.Fanout.WalkCacheMax,
@@ -220,11 +246,15 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 		s.close()
 		return nil, err
 	}
-	s.dir, s.dirStop, err = startDirectory(cfg, s.ep, s.demux, log)
+	s.stops.push(s.coord.Close)
+	var dirStop context.CancelFunc
+	s.dir, dirStop, err = startDirectory(cfg, s.ep, s.demux, log)
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("directory: %w", err)
 	}
+	s.stops.push(s.dir.Close)
+	s.stops.pushClose(dirStop)
 	floor, save, err := termStore(cfg.Node.StateDir)
 	if err != nil {
 		s.close()
@@ -243,12 +273,12 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.elStop = cancel
-	s.elDone = make(chan struct{})
+	done := make(chan struct{})
 	go func() {
-		defer close(s.elDone)
+		defer close(done)
 		_ = el.Run(ctx)
 	}()
+	s.stops.pushClose(func() { cancel(); <-done })
 	s.elector = el
 	return s, nil
 }
@@ -270,35 +300,4 @@ func termStore(stateDir string) (uint64, func(uint64) error, error) {
 	return floor, save, nil
 }
 
-func (s *southbound) close() error {
-	var errs []error
-	if s.elStop != nil {
-		s.elStop()
-		<-s.elDone
-	}
-	if s.content != nil {
-		s.content.close()
-	}
-	if s.dirStop != nil {
-		s.dirStop()
-	}
-	if s.dir != nil {
-		errs = append(errs, s.dir.Close())
-	}
-	if s.resp != nil {
-		errs = append(errs, s.resp.Close())
-	}
-	if s.coord != nil {
-		errs = append(errs, s.coord.Close())
-	}
-	if s.demux != nil {
-		s.demux.Close()
-	}
-	if s.ep != nil {
-		errs = append(errs, s.ep.Close()) // sends a graceful leave
-	}
-	if s.tr != nil {
-		errs = append(errs, s.tr.Close())
-	}
-	return errors.Join(errs...)
-}
+func (s *southbound) close() error { return s.stops.run() }

@@ -33,6 +33,7 @@ type parentLink struct {
 	resp  *fanout.Responder
 	fw    *directory.Forwarder
 	up    *directory.Uplink
+	stops teardown
 
 	mu     sync.Mutex
 	active bool
@@ -73,9 +74,10 @@ func startParentLink(cfg *config.Config, dir *directory.Manager, tree *agent.Tre
 	if err != nil {
 		return nil, err
 	}
+	l.stops.push(l.tr.Close)
 	keys, err := rmtpKeys(cfg)
 	if err != nil {
-		l.tr.Close()
+		l.close()
 		return nil, err
 	}
 	// The parent's engine table shows this manager's numbers, as it
@@ -93,10 +95,12 @@ func startParentLink(cfg *config.Config, dir *directory.Manager, tree *agent.Tre
 	}
 	l.ep, err = rmtp.New(l.tr, rmtpConfig(cfg, rmtp.Engine, cfg.Node.Level, keys, hello, log))
 	if err != nil {
-		l.tr.Close()
+		l.close()
 		return nil, fmt.Errorf("rmtp.parent: %w", err)
 	}
+	l.stops.push(l.ep.Close)
 	l.demux = fanout.NewDemux(l.ep)
+	l.stops.pushClose(l.demux.Close)
 	l.resp, err = fanout.NewResponder(l.ep, l.demux.Channel(fanout.DefaultChannel), fanout.ResponderConfig{
 		Tree: tree, ReservationTTL: cfg.Fanout.ReservationTTL.Duration,
 		ReplyCacheTTL: cfg.Fanout.ReplyCacheTTL.Duration, ReplyCacheSize: cfg.Fanout.ReplyCacheSize, Logger: log,
@@ -105,6 +109,7 @@ func startParentLink(cfg *config.Config, dir *directory.Manager, tree *agent.Tre
 		l.close()
 		return nil, err
 	}
+	l.stops.push(l.resp.Close)
 	l.fw, err = directory.NewForwarder(l.ep, dir.Store(), directory.ForwarderConfig{
 		Policy: policy,
 		Epoch:  func() uint64 { return term() << 32 },
@@ -115,7 +120,9 @@ func startParentLink(cfg *config.Config, dir *directory.Manager, tree *agent.Tre
 		l.close()
 		return nil, fmt.Errorf("directory forwarder: %w", err)
 	}
+	l.stops.push(l.fw.Close)
 	l.up = directory.NewUplink(l.ep, l.demux.Channel(directory.ChannelLookup), directory.LinkConfig{Logger: log})
+	l.stops.push(l.up.Close)
 	log.WithFields(logrus.Fields{"mode": string(p.Mode), "forward": policy.String()}).Info("parent link up")
 	return l, nil
 }
@@ -132,28 +139,7 @@ func (l *parentLink) setActive(active bool) {
 	l.fw.SetActive(active)
 }
 
-func (l *parentLink) close() error {
-	var errs []error
-	if l.up != nil {
-		errs = append(errs, l.up.Close())
-	}
-	if l.fw != nil {
-		errs = append(errs, l.fw.Close())
-	}
-	if l.resp != nil {
-		errs = append(errs, l.resp.Close())
-	}
-	if l.demux != nil {
-		l.demux.Close()
-	}
-	if l.ep != nil {
-		errs = append(errs, l.ep.Close())
-	}
-	if l.tr != nil {
-		errs = append(errs, l.tr.Close())
-	}
-	return errors.Join(errs...)
-}
+func (l *parentLink) close() error { return l.stops.run() }
 
 // listenUnicast opens rmtp over unicast UDP (between LANs): listen is this
 // node's address, peers every other member's. Host names are resolved
