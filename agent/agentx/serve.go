@@ -2,11 +2,34 @@ package agentx
 
 import (
 	"context"
+	"time"
 
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agentx/pdu"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
+
+// handlerCtx is the context handlers get: it ends with the session, or
+// at its deadline when the session's watchdog cancels it (within one
+// inlineBudget tick) with cause context.DeadlineExceeded. It replaces a
+// context.WithTimeout per request, whose runtime timer woke a second
+// thread on most requests (see session.watchdog). Err reports
+// DeadlineExceeded as a timer context would; contexts derived from it see
+// Canceled from Err and DeadlineExceeded from context.Cause.
+type handlerCtx struct {
+	context.Context // a cancelCtx child of the session's context
+	deadline        time.Time
+}
+
+func (c *handlerCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c *handlerCtx) Err() error {
+	err := c.Context.Err()
+	if err != nil && context.Cause(c.Context) == context.DeadlineExceeded {
+		return context.DeadlineExceeded
+	}
+	return err
+}
 
 func (s *session) tree(p *pdu.Packet) *agent.Tree {
 	name := ""
@@ -29,10 +52,8 @@ func ranges(rs []pdu.SearchRange) []agent.Range {
 
 // serve executes one request and returns the encoded response, or nil for
 // CleanupSet, which has none.
-func (s *session) serve(p *pdu.Packet) []byte {
+func (s *session) serve(ctx context.Context, p *pdu.Packet) []byte {
 	tree := s.tree(p)
-	ctx, cancel := context.WithTimeout(s.ctx, s.a.cfg.HandlerTimeout)
-	defer cancel()
 	tx := agent.TxID{Session: p.SessionID, Transaction: p.TransactionID}
 	var (
 		vbs []smi.VarBind
@@ -89,7 +110,7 @@ func (s *session) serve(p *pdu.Packet) []byte {
 		s.a.st.failed.Add(1)
 		s.log.WithError(err).WithField("pdu", p.Type.String()).Debug("agentx request failed")
 	}
-	b, err := pdu.Encode(&pdu.Packet{Header: responseHeader(p.Header), PDU: resp})
+	b, err := pdu.Append(make([]byte, 0, responseSizeHint(resp.VarBinds)), &pdu.Packet{Header: responseHeader(p.Header), PDU: resp})
 	if err != nil {
 		// A handler produced a value its type cannot carry (an INTEGER
 		// beyond 32 bits): answer genErr rather than nothing.
@@ -106,4 +127,14 @@ func starts(rs []pdu.SearchRange) []smi.OID {
 		out[i] = r.Start
 	}
 	return out
+}
+
+// responseSizeHint is about the encoded size of a Response carrying vbs
+// (a little more, never much less), so that encoding it allocates once.
+func responseSizeHint(vbs []smi.VarBind) int {
+	n := pdu.HeaderLength + 8
+	for _, vb := range vbs {
+		n += 16 + 4*len(vb.Name) + len(vb.Value.Bytes) + 4*len(vb.Value.OID)
+	}
+	return n
 }

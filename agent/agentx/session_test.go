@@ -510,3 +510,75 @@ func TestInFlightBound(t *testing.T) {
 		t.Errorf("peak %d running, want 2", p)
 	}
 }
+
+// ctxProbe is a handler that waits for its context to end and records
+// what the context said.
+type ctxProbe struct {
+	deadline atomic.Pointer[time.Time]
+	err      atomic.Pointer[error]
+}
+
+func (p *ctxProbe) Get(ctx context.Context, names []smi.OID) ([]smi.Value, error) {
+	if d, ok := ctx.Deadline(); ok {
+		p.deadline.Store(&d)
+	}
+	<-ctx.Done()
+	err := ctx.Err()
+	p.err.Store(&err)
+	return nil, err
+}
+
+func (p *ctxProbe) GetNext(context.Context, []agent.Range) ([]smi.VarBind, error) { return nil, nil }
+
+// Handlers see Config.HandlerTimeout as their context's deadline, and the
+// context ends there with DeadlineExceeded (the session's watchdog ends
+// it, not a timer per request); the request is answered genErr and the
+// session keeps serving.
+func TestHandlerTimeout(t *testing.T) {
+	m := newFakeMaster(t)
+	probe := &ctxProbe{}
+	tree := agent.NewTree()
+	root := smi.OID{1, 3, 6, 1, 4, 1, 99}
+	tree.Register(root, probe)
+	fast := smi.OID{1, 3, 6, 1, 4, 1, 98}
+	tree.RegisterScalar(fast, agent.Const(smi.Integer(5)))
+	const timeout = 150 * time.Millisecond
+	sa := agentx.New(agentx.Config{Socket: m.socket(), HandlerTimeout: timeout}, treeSet{"": tree}, nil)
+	m.regs = 2
+	runSubagent(t, sa)
+	mc := m.accept(1)
+	sent := time.Now()
+	mc.request(be, 1, 1, &pdu.Get{Ranges: []pdu.SearchRange{{Start: root.Append(0)}}})
+	mc.request(be, 2, 2, &pdu.Get{Ranges: []pdu.SearchRange{{Start: fast.Append(0)}}})
+	if r := mc.readResponse(); r.PacketID != 2 || r.PDU.(*pdu.Response).Error != pdu.NoAgentXError {
+		t.Fatalf("first answer: packet %d %+v, want packet 2 served while 1 waits", r.PacketID, r.PDU)
+	}
+	r := mc.readResponse()
+	resp := r.PDU.(*pdu.Response)
+	if r.PacketID != 1 || resp.Error != pdu.ResponseError(smi.GenErr) || resp.Index != 1 {
+		t.Fatalf("timed-out request: packet %d error %s index %d, want packet 1 genErr index 1", r.PacketID, resp.Error, resp.Index)
+	}
+	if len(resp.VarBinds) != 1 || !resp.VarBinds[0].Name.Equal(root.Append(0)) {
+		t.Errorf("varbinds %v, want the request's name echoed", resp.VarBinds)
+	}
+	if got := time.Since(sent); got < timeout {
+		t.Errorf("answered after %v, before the %v deadline", got, timeout)
+	}
+	d := probe.deadline.Load()
+	if d == nil {
+		t.Fatal("the handler's context has no deadline")
+	}
+	if lo, hi := sent.Add(timeout), time.Now().Add(timeout); d.Before(lo) || d.After(hi) {
+		t.Errorf("deadline %v not about HandlerTimeout after the request (sent %v)", d.Sub(sent), sent)
+	}
+	if err := probe.err.Load(); err == nil || !errors.Is(*err, context.DeadlineExceeded) {
+		t.Errorf("handler saw %v, want context.DeadlineExceeded", err)
+	}
+	mc.request(be, 3, 3, &pdu.Get{Ranges: []pdu.SearchRange{{Start: fast.Append(0)}}})
+	if r := mc.readResponse(); r.PacketID != 3 || r.PDU.(*pdu.Response).Error != pdu.NoAgentXError {
+		t.Errorf("after the timeout: packet %d %+v", r.PacketID, r.PDU)
+	}
+	if st := sa.Stats(); st.Failed != 1 {
+		t.Errorf("Failed = %d, want 1", st.Failed)
+	}
+}
