@@ -34,12 +34,17 @@
 //
 // The timeout of a message is
 //
-//	RTO = max(2×srtt, MinRTO) + (P-1)×spacing [+ size/32 MB/s on the first try]
+//	RTO = max(2×srtt, MinRTO) [+ AckDelay] + (P-1)×spacing [+ ahead/32 MB/s on the first try]
 //
-// doubled per retry, at most MaxRTO and never past the caller's deadline.
-// srtt is the slowest pending member's smoothed RTT (RFC 6298, Karn's
-// rule: no sample from a re-sent message); P is the number of members
-// still pending. spacing is this endpoint's smoothed time between two
+// doubled per retry, at most MaxRTO and never past the caller's deadline;
+// an engine's answer waits at least 2×answerWait (below). srtt is the
+// slowest pending member's smoothed RTT (RFC 6298, Karn's rule: no sample
+// from a re-sent message, nor from one queued behind a burst, which
+// measures the receivers' drain); AckDelay is added when a manager is
+// pending, since managers acknowledge by a vector at most every AckDelay;
+// ahead is the bytes in flight when the message was sent, its own
+// included, which the receivers drain before its last segment; P is the
+// number of members still pending. spacing is this endpoint's smoothed time between two
 // answers to one transfer: N answers converge on one receiver, which
 // reads them one at a time, so the last lands (N-1) spacings after the
 // first whatever the network's RTT. A sample is (last - first) /
@@ -60,6 +65,46 @@
 // message: both were measured; they stretched the 16-receiver 10 % loss
 // test from about 10 s to 15-20 s, and saved only engines' spurious
 // re-sends of responses, which cost a datagram each and no latency.)
+//
+// # Acknowledgements and fan-in
+//
+// An engine acknowledges what it delivered at once, one ACK per batch of
+// datagrams read, to the managers only. A manager's vector goes to every
+// member, so it coalesces: one per AckDelay, with two refinements for a
+// request fanning in. Answers to the manager's own request are held while
+// the request collects; its end (all answered, deadline) arms one vector
+// for all of them, sent within AckDelay or, if the manager sends anything
+// before, ahead of it in the same flush (the next request then wakes
+// every engine once, for both), still at most one vector per AckDelay, so
+// back-to-back short requests share one; when the request's timer fires, the
+// vector goes first, in the same flush as the re-sent request. And a
+// duplicate segment re-arms the vector within AckDelay, not at once, so
+// engines' early re-sends of answers do not each cost the farm a vector.
+//
+// An engine that receives a request again after answering it re-sends its
+// answer if that is still unacknowledged (the manager, having acknowledged
+// what it has just before, lacks it) and otherwise sends nothing: the
+// re-sent request was for other members, and an ACK would not tell the
+// manager anything the answer did not. The manager's timer thus recovers
+// lost answers, one datagram per engine that lacks something. An engine's
+// own timer for an answer is the backstop: at least 2×answerWait, where
+// answerWait rises at once to, and decays slowly from, the time answers
+// took to be acknowledged (every sample: a held answer is acknowledged no
+// sooner than its request completes, however often it was sent).
+//
+// # Receive path
+//
+// UDP reads every datagram waiting, up to 32, with one recvmmsg (sends
+// use sendmmsg); the endpoint checks their tags outside its lock, then
+// handles the batch under one lock and sends what it queued in one flush.
+// On an engine's single socket the datagrams stay in the socket's receive
+// buffers: segments are copied straight into their message, which is
+// allocated once its segment size is known (every segment but the last
+// has the sender's size) and charged in full to the peer's reassembly
+// budget. A socket filter (classic BPF) drops the endpoint's own
+// multicast loopback in the kernel. Arming a timer moves the timer
+// loop's deadline without waking it, and a finished message moves it
+// back, so timers cost a wake-up only when they are due.
 //
 // A request (Request) goes Down; each targeted engine's Reply goes Up and
 // is its acknowledgement. Send, Request and Reply return a Report: who

@@ -96,13 +96,19 @@ type Endpoint struct {
 	backlog     bool
 	smAborts    map[abortKey]*smAbort
 	spacing     time.Duration // fan-in: smoothed time between two answers to one transfer
+	answerWait  time.Duration // smoothed time from sending an answer to its acknowledgement
 	nakDue      time.Time     // earliest NAK timer set since the last scan; zero: none
+	wakeAt      time.Time     // when the timer loop runs next; zero: it is about to
+	ackNow      bool          // send the ACK vector in this flush (an engine delivered something)
+	ackSent     time.Time     // when the last ACK went out
+	retime      bool          // recompute the timer loop's deadline in this flush
 	stats       counters
 	sendFailing atomic.Bool // a streak of send errors was logged
 
 	deliverQ chan *Message
 	events   chan Event
 	kick     chan struct{}
+	timer    *time.Timer // the timer loop's; reset only under mu
 	done     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -161,7 +167,14 @@ func New(tr Transport, cfg Config) (*Endpoint, error) {
 		deliverQ: make(chan *Message, cfg.DeliveryQueue),
 		events:   make(chan Event, eventQueue),
 		kick:     make(chan struct{}, 1),
+		timer:    time.NewTimer(time.Hour),
 		done:     make(chan struct{}),
+	}
+	if sf, ok := tr.(senderFilter); ok {
+		if err := sf.IgnoreSender(e.self, e.inc); err != nil {
+			// Only a cost: handle drops our own datagrams anyway.
+			e.log.WithError(err).Warn("rmtp: cannot filter our own multicast loopback in the kernel")
+		}
 	}
 	e.log.WithFields(logrus.Fields{"incarnation": e.inc, "segment": seg, "insecure": e.keys == nil}).Info("rmtp: endpoint up")
 	e.wg.Add(2)
@@ -223,24 +236,46 @@ func (e *Endpoint) Receive(ctx context.Context) (*Message, error) {
 
 // queue signs a datagram for later sending by unlockAndFlush. Caller holds mu.
 func (e *Endpoint) queue(dest Dest, h wire.Header, body []byte) {
+	e.queueIn(nil, dest, h, body)
+}
+
+// queueIn is queue building the datagram in buf (appended to buf[:0] when
+// it has the room) and returns it; nil if it could not be encoded.
+func (e *Endpoint) queueIn(buf []byte, dest Dest, h wire.Header, body []byte) []byte {
 	h.Node = uint32(e.self)
 	h.Incarnation = e.inc
 	if !h.Type.IsSegment() {
 		e.ctrlSeq++
 		h.MsgID = e.ctrlSeq
 	}
-	b, err := wire.AppendPacket(make([]byte, 0, wire.Overhead+len(body)), h, body)
+	if cap(buf) < wire.Overhead+len(body) {
+		buf = make([]byte, 0, wire.Overhead+len(body))
+	}
+	b, err := wire.AppendPacket(buf[:0], h, body)
 	if err != nil {
 		e.log.WithError(err).Error("rmtp: encoding a datagram")
-		return
+		return nil
 	}
 	e.keys.Sign(b)
 	e.txq = append(e.txq, txItem{dest, b})
+	return b
 }
 
 // unlockAndFlush releases mu and sends what was queued under it, so no
 // system call runs under the lock.
 func (e *Endpoint) unlockAndFlush() {
+	if e.ackNow {
+		e.flushAcks()
+	}
+	if e.retime && !e.closed {
+		// A deadline the timer loop waits for went away: run what is
+		// due here and set the timer to the next real deadline.
+		e.retime = false
+		now := time.Now()
+		next := e.tick(now)
+		e.wakeAt = next
+		e.timer.Reset(max(next.Sub(now), 50*time.Microsecond))
+	}
 	q := e.txq
 	e.txq = nil
 	e.stats.DatagramsSent += uint64(len(q))
@@ -287,6 +322,18 @@ func (e *Endpoint) unlockAndFlush() {
 	}
 }
 
+// wake makes sure the timer loop runs by t. It moves the loop's timer
+// forward when t is before the planned wake-up and otherwise does
+// nothing, so arming a timer (per received segment, per request, per
+// answer) costs no goroutine switch now, only the wake-up at t. Caller
+// holds mu.
+func (e *Endpoint) wake(t time.Time) {
+	if t.Before(e.wakeAt) {
+		e.wakeAt = t
+		e.timer.Reset(max(time.Until(t), 50*time.Microsecond))
+	}
+}
+
 // poke wakes the timer loop to recompute its deadline.
 func (e *Endpoint) poke() {
 	select {
@@ -295,8 +342,57 @@ func (e *Endpoint) poke() {
 	}
 }
 
+// batchReceiver is implemented by transports that hand over every
+// datagram already waiting in one call (UDP's recvmmsg), so that the
+// endpoint takes its lock and flushes its sends once per batch instead of
+// once per datagram. Wrappers of a Transport may forward it.
+type batchReceiver interface {
+	RecvBatch(ds []Datagram) (int, error)
+}
+
+// senderFilter is implemented by transports that can drop this endpoint's
+// own multicast loopback before it is read (UDP's socket filter).
+// Wrappers of a Transport may forward it.
+type senderFilter interface {
+	IgnoreSender(node NodeID, incarnation uint64) error
+}
+
+// borrowingReceiver is RecvBatch whose datagrams stay the transport's:
+// their bytes are valid until its next read, and the endpoint copies what
+// it keeps (segments into their message), which spares copying every
+// datagram out of the receive buffers first. Only UDP's own sockets
+// implement it.
+type borrowingReceiver interface {
+	recvBorrowed(ds []Datagram) (int, error)
+}
+
+// recvBatchLen is the most datagrams the endpoint handles under one lock.
+const recvBatchLen = batchLen
+
 func (e *Endpoint) recvLoop() {
 	defer e.wg.Done()
+	ds := make([]Datagram, recvBatchLen)
+	var os []opened
+	if br, ok := e.tr.(borrowingReceiver); ok {
+		for {
+			n, err := br.recvBorrowed(ds)
+			if err != nil {
+				return
+			}
+			os = e.handleBatch(ds[:n], os, true)
+			clear(ds[:n])
+		}
+	}
+	if br, ok := e.tr.(batchReceiver); ok {
+		for {
+			n, err := br.RecvBatch(ds)
+			if err != nil {
+				return
+			}
+			os = e.handleBatch(ds[:n], os, false)
+			clear(ds[:n])
+		}
+	}
 	for {
 		d, err := e.tr.Recv()
 		if err != nil {
@@ -308,19 +404,22 @@ func (e *Endpoint) recvLoop() {
 
 func (e *Endpoint) timerLoop() {
 	defer e.wg.Done()
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
+	defer e.timer.Stop()
 	for {
 		e.mu.Lock()
 		if e.closed {
 			e.mu.Unlock()
 			return
 		}
-		next := e.tick(time.Now())
+		now := time.Now()
+		next := e.tick(now)
+		e.wakeAt = next
+		// Reset under mu, as wake does: the timer always holds the
+		// earliest deadline anyone asked for.
+		e.timer.Reset(max(next.Sub(now), 50*time.Microsecond))
 		e.unlockAndFlush()
-		t.Reset(max(time.Until(next), 50*time.Microsecond))
 		select {
-		case <-t.C:
+		case <-e.timer.C:
 		case <-e.kick:
 		case <-e.done:
 			return
@@ -357,18 +456,69 @@ func (e *Endpoint) tick(now time.Time) time.Time {
 	return next
 }
 
-// handle authenticates and dispatches one datagram.
-func (e *Endpoint) handle(d Datagram) {
+// opened is a received datagram after authentication, before the
+// protocol has looked at it.
+type opened struct {
+	d        Datagram
+	p        wire.Packet
+	err      error
+	borrowed bool // d.Data is the transport's until its next read
+}
+
+// open checks a datagram's tag; false: it is our own multicast loopback,
+// not worth an HMAC. It needs no lock: the keyring is immutable.
+func (e *Endpoint) open(d Datagram) (opened, bool) {
 	if len(d.Data) >= wire.HeaderLen && binary.BigEndian.Uint32(d.Data[8:]) == uint32(e.self) &&
 		binary.BigEndian.Uint64(d.Data[12:]) == e.inc {
-		return // our own multicast loopback: not worth an HMAC
+		return opened{}, false
 	}
 	p, err := e.keys.Open(d.Data)
-	e.mu.Lock()
-	defer e.unlockAndFlush()
-	if e.closed {
+	return opened{d: d, p: p, err: err}, true
+}
+
+// handle authenticates and dispatches one datagram.
+func (e *Endpoint) handle(d Datagram) {
+	o, ok := e.open(d)
+	if !ok {
 		return
 	}
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	if !e.closed {
+		e.handleOpened(&o)
+	}
+}
+
+// handleBatch is handle for what one read returned: the tags are checked
+// outside the lock, then the protocol takes the lock once for the batch
+// and sends what it queued (ACKs, NAKs, repairs) in one flush.
+func (e *Endpoint) handleBatch(ds []Datagram, os []opened, borrowed bool) []opened {
+	os = os[:0]
+	for _, d := range ds {
+		if o, ok := e.open(d); ok {
+			o.borrowed = borrowed
+			os = append(os, o)
+		}
+	}
+	if len(os) == 0 {
+		return os
+	}
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	for i := range os {
+		if e.closed {
+			break
+		}
+		e.handleOpened(&os[i])
+	}
+	clear(os) // drop the datagrams' memory with the batch
+	return os
+}
+
+// handleOpened runs the protocol on one authenticated datagram. Caller
+// holds mu.
+func (e *Endpoint) handleOpened(o *opened) {
+	d, p, err := o.d, o.p, o.err
 	e.stats.DatagramsReceived++
 	if err != nil {
 		if errors.Is(err, wire.ErrAuth) || errors.Is(err, wire.ErrNoKey) {
@@ -418,7 +568,7 @@ func (e *Endpoint) handle(d Datagram) {
 	}
 	switch p.Type {
 	case wire.TypeData, wire.TypeRequest, wire.TypeResponse:
-		e.onSegment(pr, &p, now)
+		e.onSegment(pr, &p, now, o.borrowed)
 	case wire.TypeAck:
 		if err := wire.ScanAck(p.Payload, uint32(e.self), func(en wire.AckEntry) { e.onAckEntry(pr, en, now) }); err == nil {
 			e.stats.AcksReceived++

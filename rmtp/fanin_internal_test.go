@@ -61,6 +61,20 @@ func TestRTOFanIn(t *testing.T) {
 	if got := e.rto(msg(1024, 0)); got != e.cfg.MaxRTO {
 		t.Errorf("huge fan-in: %v, want MaxRTO", got)
 	}
+
+	// An engine's answer: the managers' vector comes up to AckDelay
+	// late, and (held until the request completes) as late as answers
+	// were acknowledged lately.
+	e.spacing, e.cfg.AckDelay = 0, 2*time.Millisecond
+	ans := &outMsg{kind: wire.TypeResponse, members: map[NodeID]*member{1: {id: 1}}}
+	e.peers[1] = &peer{id: 1, role: Manager, srtt: 300 * time.Microsecond}
+	if got, want := e.rto(ans), 2*time.Millisecond+e.cfg.AckDelay; got != want {
+		t.Errorf("answer to a manager: %v, want MinRTO + AckDelay = %v", got, want)
+	}
+	e.answerWait = 7 * time.Millisecond
+	if got, want := e.rto(ans), 14*time.Millisecond; got != want {
+		t.Errorf("answer after 7 ms acknowledgements: %v, want 2 × 7 ms", got)
+	}
 }
 
 // TestSpacingSample: the estimate comes from answers before any re-send,

@@ -292,7 +292,6 @@ func (e *Endpoint) onHello(pr *peer, h *wire.Hello, leave bool, now time.Time) {
 					// this is the fallback, not a race to NAK.
 					st.gapAt = now.Add(e.cfg.HelloInterval)
 					e.armNak(st.gapAt)
-					e.poke()
 					break
 				}
 			}

@@ -131,15 +131,24 @@ type inStream struct {
 	gapTry  int
 	acked   uint64 // Next value of the last ACK sent (or implied by a response)
 	force   bool   // re-ACK even if unchanged (the sender missed it)
+	replied uint64 // highest request id on the stream this endpoint answered
 }
 
 // segTableEntry is what one slot of a partial's segment table costs.
 const segTableEntry = 24
 
+// A message of several segments is copied into buf as its segments
+// arrive (every segment but the last has the sender's segment size, which
+// the first one that is not the last tells), so delivering it costs no
+// further copy and the datagrams are not kept: a transport may reuse
+// their buffers (recvBorrowed). segs[i] is non-nil once segment i is in:
+// a view of buf, or for the last segment before any other, a copy.
 type partial struct {
 	kind     wire.Type
 	count    uint32
 	segs     [][]byte
+	buf      []byte // count > 1: the message, allocated once segLen is known
+	segLen   int
 	have     int
 	size     int
 	highSeq  uint32
@@ -207,7 +216,113 @@ func (e *Endpoint) advanceLow(pr *peer, st *inStream, low uint64) {
 	st.highest = max(st.highest, low-1)
 }
 
-func (e *Endpoint) onSegment(pr *peer, p *wire.Packet, now time.Time) {
+// admit applies the peer's reassembly budget to need more bytes. Over
+// it a segment is dropped and repaired later, except for the message next
+// in order (allowed one message and its table beyond), so a full budget
+// cannot block delivery for good.
+func (e *Endpoint) admit(pr *peer, st *inStream, id uint64, need int) bool {
+	if pr.mem+need > e.cfg.PeerMemory && !(id == st.next && pr.mem+need <= e.cfg.PeerMemory+2*e.cfg.MaxMessage) {
+		e.stats.Dropped++
+		return false
+	}
+	return true
+}
+
+// storeSegment keeps segment p of message id (see partial); false: it was
+// refused (counted). borrowed: p's bytes are the transport's and must be
+// copied to be kept.
+func (e *Endpoint) storeSegment(pr *peer, k streamKey, st *inStream, id uint64, part *partial, p *wire.Packet, borrowed bool) bool {
+	n := len(p.Payload)
+	maxLen := e.cfg.MaxMessage
+	if part.kind == wire.TypeResponse {
+		maxLen += wire.ResponseRefLen
+	}
+	lastSeq := part.count - 1
+	hold := func(n int) bool { // keep p's bytes as they are
+		if !e.admit(pr, st, id, n) {
+			return false
+		}
+		seg := p.Payload
+		if borrowed || seg == nil {
+			seg = append([]byte{}, seg...) // a copy; non-nil marks "have"
+		}
+		part.segs[p.Seq] = seg
+		part.size += n
+		pr.mem += n
+		return true
+	}
+	if part.count == 1 {
+		if n > maxLen {
+			e.discardTooLarge(pr, k, st, id, part)
+			return false
+		}
+		return hold(n) // the message itself: no copy unless borrowed
+	}
+	if n == 0 {
+		e.stats.Malformed++ // the sender fills every segment of a split message
+		return false
+	}
+	if part.buf == nil {
+		if p.Seq == lastSeq {
+			// The last came first: its length says nothing of the
+			// others'. Keep a copy until one of them comes.
+			if int(lastSeq)+n > maxLen {
+				e.discardTooLarge(pr, k, st, id, part)
+				return false
+			}
+			return hold(n)
+		}
+		if int(lastSeq)*n >= maxLen { // the last adds at least one byte
+			e.discardTooLarge(pr, k, st, id, part)
+			return false
+		}
+		size := n * int(part.count)
+		if !e.admit(pr, st, id, size) {
+			return false
+		}
+		part.buf, part.segLen = make([]byte, size), n
+		part.size += size
+		pr.mem += size
+		if l := part.segs[lastSeq]; l != nil { // move the early last segment in
+			part.segs[lastSeq] = nil
+			part.size -= len(l)
+			pr.mem -= len(l)
+			if len(l) > n || int(lastSeq)*n+len(l) > maxLen {
+				part.have--
+				e.stats.Malformed++ // longer than the others: asked for again
+			} else {
+				off := int(lastSeq) * n
+				part.segs[lastSeq] = part.buf[off : off+len(l) : off+len(l)]
+				copy(part.segs[lastSeq], l)
+			}
+		}
+	}
+	if (p.Seq == lastSeq && n > part.segLen) || (p.Seq != lastSeq && n != part.segLen) {
+		e.stats.Malformed++
+		return false
+	}
+	if p.Seq == lastSeq && int(lastSeq)*part.segLen+n > maxLen {
+		e.discardTooLarge(pr, k, st, id, part)
+		return false
+	}
+	off := int(p.Seq) * part.segLen
+	part.segs[p.Seq] = part.buf[off : off+n : off+n]
+	copy(part.segs[p.Seq], p.Payload)
+	return true
+}
+
+// discardTooLarge drops a message over MaxMessage for good.
+func (e *Endpoint) discardTooLarge(pr *peer, k streamKey, st *inStream, id uint64, part *partial) {
+	e.stats.TooLarge++
+	pr.mem -= part.size
+	delete(st.parts, id)
+	st.aborted[id] = true // never deliverable: skip it in order
+	e.deliverStream(pr, k, st)
+}
+
+// onSegment files one segment; borrowed: p's bytes belong to the
+// transport and are copied if kept.
+func (e *Endpoint) onSegment(pr *peer, p *wire.Packet, now time.Time, borrowed bool) {
 	k := streamKey{p.Channel, p.Flags&wire.FlagUp != 0}
 	if !e.receiverOf(k.up) {
 		return
@@ -225,8 +340,7 @@ func (e *Endpoint) onSegment(pr *peer, p *wire.Packet, now time.Time) {
 	id := p.MsgID
 	if id < st.next || st.aborted[id] {
 		e.stats.Duplicates++
-		st.force = true
-		e.ackSoon(now)
+		e.onDuplicate(pr, k, st, p, now)
 		e.deliverStream(pr, k, st)
 		return
 	}
@@ -259,30 +373,10 @@ func (e *Endpoint) onSegment(pr *peer, p *wire.Packet, now time.Time) {
 		e.stats.Duplicates++
 		return
 	}
-	n := len(p.Payload)
-	// Over the peer's budget a segment is dropped and repaired later,
-	// except for the message next in order (allowed one message and its
-	// table beyond), so a full budget cannot block delivery for good.
-	if pr.mem+n > e.cfg.PeerMemory && !(id == st.next && pr.mem+n <= e.cfg.PeerMemory+2*e.cfg.MaxMessage) {
-		e.stats.Dropped++
+	if !e.storeSegment(pr, k, st, id, part, p, borrowed) {
 		return
 	}
-	if part.size+n > e.cfg.MaxMessage+int(part.count)*segTableEntry {
-		e.stats.TooLarge++
-		pr.mem -= part.size
-		delete(st.parts, id)
-		st.aborted[id] = true // never deliverable: skip it in order
-		e.deliverStream(pr, k, st)
-		return
-	}
-	seg := p.Payload // aliases the datagram, which the transport handed over
-	if seg == nil {
-		seg = []byte{} // non-nil marks "have"
-	}
-	part.segs[p.Seq] = seg
 	part.have++
-	part.size += n
-	pr.mem += n
 	part.progress = now
 	if id > st.highest {
 		st.highest = id
@@ -306,14 +400,86 @@ func (e *Endpoint) onSegment(pr *peer, p *wire.Packet, now time.Time) {
 	if part.have == int(part.count) {
 		part.nakAt = time.Time{}
 		e.deliverStream(pr, k, st)
-	} else {
-		e.poke()
 	}
+}
+
+// onDuplicate answers a segment of a message already delivered: its
+// sender has not seen our acknowledgement (or re-sent for someone else).
+//
+// A request we answered is acknowledged by the answer: if that is still
+// unacknowledged, the manager re-asking means it most likely lost it, so
+// the answer goes again at once (no ACK: that would not give the manager
+// what it lacks); if it was acknowledged, the re-send is for other
+// members and needs nothing from us. So a request re-sent to a farm costs
+// one datagram per member that actually lacks something, not an ACK from
+// every member.
+//
+// Otherwise the stream is re-acknowledged: at once by an engine (its ACK
+// goes to the managers only), within AckDelay by a manager, whose vector
+// goes to every member: engines' spurious re-sends of answers must not
+// each cost the farm a vector. Answers to this manager's own requests
+// still collecting are acknowledged when the request completes (or its
+// timer fires), see deliverStream.
+func (e *Endpoint) onDuplicate(pr *peer, k streamKey, st *inStream, p *wire.Packet, now time.Time) {
+	if p.Type == wire.TypeRequest && st.replied != 0 && p.MsgID <= st.replied {
+		e.resendAnswers(pr, k, p.MsgID, now)
+		return
+	}
+	st.force = true
+	switch {
+	case e.cfg.Role == Engine:
+		e.ackSoon(now)
+	case p.Type == wire.TypeResponse && e.collecting(pr.id):
+		// held until the request completes
+	default:
+		e.ackSoon(now.Add(e.cfg.AckDelay))
+	}
+}
+
+// resendAnswers re-sends the last segment of our unacknowledged answers
+// to requests id and later on pr's stream k (the last segment tells the
+// manager how many to NAK if there are more).
+func (e *Endpoint) resendAnswers(pr *peer, k streamKey, id uint64, now time.Time) {
+	os := e.out[streamKey{k.ch, true}]
+	if os == nil {
+		return
+	}
+	for _, m := range os.msgs {
+		r := m.answers
+		if m.kind != wire.TypeResponse || m.finished || m.aborting || r == nil ||
+			NodeID(r.Node) != pr.id || r.Incarnation != pr.inc || r.Up != k.up || r.MsgID < id {
+			continue
+		}
+		last := len(m.segs) - 1
+		if now.Sub(m.lastSent[last]) < e.cfg.MinRTO/2 {
+			continue // one re-send per round, however many copies of the request
+		}
+		if !e.takeTokens(len(m.segs[last])+wire.Overhead, now) {
+			e.stats.RepairsThrottled++
+			return
+		}
+		e.sendSeg(m, os, last, now)
+		m.retx = true
+		e.stats.Retransmits++
+	}
+}
+
+// collecting reports whether this endpoint has a request in flight that
+// engine id is still expected to answer.
+func (e *Endpoint) collecting(id NodeID) bool {
+	for _, os := range e.out {
+		for _, m := range os.msgs {
+			if m.kind == wire.TypeRequest && !m.finished && m.targets[id] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // deliverStream hands complete messages over in order.
 func (e *Endpoint) deliverStream(pr *peer, k streamKey, st *inStream) {
-	delivered, request := false, false
+	delivered, request, held := false, false, true
 	for {
 		if st.aborted[st.next] {
 			st.next++ // the entry stays: a repeated ABORT must still answer "discarded"
@@ -324,13 +490,16 @@ func (e *Endpoint) deliverStream(pr *peer, k streamKey, st *inStream) {
 			break
 		}
 		msg := e.assemble(pr, k, st.next, part)
+		own := false
 		if msg != nil {
-			if !e.dispatch(msg) {
+			ok := false
+			if ok, own = e.dispatch(msg); !ok {
 				e.backlog = true
 				break
 			}
 			e.stats.Received++
 		}
+		held = held && own
 		pr.mem -= part.size
 		delete(st.parts, st.next)
 		st.next++
@@ -353,24 +522,28 @@ func (e *Endpoint) deliverStream(pr *peer, k streamKey, st *inStream) {
 		// anything else at once, since the sender's timer runs on RTT.
 		// Managers coalesce: their vector goes to the whole farm, so one
 		// per AckDelay however many engines just sent something.
+		//
+		// Answers to this manager's own request are held while the
+		// request collects: its completion (or timer) sends one vector
+		// for all of them (release, tickSend). A vector per AckDelay
+		// during a fan-in of hundreds would wake every engine each time.
 		switch {
+		case held && e.cfg.Role == Manager:
 		case request || e.cfg.Role == Manager:
 			e.ackSoon(time.Now().Add(e.cfg.AckDelay))
 		default:
-			e.flushAcks() // an engine's ACK goes to the managers only
+			// An engine's ACK goes to the managers only: one per
+			// batch of datagrams, sent by unlockAndFlush.
+			e.ackNow = true
 		}
 	}
 }
 
 func (e *Endpoint) assemble(pr *peer, k streamKey, id uint64, part *partial) *Message {
-	var buf []byte
-	if len(part.segs) == 1 {
-		buf = part.segs[0] // nothing to join; the datagram is ours
-	} else {
-		buf = make([]byte, 0, part.size-int(part.count)*segTableEntry)
-		for _, s := range part.segs {
-			buf = append(buf, s...)
-		}
+	buf := part.segs[0] // one segment: the message itself
+	if part.count > 1 {
+		n := int(part.count-1)*part.segLen + len(part.segs[part.count-1])
+		buf = part.buf[:n:n] // filled in place (storeSegment)
 	}
 	m := &Message{From: pr.id, Incarnation: pr.inc, Channel: k.ch, Dest: k.dest(), ID: id, Payload: buf}
 	switch part.kind {
@@ -395,19 +568,20 @@ func (e *Endpoint) assemble(pr *peer, k streamKey, id uint64, part *partial) *Me
 }
 
 // dispatch routes a delivered message: responses to our own requests go
-// to their transfer, everything else to Receive. False: the queue is full.
-func (e *Endpoint) dispatch(m *Message) bool {
+// to their transfer, everything else to Receive. ok false: the queue is
+// full; own: the message answered a request of ours still in flight.
+func (e *Endpoint) dispatch(m *Message) (ok, own bool) {
 	if m.Kind == KindResponse && m.Requester == e.self && m.RequesterInc == e.inc {
 		if e.onResponse(m) {
-			return true
+			return true, true
 		}
 		e.stats.LateReplies++
 	}
 	select {
 	case e.deliverQ <- m:
-		return true
+		return true, false
 	default:
-		return false
+		return false, false
 	}
 }
 
@@ -424,8 +598,25 @@ func (e *Endpoint) deliverAll() {
 func (e *Endpoint) ackSoon(at time.Time) {
 	if e.ackAt.IsZero() || at.Before(e.ackAt) {
 		e.ackAt = at
-		e.poke()
+		e.wake(at)
 	}
+}
+
+// acksPending reports whether a stream awaits an ACK (flushAcks would
+// send something). It walks every stream: engines only, whose peers are
+// the few managers.
+func (e *Endpoint) acksPending() bool {
+	for _, pr := range e.peers {
+		if !pr.live() {
+			continue
+		}
+		for _, st := range pr.streams {
+			if st.started && (st.acked != st.next || st.force) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // flushAcks sends one cumulative ACK vector covering every stream whose
@@ -434,7 +625,7 @@ func (e *Endpoint) ackSoon(at time.Time) {
 // every member, SE or manager, hears it: one datagram per interval however
 // many senders it covers.
 func (e *Endpoint) flushAcks() {
-	e.ackAt = time.Time{}
+	e.ackAt, e.ackNow = time.Time{}, false
 	var a wire.Ack
 	send := func() {
 		if len(a.Entries) == 0 {
@@ -446,6 +637,7 @@ func (e *Endpoint) flushAcks() {
 		}
 		e.queue(d, wire.Header{Type: wire.TypeAck}, wire.AppendAck(nil, &a))
 		e.stats.AcksSent++
+		e.ackSent = time.Now()
 		a.Entries = a.Entries[:0]
 	}
 	per := min(wire.MaxAckEntries, (e.segMax-2)/(wire.StreamIDLen+8))
@@ -489,6 +681,7 @@ func (e *Endpoint) armNak(t time.Time) {
 	if e.nakDue.IsZero() || t.Before(e.nakDue) {
 		e.nakDue = t
 	}
+	e.wake(t)
 }
 
 // scanReceive sends the NAKs that are due and returns the next due time.

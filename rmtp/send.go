@@ -41,6 +41,8 @@ type outMsg struct {
 	kind      wire.Type
 	segs      [][]byte
 	bytes     int
+	ahead     int               // bytes in flight when it was sent, its own included
+	answers   *wire.ResponseRef // responses: the request answered
 	lastSent  []time.Time
 	firstSent time.Time
 	retx      bool
@@ -192,7 +194,7 @@ func (e *Endpoint) Send(ctx context.Context, ch uint8, dest Dest, payload []byte
 // Start sends like Send but returns at once; the transfer can then be
 // waited for or aborted. Retransmission stops when ctx is done.
 func (e *Endpoint) Start(ctx context.Context, ch uint8, dest Dest, payload []byte) (*Transfer, error) {
-	return e.start(ctx, ch, dest, wire.TypeData, payload, nil)
+	return e.start(ctx, ch, dest, wire.TypeData, payload, nil, nil)
 }
 
 // Request sends a request down on channel ch and waits for a response from
@@ -209,7 +211,7 @@ func (e *Endpoint) Request(ctx context.Context, ch uint8, payload []byte, target
 
 // StartRequest is Request without waiting.
 func (e *Endpoint) StartRequest(ctx context.Context, ch uint8, payload []byte, targets []NodeID) (*Transfer, error) {
-	return e.start(ctx, ch, Down, wire.TypeRequest, payload, targets)
+	return e.start(ctx, ch, Down, wire.TypeRequest, payload, targets, nil)
 }
 
 // Reply answers a request: the response goes up to the managers (so the
@@ -236,15 +238,23 @@ func (e *Endpoint) StartReply(ctx context.Context, req *Message, payload []byte)
 	body := append(wire.AppendResponseRef(make([]byte, 0, wire.ResponseRefLen+len(payload)), &ref), payload...)
 	e.mu.Lock()
 	if pr := e.peers[req.From]; pr != nil && pr.inc == req.Incarnation {
-		if st := pr.streams[streamKey{req.Channel, req.Dest == Up}]; st != nil && st.next > req.ID && st.acked < req.ID+1 {
-			st.acked = req.ID + 1 // the response is the acknowledgement
+		if st := pr.streams[streamKey{req.Channel, req.Dest == Up}]; st != nil && st.next > req.ID {
+			if st.acked < req.ID+1 {
+				st.acked = req.ID + 1 // the response is the acknowledgement
+			}
+			st.replied = max(st.replied, req.ID)
 		}
 	}
+	if e.cfg.Role == Engine && !e.ackAt.IsZero() && !e.acksPending() {
+		// The ACK that waited for this answer is not needed: no timer
+		// wake-up for it.
+		e.ackAt, e.retime = time.Time{}, true
+	}
 	e.mu.Unlock()
-	return e.start(ctx, req.Channel, Up, wire.TypeResponse, body, nil)
+	return e.start(ctx, req.Channel, Up, wire.TypeResponse, body, nil, &ref)
 }
 
-func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Type, payload []byte, targets []NodeID) (*Transfer, error) {
+func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Type, payload []byte, targets []NodeID, answers *wire.ResponseRef) (*Transfer, error) {
 	if len(payload) > e.cfg.MaxMessage+wire.ResponseRefLen || (kind != wire.TypeResponse && len(payload) > e.cfg.MaxMessage) {
 		return nil, fmt.Errorf("%w: %d > %d bytes", ErrTooLarge, len(payload), e.cfg.MaxMessage)
 	}
@@ -256,14 +266,18 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if kind != wire.TypeResponse { // Reply built its own buffer
-		payload = bytes.Clone(payload) // repairs must send what was sent, whatever the caller does next
-	}
 	now := time.Now()
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		return nil, ErrClosed
+	}
+	if !e.ackAt.IsZero() && now.Sub(e.ackSent) >= e.cfg.AckDelay {
+		// Pending acknowledgements go first, in the same flush: one
+		// wake-up of every receiver for both. Not more often than
+		// the timer would send them: back-to-back short requests
+		// still share one vector per AckDelay.
+		e.flushAcks()
 	}
 	k := streamKey{ch, dest == Up}
 	os := e.out[k]
@@ -272,7 +286,7 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 		e.out[k] = os
 	}
 	m := &outMsg{key: k, id: os.next, kind: kind, firstSent: now, members: make(map[NodeID]*member),
-		done: make(chan struct{})}
+		done: make(chan struct{}), answers: answers}
 	os.next++
 	for _, id := range e.destMembers(dest) {
 		m.members[id] = &member{id: id}
@@ -302,9 +316,30 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 	}
 	m.lastSent = make([]time.Time, len(m.segs))
 	m.bytes = len(payload)
+	// Bytes the receivers must drain before this message's last segment
+	// (see rto): what is in flight on every stream, since all of it
+	// shares their sockets.
+	for _, o := range e.out {
+		for _, om := range o.msgs {
+			m.ahead += om.bytes
+		}
+	}
+	m.ahead += m.bytes
 	os.msgs[m.id] = m
-	for s := range m.segs {
-		e.sendSeg(m, os, s, now)
+	// The first transmission is built in one allocation, and the
+	// segments kept for repair are its payload bytes: the caller's
+	// buffer is copied once and may change as soon as this returns.
+	slab := make([]byte, len(payload)+len(m.segs)*wire.Overhead)
+	low := os.low()
+	for s, seg := range m.segs {
+		b := e.queueIn(slab[:0:wire.Overhead+len(seg)], m.key.dest(), m.segHeader(s, low), seg)
+		if b == nil { // cannot happen: segMax fits a datagram
+			m.segs[s] = bytes.Clone(seg)
+			continue
+		}
+		m.segs[s] = b[wire.HeaderLen : len(b)-wire.TagLen]
+		m.lastSent[s] = now
+		slab = slab[len(b):]
 	}
 	e.stats.Sent++
 	m.rtoAt = now.Add(e.rto(m))
@@ -312,13 +347,20 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 	if !m.finished {
 		m.stop = context.AfterFunc(ctx, func() { e.expire(m) })
 	}
-	e.poke()
+	e.wake(m.rtoAt)
 	e.unlockAndFlush()
 	return &Transfer{e: e, m: m}, nil
 }
 
-// sendSeg queues segment s of m with the stream's current low-water mark.
+// sendSeg queues segment s of m again with the stream's current
+// low-water mark.
 func (e *Endpoint) sendSeg(m *outMsg, os *outStream, s int, now time.Time) {
+	e.queue(m.key.dest(), m.segHeader(s, os.low()), m.segs[s])
+	m.lastSent[s] = now
+}
+
+// segHeader is the header of segment s of m.
+func (m *outMsg) segHeader(s int, low uint64) wire.Header {
 	f := wire.Flags(0)
 	if s == 0 {
 		f |= wire.FlagInit
@@ -329,10 +371,8 @@ func (e *Endpoint) sendSeg(m *outMsg, os *outStream, s int, now time.Time) {
 	if m.key.up {
 		f |= wire.FlagUp
 	}
-	h := wire.Header{Type: m.kind, Flags: f, Channel: m.key.ch, MsgID: m.id, Seq: uint32(s),
-		Count: uint32(len(m.segs)), Ref: os.low()}
-	e.queue(m.key.dest(), h, m.segs[s])
-	m.lastSent[s] = now
+	return wire.Header{Type: m.kind, Flags: f, Channel: m.key.ch, MsgID: m.id, Seq: uint32(s),
+		Count: uint32(len(m.segs)), Ref: low}
 }
 
 // rto is the retransmission timeout: twice the slowest pending member's
@@ -343,7 +383,7 @@ func (e *Endpoint) sendSeg(m *outMsg, os *outStream, s int, now time.Time) {
 // operation its deadline.) See doc.go, "Retransmission timer".
 func (e *Endpoint) rto(m *outMsg) time.Duration {
 	var rtt time.Duration
-	pending := 0
+	pending, manager := 0, false
 	for _, mb := range m.members {
 		if m.memberDone(mb) {
 			continue
@@ -351,9 +391,19 @@ func (e *Endpoint) rto(m *outMsg) time.Duration {
 		pending++
 		if pr := e.peers[mb.id]; pr != nil {
 			rtt = max(rtt, pr.srtt)
+			manager = manager || pr.role == Manager
 		}
 	}
 	d := max(2*rtt, e.cfg.MinRTO)
+	if manager {
+		// Managers acknowledge with a vector at most every AckDelay
+		// (engines at once): the timer must not fire before that
+		// vector could have come.
+		d += e.cfg.AckDelay
+	}
+	if m.kind == wire.TypeResponse {
+		d = max(d, 2*e.answerWait)
+	}
 	if pending > 1 {
 		// N answers converge on this one receiver and are read one at
 		// a time: the last one lands (N-1) spacings after the first,
@@ -361,10 +411,10 @@ func (e *Endpoint) rto(m *outMsg) time.Duration {
 		d += time.Duration(pending-1) * e.spacing
 	}
 	if m.rtoTry == 0 {
-		// A big message takes a while to drain at the receivers; a
-		// timer that fires mid-burst turns every unread segment into a
-		// NAKed "hole".
-		d += time.Duration(m.bytes) * time.Second / drainRate
+		// A big message takes a while to drain at the receivers, and
+		// so does everything sent before it; a timer that fires
+		// mid-burst re-sends what is merely unread.
+		d += time.Duration(m.ahead) * time.Second / drainRate
 	}
 	for range min(m.rtoTry, 10) {
 		d *= 2
@@ -391,6 +441,14 @@ func (m *outMsg) memberProgress(now time.Time) {
 	}
 	m.cleanTo = now
 	m.cleanN++
+}
+
+// ewma folds sample s into the smoothed value v (gain 1/8, as srtt).
+func ewma(v, s time.Duration) time.Duration {
+	if v == 0 {
+		return s
+	}
+	return (7*v + s) / 8
 }
 
 // sampleSpacing folds a finished transfer's response spread into the
@@ -428,6 +486,17 @@ func (e *Endpoint) checkDone(m *outMsg) {
 func (e *Endpoint) release(m *outMsg) {
 	if !m.finished {
 		e.sampleSpacing(m)
+		if m.kind == wire.TypeRequest {
+			// The answers held while it collected (deliverStream):
+			// one vector acknowledges them all, within AckDelay or
+			// with the next message this manager sends (start),
+			// which then wakes every engine once for both.
+			e.ackSoon(time.Now().Add(e.cfg.AckDelay))
+		}
+		// Its timer is likely the one the timer loop waits for: move
+		// the loop to the next real deadline instead of waking it
+		// for nothing.
+		e.retime = true
 	}
 	m.finish()
 	if os := e.out[m.key]; os != nil {
@@ -452,7 +521,29 @@ func (e *Endpoint) markAcked(m *outMsg, id NodeID, now time.Time) {
 	if !mb.responded && !mb.down {
 		m.memberProgress(now)
 	}
-	if !m.retx { // Karn: after a re-send the ACK may answer either copy
+	if m.kind == wire.TypeResponse && !mb.down {
+		// How long managers take to acknowledge an answer: they hold
+		// it until the request completes (deliverStream), so early
+		// answers wait for the whole fan-in. Not an RTT (no Karn
+		// filter: a re-sent answer is acknowledged no sooner than
+		// the request completes either way); it only keeps the
+		// answer's timer from firing before that, and the manager
+		// re-asks for an answer it lost (onDuplicate).
+		//
+		// Up at once, down slowly: one late acknowledgement (a slow
+		// fan-in) stretches the next answers' timers at once, so they
+		// do not all fire early while the estimate catches up. A
+		// sample is capped at MaxRTO/2, the most the timer can use.
+		if w := min(now.Sub(m.firstSent), e.cfg.MaxRTO/2); w > e.answerWait {
+			e.answerWait = w
+		} else {
+			e.answerWait = ewma(e.answerWait, w)
+		}
+	}
+	// Karn: after a re-send the ACK may answer either copy. And a
+	// message queued behind a burst measures the receivers' drain, not
+	// the round trip (rto allows for the drain separately).
+	if !m.retx && m.ahead <= e.segMax {
 		if pr := e.peers[id]; pr != nil {
 			pr.rttSample(now.Sub(m.firstSent))
 		}
@@ -593,6 +684,13 @@ func (e *Endpoint) tickSend(now time.Time) time.Time {
 				m.rtoAt = m.lastDone.Add(e.quiet())
 			}
 			if !now.Before(m.rtoAt) {
+				if m.kind == wire.TypeRequest {
+					// Acknowledge the answers we have before asking
+					// again (same flush, so the vector arrives
+					// first): an engine re-sends its answer when it
+					// sees the request again unacknowledged.
+					e.flushAcks()
+				}
 				last := len(m.segs) - 1
 				if e.takeTokens(len(m.segs[last])+wire.Overhead, now) {
 					e.sendSeg(m, os, last, now)

@@ -1,6 +1,7 @@
 package rmtp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
@@ -17,15 +19,18 @@ import (
 
 // Defaults of the UDP transports.
 const (
-	DefaultInterface   = "lo"
-	DefaultReadBuffer  = 4 << 20
-	DefaultUnicastMTU  = 1500
-	udpIPv4Overhead    = 28
-	recvQueueDatagrams = 1024
-	// Batched receive (recvmmsg) is used up to jumbo-frame datagrams;
-	// beyond, the datagrams are few and the buffers would be large.
-	batchMaxDatagram = 9000
-	batchLen         = 32
+	DefaultInterface  = "lo"
+	DefaultReadBuffer = 4 << 20
+	DefaultUnicastMTU = 1500
+	udpIPv4Overhead   = 28
+	// recvQueueBatches bounds the batches a manager's two socket readers
+	// hold for the endpoint (the sockets' own buffers hold the rest).
+	recvQueueBatches = 64
+	// batchLen is the most datagrams one recvmmsg/sendmmsg moves, and
+	// batchBytes bounds the receive buffers a socket keeps for it, so a
+	// 64 KiB MTU reads 2 at a time and Ethernet's 1,500 reads 32.
+	batchLen   = 32
+	batchBytes = 128 << 10
 )
 
 // Default groups: administratively scoped (RFC 2365), so nothing is routed
@@ -70,11 +75,13 @@ type UDP struct {
 	maxDg   int
 	granted int
 
-	buf       []byte           // single socket: Recv reads directly
 	pc        *ipv4.PacketConn // the sending socket, for batches
-	batch     []ipv4.Message   // small MTU: Recv reads batches
-	pending   []Datagram       // read in a batch, not yet returned
-	in        chan Datagram
+	upPC      *ipv4.PacketConn
+	toDown    []net.Addr // sendmmsg destinations, built once
+	toUp      []net.Addr
+	rb        *recvBatch // single socket: Recv reads it directly
+	pending   []Datagram // read in a batch, not yet returned
+	in        chan []Datagram
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -163,7 +170,7 @@ func ListenMulticast(cfg MulticastConfig) (*UDP, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &UDP{down: cfg.Down, upGroup: cfg.Up, in: make(chan Datagram, recvQueueDatagrams), done: make(chan struct{})}
+	t := &UDP{down: cfg.Down, upGroup: cfg.Up, done: make(chan struct{})}
 	mtu := ifi.MTU
 	if cfg.MTU > 0 && cfg.MTU < mtu {
 		mtu = cfg.MTU
@@ -255,8 +262,7 @@ func ListenUnicast(cfg UnicastConfig) (*UDP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rmtp: bind %s: %w", cfg.Listen, err)
 	}
-	t := &UDP{send: c, peers: append([]netip.AddrPort(nil), cfg.Peers...),
-		in: make(chan Datagram, recvQueueDatagrams), done: make(chan struct{})}
+	t := &UDP{send: c, peers: append([]netip.AddrPort(nil), cfg.Peers...), done: make(chan struct{})}
 	t.local = c.LocalAddr().(*net.UDPAddr).AddrPort()
 	t.maxDg = min(cfg.MTU-udpIPv4Overhead, wire.MaxDatagram)
 	t.granted = t.setReadBuffer(cfg.ReadBuffer, log)
@@ -302,45 +308,115 @@ func (t *UDP) ReadBufferGranted() int { return t.granted }
 
 // start runs a reader per socket when there are two (a manager's groups)
 // to merge them; with one socket Recv reads it directly, saving a
-// goroutine hand-off per datagram, and on Ethernet-sized MTUs it reads a
-// batch per system call (recvmmsg).
+// goroutine hand-off per batch. Either way a read takes every datagram
+// waiting, up to batchLen, in one system call (recvmmsg).
 func (t *UDP) start() {
 	t.pc = ipv4.NewPacketConn(t.send)
-	if t.up == nil {
-		t.buf = make([]byte, wire.MaxDatagram+1)
-		if t.maxDg <= batchMaxDatagram {
-			t.batch = make([]ipv4.Message, batchLen)
-			for i := range t.batch {
-				t.batch[i].Buffers = [][]byte{make([]byte, t.maxDg+1)}
-			}
+	switch {
+	case t.peers != nil:
+		for _, p := range t.peers {
+			t.toDown = append(t.toDown, net.UDPAddrFromAddrPort(p))
 		}
+		t.toUp = t.toDown
+	default:
+		t.toDown = []net.Addr{net.UDPAddrFromAddrPort(t.down)}
+		t.toUp = []net.Addr{net.UDPAddrFromAddrPort(t.upGroup)}
+	}
+	if t.up == nil {
+		t.rb = newRecvBatch(t.maxDg)
 		return
 	}
-	for _, c := range []*net.UDPConn{t.send, t.up} {
+	t.upPC = ipv4.NewPacketConn(t.up)
+	t.in = make(chan []Datagram, recvQueueBatches)
+	for _, pc := range []*ipv4.PacketConn{t.pc, t.upPC} {
 		t.wg.Add(1)
-		go t.readLoop(c)
+		go t.readLoop(pc)
 	}
 }
 
-func (t *UDP) readLoop(c *net.UDPConn) {
-	defer t.wg.Done()
-	buf := make([]byte, wire.MaxDatagram+1)
-	for {
-		n, from, err := c.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
+// recvBatch is one socket's recvmmsg state: the buffers are reused, and
+// what a call read is copied out into few allocations (bytes.Join: no
+// zeroing), so a datagram costs no allocation of its own and holds no
+// more memory than its length.
+type recvBatch struct {
+	msgs []ipv4.Message
+	join [][]byte
+}
+
+// slabMax keeps the copies' allocations below the runtime's large-object
+// size (32 KiB), which costs a span of its own and zeroing.
+const slabMax = 32 << 10
+
+func newRecvBatch(maxDg int) *recvBatch {
+	n := max(1, min(batchLen, batchBytes/(maxDg+1)))
+	r := &recvBatch{msgs: make([]ipv4.Message, n)}
+	for i := range r.msgs {
+		// One byte over the largest datagram: a longer one shows up
+		// with the wrong length and fails to parse.
+		r.msgs[i].Buffers = [][]byte{make([]byte, maxDg+1)}
+	}
+	return r
+}
+
+// read blocks for at least one datagram and appends what it read to out.
+func (r *recvBatch) read(pc *ipv4.PacketConn, out []Datagram) ([]Datagram, error) {
+	ms := r.msgs
+	n, err := pc.ReadBatch(ms, 0)
+	if err != nil {
+		return out, err
+	}
+	var slab []byte
+	for i, m := range ms[:n] {
+		if len(slab) < m.N {
+			// Copy this datagram and the following ones that fit under
+			// slabMax together.
+			r.join = r.join[:0]
+			size := 0
+			for _, m := range ms[i:n] {
+				if size > 0 && size+m.N > slabMax {
+					break
+				}
+				r.join = append(r.join, m.Buffers[0][:m.N])
+				size += m.N
 			}
-			select {
-			case <-t.done:
-				return
-			default:
-				continue // e.g. ECONNREFUSED from a unicast peer
-			}
+			slab = bytes.Join(r.join, nil)
+			clear(r.join)
 		}
-		d := Datagram{Data: append([]byte(nil), buf[:n]...), From: from}
+		d := Datagram{Data: slab[:m.N:m.N]}
+		slab = slab[m.N:]
+		if ua, ok := m.Addr.(*net.UDPAddr); ok {
+			d.From = ua.AddrPort()
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// readErr decides whether a read error ends the transport.
+func (t *UDP) readErr(err error) bool {
+	select {
+	case <-t.done:
+		return true
+	default:
+	}
+	// Anything else (e.g. ECONNREFUSED from a unicast peer) is one
+	// datagram's problem, not the socket's.
+	return errors.Is(err, net.ErrClosed)
+}
+
+func (t *UDP) readLoop(pc *ipv4.PacketConn) {
+	defer t.wg.Done()
+	rb := newRecvBatch(t.maxDg)
+	for {
+		ds, err := rb.read(pc, nil)
+		if err != nil {
+			if t.readErr(err) {
+				return
+			}
+			continue
+		}
 		select {
-		case t.in <- d:
+		case t.in <- ds:
 		case <-t.done:
 			return
 		}
@@ -369,19 +445,15 @@ func (t *UDP) Send(to Dest, b []byte) error {
 // SendBatch sends datagrams to one group with as few system calls as the
 // kernel allows (sendmmsg). The endpoint uses it for bursts.
 func (t *UDP) SendBatch(to Dest, bs [][]byte) error {
-	var addrs []netip.AddrPort
-	switch {
-	case t.peers != nil:
-		addrs = t.peers
-	case to == Up:
-		addrs = []netip.AddrPort{t.upGroup}
-	default:
-		addrs = []netip.AddrPort{t.down}
+	addrs := t.toDown
+	if to == Up {
+		addrs = t.toUp
 	}
 	ms := make([]ipv4.Message, 0, len(bs)*len(addrs))
-	for _, b := range bs {
+	for i := range bs {
 		for _, a := range addrs {
-			ms = append(ms, ipv4.Message{Buffers: [][]byte{b}, Addr: net.UDPAddrFromAddrPort(a)})
+			// Buffers views bs itself: no slice per message.
+			ms = append(ms, ipv4.Message{Buffers: bs[i : i+1 : i+1], Addr: a})
 		}
 	}
 	for len(ms) > 0 {
@@ -400,65 +472,112 @@ func (t *UDP) SendTo(to netip.AddrPort, b []byte) error {
 	return err
 }
 
-// Recv implements Transport. It must not be called concurrently.
+// Recv implements Transport. It must not be called concurrently with
+// itself or RecvBatch.
 func (t *UDP) Recv() (Datagram, error) {
-	if len(t.pending) > 0 {
-		d := t.pending[0]
-		t.pending = t.pending[1:]
-		return d, nil
+	var one [1]Datagram
+	if _, err := t.RecvBatch(one[:]); err != nil {
+		return Datagram{}, err
 	}
-	if t.batch != nil {
-		for {
-			n, err := t.pc.ReadBatch(t.batch, 0)
-			if err != nil {
-				select {
-				case <-t.done:
-					return Datagram{}, ErrClosed
-				default:
+	return one[0], nil
+}
+
+// RecvBatch blocks for the next datagram and returns it with any others
+// already waiting, up to len(ds): the endpoint then handles them under one
+// lock. It must not be called concurrently with itself or Recv.
+func (t *UDP) RecvBatch(ds []Datagram) (int, error) {
+	if len(ds) == 0 {
+		return 0, nil
+	}
+	for len(t.pending) == 0 {
+		if t.rb != nil {
+			var err error
+			if t.pending, err = t.rb.read(t.pc, t.pending[:0]); err != nil {
+				if t.readErr(err) {
+					return 0, ErrClosed
 				}
-				if errors.Is(err, net.ErrClosed) {
-					return Datagram{}, ErrClosed
-				}
-				continue
 			}
-			if n == 0 {
-				continue
-			}
-			for _, m := range t.batch[:n] {
-				d := Datagram{Data: append([]byte(nil), m.Buffers[0][:m.N]...)}
-				if ua, ok := m.Addr.(*net.UDPAddr); ok {
-					d.From = ua.AddrPort()
-				}
-				t.pending = append(t.pending, d)
-			}
-			d := t.pending[0]
-			t.pending = t.pending[1:]
-			return d, nil
+			continue
+		}
+		select {
+		case t.pending = <-t.in:
+		case <-t.done:
+			return 0, ErrClosed
 		}
 	}
-	if t.buf != nil {
-		for {
-			n, from, err := t.send.ReadFromUDPAddrPort(t.buf)
-			if err != nil {
-				select {
-				case <-t.done:
-					return Datagram{}, ErrClosed
-				default:
-				}
-				if errors.Is(err, net.ErrClosed) {
-					return Datagram{}, ErrClosed
-				}
-				continue // e.g. ECONNREFUSED from a unicast peer
+	n := copy(ds, t.pending)
+	clear(t.pending[:n]) // the caller owns them now
+	t.pending = t.pending[n:]
+	return n, nil
+}
+
+// recvBorrowed is RecvBatch without the copy, for the endpoint's own
+// receive loop (borrowingReceiver): on a single socket the datagrams are
+// the receive buffers themselves, valid until the next call. (A
+// manager's two sockets are read by their own goroutines, whose copies
+// are the endpoint's anyway.)
+func (t *UDP) recvBorrowed(ds []Datagram) (int, error) {
+	if t.rb == nil || len(t.pending) > 0 {
+		return t.RecvBatch(ds)
+	}
+	ms := t.rb.msgs[:min(len(ds), len(t.rb.msgs))]
+	for {
+		n, err := t.pc.ReadBatch(ms, 0)
+		if err != nil {
+			if t.readErr(err) {
+				return 0, ErrClosed
 			}
-			return Datagram{Data: append([]byte(nil), t.buf[:n]...), From: from}, nil
+			continue
+		}
+		for i, m := range ms[:n] {
+			ds[i] = Datagram{Data: m.Buffers[0][:m.N:m.N]}
+			if ua, ok := m.Addr.(*net.UDPAddr); ok {
+				ds[i].From = ua.AddrPort()
+			}
+		}
+		return n, nil
+	}
+}
+
+// IgnoreSender makes the kernel drop the datagrams whose header names
+// node and incarnation as their sender: the endpoint's own multicast
+// loopback, which would otherwise be read, copied and thrown away one
+// by one (a sender of 256 KiB messages would read back every segment).
+// A socket filter (classic BPF) compares header bytes 8..19 before the
+// datagram is queued; anything shorter than a header passes, for the
+// endpoint to count.
+func (t *UDP) IgnoreSender(node NodeID, incarnation uint64) error {
+	prog, err := ownFilter(uint32(node), incarnation)
+	if err != nil {
+		return err
+	}
+	for _, pc := range []*ipv4.PacketConn{t.pc, t.upPC} {
+		if pc == nil {
+			continue
+		}
+		if err := pc.SetBPF(prog); err != nil {
+			return fmt.Errorf("rmtp: socket filter: %w", err)
 		}
 	}
-	select {
-	case d := <-t.in:
-		return d, nil
-	case <-t.done:
-		return Datagram{}, ErrClosed
-	}
+	return nil
+}
+
+// ownFilter is the program IgnoreSender attaches. A UDP socket's filter
+// sees the datagram from its UDP header on, so rmtp's byte k is at 8+k.
+func ownFilter(node uint32, inc uint64) ([]bpf.RawInstruction, error) {
+	const udpHeader = 8
+	return bpf.Assemble([]bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtLen},
+		bpf.JumpIf{Cond: bpf.JumpLessThan, Val: udpHeader + wire.HeaderLen, SkipTrue: 7},
+		bpf.LoadAbsolute{Off: udpHeader + 8, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: node, SkipTrue: 5},
+		bpf.LoadAbsolute{Off: udpHeader + 12, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(inc >> 32), SkipTrue: 3},
+		bpf.LoadAbsolute{Off: udpHeader + 16, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(inc), SkipTrue: 1},
+		bpf.RetConstant{Val: 0},          // ours: drop
+		bpf.RetConstant{Val: 0xFFFFFFFF}, // anyone else's: keep whole
+	})
 }
 
 // MaxDatagram implements Transport.

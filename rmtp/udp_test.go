@@ -1,6 +1,7 @@
 package rmtp_test
 
 import (
+	"bytes"
 	"context"
 	mrand "math/rand/v2"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 	"github.com/smsnmpd/smsnmpd/rmtp/rmtptest"
+	"github.com/smsnmpd/smsnmpd/rmtp/wire"
 )
 
 func TestMulticastLoopback16(t *testing.T) {
@@ -199,5 +201,77 @@ func TestUnicastLossy(t *testing.T) {
 		t.Error("no repair under 10% loss")
 	} else {
 		t.Logf("unicast: retransmits %d, naks received %d", s.Retransmits, s.NaksReceived)
+	}
+}
+
+// TestIgnoreSender: the socket filter drops datagrams naming the
+// ignored sender (node and incarnation) before they are read, and
+// nothing else: another incarnation of that node, another node, and a
+// datagram too short to have a header all come through, in one batch.
+func TestIgnoreSender(t *testing.T) {
+	checkNoLeak(t)
+	down, up := rmtptest.Groups(t)
+	mcfg := rmtp.MulticastConfig{Down: down, Up: up, JoinUp: true}
+	rx, err := rmtp.ListenMulticast(mcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	mcfg.JoinUp = false
+	tx, err := rmtp.ListenMulticast(mcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if err := rx.IgnoreSender(5, 0x0102030405060708); err != nil {
+		t.Fatal(err)
+	}
+	dgram := func(node uint32, inc uint64) []byte {
+		b, err := wire.AppendPacket(nil, wire.Header{Type: wire.TypeAck, Node: node, Incarnation: inc, MsgID: 1}, []byte{0, 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	sent := [][]byte{
+		dgram(5, 0x0102030405060708), // ignored
+		dgram(5, 0x0102030405060709), // a restarted node 5
+		dgram(6, 0x0102030405060708),
+		[]byte("short"),
+		dgram(5, 0x0102030405060708), // ignored
+	}
+	for _, to := range []rmtp.Dest{rmtp.Down, rmtp.Up} {
+		if err := tx.SendBatch(to, sent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got [][]byte
+	ds := make([]rmtp.Datagram, 8)
+	for len(got) < 6 {
+		n, err := rx.RecvBatch(ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds[:n] {
+			got = append(got, d.Data)
+		}
+	}
+	// Each group's socket is read by its own goroutine: compare as
+	// multisets, not in order.
+	count := map[string]int{}
+	for _, g := range got {
+		count[string(g)]++
+	}
+	for _, w := range sent[1:4] {
+		if count[string(w)] != 2 {
+			t.Errorf("%x arrived %d times, want once per group", w, count[string(w)])
+		}
+	}
+	// Nothing else is waiting: the ignored ones never arrive.
+	if err := tx.Send(rmtp.Down, sent[2]); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := rx.Recv(); err != nil || !bytes.Equal(d.Data, sent[2]) {
+		t.Fatalf("after the batch: %x %v", d.Data, err)
 	}
 }

@@ -34,25 +34,42 @@ type Keyring struct {
 
 // key keeps HMAC states ready for reuse: building one costs two extra
 // SHA-256 blocks and allocations, as much as hashing a small datagram.
+// Reset returns a state to its keyed start without hashing the key again.
 type key struct {
 	secret []byte
-	macs   sync.Pool
+	macs   sync.Pool // of *macState
+}
+
+// macState is one reusable HMAC with room for its sum, so that computing
+// a tag allocates nothing.
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
 }
 
 func newKey(secret []byte) *key {
 	k := &key{secret: slices.Clone(secret)}
-	k.macs.New = func() any { return hmac.New(sha256.New, k.secret) }
+	k.macs.New = func() any { return &macState{h: hmac.New(sha256.New, k.secret)} }
 	return k
 }
 
-// tag computes the truncated HMAC of b into dst.
-func (k *key) tag(dst *[sha256.Size]byte, b []byte) []byte {
-	m := k.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write(b)
-	out := m.Sum(dst[:0])[:TagLen]
+// sign writes the truncated HMAC of b into tag.
+func (k *key) sign(tag, b []byte) {
+	m := k.macs.Get().(*macState)
+	m.h.Reset()
+	m.h.Write(b)
+	copy(tag, m.h.Sum(m.sum[:0]))
 	k.macs.Put(m)
-	return out
+}
+
+// verify reports whether tag is the truncated HMAC of b, in constant time.
+func (k *key) verify(tag, b []byte) bool {
+	m := k.macs.Get().(*macState)
+	m.h.Reset()
+	m.h.Write(b)
+	ok := hmac.Equal(tag, m.h.Sum(m.sum[:0])[:TagLen])
+	k.macs.Put(m)
+	return ok
 }
 
 // NewKeyring returns a keyring that signs with key id current. Key ids are
@@ -101,8 +118,7 @@ func (kr *Keyring) Sign(dgram []byte) {
 		return
 	}
 	binary.BigEndian.PutUint16(dgram[6:], kr.current)
-	var sum [sha256.Size]byte
-	copy(dgram[len(body):], kr.keys[kr.current].tag(&sum, body))
+	kr.keys[kr.current].sign(dgram[len(body):], body)
 }
 
 // Open decodes a datagram and checks its tag before returning anything
@@ -131,8 +147,7 @@ func (kr *Keyring) Open(dgram []byte) (Packet, error) {
 	if !ok {
 		return Packet{}, fmt.Errorf("%w: %d", ErrNoKey, p.KeyID)
 	}
-	var sum [sha256.Size]byte
-	if !hmac.Equal(got, k.tag(&sum, dgram[:len(dgram)-TagLen])) {
+	if !k.verify(got, dgram[:len(dgram)-TagLen]) {
 		return Packet{}, fmt.Errorf("%w: tag mismatch (key id %d)", ErrAuth, p.KeyID)
 	}
 	return p, nil
