@@ -89,6 +89,7 @@ type Endpoint struct {
 	active      bool
 	ackAt       time.Time
 	helloAt     time.Time
+	earlyHello  time.Time // last HELLO sent early for a newcomer
 	liveAt      time.Time
 	viewAt      time.Time
 	tokens      float64

@@ -256,6 +256,16 @@ func (e *Endpoint) onHello(pr *peer, h *wire.Hello, leave bool, now time.Time) {
 			e.viewAt = now
 			e.poke()
 		}
+		// A member drops a peer's traffic until it has that peer's
+		// HELLO (its incarnation and clock): answer a newcomer's at once
+		// rather than up to a heartbeat later, so its first request does
+		// not stall. At most a few early HELLOs per interval, however
+		// many members join at once.
+		if iv := e.cfg.HelloInterval; now.Sub(e.earlyHello) >= iv/4 && e.helloAt.Sub(now) > iv/8 {
+			e.earlyHello = now
+			e.helloAt = now
+			e.poke()
+		}
 	}
 	pr.synced = true
 	pr.role, pr.priority, pr.level, pr.term = h.Role, h.Priority, h.Level, h.Term
