@@ -59,11 +59,22 @@
 //   - Reads and SETs carrying a term older than the newest view the SE has
 //     heard are refused (staleTerm); CLEANUP is not, so a deposed manager
 //     can still release what it reserved.
-//   - An SE short of workers sheds a request without answering; the
+//   - Reads the SE's own tree can answer (GET, GETNEXT, WALK without a
+//     local agent; a GET of names the tree owns) run on the reader itself,
+//     with no goroutine per request: at 256 SEs in one process the hand-off
+//     to a worker was a visible share of the SE's cost. A read still running
+//     after 5 ms (a slow object) hands the reading to a new reader, so it
+//     never holds up the requests behind it. The local agent and SET phases
+//     run on workers, under exactly the request's budget.
+//   - Workers bounds the requests executing at once, inline or not; an SE
+//     short of them sheds a request without answering, and the
 //     coordinator's re-request retries it (nothing was executed or cached).
-//     A worker is held while a request executes, not while its reply waits
-//     for the managers' acknowledgement; that wait ends with the request's
-//     budget (plus the trip back): later, the coordinator asks again.
+//   - Nothing waits for a reply's acknowledgement: the reply is handed to
+//     rmtp (StartReply), which repairs it until the managers acknowledge it
+//     or the request's budget plus the trip back (100 ms) has passed, rounded
+//     up to 50 ms so that replies share one deadline context instead of a
+//     timer each. Later, the coordinator has stopped listening or asks
+//     again, and is answered from the cache.
 //
 // # Payloads
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -48,8 +49,8 @@ type ResponderConfig struct {
 	// ReplyCacheTTL and ReplyCacheSize bound the reply cache.
 	ReplyCacheTTL  time.Duration
 	ReplyCacheSize int
-	// Workers bounds the requests executed or answered at once; more are
-	// answered busy.
+	// Workers bounds the requests executed or answered at once, inline
+	// or on a worker goroutine; more are shed (counted Busy).
 	Workers int
 	// MaxReply bounds an encoded reply; a larger one is answered tooBig.
 	MaxReply int
@@ -65,7 +66,9 @@ type ResponderCounters struct {
 	StaleTerm           uint64 // refused: term older than the newest seen
 	BadRequests         uint64
 	Busy                uint64 // shed for lack of a worker
-	ReplyErrors         uint64 // replies rmtp could not deliver to every manager
+	ReplyErrors         uint64 // replies rmtp refused to send (endpoint closed, message too large)
+	Inline              uint64 // requests answered on the reader, without a worker goroutine
+	Takeovers           uint64 // inline requests slow enough that another reader took over
 	Proxied             uint64 // requests that asked the local agent
 	ProxyErrors         uint64
 	SetsTested          uint64
@@ -87,6 +90,12 @@ type cacheEntry struct {
 	expires time.Time // zero while executing
 }
 
+// finished is a cached reply in the eviction queue.
+type finished struct {
+	key   cacheKey
+	entry *cacheEntry
+}
+
 type setKey struct {
 	mgr NodeID
 	inc uint64
@@ -106,8 +115,10 @@ type seSet struct {
 }
 
 // Responder is the SE side of the management protocol. One goroutine
-// reads requests, a bounded set of workers executes and answers them, a
-// janitor expires reservations and cached replies; Close stops them all.
+// reads requests and answers reads served from memory itself; a bounded
+// set of workers runs the rest (the local agent, SET phases); a janitor
+// expires reservations, cached replies and reply deadlines; Close
+// stops them all.
 type Responder struct {
 	ep    *rmtp.Endpoint
 	in    Inbox
@@ -117,12 +128,15 @@ type Responder struct {
 	proxy *proxy
 	sem   chan struct{}
 
-	mu     sync.Mutex
-	closed bool
-	newest uint64 // newest term seen in an announced view
-	cache  map[cacheKey]*cacheEntry
-	sets   map[setKey]*seSet
-	cnt    ResponderCounters
+	mu       sync.Mutex
+	closed   bool
+	newest   uint64 // newest term seen in an announced view
+	cache    map[cacheKey]*cacheEntry
+	done     []finished // cached replies in the order they finished (and expire)
+	doneHead int
+	sets     map[setKey]*seSet
+	ends     sharedDeadlines // bound replies' repairs and inline reads
+	cnt      ResponderCounters
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -174,7 +188,8 @@ func NewResponder(ep *rmtp.Endpoint, in Inbox, cfg ResponderConfig) (*Responder,
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Responder{ep: ep, in: in, cfg: cfg, log: cfg.Logger.WithField("component", "fanout-responder"),
 		tree: cfg.Tree, sem: make(chan struct{}, cfg.Workers),
-		cache: make(map[cacheKey]*cacheEntry), sets: make(map[setKey]*seSet), ctx: ctx, cancel: cancel}
+		cache: make(map[cacheKey]*cacheEntry), sets: make(map[setKey]*seSet), ends: newSharedDeadlines(ctx, deadlineGrain),
+		ctx: ctx, cancel: cancel}
 	if cfg.LocalAgent != nil {
 		r.proxy = newProxy(*cfg.LocalAgent)
 	}
@@ -194,7 +209,7 @@ func (r *Responder) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
-	r.cancel()
+	r.cancel() // also ends the repairs of every reply still in flight
 	r.wg.Wait()
 	r.mu.Lock()
 	sets := r.sets
@@ -237,15 +252,48 @@ func (r *Responder) readLoop() {
 		if err != nil {
 			return
 		}
-		if m.Kind == rmtp.KindRequest && m.Channel == r.cfg.Channel {
-			r.handle(m)
+		if m.Kind == rmtp.KindRequest && m.Channel == r.cfg.Channel && !r.serve(m) {
+			return
 		}
 	}
 }
 
-// handle decides, on the read loop, whether a request is new, repeated or
-// not ours, then hands it to a worker: Reply waits for the managers'
-// acknowledgement and must not hold up the next request.
+// takeoverAfter is how long a request may hold the reader. Reads from
+// memory take microseconds; one still running after this (a slow object
+// in the tree) must not hold up the requests behind it.
+const takeoverAfter = 5 * time.Millisecond
+
+// serve handles one request on the reader. If it is still running after
+// takeoverAfter, a new reader takes over and this one ends once the
+// request is done: reads are answered inline without a goroutine each,
+// yet one slow object never stalls the SE. False: this reader was
+// replaced and must end.
+func (r *Responder) serve(m *rmtp.Message) bool {
+	const running, finished, replaced = 0, 1, 2
+	var state atomic.Uint32
+	r.wg.Add(1) // the reader that may take over, counted before it can start
+	t := time.AfterFunc(takeoverAfter, func() {
+		if !state.CompareAndSwap(running, replaced) {
+			r.wg.Done()
+			return
+		}
+		r.mu.Lock()
+		r.cnt.Takeovers++
+		r.mu.Unlock()
+		r.readLoop()
+	})
+	r.handle(m)
+	if t.Stop() {
+		r.wg.Done()
+		return true
+	}
+	return state.CompareAndSwap(running, finished)
+}
+
+// handle decides whether a request is new, repeated or not ours, and
+// answers it: inline when it reads only the tree (memory), else on a
+// worker goroutine. Either way the reply is handed to rmtp, which repairs
+// it until the managers acknowledge it; nothing waits for that.
 func (r *Responder) handle(m *rmtp.Message) {
 	req, perr := wire.ParseRequest(m.Payload)
 	self := uint32(r.ep.Node())
@@ -262,90 +310,152 @@ func (r *Responder) handle(m *rmtp.Message) {
 		r.cnt.Requests++
 		r.cnt.Busy++
 		r.mu.Unlock()
-		// Shed without an answer (answering would need a goroutine too):
-		// the coordinator's re-request retries it, and nothing was cached
-		// or executed.
+		// Shed without an answer: the coordinator's re-request retries
+		// it, and nothing was cached or executed.
 		return
 	}
 	if perr != nil {
 		r.mu.Lock()
 		r.cnt.Requests++
 		r.cnt.BadRequests++
+		ends := r.replyEnd(DefaultBudget)
 		r.mu.Unlock()
 		r.log.WithError(perr).WithField("from", m.From).Debug("fanout: bad request")
-		r.goReply(m, DefaultBudget, func() []byte {
-			rep := wire.Reply{Op: wire.OpGet, Status: wire.StatusBadRequest}
-			if len(m.Payload) >= 12 && wire.Op(m.Payload[1]).Valid() {
-				rep.Op, rep.Tx = wire.Op(m.Payload[1]), binary.BigEndian.Uint64(m.Payload[4:])
-			}
-			return r.encode(&rep)
-		})
+		rep := wire.Reply{Op: wire.OpGet, Status: wire.StatusBadRequest}
+		if len(m.Payload) >= 12 && wire.Op(m.Payload[1]).Valid() {
+			rep.Op, rep.Tx = wire.Op(m.Payload[1]), binary.BigEndian.Uint64(m.Payload[4:])
+		}
+		b := r.encode(&rep)
+		<-r.sem
+		r.sendReply(ends, m, b)
 		return
 	}
+	budget := budgetOf(&req)
 	key := cacheKey{mgr: m.From, inc: m.Incarnation, tx: req.Tx, op: req.Op}
 	r.mu.Lock()
 	r.cnt.Requests++
+	ends := r.replyEnd(budget)
 	e := r.cache[key]
 	if e != nil {
 		r.cnt.CacheHits++
 		r.mu.Unlock()
-		r.goReply(m, budgetOf(&req), func() []byte {
-			select {
-			case <-e.done:
-				return e.reply
-			case <-r.ctx.Done():
-				return nil
-			}
-		})
+		select {
+		case <-e.done:
+			<-r.sem
+			r.sendReply(ends, m, e.reply)
+		default: // still executing (a slow local agent): wait on a worker
+			r.goReply(ends, m, func() []byte {
+				select {
+				case <-e.done:
+					return e.reply
+				case <-r.ctx.Done():
+					return nil
+				}
+			})
+		}
 		return
 	}
 	e = &cacheEntry{done: make(chan struct{})}
 	r.cache[key] = e
 	if len(r.cache) > r.cfg.ReplyCacheSize {
-		r.evictLocked(time.Now(), true)
+		r.evictLocked(time.Now())
+	}
+	inline := r.inline(&req)
+	if inline {
+		r.cnt.Inline++
 	}
 	r.mu.Unlock()
-	r.goReply(m, budgetOf(&req), func() []byte {
-		rep := r.execute(m, &req)
-		b := r.encode(rep)
+	run := func(ctx context.Context) []byte {
+		b := r.encode(r.execute(ctx, m, &req))
 		r.mu.Lock()
 		e.reply, e.expires = b, time.Now().Add(r.cfg.ReplyCacheTTL)
+		r.done = append(r.done, finished{key, e})
 		r.mu.Unlock()
 		close(e.done)
 		return b
-	})
+	}
+	if !inline {
+		r.goReply(ends, m, func() []byte {
+			// Exactly the budget: an SE that gives up (a slow local
+			// agent) must say so while the coordinator still listens.
+			ctx, cancel := context.WithTimeout(r.ctx, budget)
+			defer cancel()
+			return run(ctx)
+		})
+		return
+	}
+	// A read from memory takes microseconds: it runs under the reply's
+	// shared context rather than a timer of its own (a slow object is
+	// cut off when the reply's repairs end).
+	b := run(ends)
+	<-r.sem
+	r.sendReply(ends, m, b)
 }
 
-// goReply runs produce on a worker (the semaphore slot is already taken)
-// and sends its reply. The slot is released once the reply is sent: the
-// wait for the managers' acknowledgement (which a dead backup manager can
-// stretch until rmtp declares it down) holds a goroutine, not a worker,
-// and lasts at most the request's budget, after which the coordinator has
-// stopped listening or asks again (answered from the cache).
-func (r *Responder) goReply(m *rmtp.Message, budget time.Duration, produce func() []byte) {
+// inline reports whether req is answered from the tree alone: reads that
+// need no local agent. Everything else (the local agent is a network
+// round trip, SET phases may write to disk) runs on a worker.
+func (r *Responder) inline(req *wire.Request) bool {
+	switch req.Op {
+	case wire.OpGet:
+		if r.proxy == nil {
+			return true
+		}
+		roots := r.tree.Roots()
+		for _, vb := range req.VarBinds {
+			if !owned(roots, vb.Name) {
+				return false
+			}
+		}
+		return true
+	case wire.OpGetNext, wire.OpWalk:
+		return r.proxy == nil
+	}
+	return false
+}
+
+// goReply runs produce on a worker (the semaphore slot is already taken),
+// releases the slot and sends the reply.
+func (r *Responder) goReply(ends context.Context, m *rmtp.Message, produce func() []byte) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		b := produce()
 		<-r.sem
 		if b != nil {
-			r.reply(m, b, budget)
+			r.sendReply(ends, m, b)
 		}
 	}()
 }
 
-// replyGrace is how long a reply keeps being retransmitted beyond the
+// replyGrace is how long a reply keeps being repaired beyond the
 // request's budget (the trip back).
 const replyGrace = 100 * time.Millisecond
 
-func (r *Responder) reply(m *rmtp.Message, b []byte, budget time.Duration) {
-	ctx, cancel := context.WithTimeout(r.ctx, budget+replyGrace)
-	defer cancel()
-	if _, err := r.ep.Reply(ctx, m, b); err != nil {
+// deadlineGrain is the rounding of the shared reply deadlines: repairs
+// end about this much later than budget plus replyGrace (see
+// sharedDeadlines).
+const deadlineGrain = 50 * time.Millisecond
+
+// replyEnd is the context that bounds the repairs of a reply to a request
+// with this budget: later, the coordinator has stopped listening or asks
+// again (answered from the cache). Caller holds r.mu.
+func (r *Responder) replyEnd(budget time.Duration) context.Context {
+	now := time.Now()
+	return r.ends.at(now, now.Add(budget+replyGrace))
+}
+
+// sendReply hands a reply to rmtp and returns at once; rmtp repairs it
+// until every manager has acknowledged it or ends is done. A dead backup
+// manager therefore costs some repairs, never a worker or a goroutine.
+func (r *Responder) sendReply(ends context.Context, m *rmtp.Message, b []byte) {
+	if _, err := r.ep.StartReply(ends, m, b); err != nil {
 		r.mu.Lock()
 		r.cnt.ReplyErrors++
 		r.mu.Unlock()
-		r.log.WithError(err).WithField("to", m.From).Debug("fanout: reply not acknowledged by every manager")
+		if !errors.Is(err, rmtp.ErrClosed) && !errors.Is(err, context.Canceled) {
+			r.log.WithError(err).WithField("to", m.From).Debug("fanout: reply not sent")
+		}
 	}
 }
 
@@ -367,7 +477,9 @@ func (r *Responder) encode(rep *wire.Reply) []byte {
 	if !rep.Op.Valid() {
 		rep.Op = wire.OpGet
 	}
-	b, err := wire.AppendReply(nil, rep)
+	// Sized for the common reply (small scalars), so encoding does not
+	// grow the buffer several times.
+	b, err := wire.AppendReply(make([]byte, 0, wire.ReplyHeaderLen+48*len(rep.VarBinds)), rep)
 	if err == nil && len(b) <= r.cfg.MaxReply {
 		return b
 	}
@@ -410,14 +522,12 @@ func (r *Responder) checkTerm(req *wire.Request) bool {
 }
 
 // execute runs one request exactly once.
-func (r *Responder) execute(m *rmtp.Message, req *wire.Request) *wire.Reply {
+func (r *Responder) execute(ctx context.Context, m *rmtp.Message, req *wire.Request) *wire.Reply {
 	rep := &wire.Reply{Op: req.Op, Tx: req.Tx}
 	if !r.checkTerm(req) {
 		rep.Status = wire.StatusStaleTerm
 		return rep
 	}
-	ctx, cancel := context.WithTimeout(r.ctx, budgetOf(req))
-	defer cancel()
 	r.mu.Lock()
 	r.cnt.Executed++
 	r.mu.Unlock()

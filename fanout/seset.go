@@ -2,7 +2,6 @@ package fanout
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/smsnmpd/smsnmpd/agent"
@@ -213,7 +212,8 @@ func (r *Responder) janitor() {
 				}
 			}
 			r.cnt.ReservationsExpired += uint64(len(expired))
-			r.evictLocked(now, false)
+			r.evictLocked(now)
+			r.ends.expire(now)
 			r.mu.Unlock()
 			for _, st := range expired {
 				r.log.WithField("tx", st.id).Info("fanout: set reservation expired")
@@ -223,33 +223,29 @@ func (r *Responder) janitor() {
 	}
 }
 
-// evictLocked drops expired replies and, when the cache is over its size,
-// the oldest eighth of the finished ones (so the scan is amortized over
-// many inserts). Entries still executing stay: dropping one would let a
-// repeat execute the request a second time.
-func (r *Responder) evictLocked(now time.Time, full bool) {
-	type aged struct {
-		k   cacheKey
-		exp time.Time
-	}
-	var done []aged
-	for k, e := range r.cache {
-		if e.expires.IsZero() {
-			continue
+// evictLocked drops the cached replies that expired and, while the cache
+// is over its size, the oldest finished ones. Replies are kept for the
+// same TTL from the moment they finish, so both come off the front of
+// r.done in order: the cost is the replies dropped, not the cache's size
+// (scanning every entry four times a second was 3.5 % of the SEs' CPU
+// with 256 SEs in the benchmark's one process). Entries still executing
+// are not in r.done and stay: dropping one would let a repeat execute the
+// request a second time. Caller holds r.mu.
+func (r *Responder) evictLocked(now time.Time) {
+	for r.doneHead < len(r.done) {
+		d := r.done[r.doneHead]
+		if r.cache[d.key] == d.entry { // else dropped already
+			if !now.After(d.entry.expires) && len(r.cache) <= r.cfg.ReplyCacheSize {
+				break
+			}
+			delete(r.cache, d.key)
 		}
-		if now.After(e.expires) {
-			delete(r.cache, k)
-			continue
-		}
-		if full {
-			done = append(done, aged{k, e.expires})
-		}
+		r.done[r.doneHead] = finished{}
+		r.doneHead++
 	}
-	if !full || len(r.cache) <= r.cfg.ReplyCacheSize {
-		return
-	}
-	slices.SortFunc(done, func(a, b aged) int { return a.exp.Compare(b.exp) })
-	for _, a := range done[:min(len(done), max(len(r.cache)-r.cfg.ReplyCacheSize, r.cfg.ReplyCacheSize/8))] {
-		delete(r.cache, a.k)
+	if r.doneHead > len(r.done)/2 { // reuse the front once half of it is spent
+		n := copy(r.done, r.done[r.doneHead:])
+		clear(r.done[n:])
+		r.done, r.doneHead = r.done[:n], 0
 	}
 }
