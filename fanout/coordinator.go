@@ -43,6 +43,9 @@ type Coordinator struct {
 	ctx    context.Context // done at Close: ends transactions in flight
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// repairs: rounds answered whose request is still being repaired to
+	// members that only acknowledge it (finishRound).
+	repairs sync.WaitGroup
 }
 
 // pendKey names a transaction's phase: SET phases share the id.
@@ -147,7 +150,33 @@ func (c *Coordinator) Close() error {
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
+	c.repairs.Wait()
 	return nil
+}
+
+// finishRound ends a round's transfer: at once when it is done, else
+// when the bystanders have it, at the round's deadline, or when the
+// coordinator closes (the transfer's context ends with either).
+func (c *Coordinator) finishRound(t *rmtp.Transfer, cancel context.CancelFunc) {
+	select {
+	case <-t.Done():
+		cancel()
+		return
+	default:
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		cancel()
+		return
+	}
+	c.repairs.Add(1) // under mu: Close waits only once closed is set
+	c.mu.Unlock()
+	go func() {
+		defer c.repairs.Done()
+		defer cancel()
+		<-t.Done()
+	}()
 }
 
 // Counters returns a snapshot of the counters.
@@ -310,7 +339,13 @@ func (c *Coordinator) transactTx(ctx context.Context, op Op, tx uint64, targets 
 		if err != nil {
 			return nil, fmt.Errorf("fanout: encoding %s: %w", op, err)
 		}
-		rctx, rcancel := context.WithDeadline(ctx, rdl)
+		// The round ends when every target answered, but the request
+		// goes on being repaired to the members that only acknowledge it
+		// (a backup manager, untargeted SEs) until they have it or the
+		// round's deadline: waiting for them would cost every operation a
+		// bystander's acknowledgement delay. So the round's context ends
+		// with the coordinator, not with the caller.
+		rctx, rcancel := context.WithDeadline(c.ctx, rdl)
 		t, err := c.ep.StartRequest(rctx, c.cfg.Channel, payload, missing)
 		if err != nil {
 			rcancel()
@@ -328,15 +363,16 @@ func (c *Coordinator) transactTx(ctx context.Context, op Op, tx uint64, targets 
 		res.Rounds = round
 		early := false
 		select {
-		case <-t.Done():
-			// Finished before its deadline with engines silent: rmtp
-			// declared them down or out of the view; asking again is moot.
+		case <-t.Answered():
+			// Every target answered, or the silent ones were declared
+			// down or out of the view before the deadline: asking again
+			// is moot.
 			early = time.Now().Before(rdl)
 		case <-p.full:
 		case <-ctx.Done():
 		}
-		rcancel()
-		rep, _ := t.Wait()
+		rep := t.Progress()
+		c.finishRound(t, rcancel)
 		missing = c.acceptAll(tx, op, p, rep.Responses)
 		if early && len(missing) > 0 {
 			break

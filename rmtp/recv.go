@@ -469,7 +469,7 @@ func (e *Endpoint) resendAnswers(pr *peer, k streamKey, id uint64, now time.Time
 func (e *Endpoint) collecting(id NodeID) bool {
 	for _, os := range e.out {
 		for _, m := range os.msgs {
-			if m.kind == wire.TypeRequest && !m.finished && m.targets[id] {
+			if m.kind == wire.TypeRequest && !m.finished && !m.answeredDone && m.targets[id] {
 				return true
 			}
 		}

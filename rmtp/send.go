@@ -63,6 +63,11 @@ type outMsg struct {
 	done      chan struct{}
 	finished  bool
 	aborted   bool
+	// Requests: closed once every target has answered or is down, which
+	// may come well before done (that also waits for the other members'
+	// acknowledgements: a backup manager, untargeted engines).
+	answered     chan struct{}
+	answeredDone bool
 
 	aborting  bool
 	abortSM   NodeID // whose ABORT_ACK completes the abort; 0: everyone's
@@ -80,9 +85,17 @@ func (m *outMsg) finish() {
 	if m.stop != nil {
 		m.stop()
 	}
+	m.markAnswered()
 	close(m.done)
 	if m.aborting && !m.abortOK {
 		close(m.abortDone)
+	}
+}
+
+func (m *outMsg) markAnswered() {
+	if m.answered != nil && !m.answeredDone {
+		m.answeredDone = true
+		close(m.answered)
 	}
 }
 
@@ -130,6 +143,19 @@ func (t *Transfer) ID() uint64 { return t.m.id }
 // Done is closed when the transfer finished: every member done, the
 // deadline passed, aborted, or the endpoint closed.
 func (t *Transfer) Done() <-chan struct{} { return t.m.done }
+
+// Answered is closed when every target of a request has answered or is
+// down (and at the latest with Done); for other messages it is Done. A
+// requester that only needs the answers takes Progress then, while the
+// transfer goes on repairing to the members that only acknowledge (a
+// backup manager, untargeted engines) until they have it or its context
+// ends: keep the context alive for that.
+func (t *Transfer) Answered() <-chan struct{} {
+	if t.m.answered != nil {
+		return t.m.answered
+	}
+	return t.m.done
+}
 
 // Progress returns the delivery report so far without waiting: who has
 // acknowledged or answered, and in Missing who has not yet (members
@@ -287,6 +313,9 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 	}
 	m := &outMsg{key: k, id: os.next, kind: kind, firstSent: now, members: make(map[NodeID]*member),
 		done: make(chan struct{}), answers: answers}
+	if kind == wire.TypeRequest {
+		m.answered = make(chan struct{})
+	}
 	os.next++
 	for _, id := range e.destMembers(dest) {
 		m.members[id] = &member{id: id}
@@ -472,6 +501,21 @@ func (e *Endpoint) sampleSpacing(m *outMsg) {
 func (e *Endpoint) checkDone(m *outMsg) {
 	if m.finished || m.aborting {
 		return
+	}
+	if m.answered != nil && !m.answeredDone {
+		all := true
+		for id := range m.targets {
+			if mb := m.members[id]; mb != nil && !m.memberDone(mb) {
+				all = false
+				break
+			}
+		}
+		if all {
+			m.markAnswered()
+			// The answers held while it collected: one vector now
+			// (within AckDelay), not when the last bystander acked.
+			e.ackSoon(time.Now().Add(e.cfg.AckDelay))
+		}
 	}
 	for _, mb := range m.members {
 		if !m.memberDone(mb) {

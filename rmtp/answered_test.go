@@ -1,0 +1,80 @@
+package rmtp_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/smsnmpd/smsnmpd/rmtp"
+	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
+)
+
+// TestAnsweredBeforeBystanders: a request's Answered closes once every
+// target answered, while the transfer stays open for a member that only
+// acknowledges and cannot hear it (all its datagrams lost); Done waits
+// for that member until the context ends.
+func TestAnsweredBeforeBystanders(t *testing.T) {
+	checkNoLeak(t)
+	net := memnet.New(1472)
+	mk := func(id rmtp.NodeID, role rmtp.Role) (*rmtp.Endpoint, *memnet.Node) {
+		cfg := fastConfig(id, role)
+		cfg.DownAfter = lenientDown
+		nd := net.Attach(role == rmtp.Manager, memnet.Faults{}, uint64(id))
+		e, err := rmtp.New(nd, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e, nd
+	}
+	mgr, _ := mk(1, rmtp.Manager)
+	if err := mgr.Activate(1); err != nil {
+		t.Fatal(err)
+	}
+	target, _ := mk(101, rmtp.Engine)
+	_, deaf := mk(102, rmtp.Engine)
+	waitFor(t, 5*time.Second, "both engines in the view", func() bool { return len(mgr.View().Members) >= 3 })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := target.Receive(ctx)
+			if err != nil {
+				return
+			}
+			if m.Kind == rmtp.KindRequest {
+				_, _ = target.StartReply(ctx, m, []byte("answer"))
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	deaf.SetFaults(memnet.Faults{Loss: 1}) // engine 102 hears nothing from now on
+
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	tr, err := mgr.StartRequest(rctx, 9, []byte("q"), []rmtp.NodeID{101})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-tr.Answered():
+	case <-rctx.Done():
+		t.Fatal("the target's answer did not close Answered")
+	}
+	select {
+	case <-tr.Done():
+		t.Fatalf("done although member 102 never acknowledged: %+v", tr.Progress())
+	default:
+	}
+	rep := tr.Progress()
+	if len(rep.Responses) != 1 || rep.Responses[0].From != 101 || string(rep.Responses[0].Payload) != "answer" {
+		t.Fatalf("progress %+v", rep)
+	}
+	rcancel()
+	<-tr.Done()
+	if rep, _ := tr.Wait(); len(rep.Missing) != 1 || rep.Missing[0] != 102 {
+		t.Fatalf("final report %+v, want 102 missing", rep)
+	}
+}
