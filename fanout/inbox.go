@@ -18,17 +18,18 @@ type Inbox interface {
 // demuxQueue is the depth of each channel's queue.
 const demuxQueue = 1024
 
-// Demux splits an endpoint's single delivery queue by rmtp channel, so the
-// management and directory protocols can share one endpoint. Each channel
-// has its own queue (demuxQueue messages). A full queue blocks the demux
-// rather than dropping: rmtp acknowledges a message only once Receive took
-// it, so blocking keeps delivery reliable (the sender retransmits) at the
-// price of holding up the other channels while one reader is that far
-// behind. Messages of channels nobody asked for are dropped and counted.
-// (rmtp-native per-channel delivery is requested; see
-// .notes/requests-fanout.md.)
+// Demux splits an endpoint's deliveries by rmtp channel, so the management
+// and directory protocols can share one endpoint. Over an *rmtp.Endpoint
+// each channel is the endpoint's own per-channel inbox (rmtp.Channel): no
+// goroutine in between, and a reader that falls behind holds up only its
+// channel's streams (rmtp delivers, and so acknowledges, only what a
+// queue took). Over any other Inbox (tests) it reads the single queue
+// and hands each message to its channel's queue (demuxQueue messages),
+// blocking when one is full. Messages of channels nobody asked for are
+// dropped and counted.
 type Demux struct {
 	src     Inbox
+	ep      *rmtp.Endpoint // native per-channel inboxes when set
 	mu      sync.Mutex
 	chans   map[uint8]*demuxChan
 	dropped atomic.Uint64
@@ -45,12 +46,16 @@ type demuxChan struct {
 func NewDemux(src Inbox) *Demux {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Demux{src: src, chans: make(map[uint8]*demuxChan), cancel: cancel, done: make(chan struct{})}
+	d.ep, _ = src.(*rmtp.Endpoint)
 	go d.run(ctx)
 	return d
 }
 
 // Channel returns the inbox of one rmtp channel (created on first use).
 func (d *Demux) Channel(ch uint8) Inbox {
+	if d.ep != nil {
+		return d.ep.Channel(ch)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c := d.chans[ch]
@@ -64,7 +69,8 @@ func (d *Demux) Channel(ch uint8) Inbox {
 // Dropped counts messages of channels nobody asked for.
 func (d *Demux) Dropped() uint64 { return d.dropped.Load() }
 
-// Close stops the reader. It does not close the endpoint.
+// Close stops the reader of the endpoint's other channels (and, over a
+// plain Inbox, the channels' queues). It does not close the endpoint.
 func (d *Demux) Close() {
 	d.cancel()
 	<-d.done

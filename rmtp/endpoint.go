@@ -107,11 +107,14 @@ type Endpoint struct {
 	sendFailing atomic.Bool // a streak of send errors was logged
 
 	deliverQ chan *Message
-	events   chan Event
-	kick     chan struct{}
-	timer    *time.Timer // the timer loop's; reset only under mu
-	done     chan struct{}
-	wg       sync.WaitGroup
+	// chanQ: channels with an inbox of their own (Channel); the rest go
+	// to deliverQ. Guarded by mu.
+	chanQ  map[uint8]chan *Message
+	events chan Event
+	kick   chan struct{}
+	timer  *time.Timer // the timer loop's; reset only under mu
+	done   chan struct{}
+	wg     sync.WaitGroup
 }
 
 type streamKey struct {
@@ -217,11 +220,16 @@ func (e *Endpoint) Close() error {
 	return err
 }
 
-// Receive returns the next delivered message: exactly once and in order
-// per (sender, channel, destination).
+// Receive returns the next delivered message of the channels without an
+// inbox of their own (Channel): exactly once and in order per (sender,
+// channel, destination).
 func (e *Endpoint) Receive(ctx context.Context) (*Message, error) {
+	return e.receive(ctx, e.deliverQ)
+}
+
+func (e *Endpoint) receive(ctx context.Context, q chan *Message) (*Message, error) {
 	select {
-	case m := <-e.deliverQ:
+	case m := <-q:
 		e.mu.Lock()
 		if e.backlog {
 			e.poke()
@@ -233,6 +241,35 @@ func (e *Endpoint) Receive(ctx context.Context) (*Message, error) {
 	case <-e.done:
 		return nil, ErrClosed
 	}
+}
+
+// Inbox delivers the messages of one channel (Endpoint.Channel).
+type Inbox struct {
+	e *Endpoint
+	q chan *Message
+}
+
+// Receive returns the channel's next message: exactly once and in order
+// per (sender, destination).
+func (in *Inbox) Receive(ctx context.Context) (*Message, error) { return in.e.receive(ctx, in.q) }
+
+// Channel gives channel ch an inbox of its own, so that protocols sharing
+// an endpoint read their messages without a demultiplexing goroutine in
+// between, and a reader that falls behind holds up only its own channel's
+// streams. Messages delivered before the call went to Receive. Calling it
+// again returns the same inbox.
+func (e *Endpoint) Channel(ch uint8) *Inbox {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.chanQ == nil {
+		e.chanQ = make(map[uint8]chan *Message)
+	}
+	q := e.chanQ[ch]
+	if q == nil {
+		q = make(chan *Message, e.cfg.DeliveryQueue)
+		e.chanQ[ch] = q
+	}
+	return &Inbox{e: e, q: q}
 }
 
 // queue signs a datagram for later sending by unlockAndFlush. Caller holds mu.

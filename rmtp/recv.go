@@ -577,8 +577,12 @@ func (e *Endpoint) dispatch(m *Message) (ok, own bool) {
 		}
 		e.stats.LateReplies++
 	}
+	q := e.deliverQ
+	if cq := e.chanQ[m.Channel]; cq != nil {
+		q = cq
+	}
 	select {
-	case e.deliverQ <- m:
+	case q <- m:
 		return true, false
 	default:
 		return false, false
