@@ -187,7 +187,7 @@ func (c *Coordinator) Counters() CoordinatorCounters {
 }
 
 // Term is the term this coordinator's requests carry: the newest view's.
-func (c *Coordinator) Term() uint64 { return viewTerm(c.ep) }
+func (c *Coordinator) Term() uint64 { return c.ep.Term() }
 
 // Get reads names on every target (nil: every engine of the view) in one
 // transaction. Engines that answered are in Replies, one varbind per name
@@ -313,7 +313,7 @@ func (c *Coordinator) transactTx(ctx context.Context, op Op, tx uint64, targets 
 		c.mu.Unlock()
 	}()
 
-	req := wire.Request{Op: op, Tx: tx, Term: viewTerm(c.ep), WalkCap: walkCap, VarBinds: vbs}
+	req := wire.Request{Op: op, Tx: tx, Term: c.ep.Term(), WalkCap: walkCap, VarBinds: vbs}
 	if explicit {
 		req.Targets = nodeList(expected)
 	}

@@ -494,21 +494,10 @@ func (r *Responder) encode(rep *wire.Reply) []byte {
 	return b
 }
 
-// viewTerm is the endpoint's current term. View() copies every member
-// (about 25 KB at 256 engines, on every request of every SE), so a cheap
-// Term accessor is used as soon as rmtp has one (requested in
-// .notes/requests-fanout.md).
-func viewTerm(ep *rmtp.Endpoint) uint64 {
-	if t, ok := any(ep).(interface{ Term() uint64 }); ok {
-		return t.Term()
-	}
-	return ep.View().Term
-}
-
 // checkTerm fences: a request carrying a term older than the newest one
 // seen in an announced view comes from a deposed manager.
 func (r *Responder) checkTerm(req *wire.Request) bool {
-	vt := viewTerm(r.ep)
+	vt := r.ep.Term()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if vt > r.newest {
