@@ -34,7 +34,7 @@ type southbound struct {
 
 	content *contentSide       // SE: its published entries
 	dir     *directory.Manager // manager: the directory of its level
-	elector *election.Elector // manager: active or backup
+	elector *election.Elector  // manager: active or backup
 
 	stops teardown // what started, stopped in reverse by close
 }
