@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,5 +155,50 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 			t.Fatalf("%s: not within %v", what, within)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// `publish -from -` publishes keys as they arrive on its standard input
+// (a pipe from a content pipeline), not only at end of input: the first
+// key is at the manager while the pipe is still open.
+func TestPublishFromStdinStreams(t *testing.T) {
+	f := newFarm(t, 0)
+	f.startManager()
+	f.startSE(1, 1000)
+	f.waitUp(1)
+	cmd := exec.Command(binary, "publish", "-socket", "unix:"+f.socket("se1"), "-from", "-")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	mgr := "unix:" + f.socket("manager")
+	if _, err := io.WriteString(stdin, "stream/first\n# a comment\n\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the first key at the manager while the pipe is open", func() bool {
+		_, code := cli(t, "lookup", "-socket", mgr, "stream/first")
+		return code == 0
+	})
+	if _, err := io.WriteString(stdin, "stream/second\n"); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("publish -from -: %v: %s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "published 2 entries") {
+		t.Errorf("publish -from - printed %q, want 2 entries", out.String())
+	}
+	if _, code := cli(t, "lookup", "-socket", mgr, "stream/second"); code != 0 {
+		waitFor(t, 10*time.Second, "the second key at the manager", func() bool {
+			_, code := cli(t, "lookup", "-socket", mgr, "stream/second")
+			return code == 0
+		})
 	}
 }
