@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 
 	"github.com/sirupsen/logrus"
 
@@ -35,8 +34,7 @@ type parentLink struct {
 	up    *directory.Uplink
 	stops teardown
 
-	mu     sync.Mutex
-	active bool
+	policy directory.Policy // what goes up
 }
 
 // startParentLink joins the parent level's group. tree is what the
@@ -55,7 +53,7 @@ func startParentLink(cfg *config.Config, dir *directory.Manager, tree *agent.Tre
 	default:
 		policy = directory.PolicyFull
 	}
-	l := &parentLink{}
+	l := &parentLink{policy: policy}
 	var err error
 	switch p.Mode {
 	case config.ParentMulticast:
@@ -125,18 +123,6 @@ func startParentLink(cfg *config.Config, dir *directory.Manager, tree *agent.Tre
 	l.stops.push(l.up.Close)
 	log.WithFields(logrus.Fields{"mode": string(p.Mode), "forward": policy.String()}).Info("parent link up")
 	return l, nil
-}
-
-// setActive starts or stops forwarding: only the active manager of a
-// level forwards upward; a takeover re-announces the whole directory.
-func (l *parentLink) setActive(active bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.active == active {
-		return
-	}
-	l.active = active
-	l.fw.SetActive(active)
 }
 
 func (l *parentLink) close() error { return l.stops.run() }

@@ -195,7 +195,9 @@ func (n *node) startHierarchy() error {
 		}
 		n.mgrMu.Lock()
 		n.parent = l
-		l.setActive(mib.Role(n.role.Load()) == mib.RoleManager)
+		// Only the active manager of a level forwards upward; a takeover
+		// re-announces the whole directory (roleChange).
+		l.fw.SetActive(mib.Role(n.role.Load()) == mib.RoleManager)
 		n.mgrMu.Unlock()
 	}
 	lk, err := startLookups(n.cfg, n.farm, n.parent, n.log)
@@ -217,10 +219,10 @@ func (n *node) forwardingStats() mib.ForwardingStats {
 	n.mgrMu.Unlock()
 	var links []directory.LinkStats
 	if p != nil {
-		switch n.cfg.Directory.Forward {
-		case config.ForwardSummary:
+		switch p.policy {
+		case directory.PolicySummary:
 			st.Policy = mib.ForwardSummary
-		case config.ForwardNone:
+		case directory.PolicyNone:
 			st.Policy = mib.ForwardNone
 		default:
 			st.Policy = mib.ForwardFull
@@ -390,7 +392,7 @@ func (n *node) roleChange(c election.Change) {
 	n.role.Store(int32(role))
 	n.mgrMu.Lock()
 	if n.parent != nil {
-		n.parent.setActive(role == mib.RoleManager) // only the active manager forwards upward
+		n.parent.fw.SetActive(role == mib.RoleManager) // only the active manager forwards upward
 	}
 	n.mgrMu.Unlock()
 	n.log.WithFields(logrus.Fields{"role": role.String(), "term": c.Term, "cause": c.Cause.String()}).Info("northbound role")
