@@ -234,7 +234,7 @@ func (u *Uplink) handle(msg *rmtp.Message, local Peer) {
 		case u.sem <- struct{}{}:
 		default:
 			u.n.dropped.Add(1)
-			u.log.Warn("directory: lookup from the parent level dropped: too many in flight")
+			u.log.Debug("directory: lookup from the parent level dropped: too many in flight") // counted: smDirectoryLookupFailures
 			return
 		}
 		u.wg.Add(1)
@@ -373,7 +373,7 @@ func (d *Downlink) Serve(local Peer) {
 			case d.sem <- struct{}{}:
 			default:
 				d.n.dropped.Add(1)
-				d.log.Warn("directory: lookup from a child level dropped: too many in flight")
+				d.log.Debug("directory: lookup from a child level dropped: too many in flight") // counted: smDirectoryLookupFailures
 				continue
 			}
 			d.wg.Add(1)
