@@ -98,19 +98,18 @@ type LinkConfig struct {
 // the parent's downward questions about this unit (rmtp requests) with
 // the local resolver.
 type Uplink struct {
-	ep   UplinkEndpoint
-	in   Inbox
-	cfg  LinkConfig
-	log  logrus.FieldLogger
-	self uint32
-	n    linkCounters
+	ep        UplinkEndpoint
+	in        Inbox
+	cfg       LinkConfig
+	log       logrus.FieldLogger
+	self      uint32
+	responder // answers the parent's downward questions
 
 	mu      sync.Mutex
 	closed  bool
 	next    uint64
 	waiting map[uint64]chan wire.LookupAnswer
 
-	sem    chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -124,8 +123,9 @@ func NewUplink(ep UplinkEndpoint, in Inbox, cfg LinkConfig) *Uplink {
 		cfg.MaxLookups = DefaultMaxLookups
 	}
 	u := &Uplink{ep: ep, in: in, cfg: cfg, log: discard(cfg.Logger), self: uint32(ep.Node()),
-		waiting: make(map[uint64]chan wire.LookupAnswer), sem: make(chan struct{}, cfg.MaxLookups)}
+		waiting: make(map[uint64]chan wire.LookupAnswer)}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.responder = responder{sem: make(chan struct{}, cfg.MaxLookups), log: u.log, ctx: u.ctx, wg: &u.wg}
 	return u
 }
 
@@ -230,32 +230,10 @@ func (u *Uplink) handle(msg *rmtp.Message, local Peer) {
 		if err != nil {
 			return
 		}
-		select {
-		case u.sem <- struct{}{}:
-		default:
-			u.n.dropped.Add(1)
-			u.log.Debug("directory: lookup from the parent level dropped: too many in flight") // counted: smDirectoryLookupFailures
-			return
-		}
-		u.wg.Add(1)
-		go func() {
-			defer u.wg.Done()
-			ctx, cancel := serveContext(u.ctx, q.Budget)
-			b := answer(ctx, local, &q, &u.n)
-			cancel()
-			// As a Downlink's answers: the slot is free once the reply is
-			// queued; its repairs have a deadline of their own.
-			rctx, rcancel := context.WithTimeout(u.ctx, answerTimeout)
-			defer rcancel()
-			t, err := u.ep.StartReply(rctx, msg, b)
-			<-u.sem
-			if err == nil {
-				_, err = t.Wait()
-			}
-			if err != nil && u.ctx.Err() == nil {
-				u.log.WithError(err).Debug("directory: answering the parent level's lookup")
-			}
-		}()
+		// The reply goes up to the parent's managers.
+		u.respond(&q, local, func(ctx context.Context, b []byte) (*rmtp.Transfer, error) {
+			return u.ep.StartReply(ctx, msg, b)
+		})
 	}
 }
 
@@ -278,14 +256,13 @@ func (u *Uplink) Close() error {
 // answers its children's LOOKUPs (down to the group), and Child returns a
 // Peer asking one child unit's manager (an rmtp request to it).
 type Downlink struct {
-	ep       DownlinkEndpoint
-	in       Inbox
-	cfg      LinkConfig
-	log      logrus.FieldLogger
-	children func(unit Location) (rmtp.NodeID, bool)
-	n        linkCounters
+	ep        DownlinkEndpoint
+	in        Inbox
+	cfg       LinkConfig
+	log       logrus.FieldLogger
+	children  func(unit Location) (rmtp.NodeID, bool)
+	responder // answers the children's LOOKUPs
 
-	sem    chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -299,9 +276,9 @@ func NewDownlink(ep DownlinkEndpoint, in Inbox, children func(Location) (rmtp.No
 	if cfg.MaxLookups <= 0 {
 		cfg.MaxLookups = DefaultMaxLookups
 	}
-	d := &Downlink{ep: ep, in: in, cfg: cfg, log: discard(cfg.Logger), children: children,
-		sem: make(chan struct{}, cfg.MaxLookups)}
+	d := &Downlink{ep: ep, in: in, cfg: cfg, log: discard(cfg.Logger), children: children}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.responder = responder{sem: make(chan struct{}, cfg.MaxLookups), log: d.log, ctx: d.ctx, wg: &d.wg}
 	return d
 }
 
@@ -369,36 +346,10 @@ func (d *Downlink) Serve(local Peer) {
 			if err != nil || q.Asker != uint32(msg.From) {
 				continue // malformed, or naming someone else as the asker
 			}
-			select {
-			case d.sem <- struct{}{}:
-			default:
-				d.n.dropped.Add(1)
-				d.log.Debug("directory: lookup from a child level dropped: too many in flight") // counted: smDirectoryLookupFailures
-				continue
-			}
-			d.wg.Add(1)
-			go func() {
-				defer d.wg.Done()
-				ctx, cancel := serveContext(d.ctx, q.Budget)
-				b := answer(ctx, local, &q, &d.n)
-				cancel()
-				// The answer goes to every member (the asker picks it by
-				// id) with a deadline of its own (resolving may have used
-				// the whole budget; an answer cut short would leave a gap
-				// in this group's stream). The asker has it as soon as it
-				// arrives: the slot is free once it is queued, and only the
-				// repairs wait for the other members' acknowledgements.
-				sctx, scancel := context.WithTimeout(d.ctx, answerTimeout)
-				defer scancel()
-				t, err := d.ep.Start(sctx, ChannelLookup, rmtp.Down, b)
-				<-d.sem
-				if err == nil {
-					_, err = t.Wait()
-				}
-				if err != nil && d.ctx.Err() == nil {
-					d.log.WithError(err).Debug("directory: answering a child level's lookup")
-				}
-			}()
+			// The answer goes to every member; the asker picks it by id.
+			d.respond(&q, local, func(ctx context.Context, b []byte) (*rmtp.Transfer, error) {
+				return d.ep.Start(ctx, ChannelLookup, rmtp.Down, b)
+			})
 		}
 	}()
 }
@@ -413,6 +364,50 @@ func (d *Downlink) Close() error {
 		d.wg.Wait()
 	})
 	return nil
+}
+
+// responder answers the other side's lookups for a link: at most
+// MaxLookups at once (the rest dropped and counted), each on its own
+// goroutine, with the link's counters.
+type responder struct {
+	n   linkCounters
+	sem chan struct{}
+	log logrus.FieldLogger
+	ctx context.Context // the link's: ends with Close
+	wg  *sync.WaitGroup // the link's
+}
+
+// respond resolves q with local and hands the encoded answer to send.
+// The slot is free once the answer is queued: the asker has it when it
+// arrives, and only the repairs wait for the other members'
+// acknowledgements, under a deadline of their own (resolving may have
+// used the whole budget, and an answer cut short would leave a gap in the
+// stream).
+func (r *responder) respond(q *wire.LookupQuery, local Peer, send func(context.Context, []byte) (*rmtp.Transfer, error)) {
+	select {
+	case r.sem <- struct{}{}:
+	default:
+		r.n.dropped.Add(1)
+		r.log.Debug("directory: lookup dropped: too many in flight") // counted: smDirectoryLookupFailures
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		ctx, cancel := serveContext(r.ctx, q.Budget)
+		b := answer(ctx, local, q, &r.n)
+		cancel()
+		sctx, scancel := context.WithTimeout(r.ctx, answerTimeout)
+		defer scancel()
+		t, err := send(sctx, b)
+		<-r.sem
+		if err == nil {
+			_, err = t.Wait()
+		}
+		if err != nil && r.ctx.Err() == nil {
+			r.log.WithError(err).Debug("directory: answering a lookup")
+		}
+	}()
 }
 
 // serveContext bounds the work for a peer by the budget it announced,

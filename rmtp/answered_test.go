@@ -36,20 +36,7 @@ func TestAnsweredBeforeBystanders(t *testing.T) {
 	waitFor(t, 5*time.Second, "both engines in the view", func() bool { return len(mgr.View().Members) >= 3 })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			m, err := target.Receive(ctx)
-			if err != nil {
-				return
-			}
-			if m.Kind == rmtp.KindRequest {
-				_, _ = target.StartReply(ctx, m, []byte("answer"))
-			}
-		}
-	}()
-	defer func() { cancel(); <-done }()
+	answerRequests(t, target, []byte("answer"))
 	deaf.SetFaults(memnet.Faults{Loss: 1}) // engine 102 hears nothing from now on
 
 	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)

@@ -36,20 +36,7 @@ func TestNewcomerHearsManagerAtOnce(t *testing.T) {
 	eng := mk(101, rmtp.Engine)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			m, err := eng.Receive(ctx)
-			if err != nil {
-				return
-			}
-			if m.Kind == rmtp.KindRequest {
-				_, _ = eng.Reply(ctx, m, []byte("pong"))
-			}
-		}
-	}()
-	defer func() { cancel(); <-done }()
+	answerRequests(t, eng, []byte("pong"))
 	// The manager hears the newcomer's start-up HELLO at once; the
 	// newcomer hears the manager only by the early HELLO (or in 5 s).
 	waitFor(t, hello/4, "the manager sees the engine in its view", func() bool {

@@ -150,3 +150,23 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// answerRequests has e answer every request with answer (StartReply,
+// inline) until the test ends.
+func answerRequests(t *testing.T, e *rmtp.Endpoint, answer []byte) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := e.Receive(ctx)
+			if err != nil {
+				return
+			}
+			if m.Kind == rmtp.KindRequest {
+				_, _ = e.StartReply(ctx, m, answer)
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
