@@ -307,7 +307,9 @@ func (n *node) registerFarmMIB() error {
 // noSuchInstance meanwhile): its name, like its smEngineTable row, is
 // stable across restarts.
 func (n *node) engineContext(id fanout.NodeID) {
-	if !n.cfg.Manager.EngineContexts {
+	// Above the farm the "engines" are the child levels' managers, which
+	// serve SNMP themselves: no "se<N>" context for them.
+	if !n.cfg.Manager.EngineContexts || n.cfg.Node.Level > 1 {
 		return
 	}
 	name := mib.EngineContextName(id)
