@@ -2,6 +2,7 @@ package rmtp
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -23,9 +24,6 @@ const (
 	DefaultReadBuffer = 4 << 20
 	DefaultUnicastMTU = 1500
 	udpIPv4Overhead   = 28
-	// recvQueueBatches bounds the batches a manager's two socket readers
-	// hold for the endpoint (the sockets' own buffers hold the rest).
-	recvQueueBatches = 64
 	// batchLen is the most datagrams one recvmmsg/sendmmsg moves, and
 	// batchBytes bounds the receive buffers a socket keeps for it, so a
 	// 64 KiB MTU reads 2 at a time and Ethernet's 1,500 reads 32.
@@ -66,8 +64,8 @@ type UnicastConfig struct {
 
 // UDP is a Transport over real UDP sockets, multicast or unicast.
 type UDP struct {
-	send    *net.UDPConn // also receives (the down group, or the unicast socket)
-	up      *net.UDPConn // managers' group; nil if not joined
+	send    *net.UDPConn // also receives: the joined groups, or unicast
+	groups  []netip.Addr // joined groups when send is bound to the wildcard
 	down    netip.AddrPort
 	upGroup netip.AddrPort
 	peers   []netip.AddrPort // unicast mode
@@ -75,16 +73,13 @@ type UDP struct {
 	maxDg   int
 	granted int
 
-	pc        *ipv4.PacketConn // the sending socket, for batches
-	upPC      *ipv4.PacketConn
-	toDown    []net.Addr // sendmmsg destinations, built once
+	pc        *ipv4.PacketConn // the socket, for batches
+	toDown    []net.Addr       // sendmmsg destinations, built once
 	toUp      []net.Addr
-	rb        *recvBatch // single socket: Recv reads it directly
+	rb        *recvBatch
 	pending   []Datagram // read in a batch, not yet returned
-	in        chan []Datagram
 	done      chan struct{}
 	closeOnce sync.Once
-	wg        sync.WaitGroup
 }
 
 func discard(l logrus.FieldLogger) logrus.FieldLogger {
@@ -100,13 +95,14 @@ type nopWriter struct{}
 
 func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
 
-// bindGroup opens a UDP socket bound to the group address itself. The
-// net package cannot do this: for a multicast address it binds the
-// wildcard, and such a socket receives every group joined anywhere on the
-// host on that port (engines would get the managers' group, and both of a
-// manager's sockets every datagram), plus unicast. SO_REUSEADDR lets
-// several members share a host; IP_MULTICAST_ALL off keeps the socket to
-// its own joins.
+// bindGroup opens a UDP socket bound to g: an engine's one group address
+// itself, or the wildcard for a manager's socket that joins both groups.
+// The net package cannot do the former: for a multicast address it binds
+// the wildcard, and such a socket receives every group joined anywhere on
+// the host on that port (engines would get the managers' group), plus
+// unicast. SO_REUSEADDR lets several members share a host;
+// IP_MULTICAST_ALL off keeps the socket to its own joins (and a manager's
+// wildcard socket gets a filter for the rest, see socketFilter).
 func bindGroup(g netip.AddrPort) (*net.UDPConn, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
@@ -135,11 +131,13 @@ func bindGroup(g netip.AddrPort) (*net.UDPConn, error) {
 }
 
 // ListenMulticast opens the farm group (and the managers' group when
-// JoinUp) on one interface: each socket is bound to its group address, so
-// it receives nothing else; the group is joined on the named interface; the
-// outgoing interface is set explicitly (IP_MULTICAST_IF with the
-// interface's address, so sending works even without a multicast route);
-// TTL and loopback are set.
+// JoinUp) on one interface, with one socket: an engine's is bound to the
+// group address, so it receives nothing else; a manager's joins both
+// groups (they share the port) and drops anything else with a socket
+// filter, so one goroutine reads both with no hand-off. Groups are joined
+// on the named interface; the outgoing interface is set explicitly
+// (IP_MULTICAST_IF with the interface's address, so sending works even
+// without a multicast route); TTL and loopback are set.
 func ListenMulticast(cfg MulticastConfig) (*UDP, error) {
 	log := discard(cfg.Logger)
 	if cfg.Interface == "" {
@@ -162,6 +160,9 @@ func ListenMulticast(cfg MulticastConfig) (*UDP, error) {
 			return nil, fmt.Errorf("rmtp: group %s is not an IPv4 multicast address", g)
 		}
 	}
+	if cfg.Down.Port() != cfg.Up.Port() || cfg.Down.Addr() == cfg.Up.Addr() {
+		return nil, fmt.Errorf("rmtp: groups %s and %s must be two addresses on one port", cfg.Down, cfg.Up)
+	}
 	ifi, err := net.InterfaceByName(cfg.Interface)
 	if err != nil {
 		return nil, fmt.Errorf("rmtp: interface %q: %w", cfg.Interface, err)
@@ -176,13 +177,22 @@ func ListenMulticast(cfg MulticastConfig) (*UDP, error) {
 		mtu = cfg.MTU
 	}
 	t.maxDg = min(mtu-udpIPv4Overhead, wire.MaxDatagram)
-	if t.send, err = openGroup(cfg.Down, ifi, ifAddr, cfg.TTL); err != nil {
+	groups := []netip.Addr{cfg.Down.Addr()}
+	if cfg.JoinUp {
+		groups = append(groups, cfg.Up.Addr())
+	}
+	if t.send, err = openGroups(groups, cfg.Down.Port(), ifi, ifAddr, cfg.TTL); err != nil {
 		return nil, err
 	}
-	if cfg.JoinUp {
-		if t.up, err = openGroup(cfg.Up, ifi, ifAddr, cfg.TTL); err != nil {
+	if len(groups) > 1 {
+		t.groups = groups
+		prog, err := socketFilter(groups, nil)
+		if err == nil {
+			err = ipv4.NewPacketConn(t.send).SetBPF(prog)
+		}
+		if err != nil {
 			t.send.Close()
-			return nil, err
+			return nil, fmt.Errorf("rmtp: socket filter: %w", err)
 		}
 	}
 	t.local = netip.AddrPortFrom(ifAddr, cfg.Down.Port())
@@ -206,18 +216,28 @@ func interfaceIPv4(ifi *net.Interface) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("rmtp: interface %s has no IPv4 address", ifi.Name)
 }
 
-func openGroup(g netip.AddrPort, ifi *net.Interface, ifAddr netip.Addr, ttl int) (*net.UDPConn, error) {
-	c, err := bindGroup(g)
+// openGroups opens the socket of ListenMulticast: bound to the group
+// when there is one, to the wildcard when there are more, joined to each.
+func openGroups(groups []netip.Addr, port uint16, ifi *net.Interface, ifAddr netip.Addr, ttl int) (*net.UDPConn, error) {
+	g := netip.AddrPortFrom(groups[0], port)
+	bind := g
+	if len(groups) > 1 {
+		bind = netip.AddrPortFrom(netip.IPv4Unspecified(), port)
+	}
+	c, err := bindGroup(bind)
 	if err != nil {
-		return nil, fmt.Errorf("rmtp: bind %s: %w", g, err)
+		return nil, fmt.Errorf("rmtp: bind %s: %w", bind, err)
 	}
 	p := ipv4.NewPacketConn(c)
 	fail := func(what string, err error) (*net.UDPConn, error) {
 		c.Close()
 		return nil, fmt.Errorf("rmtp: %s on %s (%s): %w", what, g, ifi.Name, err)
 	}
-	if err := p.JoinGroup(ifi, &net.UDPAddr{IP: g.Addr().AsSlice()}); err != nil {
-		return fail("join", err)
+	for _, a := range groups {
+		if err := p.JoinGroup(ifi, &net.UDPAddr{IP: a.AsSlice()}); err != nil {
+			g = netip.AddrPortFrom(a, port)
+			return fail("join", err)
+		}
 	}
 	// IP_MULTICAST_IF with address and index: x/net sets only the index,
 	// and a fresh network namespace has no multicast route without the
@@ -275,20 +295,12 @@ func ListenUnicast(cfg UnicastConfig) (*UDP, error) {
 // it at net.core.rmem_max).
 func (t *UDP) setReadBuffer(n int, log logrus.FieldLogger) int {
 	granted := 0
-	for _, c := range []*net.UDPConn{t.send, t.up} {
-		if c == nil {
-			continue
-		}
-		if err := c.SetReadBuffer(n); err != nil {
-			log.WithError(err).Warn("rmtp: setting the receive buffer failed")
-		}
-		rc, err := c.SyscallConn()
-		if err != nil {
-			continue
-		}
+	if err := t.send.SetReadBuffer(n); err != nil {
+		log.WithError(err).Warn("rmtp: setting the receive buffer failed")
+	}
+	if rc, err := t.send.SyscallConn(); err == nil {
 		_ = rc.Control(func(fd uintptr) {
-			v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
-			if err == nil && (granted == 0 || v < granted) {
+			if v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF); err == nil {
 				granted = v
 			}
 		})
@@ -302,14 +314,12 @@ func (t *UDP) setReadBuffer(n int, log logrus.FieldLogger) int {
 	return granted
 }
 
-// ReadBufferGranted is the SO_RCVBUF the kernel granted (the smallest over
-// the sockets).
+// ReadBufferGranted is the SO_RCVBUF the kernel granted.
 func (t *UDP) ReadBufferGranted() int { return t.granted }
 
-// start runs a reader per socket when there are two (a manager's groups)
-// to merge them; with one socket Recv reads it directly, saving a
-// goroutine hand-off per batch. Either way a read takes every datagram
-// waiting, up to batchLen, in one system call (recvmmsg).
+// start prepares the socket's batches: a read takes every datagram
+// waiting, up to batchLen, in one system call (recvmmsg), on the caller's
+// goroutine.
 func (t *UDP) start() {
 	t.pc = ipv4.NewPacketConn(t.send)
 	switch {
@@ -322,16 +332,7 @@ func (t *UDP) start() {
 		t.toDown = []net.Addr{net.UDPAddrFromAddrPort(t.down)}
 		t.toUp = []net.Addr{net.UDPAddrFromAddrPort(t.upGroup)}
 	}
-	if t.up == nil {
-		t.rb = newRecvBatch(t.maxDg)
-		return
-	}
-	t.upPC = ipv4.NewPacketConn(t.up)
-	t.in = make(chan []Datagram, recvQueueBatches)
-	for _, pc := range []*ipv4.PacketConn{t.pc, t.upPC} {
-		t.wg.Add(1)
-		go t.readLoop(pc)
-	}
+	t.rb = newRecvBatch(t.maxDg)
 }
 
 // recvBatch is one socket's recvmmsg state: the buffers are reused, and
@@ -404,25 +405,6 @@ func (t *UDP) readErr(err error) bool {
 	return errors.Is(err, net.ErrClosed)
 }
 
-func (t *UDP) readLoop(pc *ipv4.PacketConn) {
-	defer t.wg.Done()
-	rb := newRecvBatch(t.maxDg)
-	for {
-		ds, err := rb.read(pc, nil)
-		if err != nil {
-			if t.readErr(err) {
-				return
-			}
-			continue
-		}
-		select {
-		case t.in <- ds:
-		case <-t.done:
-			return
-		}
-	}
-}
-
 // Send implements Transport.
 func (t *UDP) Send(to Dest, b []byte) error {
 	if t.peers != nil {
@@ -490,19 +472,11 @@ func (t *UDP) RecvBatch(ds []Datagram) (int, error) {
 		return 0, nil
 	}
 	for len(t.pending) == 0 {
-		if t.rb != nil {
-			var err error
-			if t.pending, err = t.rb.read(t.pc, t.pending[:0]); err != nil {
-				if t.readErr(err) {
-					return 0, ErrClosed
-				}
+		var err error
+		if t.pending, err = t.rb.read(t.pc, t.pending[:0]); err != nil {
+			if t.readErr(err) {
+				return 0, ErrClosed
 			}
-			continue
-		}
-		select {
-		case t.pending = <-t.in:
-		case <-t.done:
-			return 0, ErrClosed
 		}
 	}
 	n := copy(ds, t.pending)
@@ -512,12 +486,10 @@ func (t *UDP) RecvBatch(ds []Datagram) (int, error) {
 }
 
 // recvBorrowed is RecvBatch without the copy, for the endpoint's own
-// receive loop (borrowingReceiver): on a single socket the datagrams are
-// the receive buffers themselves, valid until the next call. (A
-// manager's two sockets are read by their own goroutines, whose copies
-// are the endpoint's anyway.)
+// receive loop (borrowingReceiver): the datagrams are the receive buffers
+// themselves, valid until the next call.
 func (t *UDP) recvBorrowed(ds []Datagram) (int, error) {
-	if t.rb == nil || len(t.pending) > 0 {
+	if len(t.pending) > 0 {
 		return t.RecvBatch(ds)
 	}
 	ms := t.rb.msgs[:min(len(ds), len(t.rb.msgs))]
@@ -547,37 +519,63 @@ func (t *UDP) recvBorrowed(ds []Datagram) (int, error) {
 // datagram is queued; anything shorter than a header passes, for the
 // endpoint to count.
 func (t *UDP) IgnoreSender(node NodeID, incarnation uint64) error {
-	prog, err := ownFilter(uint32(node), incarnation)
+	prog, err := socketFilter(t.groups, &sender{uint32(node), incarnation})
 	if err != nil {
 		return err
 	}
-	for _, pc := range []*ipv4.PacketConn{t.pc, t.upPC} {
-		if pc == nil {
-			continue
-		}
-		if err := pc.SetBPF(prog); err != nil {
-			return fmt.Errorf("rmtp: socket filter: %w", err)
-		}
+	if err := t.pc.SetBPF(prog); err != nil {
+		return fmt.Errorf("rmtp: socket filter: %w", err)
 	}
 	return nil
 }
 
-// ownFilter is the program IgnoreSender attaches. A UDP socket's filter
-// sees the datagram from its UDP header on, so rmtp's byte k is at 8+k.
-func ownFilter(node uint32, inc uint64) ([]bpf.RawInstruction, error) {
-	const udpHeader = 8
-	return bpf.Assemble([]bpf.Instruction{
+// sender is a datagram's origin as its header names it.
+type sender struct {
+	node uint32
+	inc  uint64
+}
+
+// socketFilter is the classic BPF program of a socket: with groups, a
+// datagram whose IP destination is none of them is dropped (a manager's
+// wildcard-bound socket would otherwise take unicast to its port); with
+// own, so is one whose header names that sender. A UDP socket's filter
+// sees the datagram from its UDP header on, so rmtp's byte k is at 8+k;
+// the IP header is reached through the kernel's negative offset
+// (SKF_NET_OFF). A datagram too short for a header passes, for the
+// endpoint to count.
+func socketFilter(groups []netip.Addr, own *sender) ([]bpf.RawInstruction, error) {
+	const (
+		udpHeader = 8
+		netOff    = 0xFFF00000 // SKF_NET_OFF, -0x100000 as a uint32
+		ipDst     = 16         // offset of the destination in the IP header
+	)
+	drop, keep := bpf.RetConstant{Val: 0}, bpf.RetConstant{Val: 0xFFFFFFFF}
+	var prog []bpf.Instruction
+	if len(groups) > 0 {
+		prog = append(prog, bpf.LoadAbsolute{Off: netOff + ipDst, Size: 4})
+		for i, g := range groups {
+			a := g.As4()
+			// On a match, skip the remaining comparisons and the drop.
+			prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: binary.BigEndian.Uint32(a[:]),
+				SkipTrue: uint8(len(groups) - i)})
+		}
+		prog = append(prog, drop)
+	}
+	if own == nil {
+		return bpf.Assemble(append(prog, keep))
+	}
+	return bpf.Assemble(append(prog,
 		bpf.LoadExtension{Num: bpf.ExtLen},
 		bpf.JumpIf{Cond: bpf.JumpLessThan, Val: udpHeader + wire.HeaderLen, SkipTrue: 7},
 		bpf.LoadAbsolute{Off: udpHeader + 8, Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: node, SkipTrue: 5},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: own.node, SkipTrue: 5},
 		bpf.LoadAbsolute{Off: udpHeader + 12, Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(inc >> 32), SkipTrue: 3},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(own.inc >> 32), SkipTrue: 3},
 		bpf.LoadAbsolute{Off: udpHeader + 16, Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(inc), SkipTrue: 1},
-		bpf.RetConstant{Val: 0},          // ours: drop
-		bpf.RetConstant{Val: 0xFFFFFFFF}, // anyone else's: keep whole
-	})
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(own.inc), SkipTrue: 1},
+		drop, // ours
+		keep, // anyone else's, whole
+	))
 }
 
 // MaxDatagram implements Transport.
@@ -591,10 +589,6 @@ func (t *UDP) Close() error {
 	t.closeOnce.Do(func() {
 		close(t.done)
 		t.send.Close()
-		if t.up != nil {
-			t.up.Close()
-		}
 	})
-	t.wg.Wait()
 	return nil
 }
