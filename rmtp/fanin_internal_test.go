@@ -1,6 +1,7 @@
 package rmtp
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -26,12 +27,11 @@ func (n nullTransport) Close() error                        { close(n.closed); r
 func TestRTOFanIn(t *testing.T) {
 	e := &Endpoint{cfg: Config{MinRTO: 2 * time.Millisecond, MaxRTO: 200 * time.Millisecond}, peers: map[NodeID]*peer{}}
 	msg := func(n int, done int) *outMsg {
-		m := &outMsg{members: map[NodeID]*member{}, targets: map[NodeID]bool{}}
+		m := &outMsg{members: map[NodeID]*member{}}
 		for i := range n {
 			id := NodeID(100 + i)
 			e.peers[id] = &peer{id: id, srtt: 300 * time.Microsecond, rttvar: 50 * time.Microsecond}
-			m.members[id] = &member{id: id, responded: i < done}
-			m.targets[id] = true
+			m.members[id] = &member{id: id, target: true, responded: i < done}
 		}
 		return m
 	}
@@ -127,15 +127,14 @@ func TestTimerWaitsForFanIn(t *testing.T) {
 	os := &outStream{next: 2, msgs: map[uint64]*outMsg{}}
 	e.out[k] = os
 	m := &outMsg{key: k, id: 1, kind: wire.TypeRequest, segs: [][]byte{[]byte("get")}, lastSent: make([]time.Time, 1),
-		firstSent: t0, members: map[NodeID]*member{}, targets: map[NodeID]bool{}, done: make(chan struct{})}
+		firstSent: t0, members: map[NodeID]*member{}, done: make(chan struct{}), undone: 4, unanswered: 4}
 	for i := range 4 {
 		id := NodeID(100 + i)
-		m.members[id] = &member{id: id}
-		m.targets[id] = true
+		m.members[id] = &member{id: id, target: true}
 	}
 	os.msgs[1] = m
 	m.rtoAt = t0.Add(2 * time.Millisecond)
-	m.members[100].responded = true
+	m.update(m.members[100], func() { m.members[100].responded = true })
 	m.memberProgress(t0.Add(1900 * time.Microsecond))
 	retx := e.stats.Retransmits
 
@@ -151,4 +150,48 @@ func TestTimerWaitsForFanIn(t *testing.T) {
 		t.Fatalf("no re-send after the fan-in went quiet: retransmits %d, try %d", e.stats.Retransmits-retx, m.rtoTry)
 	}
 	delete(os.msgs, 1)
+}
+
+// TestDoneCounters: the counts checkDone relies on (members not done,
+// targets not answered) match a recount after any sequence of the
+// changes that make a member done, repeated or in any order.
+func TestDoneCounters(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		m := &outMsg{members: map[NodeID]*member{}}
+		n := 1 + rng.IntN(20)
+		for i := range n {
+			mb := &member{id: NodeID(i + 1), target: rng.IntN(2) == 0, down: rng.IntN(8) == 0}
+			m.members[mb.id] = mb
+			if !m.memberDone(mb) {
+				m.undone++
+				if mb.target {
+					m.unanswered++
+				}
+			}
+		}
+		for range 3 * n {
+			mb := m.members[NodeID(1+rng.IntN(n))]
+			switch rng.IntN(3) {
+			case 0:
+				m.update(mb, func() { mb.acked = true })
+			case 1:
+				m.update(mb, func() { mb.responded, mb.acked = true, true })
+			case 2:
+				m.update(mb, func() { mb.down = true })
+			}
+			undone, unanswered := 0, 0
+			for _, mb := range m.members {
+				if !m.memberDone(mb) {
+					undone++
+					if mb.target {
+						unanswered++
+					}
+				}
+			}
+			if undone != m.undone || unanswered != m.unanswered {
+				t.Fatalf("counted %d undone, %d unanswered; recount %d, %d", m.undone, m.unanswered, undone, unanswered)
+			}
+		}
+	}
 }

@@ -469,8 +469,10 @@ func (e *Endpoint) resendAnswers(pr *peer, k streamKey, id uint64, now time.Time
 func (e *Endpoint) collecting(id NodeID) bool {
 	for _, os := range e.out {
 		for _, m := range os.msgs {
-			if m.kind == wire.TypeRequest && !m.finished && !m.answeredDone && m.targets[id] {
-				return true
+			if m.kind == wire.TypeRequest && !m.finished && !m.answeredDone {
+				if mb := m.members[id]; mb != nil && mb.target {
+					return true
+				}
 			}
 		}
 	}

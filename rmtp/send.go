@@ -26,6 +26,7 @@ func (os *outStream) low() uint64 {
 
 type member struct {
 	id          NodeID
+	target      bool // requests: must respond
 	acked       bool // ACKed (or answered, which implies it)
 	responded   bool
 	resp        []byte
@@ -47,9 +48,13 @@ type outMsg struct {
 	firstSent time.Time
 	retx      bool
 	members   map[NodeID]*member
-	targets   map[NodeID]bool // requests: who must respond
-	rtoAt     time.Time
-	rtoTry    int
+	// Members not done yet (memberDone), and of them the targets: kept
+	// as members become done so that each acknowledgement and answer
+	// checks completion in constant time, not by a walk of the farm.
+	undone     int
+	unanswered int
+	rtoAt      time.Time
+	rtoTry     int
 	// Fan-in progress: when a member last became done (acknowledged or
 	// answered): the timer does not fire while they are still coming in.
 	// And, for the spacing estimate, the first and last of the answers
@@ -103,10 +108,25 @@ func (m *outMsg) memberDone(mb *member) bool {
 	if mb.down {
 		return true
 	}
-	if m.targets[mb.id] {
+	if mb.target {
 		return mb.responded
 	}
 	return mb.acked
+}
+
+// update applies change to mb and counts it if that made mb done.
+func (m *outMsg) update(mb *member, change func()) {
+	if m.memberDone(mb) {
+		change()
+		return
+	}
+	change()
+	if m.memberDone(mb) {
+		m.undone--
+		if mb.target {
+			m.unanswered--
+		}
+	}
 }
 
 // Response is one member's answer to a request.
@@ -183,7 +203,11 @@ func (t *Transfer) Wait() (Report, error) {
 }
 
 func (e *Endpoint) report(m *outMsg) Report {
-	r := Report{Channel: m.key.ch, Dest: m.key.dest(), ID: m.id, Aborted: m.aborted}
+	r := Report{Channel: m.key.ch, Dest: m.key.dest(), ID: m.id, Aborted: m.aborted,
+		Members: make([]NodeID, 0, len(m.members)), Acked: make([]NodeID, 0, len(m.members))}
+	if m.kind == wire.TypeRequest {
+		r.Responses = make([]Response, 0, len(m.members))
+	}
 	for _, mb := range m.members {
 		r.Members = append(r.Members, mb.id)
 		if mb.acked || mb.responded {
@@ -321,11 +345,10 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 		m.members[id] = &member{id: id}
 	}
 	if kind == wire.TypeRequest {
-		m.targets = make(map[NodeID]bool)
 		if targets == nil {
-			for id := range m.members {
+			for id, mb := range m.members {
 				if pr := e.peers[id]; pr != nil && pr.role == Engine {
-					m.targets[id] = true
+					mb.target = true
 				}
 			}
 		} else {
@@ -333,7 +356,15 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 				if m.members[id] == nil {
 					m.members[id] = &member{id: id, down: true} // not in the view
 				}
-				m.targets[id] = true
+				m.members[id].target = true
+			}
+		}
+	}
+	for _, mb := range m.members {
+		if !m.memberDone(mb) {
+			m.undone++
+			if mb.target {
+				m.unanswered++
 			}
 		}
 	}
@@ -503,24 +534,15 @@ func (e *Endpoint) checkDone(m *outMsg) {
 		return
 	}
 	if m.answered != nil && !m.answeredDone {
-		all := true
-		for id := range m.targets {
-			if mb := m.members[id]; mb != nil && !m.memberDone(mb) {
-				all = false
-				break
-			}
-		}
-		if all {
+		if m.unanswered == 0 {
 			m.markAnswered()
 			// The answers held while it collected: one vector now
 			// (within AckDelay), not when the last bystander acked.
 			e.ackSoon(time.Now().Add(e.cfg.AckDelay))
 		}
 	}
-	for _, mb := range m.members {
-		if !m.memberDone(mb) {
-			return
-		}
+	if m.undone > 0 {
+		return
 	}
 	e.release(m)
 }
@@ -561,7 +583,7 @@ func (e *Endpoint) markAcked(m *outMsg, id NodeID, now time.Time) {
 	if mb == nil || mb.acked {
 		return
 	}
-	mb.acked = true
+	m.update(mb, func() { mb.acked = true })
 	if !mb.responded && !mb.down {
 		m.memberProgress(now)
 	}
@@ -629,7 +651,7 @@ func (e *Endpoint) onResponse(r *Message) bool {
 	}
 	now := time.Now()
 	if !mb.responded {
-		mb.responded, mb.resp = true, r.Payload
+		m.update(mb, func() { mb.responded, mb.resp = true, r.Payload })
 		if !mb.acked {
 			m.memberProgress(now)
 		} else {
@@ -772,7 +794,7 @@ func (e *Endpoint) memberGone(id NodeID) {
 				continue
 			}
 			{
-				mb.down = true
+				m.update(mb, func() { mb.down = true })
 				if m.aborting {
 					if m.abortSM == id {
 						m.abortSM = 0
