@@ -44,7 +44,7 @@ func (t *Tree) TestSet(ctx context.Context, tx TxID, vbs []smi.VarBind) error {
 		regs[i] = reg
 	}
 	for _, b := range groupBy(len(vbs), func(i int) *registration { return regs[i] }) {
-		g := &setGroup{batch: *b, setter: b.reg.h.(Setter)}
+		g := &setGroup{batch: b, setter: b.reg.h.(Setter)}
 		for _, i := range b.idx {
 			g.vbs = append(g.vbs, vbs[i])
 		}

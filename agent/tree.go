@@ -120,56 +120,109 @@ func (t *Tree) beforeEnd(n *oidNode[*registration], end smi.OID) *registration {
 type batch struct {
 	reg *registration
 	idx []int // positions in the request
+	off int   // where idx starts in the request's grouping (groupBy)
 }
 
 // groupBy collects request positions per registration, in order of first
-// appearance, so handlers are called in request order.
-func groupBy(n int, regOf func(i int) *registration) []*batch {
-	if n > 0 {
-		first := regOf(0)
-		same := first != nil
-		for i := 1; same && i < n; i++ {
-			same = regOf(i) == first
-		}
-		if same {
-			idx := make([]int, n)
-			for i := range idx {
-				idx[i] = i
-			}
-			return []*batch{{reg: first, idx: idx}}
-		}
+// appearance, so handlers are called in request order. Positions with no
+// registration are left out. All the batches' positions share one array,
+// in batch order (off), so that callers can lay out per-batch arguments
+// the same way: a request costs a few allocations however many handlers
+// it spans.
+func groupBy(n int, regOf func(i int) *registration) []batch {
+	if n == 0 {
+		return nil
 	}
-	var out []*batch
-	byReg := make(map[*registration]*batch)
-	for i := 0; i < n; i++ {
+	first := regOf(0)
+	same := first != nil
+	for i := 1; same && i < n; i++ {
+		same = regOf(i) == first
+	}
+	if same {
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		return []batch{{reg: first, idx: idx}}
+	}
+	// Which batch each position falls to (-1: none), counting each
+	// batch's size in off for now. A handful of handlers is the
+	// common case: a linear search beats a map until there are many.
+	const linearMax = 8
+	which := make([]int, n)
+	var out []batch
+	var byReg map[*registration]int
+	for i := range n {
 		reg := regOf(i)
 		if reg == nil {
+			which[i] = -1
 			continue
 		}
-		b := byReg[reg]
-		if b == nil {
-			b = &batch{reg: reg}
-			byReg[reg] = b
-			out = append(out, b)
+		b := -1
+		if byReg != nil {
+			if k, ok := byReg[reg]; ok {
+				b = k
+			}
+		} else {
+			for k := range out {
+				if out[k].reg == reg {
+					b = k
+					break
+				}
+			}
 		}
-		b.idx = append(b.idx, i)
+		if b < 0 {
+			b = len(out)
+			out = append(out, batch{reg: reg})
+			if byReg != nil {
+				byReg[reg] = b
+			} else if len(out) > linearMax {
+				byReg = make(map[*registration]int, 2*len(out))
+				for k := range out {
+					byReg[out[k].reg] = k
+				}
+			}
+		}
+		which[i] = b
+		out[b].off++
+	}
+	all := make([]int, 0, n)
+	for k := range out {
+		c := out[k].off
+		out[k].off = len(all)
+		out[k].idx = all[len(all) : len(all) : len(all)+c]
+		all = all[:len(all)+c]
+	}
+	for i, b := range which {
+		if b >= 0 {
+			out[b].idx = append(out[b].idx, i)
+		}
 	}
 	return out
 }
 
-// runBatches calls fn for every batch: handlers that answer from memory on
-// this goroutine, the others concurrently, so one slow handler (a farm
-// round trip) does not serialize behind another.
-func runBatches(batches []*batch, fn func(b *batch) error) error {
+// runBatches calls fn once per batch: inline for a single batch or an
+// inline handler, concurrently otherwise (handlers may block on I/O). The
+// first error in request order wins.
+func runBatches(batches []batch, fn func(b *batch) error) error {
 	if len(batches) == 1 {
-		return fn(batches[0])
+		return fn(&batches[0])
 	}
-	errs := make([]error, len(batches))
+	var errs []error
 	var wg sync.WaitGroup
-	for i, b := range batches {
-		if _, fast := b.reg.h.(inline); fast || len(batches) == 1 {
-			errs[i] = fn(b)
+	for i := range batches {
+		b := &batches[i]
+		if _, fast := b.reg.h.(inline); fast {
+			if err := fn(b); err != nil {
+				if errs == nil {
+					errs = make([]error, len(batches))
+				}
+				errs[i] = err
+			}
 			continue
+		}
+		if errs == nil {
+			errs = make([]error, len(batches))
 		}
 		wg.Add(1)
 		go func() {
@@ -201,11 +254,16 @@ func (t *Tree) Get(ctx context.Context, names []smi.OID) ([]smi.VarBind, error) 
 		regs[i] = t.lookup(n)
 	}
 	batches := groupBy(len(names), func(i int) *registration { return regs[i] })
-	err := runBatches(batches, func(b *batch) error {
-		req := make([]smi.OID, len(b.idx))
-		for j, i := range b.idx {
-			req[j] = names[i]
+	// Every batch's names in one array, laid out as groupBy laid out
+	// the positions.
+	reqs := make([]smi.OID, 0, len(names))
+	for _, b := range batches {
+		for _, i := range b.idx {
+			reqs = append(reqs, names[i])
 		}
+	}
+	err := runBatches(batches, func(b *batch) error {
+		req := reqs[b.off : b.off+len(b.idx)]
 		vals, err := b.reg.h.Get(ctx, req)
 		if err != nil {
 			return handlerError(err, b, "get")

@@ -97,7 +97,7 @@ func (e *Endpoint) Active() bool {
 // members (or, before any view, the live peers whose role is known),
 // without this node, minus members declared down; up means managers only.
 func (e *Endpoint) destMembers(d Dest) []NodeID {
-	var ids []NodeID
+	ids := make([]NodeID, 0, max(len(e.view.members), len(e.peers)))
 	add := func(id NodeID, role Role) {
 		if id == e.self || (d == Up && role != Manager) {
 			return

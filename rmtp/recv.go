@@ -155,6 +155,7 @@ type partial struct {
 	progress time.Time
 	nakAt    time.Time
 	nakTry   int
+	one      [1][]byte // segs of a one-segment message: no allocation of its own
 }
 
 func (pr *peer) stream(k streamKey) *inStream {
@@ -361,7 +362,12 @@ func (e *Endpoint) onSegment(pr *peer, p *wire.Packet, now time.Time, borrowed b
 			e.stats.Dropped++
 			return
 		}
-		part = &partial{kind: p.Type, count: p.Count, segs: make([][]byte, p.Count), progress: now, size: table}
+		part = &partial{kind: p.Type, count: p.Count, progress: now, size: table}
+		if p.Count == 1 {
+			part.segs = part.one[:]
+		} else {
+			part.segs = make([][]byte, p.Count)
+		}
 		pr.mem += table
 		st.parts[id] = part
 	}

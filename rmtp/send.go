@@ -80,6 +80,12 @@ type outMsg struct {
 	abortTry  int
 	abortDone chan struct{}
 	abortOK   bool
+
+	// Storage for the common small case, so that a one-segment message
+	// costs few allocations: its segment, its send time, its handle.
+	seg1  [1][]byte
+	last1 [1]time.Time
+	xfer  Transfer
 }
 
 func (m *outMsg) finish() {
@@ -341,8 +347,11 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 		m.answered = make(chan struct{})
 	}
 	os.next++
-	for _, id := range e.destMembers(dest) {
-		m.members[id] = &member{id: id}
+	ids := e.destMembers(dest)
+	mbs := make([]member, len(ids)) // one allocation for the farm
+	for i, id := range ids {
+		mbs[i].id = id
+		m.members[id] = &mbs[i]
 	}
 	if kind == wire.TypeRequest {
 		if targets == nil {
@@ -368,13 +377,20 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 			}
 		}
 	}
+	if len(payload) <= e.segMax {
+		m.segs = m.seg1[:0]
+	}
 	for off := 0; off < len(payload) || off == 0; off += e.segMax {
 		m.segs = append(m.segs, payload[off:min(off+e.segMax, len(payload))])
 		if len(payload) == 0 {
 			break
 		}
 	}
-	m.lastSent = make([]time.Time, len(m.segs))
+	if len(m.segs) == 1 {
+		m.lastSent = m.last1[:]
+	} else {
+		m.lastSent = make([]time.Time, len(m.segs))
+	}
 	m.bytes = len(payload)
 	// Bytes the receivers must drain before this message's last segment
 	// (see rto): what is in flight on every stream, since all of it
@@ -409,7 +425,8 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 	}
 	e.wake(m.rtoAt)
 	e.unlockAndFlush()
-	return &Transfer{e: e, m: m}, nil
+	m.xfer = Transfer{e: e, m: m}
+	return &m.xfer, nil
 }
 
 // sendSeg queues segment s of m again with the stream's current

@@ -77,7 +77,16 @@ func DecodeVarBinds(b []byte, max int) ([]smi.VarBind, error) {
 	if tag != tagSequence || len(rest) != 0 {
 		return nil, fmt.Errorf("%w: varbind list: tag 0x%02x, %d trailing bytes", ErrMalformed, tag, len(rest))
 	}
+	// A first pass sizes the list and one array for every name's
+	// sub-identifiers, so decoding costs two allocations plus the
+	// values' own, not one per name and per growth of the list. A
+	// malformed list is left to the main pass to report.
 	var out []smi.VarBind
+	var slab []uint32
+	if n, subIDs, ok := countVarBinds(body, max); ok {
+		out = make([]smi.VarBind, 0, n)
+		slab = make([]uint32, subIDs)
+	}
 	for len(body) > 0 {
 		if len(out) == max {
 			return nil, fmt.Errorf("%w: more than %d", ErrTooMany, max)
@@ -89,7 +98,7 @@ func DecodeVarBinds(b []byte, max int) ([]smi.VarBind, error) {
 		if tag != tagSequence {
 			return nil, fmt.Errorf("%w: varbind %d: tag 0x%02x", ErrMalformed, len(out)+1, tag)
 		}
-		v, err := decodeVarBind(vb)
+		v, err := decodeVarBind(vb, &slab)
 		if err != nil {
 			return nil, fmt.Errorf("varbind %d: %w", len(out)+1, err)
 		}
@@ -99,7 +108,30 @@ func DecodeVarBinds(b []byte, max int) ([]smi.VarBind, error) {
 	return out, nil
 }
 
-func decodeVarBind(b []byte) (smi.VarBind, error) {
+// countVarBinds is DecodeVarBinds' sizing pass: how many varbinds the
+// list body holds and the most sub-identifiers their names can decode to
+// (a byte at most yields one, the first two); ok false if the list does
+// not parse that far or holds more than max.
+func countVarBinds(body []byte, max int) (n, subIDs int, ok bool) {
+	for len(body) > 0 {
+		tag, vb, next, err := readTLV(body)
+		if err != nil || tag != tagSequence || n == max {
+			return 0, 0, false
+		}
+		_, name, _, err := readTLV(vb)
+		if err != nil {
+			return 0, 0, false
+		}
+		n++
+		subIDs += len(name) + 1
+		body = next
+	}
+	return n, subIDs, true
+}
+
+// decodeVarBind decodes one varbind, its name carved from *slab when that
+// has room (see decodeOIDIn).
+func decodeVarBind(b []byte, slab *[]uint32) (smi.VarBind, error) {
 	tag, name, rest, err := readTLV(b)
 	if err != nil {
 		return smi.VarBind{}, fmt.Errorf("name: %w", err)
@@ -107,7 +139,7 @@ func decodeVarBind(b []byte) (smi.VarBind, error) {
 	if tag != byte(smi.TypeObjectIdentifier) {
 		return smi.VarBind{}, fmt.Errorf("%w: name tag 0x%02x", ErrMalformed, tag)
 	}
-	oid, err := decodeOID(name)
+	oid, err := decodeOIDIn(name, slab)
 	if err != nil {
 		return smi.VarBind{}, fmt.Errorf("name: %w", err)
 	}
@@ -216,11 +248,23 @@ func decodeUint(b []byte, size int) (uint64, error) {
 	return v, nil
 }
 
-func decodeOID(b []byte) (smi.OID, error) {
+func decodeOID(b []byte) (smi.OID, error) { return decodeOIDIn(b, nil) }
+
+// decodeOIDIn decodes an object identifier into the front of *slab when it
+// has room for the most b can hold (len(b)+1), and moves *slab past it;
+// otherwise into an allocation of its own. The result's capacity is its
+// length, so appending to one name never overwrites the next.
+func decodeOIDIn(b []byte, slab *[]uint32) (smi.OID, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty object identifier", ErrMalformed)
 	}
-	o := make(smi.OID, 0, len(b)+1)
+	var o smi.OID
+	carved := slab != nil && len(*slab) >= len(b)+1
+	if carved {
+		o = (*slab)[:0 : len(b)+1]
+	} else {
+		o = make(smi.OID, 0, len(b)+1)
+	}
 	var v uint64
 	first := true
 	for i, c := range b {
@@ -261,5 +305,8 @@ func decodeOID(b []byte) (smi.OID, error) {
 		}
 		v = 0
 	}
-	return o, nil
+	if carved {
+		*slab = (*slab)[len(o):]
+	}
+	return o[:len(o):len(o)], nil
 }

@@ -145,6 +145,28 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestDecodedNamesAreIndependent: the names of one list share an array
+// (DecodeVarBinds allocates once for all of them); appending to one, as
+// a walk does to build the next name, must not write into another.
+func TestDecodedNamesAreIndependent(t *testing.T) {
+	enc, err := AppendVarBinds(nil, cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := DecodeVarBinds(enc, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range dec {
+		_ = append(dec[i].Name, 99, 98, 97)
+	}
+	for i := range cases {
+		if !dec[i].Name.Equal(cases[i].Name) {
+			t.Errorf("%d: %v after appending to the others, want %v", i, dec[i].Name, cases[i].Name)
+		}
+	}
+}
+
 func TestEveryTruncationIsAnError(t *testing.T) {
 	enc, err := AppendVarBinds(nil, cases)
 	if err != nil {
