@@ -261,7 +261,7 @@ func decodeOIDIn(b []byte, slab *[]uint32) (smi.OID, error) {
 	var o smi.OID
 	carved := slab != nil && len(*slab) >= len(b)+1
 	if carved {
-		o = (*slab)[:0 : len(b)+1]
+		o = (*slab)[: 0 : len(b)+1]
 	} else {
 		o = make(smi.OID, 0, len(b)+1)
 	}
