@@ -60,7 +60,8 @@ type pending struct {
 	roots    []smi.OID // walks: the roots asked
 	expected map[NodeID]bool
 	replies  map[NodeID]EngineResult
-	full     chan struct{} // closed once every expected engine answered
+	bad      map[NodeID]bool // engines whose reply this round did not parse (counted once)
+	full     chan struct{}   // closed once every expected engine answered
 }
 
 func (p *pending) missing() []NodeID {
@@ -346,7 +347,11 @@ func (c *Coordinator) transactTx(ctx context.Context, op Op, tx uint64, targets 
 		// bystander's acknowledgement delay. So the round's context ends
 		// with the coordinator, not with the caller.
 		rctx, rcancel := context.WithDeadline(c.ctx, rdl)
-		t, err := c.ep.StartRequest(rctx, c.cfg.Channel, payload, missing)
+		// Replies are decoded and filed as they arrive, on rmtp's
+		// receive goroutine, while the other SEs still answer: only the
+		// last few remain for acceptAll once the round ends.
+		each := func(r rmtp.Response) { c.acceptOne(tx, op, p, r) }
+		t, err := c.ep.StartRequestEach(rctx, c.cfg.Channel, payload, missing, each)
 		if err != nil {
 			rcancel()
 			if round == 1 {
@@ -457,22 +462,65 @@ func (c *Coordinator) fileLocked(p *pending, er EngineResult, late bool) {
 // lock is taken once: collating 256 replies is a decode each, not 256
 // round trips through the coordinator's mutex.
 func (c *Coordinator) acceptAll(tx uint64, op Op, p *pending, rs []rmtp.Response) []NodeID {
-	ers := make([]EngineResult, 0, len(rs))
-	bad := 0
+	// Most were filed as they came (acceptOne): decode only the rest.
+	c.mu.Lock()
+	var rest []rmtp.Response
 	for _, r := range rs {
+		if _, filed := p.replies[r.From]; !filed && !p.bad[r.From] {
+			rest = append(rest, r)
+		}
+	}
+	c.mu.Unlock()
+	ers := make([]EngineResult, 0, len(rest))
+	var bad []NodeID
+	for _, r := range rest {
 		if er, ok := parseReply(tx, op, r.From, r.Payload); ok {
 			ers = append(ers, er)
 		} else {
-			bad++
+			bad = append(bad, r.From)
 		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.cnt.BadReplies += uint64(bad)
+	for _, id := range bad {
+		c.badLocked(p, id)
+	}
 	for _, er := range ers {
 		c.fileLocked(p, er, false)
 	}
 	return p.missing()
+}
+
+// acceptOne files one reply of a round as it arrives; after the
+// transaction has answered, it is only counted as late.
+func (c *Coordinator) acceptOne(tx uint64, op Op, p *pending, r rmtp.Response) {
+	er, ok := parseReply(tx, op, r.From, r.Payload)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pend[pendKey{tx, op}] != p {
+		if _, filed := p.replies[r.From]; !filed {
+			c.cnt.LateReplies++
+		}
+		return
+	}
+	if !ok {
+		c.badLocked(p, r.From)
+		return
+	}
+	c.fileLocked(p, er, false)
+}
+
+// badLocked counts an engine's unparsable reply once per transaction
+// (acceptOne and acceptAll may both see it). Caller holds c.mu.
+func (c *Coordinator) badLocked(p *pending, id NodeID) {
+	if p.bad[id] {
+		return
+	}
+	if p.bad == nil {
+		p.bad = make(map[NodeID]bool)
+	}
+	p.bad[id] = true
+	c.cnt.BadReplies++
 }
 
 // accept files one reply that arrived after its round ended.

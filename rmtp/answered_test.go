@@ -2,6 +2,7 @@ package rmtp_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,5 +64,72 @@ func TestAnsweredBeforeBystanders(t *testing.T) {
 	<-tr.Done()
 	if rep, _ := tr.Wait(); len(rep.Missing) != 1 || rep.Missing[0] != 102 {
 		t.Fatalf("final report %+v, want 102 missing", rep)
+	}
+}
+
+// TestRequestEach: StartRequestEach hands every response to its callback
+// once, with the payload the report has, over a lossy network (re-sent
+// answers are not handed again), and plain StartRequest calls nothing.
+func TestRequestEach(t *testing.T) {
+	checkNoLeak(t)
+	const n = 8
+	c := newCluster(t, n, memnet.Faults{Loss: 0.1, Dup: 0.1}, nil)
+	if err := c.mgr.Activate(1); err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range c.engines {
+		answerRequests(t, e, []byte{byte(i)})
+	}
+	var mu sync.Mutex
+	got := map[rmtp.NodeID][]int{}
+	for round := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		tr, err := c.mgr.StartRequestEach(ctx, 9, []byte("q"), nil, func(r rmtp.Response) {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(r.Payload) != 1 || r.Payload[0] != byte(r.From-101) {
+				t.Errorf("round %d: %d answered %x", round, r.From, r.Payload)
+			}
+			got[r.From] = append(got[r.From], round)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-tr.Answered()
+		rep := tr.Progress()
+		cancel()
+		if len(rep.Responses) != n {
+			t.Fatalf("round %d: %d responses", round, len(rep.Responses))
+		}
+	}
+	// The last callbacks may still run after Answered.
+	waitFor(t, 5*time.Second, "every response handed over", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		total := 0
+		for _, rs := range got {
+			total += len(rs)
+		}
+		return total >= 20*n
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for id, rounds := range got {
+		for i, r := range rounds {
+			if r != i {
+				t.Fatalf("engine %d: handed over in rounds %v, want each round once", id, rounds)
+			}
+		}
+	}
+	tr, err := c.mgr.StartRequest(context.Background(), 9, []byte("q"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-tr.Answered()
+	time.Sleep(10 * time.Millisecond)
+	for id, rounds := range got {
+		if len(rounds) != 20 {
+			t.Fatalf("engine %d: %d callbacks after a plain request, want 20", id, len(rounds))
+		}
 	}
 }

@@ -85,6 +85,7 @@ type Endpoint struct {
 	out         map[streamKey]*outStream
 	ctrlSeq     uint64
 	txq         []txItem
+	notes       []note // responses for StartRequestEach callbacks (handleBatch)
 	view        viewState
 	active      bool
 	ackAt       time.Time
@@ -521,10 +522,10 @@ func (e *Endpoint) handle(d Datagram) {
 		return
 	}
 	e.mu.Lock()
-	defer e.unlockAndFlush()
 	if !e.closed {
 		e.handleOpened(&o)
 	}
+	e.unlockAndNotify()
 }
 
 // handleBatch is handle for what one read returned: the tags are checked
@@ -542,7 +543,6 @@ func (e *Endpoint) handleBatch(ds []Datagram, os []opened, borrowed bool) []open
 		return os
 	}
 	e.mu.Lock()
-	defer e.unlockAndFlush()
 	for i := range os {
 		if e.closed {
 			break
@@ -550,7 +550,27 @@ func (e *Endpoint) handleBatch(ds []Datagram, os []opened, borrowed bool) []open
 		e.handleOpened(&os[i])
 	}
 	clear(os) // drop the datagrams' memory with the batch
+	e.unlockAndNotify()
 	return os
+}
+
+// unlockAndNotify is unlockAndFlush for the receive loop, which then
+// hands queued responses to their StartRequestEach callbacks, with no
+// lock held.
+func (e *Endpoint) unlockAndNotify() {
+	notes := e.notes
+	e.notes = nil // not reused: another goroutine may append under mu
+	e.unlockAndFlush()
+	for _, n := range notes {
+		n.fn(n.r)
+	}
+}
+
+// note is a response for StartRequestEach's callback, queued under mu
+// and handed over by the receive loop once mu is released.
+type note struct {
+	fn func(Response)
+	r  Response
 }
 
 // handleOpened runs the protocol on one authenticated datagram. Caller

@@ -81,6 +81,8 @@ type outMsg struct {
 	abortDone chan struct{}
 	abortOK   bool
 
+	each func(Response) // requests: StartRequestEach's callback
+
 	// Storage for the common small case, so that a one-segment message
 	// costs few allocations: its segment, its send time, its handle.
 	seg1  [1][]byte
@@ -270,6 +272,17 @@ func (e *Endpoint) StartRequest(ctx context.Context, ch uint8, payload []byte, t
 	return e.start(ctx, ch, Down, wire.TypeRequest, payload, targets, nil)
 }
 
+// StartRequestEach is StartRequest that also hands each response to each
+// as it arrives, so the caller can decode answers while the others are
+// still coming instead of all of them once the last is in. each runs on
+// the endpoint's receive goroutine with no lock held and must not block;
+// it may run after the transfer is answered or done (the report has
+// every response regardless), and not at all for a response the endpoint
+// delivered off its receive path (after a full Receive queue drained).
+func (e *Endpoint) StartRequestEach(ctx context.Context, ch uint8, payload []byte, targets []NodeID, each func(Response)) (*Transfer, error) {
+	return e.start(ctx, ch, Down, wire.TypeRequest, payload, targets, nil, each)
+}
+
 // Reply answers a request: the response goes up to the managers (so the
 // BSM sees it too), reliably, and acknowledges the request. It waits until
 // every manager has it or ctx is done.
@@ -310,7 +323,7 @@ func (e *Endpoint) StartReply(ctx context.Context, req *Message, payload []byte)
 	return e.start(ctx, req.Channel, Up, wire.TypeResponse, body, nil, &ref)
 }
 
-func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Type, payload []byte, targets []NodeID, answers *wire.ResponseRef) (*Transfer, error) {
+func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Type, payload []byte, targets []NodeID, answers *wire.ResponseRef, each ...func(Response)) (*Transfer, error) {
 	if len(payload) > e.cfg.MaxMessage+wire.ResponseRefLen || (kind != wire.TypeResponse && len(payload) > e.cfg.MaxMessage) {
 		return nil, fmt.Errorf("%w: %d > %d bytes", ErrTooLarge, len(payload), e.cfg.MaxMessage)
 	}
@@ -343,6 +356,9 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 	}
 	m := &outMsg{key: k, id: os.next, kind: kind, firstSent: now, members: make(map[NodeID]*member),
 		done: make(chan struct{}), answers: answers}
+	if len(each) > 0 {
+		m.each = each[0]
+	}
 	if kind == wire.TypeRequest {
 		m.answered = make(chan struct{})
 	}
@@ -669,6 +685,9 @@ func (e *Endpoint) onResponse(r *Message) bool {
 	now := time.Now()
 	if !mb.responded {
 		m.update(mb, func() { mb.responded, mb.resp = true, r.Payload })
+		if m.each != nil {
+			e.notes = append(e.notes, note{m.each, Response{From: r.From, Payload: r.Payload}})
+		}
 		if !mb.acked {
 			m.memberProgress(now)
 		} else {
