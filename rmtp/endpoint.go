@@ -86,6 +86,7 @@ type Endpoint struct {
 	ctrlSeq     uint64
 	txq         []txItem
 	notes       []note // responses for StartRequestEach callbacks (handleBatch)
+	outBytes    int    // payload bytes of every message in out
 	view        viewState
 	active      bool
 	ackAt       time.Time

@@ -411,12 +411,8 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 	// Bytes the receivers must drain before this message's last segment
 	// (see rto): what is in flight on every stream, since all of it
 	// shares their sockets.
-	for _, o := range e.out {
-		for _, om := range o.msgs {
-			m.ahead += om.bytes
-		}
-	}
-	m.ahead += m.bytes
+	e.outBytes += m.bytes
+	m.ahead = e.outBytes
 	os.msgs[m.id] = m
 	// The first transmission is built in one allocation, and the
 	// segments kept for repair are its payload bytes: the caller's
@@ -598,8 +594,9 @@ func (e *Endpoint) release(m *outMsg) {
 		e.retime = true
 	}
 	m.finish()
-	if os := e.out[m.key]; os != nil {
+	if os := e.out[m.key]; os != nil && os.msgs[m.id] == m {
 		delete(os.msgs, m.id)
+		e.outBytes -= m.bytes
 	}
 }
 
