@@ -197,7 +197,10 @@ func ListenMulticast(cfg MulticastConfig) (*UDP, error) {
 	}
 	t.local = netip.AddrPortFrom(ifAddr, cfg.Down.Port())
 	t.granted = t.setReadBuffer(cfg.ReadBuffer, log)
-	t.start()
+	if err := t.start(); err != nil {
+		t.send.Close()
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -286,7 +289,10 @@ func ListenUnicast(cfg UnicastConfig) (*UDP, error) {
 	t.local = c.LocalAddr().(*net.UDPAddr).AddrPort()
 	t.maxDg = min(cfg.MTU-udpIPv4Overhead, wire.MaxDatagram)
 	t.granted = t.setReadBuffer(cfg.ReadBuffer, log)
-	t.start()
+	if err := t.start(); err != nil {
+		t.send.Close()
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -320,7 +326,7 @@ func (t *UDP) ReadBufferGranted() int { return t.granted }
 // start prepares the socket's batches: a read takes every datagram
 // waiting, up to batchLen, in one system call (recvmmsg), on the caller's
 // goroutine.
-func (t *UDP) start() {
+func (t *UDP) start() error {
 	t.pc = ipv4.NewPacketConn(t.send)
 	switch {
 	case t.peers != nil:
@@ -332,7 +338,11 @@ func (t *UDP) start() {
 		t.toDown = []net.Addr{net.UDPAddrFromAddrPort(t.down)}
 		t.toUp = []net.Addr{net.UDPAddrFromAddrPort(t.upGroup)}
 	}
-	t.rb = newRecvBatch(t.maxDg)
+	var err error
+	if t.rb, err = newRecvBatch(t.send, t.maxDg); err != nil {
+		return fmt.Errorf("rmtp: receive batch: %w", err)
+	}
+	return nil
 }
 
 // recvBatch is one socket's recvmmsg state: the buffers are reused, and
@@ -340,55 +350,67 @@ func (t *UDP) start() {
 // zeroing), so a datagram costs no allocation of its own and holds no
 // more memory than its length.
 type recvBatch struct {
-	msgs []ipv4.Message
-	join [][]byte
+	bufs  [][]byte
+	lens  []int
+	froms []netip.AddrPort
+	mm    *mmsgReader
+	join  [][]byte
 }
 
 // slabMax keeps the copies' allocations below the runtime's large-object
 // size (32 KiB), which costs a span of its own and zeroing.
 const slabMax = 32 << 10
 
-func newRecvBatch(maxDg int) *recvBatch {
+func newRecvBatch(c *net.UDPConn, maxDg int) (*recvBatch, error) {
 	n := max(1, min(batchLen, batchBytes/(maxDg+1)))
-	r := &recvBatch{msgs: make([]ipv4.Message, n)}
-	for i := range r.msgs {
+	r := &recvBatch{bufs: make([][]byte, n), lens: make([]int, n), froms: make([]netip.AddrPort, n)}
+	for i := range r.bufs {
 		// One byte over the largest datagram: a longer one shows up
 		// with the wrong length and fails to parse.
-		r.msgs[i].Buffers = [][]byte{make([]byte, maxDg+1)}
+		r.bufs[i] = make([]byte, maxDg+1)
 	}
-	return r
+	var err error
+	r.mm, err = newMmsgReader(c, r.bufs)
+	return r, err
 }
 
-// read blocks for at least one datagram and appends what it read to out.
-func (r *recvBatch) read(pc *ipv4.PacketConn, out []Datagram) ([]Datagram, error) {
-	ms := r.msgs
-	n, err := pc.ReadBatch(ms, 0)
+// borrow blocks for at least one datagram and returns up to k, their
+// Data the receive buffers themselves (valid until the next read).
+func (r *recvBatch) borrow(ds []Datagram) (int, error) {
+	n, err := r.mm.read(min(len(ds), len(r.bufs)), r.lens, r.froms)
+	for i := range n {
+		ds[i] = Datagram{Data: r.bufs[i][:r.lens[i]:r.lens[i]], From: r.froms[i]}
+	}
+	return n, err
+}
+
+// read blocks for at least one datagram and appends copies of what it
+// read to out.
+func (r *recvBatch) read(out []Datagram) ([]Datagram, error) {
+	n, err := r.mm.read(len(r.bufs), r.lens, r.froms)
 	if err != nil {
 		return out, err
 	}
 	var slab []byte
-	for i, m := range ms[:n] {
-		if len(slab) < m.N {
+	for i := range n {
+		if len(slab) < r.lens[i] {
 			// Copy this datagram and the following ones that fit under
 			// slabMax together.
 			r.join = r.join[:0]
 			size := 0
-			for _, m := range ms[i:n] {
-				if size > 0 && size+m.N > slabMax {
+			for j := i; j < n; j++ {
+				if size > 0 && size+r.lens[j] > slabMax {
 					break
 				}
-				r.join = append(r.join, m.Buffers[0][:m.N])
-				size += m.N
+				r.join = append(r.join, r.bufs[j][:r.lens[j]])
+				size += r.lens[j]
 			}
 			slab = bytes.Join(r.join, nil)
 			clear(r.join)
 		}
-		d := Datagram{Data: slab[:m.N:m.N]}
-		slab = slab[m.N:]
-		if ua, ok := m.Addr.(*net.UDPAddr); ok {
-			d.From = ua.AddrPort()
-		}
-		out = append(out, d)
+		l := r.lens[i]
+		out = append(out, Datagram{Data: slab[:l:l], From: r.froms[i]})
+		slab = slab[l:]
 	}
 	return out, nil
 }
@@ -473,7 +495,7 @@ func (t *UDP) RecvBatch(ds []Datagram) (int, error) {
 	}
 	for len(t.pending) == 0 {
 		var err error
-		if t.pending, err = t.rb.read(t.pc, t.pending[:0]); err != nil {
+		if t.pending, err = t.rb.read(t.pending[:0]); err != nil {
 			if t.readErr(err) {
 				return 0, ErrClosed
 			}
@@ -492,20 +514,13 @@ func (t *UDP) recvBorrowed(ds []Datagram) (int, error) {
 	if len(t.pending) > 0 {
 		return t.RecvBatch(ds)
 	}
-	ms := t.rb.msgs[:min(len(ds), len(t.rb.msgs))]
 	for {
-		n, err := t.pc.ReadBatch(ms, 0)
+		n, err := t.rb.borrow(ds)
 		if err != nil {
 			if t.readErr(err) {
 				return 0, ErrClosed
 			}
 			continue
-		}
-		for i, m := range ms[:n] {
-			ds[i] = Datagram{Data: m.Buffers[0][:m.N:m.N]}
-			if ua, ok := m.Addr.(*net.UDPAddr); ok {
-				ds[i].From = ua.AddrPort()
-			}
 		}
 		return n, nil
 	}

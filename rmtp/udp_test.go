@@ -312,6 +312,11 @@ func TestManagerSocketTakesOnlyItsGroups(t *testing.T) {
 		}
 		for _, d := range ds[:n] {
 			got = append(got, d.Data...)
+			// The source as recvmmsg reported it: the sender's
+			// interface address and its port.
+			if d.From != netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), up.Port()) {
+				t.Errorf("datagram %x from %v", d.Data, d.From)
+			}
 		}
 	}
 	if !bytes.Equal(got, []byte{2, 3}) {
