@@ -499,9 +499,13 @@ func TestHierarchyMemnetLossy(t *testing.T) {
 		tr.converge("healed data center converges at levels 3 and 4")
 		// The removals reach level 3 through the re-announcement: the
 		// records it no longer names are dropped at SYNC END (Resynced).
-		// Not always all ten (about one run in ten on the lossy network
-		// saw 6; the cause is not understood yet, see the closing note);
-		// converge above checks that every removal arrived.
+		// Not always all ten: the forwarder may take the first changes
+		// as a batch before the queue overflows (it runs between two
+		// changes); that batch is retried across the cut and delivered
+		// as ordinary removals after the heal. (Shown by sleeping 300 µs
+		// after each change: 9 of 10 then come through the
+		// re-announcement, every time.) converge above checks that
+		// every removal arrived, whichever way.
 		if c := l3.m.Store().Counters(); c.Syncs == before.Syncs || c.Resynced == before.Resynced {
 			t.Fatalf("level 3 applied no re-announcement: %+v (before %+v)", c, before)
 		}
