@@ -76,12 +76,15 @@ func TestAuthentication(t *testing.T) {
 	})
 	t.Run("replayed", func(t *testing.T) {
 		// A control datagram replayed verbatim is refused by the window.
+		// The newest of the manager's HELLOs: engine 101 has certainly
+		// had it (its first ones may have gone out before 101 was on
+		// the network, and a never-seen sequence number inside the
+		// window is rightly accepted, as in IPsec's window).
 		var hello, data []byte
 		for _, x := range f.datagrams(wire.TypeHello) {
 			if x.h.Node == 1 {
 				hello, _ = wire.AppendPacket(nil, x.h, x.body)
 				old.Sign(hello)
-				break
 			}
 		}
 		for _, x := range f.datagrams(wire.TypeData) {
