@@ -60,7 +60,7 @@ type pending struct {
 	roots    []smi.OID // walks: the roots asked
 	expected map[NodeID]bool
 	replies  map[NodeID]EngineResult
-	bad      map[NodeID]bool // engines whose reply this round did not parse (counted once)
+	bad      map[NodeID]bool // engines whose reply did not parse (counted once per transaction)
 	full     chan struct{}   // closed once every expected engine answered
 }
 
@@ -457,17 +457,16 @@ func (c *Coordinator) fileLocked(p *pending, er EngineResult, late bool) {
 	}
 }
 
-// acceptAll files a round's replies and returns the engines still
-// missing. The replies are decoded before the lock is taken, and the
-// lock is taken once: collating 256 replies is a decode each, not 256
-// round trips through the coordinator's mutex.
+// acceptAll files what acceptOne has not of a round's replies (those
+// rmtp handed over late or not through the callback) and returns the
+// engines still missing. They are decoded outside the lock.
 func (c *Coordinator) acceptAll(tx uint64, op Op, p *pending, rs []rmtp.Response) []NodeID {
 	// Most were filed as they came (acceptOne): decode only the rest.
 	c.mu.Lock()
 	var rest []rmtp.Response
 	for _, r := range rs {
-		if _, filed := p.replies[r.From]; !filed && !p.bad[r.From] {
-			rest = append(rest, r)
+		if _, filed := p.replies[r.From]; !filed {
+			rest = append(rest, r) // a bad one again too: a later round may have a good one
 		}
 	}
 	c.mu.Unlock()

@@ -1,6 +1,7 @@
 package fanout_test
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"sync"
@@ -376,5 +377,51 @@ func TestBusyShedThenReRequested(t *testing.T) {
 	}
 	if c := s.resp.Counters(); c.Busy == 0 || c.Executed != 2 {
 		t.Errorf("busy %d executed %d", c.Busy, c.Executed)
+	}
+}
+
+// An engine whose answer does not parse: the reply is counted bad once
+// (acceptOne on arrival and acceptAll at the round's end both see it),
+// the engine is reported missing, and the transaction ends at once:
+// every target answered, and asking again would get the same bytes from
+// the engine's reply cache.
+func TestBadReplyCountedOnce(t *testing.T) {
+	checkNoLeak(t)
+	f := newFarm(t, 2, farmOpts{coord: fanout.CoordinatorConfig{Deadline: 800 * time.Millisecond}})
+	// A rogue engine speaking rmtp but not fanout's wire.
+	nd := f.net.Attach(false, memnet.Faults{}, 201)
+	ep, err := rmtp.New(nd, fastRMTP(201, rmtp.Engine))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := ep.Receive(ctx)
+			if err != nil {
+				return
+			}
+			if m.Kind == rmtp.KindRequest {
+				_, _ = ep.StartReply(ctx, m, []byte("not a reply"))
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	f.waitEngines(3)
+	for i := range 3 {
+		before := f.coord.Counters()
+		res, err := f.coord.Get(ctxT(t), nil, []smi.OID{agenttest.ScalarInt.Append(0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bad := f.coord.Counters().BadReplies - before.BadReplies; bad != 1 {
+			t.Errorf("GET %d: %d bad replies counted, want 1", i, bad)
+		}
+		if res.Rounds != 1 || res.Responders() != 2 || len(res.Missing) != 1 || res.Missing[0] != 201 {
+			t.Errorf("GET %d: %d rounds, %d responders, missing %v; want 1, 2, [201]", i, res.Rounds, res.Responders(), res.Missing)
+		}
 	}
 }

@@ -277,8 +277,9 @@ func (e *Endpoint) StartRequest(ctx context.Context, ch uint8, payload []byte, t
 // still coming instead of all of them once the last is in. each runs on
 // the endpoint's receive goroutine with no lock held and must not block;
 // it may run after the transfer is answered or done (the report has
-// every response regardless), and not at all for a response the endpoint
-// delivered off its receive path (after a full Receive queue drained).
+// every response regardless): a response the endpoint delivered off its
+// receive path (after a full Receive queue drained) is handed over with
+// the receive loop's next batch.
 func (e *Endpoint) StartRequestEach(ctx context.Context, ch uint8, payload []byte, targets []NodeID, each func(Response)) (*Transfer, error) {
 	return e.start(ctx, ch, Down, wire.TypeRequest, payload, targets, nil, each)
 }
