@@ -72,12 +72,13 @@ func BenchmarkAggregateGet(b *testing.B) {
 }
 
 // benchRMTP is every endpoint's rmtp config. Tuning experiments run the
-// same benchmark with FANOUT_BENCH_MINRTO=20ms or FANOUT_BENCH_ACKDELAY=
-// 500us; unset keeps rmtp's defaults.
+// same benchmark with FANOUT_BENCH_MINRTO=20ms, FANOUT_BENCH_ACKDELAY=
+// 500us or FANOUT_BENCH_ANSWERACK=50ms; unset keeps rmtp's defaults.
 func benchRMTP(id rmtp.NodeID, role rmtp.Role, keys *rmtp.Keyring) rmtp.Config {
 	minRTO, _ := time.ParseDuration(os.Getenv("FANOUT_BENCH_MINRTO"))
 	ackDelay, _ := time.ParseDuration(os.Getenv("FANOUT_BENCH_ACKDELAY"))
-	return rmtp.Config{Node: id, Role: role, Keys: keys, MinRTO: minRTO, AckDelay: ackDelay}
+	answerAck, _ := time.ParseDuration(os.Getenv("FANOUT_BENCH_ANSWERACK"))
+	return rmtp.Config{Node: id, Role: role, Keys: keys, MinRTO: minRTO, AckDelay: ackDelay, AnswerAckDelay: answerAck}
 }
 
 func benchWanted(name string) bool {

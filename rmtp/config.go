@@ -29,6 +29,7 @@ const (
 	DefaultSuspectAfter  = 3
 	DefaultDownAfter     = 5
 	DefaultAckDelay      = 2 * time.Millisecond
+	DefaultAnswerAck     = 20 * time.Millisecond
 	DefaultNakDelay      = time.Millisecond
 	DefaultMinRTO        = 2 * time.Millisecond
 	DefaultMaxRTO        = 200 * time.Millisecond
@@ -76,13 +77,20 @@ type Config struct {
 	SuspectAfter  int           // missed heartbeats before suspect, default 3
 	DownAfter     int           // missed heartbeats before down, default 5
 	AckDelay      time.Duration // how long an ACK waits for a response to carry it
-	NakDelay      time.Duration // upper bound of the random NAK backoff
-	MinRTO        time.Duration // floor of the retransmission timer
-	MaxRTO        time.Duration // ceiling of the backed-off timer
-	RepairRate    int           // repair bytes per second
-	AbortWait     time.Duration // how long the SM waits for others' abort acks
-	DeliveryQueue int           // delivered messages waiting for Receive
-	MaxClockSkew  time.Duration // HELLOs further off this host's clock are dropped as replays (hosts run NTP)
+	// AnswerAckDelay is how long a manager may hold its acknowledgement
+	// of answers (responses to requests), default 20 ms: the requester
+	// has them and its own timer recovers a lost one, so the vector that
+	// releases them at the engines need not wake the farm once per
+	// request. Engines' timers for answers wait at least twice this (plus
+	// AckDelay): give every member the same value.
+	AnswerAckDelay time.Duration
+	NakDelay       time.Duration // upper bound of the random NAK backoff
+	MinRTO         time.Duration // floor of the retransmission timer
+	MaxRTO         time.Duration // ceiling of the backed-off timer
+	RepairRate     int           // repair bytes per second
+	AbortWait      time.Duration // how long the SM waits for others' abort acks
+	DeliveryQueue  int           // delivered messages waiting for Receive
+	MaxClockSkew   time.Duration // HELLOs further off this host's clock are dropped as replays (hosts run NTP)
 
 	// HelloApp, if set, returns opaque bytes (at most wire.MaxHelloApp)
 	// carried in each HELLO (the SE's own numbers for the MIB).
@@ -131,6 +139,7 @@ func (c *Config) fill() error {
 		c.DownAfter = c.SuspectAfter + 1
 	}
 	def(&c.AckDelay, DefaultAckDelay)
+	def(&c.AnswerAckDelay, DefaultAnswerAck)
 	def(&c.NakDelay, DefaultNakDelay)
 	def(&c.MinRTO, DefaultMinRTO)
 	def(&c.MaxRTO, DefaultMaxRTO)

@@ -487,7 +487,7 @@ func (e *Endpoint) collecting(id NodeID) bool {
 
 // deliverStream hands complete messages over in order.
 func (e *Endpoint) deliverStream(pr *peer, k streamKey, st *inStream) {
-	delivered, request, held := false, false, true
+	delivered, request, held, answers := false, false, true, true
 	for {
 		if st.aborted[st.next] {
 			st.next++ // the entry stays: a repeated ABORT must still answer "discarded"
@@ -513,6 +513,7 @@ func (e *Endpoint) deliverStream(pr *peer, k streamKey, st *inStream) {
 		st.next++
 		delivered = true
 		request = request || part.kind == wire.TypeRequest
+		answers = answers && part.kind == wire.TypeResponse
 	}
 	if st.next > st.highest {
 		st.gapAt, st.gapTry = time.Time{}, 0
@@ -535,8 +536,13 @@ func (e *Endpoint) deliverStream(pr *peer, k streamKey, st *inStream) {
 		// request collects: its completion (or timer) sends one vector
 		// for all of them (release, tickSend). A vector per AckDelay
 		// during a fan-in of hundreds would wake every engine each time.
+		//
+		// Other answers (a backup manager overhears every fan-in) wait
+		// AnswerAckDelay: their requester has them.
 		switch {
 		case held && e.cfg.Role == Manager:
+		case answers && e.cfg.Role == Manager:
+			e.ackSoon(time.Now().Add(e.cfg.AnswerAckDelay))
 		case request || e.cfg.Role == Manager:
 			e.ackSoon(time.Now().Add(e.cfg.AckDelay))
 		default:

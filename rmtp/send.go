@@ -342,11 +342,12 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 		e.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if !e.ackAt.IsZero() && now.Sub(e.ackSent) >= e.cfg.AckDelay {
-		// Pending acknowledgements go first, in the same flush: one
-		// wake-up of every receiver for both. Not more often than
-		// the timer would send them: back-to-back short requests
-		// still share one vector per AckDelay.
+	if !e.ackAt.IsZero() && e.ackAt.Sub(now) <= e.cfg.AckDelay && now.Sub(e.ackSent) >= e.cfg.AckDelay {
+		// Acknowledgements due within AckDelay go first, in the same
+		// flush: one wake-up of every receiver for both. Not more
+		// often than the timer would send them: back-to-back short
+		// requests still share one vector per AckDelay, and answers
+		// held for AnswerAckDelay stay held until nearly due.
 		e.flushAcks()
 	}
 	k := streamKey{ch, dest == Up}
@@ -492,7 +493,9 @@ func (e *Endpoint) rto(m *outMsg) time.Duration {
 		d += e.cfg.AckDelay
 	}
 	if m.kind == wire.TypeResponse {
-		d = max(d, 2*e.answerWait)
+		// Managers hold acknowledgements of answers up to
+		// AnswerAckDelay; the requester's own timer recovers a lost one.
+		d = max(d, 2*e.answerWait, 2*e.cfg.AnswerAckDelay+e.cfg.AckDelay)
 	}
 	if pending > 1 {
 		// N answers converge on this one receiver and are read one at
@@ -566,9 +569,10 @@ func (e *Endpoint) checkDone(m *outMsg) {
 	if m.answered != nil && !m.answeredDone {
 		if m.unanswered == 0 {
 			m.markAnswered()
-			// The answers held while it collected: one vector now
-			// (within AckDelay), not when the last bystander acked.
-			e.ackSoon(time.Now().Add(e.cfg.AckDelay))
+			// The answers held while it collected: one vector for
+			// them and those of the requests after it, within
+			// AnswerAckDelay (not when the last bystander acked).
+			e.ackSoon(time.Now().Add(e.cfg.AnswerAckDelay))
 		}
 	}
 	if m.undone > 0 {
@@ -584,10 +588,10 @@ func (e *Endpoint) release(m *outMsg) {
 		e.sampleSpacing(m)
 		if m.kind == wire.TypeRequest {
 			// The answers held while it collected (deliverStream):
-			// one vector acknowledges them all, within AckDelay or
-			// with the next message this manager sends (start),
-			// which then wakes every engine once for both.
-			e.ackSoon(time.Now().Add(e.cfg.AckDelay))
+			// one vector acknowledges them all, with those of every
+			// request completed within AnswerAckDelay: the engines
+			// wake for it once per AnswerAckDelay, not per request.
+			e.ackSoon(time.Now().Add(e.cfg.AnswerAckDelay))
 		}
 		// Its timer is likely the one the timer loop waits for: move
 		// the loop to the next real deadline instead of waking it
