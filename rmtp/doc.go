@@ -70,16 +70,21 @@
 //
 // An engine acknowledges what it delivered at once, one ACK per batch of
 // datagrams read, to the managers only. A manager's vector goes to every
-// member, so it coalesces: one per AckDelay, with two refinements for a
-// request fanning in. Answers to the manager's own request are held while
-// the request collects; its end (all answered, deadline) arms one vector
-// for all of them, sent within AckDelay or, if the manager sends anything
-// before, ahead of it in the same flush (the next request then wakes
-// every engine once, for both), still at most one vector per AckDelay, so
-// back-to-back short requests share one; when the request's timer fires, the
-// vector goes first, in the same flush as the re-sent request. And a
-// duplicate segment re-arms the vector within AckDelay, not at once, so
-// engines' early re-sends of answers do not each cost the farm a vector.
+// member, so it coalesces: one per AckDelay, with refinements for
+// answers. Answers to the manager's own request are held while the
+// request collects; its end (all answered, deadline) arms one vector for
+// all of them, due within AnswerAckDelay (20 ms): the requester already
+// has the answers, so the vector only releases them at the engines, and
+// with back-to-back requests one vector per AnswerAckDelay releases the
+// answers of all of them instead of every engine waking for a vector
+// per request (answers a backup manager overhears wait as long). A vector
+// due within AckDelay goes ahead of the next message the manager sends,
+// in the same flush (one wake-up of every engine for both), still at most
+// one per AckDelay; when a request's timer fires, the vector goes first,
+// in the same flush as the re-sent request, so engines that answered do
+// not answer again. And a duplicate segment re-arms the vector within
+// AckDelay, not at once, so engines' early re-sends of answers do not
+// each cost the farm a vector.
 //
 // An engine that receives a request again after answering it re-sends its
 // answer if that is still unacknowledged (the manager, having acknowledged
@@ -87,7 +92,8 @@
 // re-sent request was for other members, and an ACK would not tell the
 // manager anything the answer did not. The manager's timer thus recovers
 // lost answers, one datagram per engine that lacks something. An engine's
-// own timer for an answer is the backstop: at least 2×answerWait, where
+// own timer for an answer is the backstop: at least 2×AnswerAckDelay +
+// AckDelay and 2×answerWait, where
 // answerWait rises at once to, and decays slowly from, the time answers
 // took to be acknowledged (every sample: a held answer is acknowledged no
 // sooner than its request completes, however often it was sent).
