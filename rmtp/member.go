@@ -31,6 +31,20 @@ type viewState struct {
 	term, version uint64
 	owner         NodeID
 	members       []wire.Member
+	managers      []NodeID // the members whose role is Manager (setMembers)
+}
+
+// setMembers installs a view's member list and the managers in it: an
+// engine addresses every answer to them, and must not walk the whole farm
+// to find them each time.
+func (v *viewState) setMembers(ms []wire.Member) {
+	v.members = ms
+	v.managers = v.managers[:0:0]
+	for _, m := range ms {
+		if m.Role == Manager {
+			v.managers = append(v.managers, NodeID(m.Node))
+		}
+	}
 }
 
 // View returns the current view.
@@ -97,6 +111,15 @@ func (e *Endpoint) Active() bool {
 // members (or, before any view, the live peers whose role is known),
 // without this node, minus members declared down; up means managers only.
 func (e *Endpoint) destMembers(d Dest) []NodeID {
+	if d == Up && e.view.owner != 0 && e.view.owner != e.self {
+		ids := make([]NodeID, 0, len(e.view.managers))
+		for _, id := range e.view.managers {
+			if pr := e.peers[id]; id != e.self && (pr == nil || pr.live()) {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
 	ids := make([]NodeID, 0, max(len(e.view.members), len(e.peers)))
 	add := func(id NodeID, role Role) {
 		if id == e.self || (d == Up && role != Manager) {
@@ -227,7 +250,7 @@ func (e *Endpoint) refreshView() bool {
 	if slices.Equal(ms, e.view.members) {
 		return false
 	}
-	e.view.members = ms
+	e.view.setMembers(ms)
 	e.view.version++
 	e.log.WithFields(logrus.Fields{"term": e.view.term, "version": e.view.version, "members": len(ms)}).Info("rmtp: view changed")
 	e.emit(ViewChanged, nil, time.Now())
@@ -333,7 +356,8 @@ func (e *Endpoint) onView(pr *peer, v *wire.View, now time.Time) {
 	if v.Term != cur.term || pr.id != cur.owner || len(v.Members) != len(cur.members) {
 		e.log.WithFields(logrus.Fields{"term": v.Term, "version": v.Version, "owner": pr.id, "members": len(v.Members)}).Info("rmtp: view")
 	}
-	e.view = viewState{term: v.Term, version: v.Version, owner: pr.id, members: v.Members}
+	e.view = viewState{term: v.Term, version: v.Version, owner: pr.id}
+	e.view.setMembers(v.Members)
 	if v.Term != cur.term || pr.id != cur.owner || !slices.Equal(v.Members, cur.members) {
 		e.emit(ViewChanged, nil, now)
 	}
