@@ -252,7 +252,7 @@ func (e *Endpoint) Send(ctx context.Context, ch uint8, dest Dest, payload []byte
 // Start sends like Send but returns at once; the transfer can then be
 // waited for or aborted. Retransmission stops when ctx is done.
 func (e *Endpoint) Start(ctx context.Context, ch uint8, dest Dest, payload []byte) (*Transfer, error) {
-	return e.start(ctx, ch, dest, wire.TypeData, payload, nil, nil)
+	return e.start(ctx, ch, dest, wire.TypeData, payload, nil, nil, nil)
 }
 
 // Request sends a request down on channel ch and waits for a response from
@@ -269,7 +269,7 @@ func (e *Endpoint) Request(ctx context.Context, ch uint8, payload []byte, target
 
 // StartRequest is Request without waiting.
 func (e *Endpoint) StartRequest(ctx context.Context, ch uint8, payload []byte, targets []NodeID) (*Transfer, error) {
-	return e.start(ctx, ch, Down, wire.TypeRequest, payload, targets, nil)
+	return e.start(ctx, ch, Down, wire.TypeRequest, payload, targets, nil, nil)
 }
 
 // StartRequestEach is StartRequest that also hands each response to each
@@ -321,10 +321,10 @@ func (e *Endpoint) StartReply(ctx context.Context, req *Message, payload []byte)
 		e.ackAt, e.retime = time.Time{}, true
 	}
 	e.mu.Unlock()
-	return e.start(ctx, req.Channel, Up, wire.TypeResponse, body, nil, &ref)
+	return e.start(ctx, req.Channel, Up, wire.TypeResponse, body, nil, &ref, nil)
 }
 
-func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Type, payload []byte, targets []NodeID, answers *wire.ResponseRef, each ...func(Response)) (*Transfer, error) {
+func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Type, payload []byte, targets []NodeID, answers *wire.ResponseRef, each func(Response)) (*Transfer, error) {
 	if len(payload) > e.cfg.MaxMessage+wire.ResponseRefLen || (kind != wire.TypeResponse && len(payload) > e.cfg.MaxMessage) {
 		return nil, fmt.Errorf("%w: %d > %d bytes", ErrTooLarge, len(payload), e.cfg.MaxMessage)
 	}
@@ -357,10 +357,7 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 		e.out[k] = os
 	}
 	m := &outMsg{key: k, id: os.next, kind: kind, firstSent: now, members: make(map[NodeID]*member),
-		done: make(chan struct{}), answers: answers}
-	if len(each) > 0 {
-		m.each = each[0]
-	}
+		done: make(chan struct{}), answers: answers, each: each}
 	if kind == wire.TypeRequest {
 		m.answered = make(chan struct{})
 	}
