@@ -133,3 +133,110 @@ func TestRequestEach(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswerAckDelay: a manager holds its acknowledgement of engines'
+// answers up to AnswerAckDelay (here an hour: the engine's answer stays
+// unacknowledged), but acknowledges a manager's answer within AckDelay,
+// so a manager replying synchronously (a directory snapshot chunk) is
+// not held up.
+func TestAnswerAckDelay(t *testing.T) {
+	checkNoLeak(t)
+	net := memnet.New(1472)
+	mk := func(id rmtp.NodeID, role rmtp.Role) *rmtp.Endpoint {
+		cfg := fastConfig(id, role)
+		// A long MinRTO: an answer acknowledged only after its sender
+		// re-sent it shows in the sender's Retransmits.
+		cfg.DownAfter, cfg.AnswerAckDelay, cfg.MaxRTO, cfg.MinRTO = lenientDown, time.Hour, time.Hour, time.Second
+		e, err := rmtp.New(net.Attach(role == rmtp.Manager, memnet.Faults{}, uint64(id)), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	sm, bsm, se := mk(1, rmtp.Manager), mk(2, rmtp.Manager), mk(101, rmtp.Engine)
+	if err := sm.Activate(1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a view of three", func() bool { return len(sm.View().Members) == 3 })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	replied := make(chan error, 1)
+	answers := make(chan *rmtp.Transfer, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(2)
+	// Every member hears every request; each answers only its own.
+	next := func(e *rmtp.Endpoint, want string) *rmtp.Message {
+		for {
+			m, err := e.Receive(ctx)
+			if err != nil {
+				return nil
+			}
+			if m.Kind == rmtp.KindRequest && string(m.Payload) == want {
+				return m
+			}
+		}
+	}
+	go func() { // the backup manager answers synchronously
+		defer wg.Done()
+		m := next(bsm, "chunk please")
+		if m == nil {
+			return
+		}
+		_, err := bsm.Reply(ctx, m, []byte("chunk"))
+		replied <- err
+	}()
+	go func() {
+		defer wg.Done()
+		m := next(se, "q")
+		if m == nil {
+			return
+		}
+		tr, err := se.StartReply(ctx, m, []byte("answer"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		answers <- tr
+	}()
+
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	if r, err := sm.Request(rctx, 9, []byte("chunk please"), []rmtp.NodeID{2}); err != nil || len(r.Responses) != 1 {
+		t.Fatalf("request to the backup manager: %+v, %v", r, err)
+	}
+	select {
+	case err := <-replied:
+		if err != nil {
+			t.Fatalf("the backup manager's Reply: %v", err)
+		}
+		if n := bsm.Stats().Retransmits; n != 0 {
+			t.Fatalf("the backup manager re-sent its answer %d times before it was acknowledged", n)
+		}
+	case <-rctx.Done():
+		t.Fatal("the backup manager's Reply was not acknowledged: held as if an engine's")
+	}
+
+	// Any vector a manager sends carries every stream's position, the
+	// engine's answers included: the backup's acknowledgement of the
+	// next request would release the answer too. Without it, and once
+	// the last vector is past, only AnswerAckDelay could.
+	bsm.Close()
+	waitFor(t, 5*time.Second, "the backup gone from the view", func() bool { return len(sm.View().Members) == 2 })
+	time.Sleep(20 * time.Millisecond)
+	tr, err := sm.StartRequest(rctx, 9, []byte("q"), []rmtp.NodeID{101})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-tr.Answered()
+	answer := <-answers
+	// Time for a vector within AckDelay to come and go, many times over.
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-answer.Done():
+		t.Fatalf("the engine's answer was acknowledged within 50 ms with AnswerAckDelay an hour: %+v", answer.Progress())
+	default:
+	}
+}

@@ -73,11 +73,14 @@
 // member, so it coalesces: one per AckDelay, with refinements for
 // answers. Answers to the manager's own request are held while the
 // request collects; its end (all answered, deadline) arms one vector for
-// all of them, due within AnswerAckDelay (20 ms): the requester already
-// has the answers, so the vector only releases them at the engines, and
-// with back-to-back requests one vector per AnswerAckDelay releases the
-// answers of all of them instead of every engine waking for a vector
-// per request (answers a backup manager overhears wait as long). A vector
+// all of them, due within AnswerAckDelay (20 ms) when engines answered:
+// the requester already has the answers, so the vector only releases
+// them at the engines, and with back-to-back requests one vector per
+// AnswerAckDelay releases the answers of all of them instead of every
+// engine waking for a vector per request (engines' answers a backup
+// manager overhears wait as long). A manager's answer is acknowledged
+// within AckDelay: it may be waiting for that (a synchronous Reply, as
+// the directory serves snapshot chunks) before it serves the next. A vector
 // due within AckDelay goes ahead of the next message the manager sends,
 // in the same flush (one wake-up of every engine for both), still at most
 // one per AckDelay; when a request's timer fires, the vector goes first,
@@ -93,7 +96,7 @@
 // manager anything the answer did not. The manager's timer thus recovers
 // lost answers, one datagram per engine that lacks something. An engine's
 // own timer for an answer is the backstop: at least 2×AnswerAckDelay +
-// AckDelay and 2×answerWait, where
+// AckDelay (an engine's) and 2×answerWait, where
 // answerWait rises at once to, and decays slowly from, the time answers
 // took to be acknowledged (every sample: a held answer is acknowledged no
 // sooner than its request completes, however often it was sent).

@@ -537,11 +537,11 @@ func (e *Endpoint) deliverStream(pr *peer, k streamKey, st *inStream) {
 		// for all of them (release, tickSend). A vector per AckDelay
 		// during a fan-in of hundreds would wake every engine each time.
 		//
-		// Other answers (a backup manager overhears every fan-in) wait
-		// AnswerAckDelay: their requester has them.
+		// Other engines' answers (a backup manager overhears every
+		// fan-in) wait AnswerAckDelay: their requester has them.
 		switch {
 		case held && e.cfg.Role == Manager:
-		case answers && e.cfg.Role == Manager:
+		case answers && e.cfg.Role == Manager && pr.role == Engine:
 			e.ackSoon(time.Now().Add(e.cfg.AnswerAckDelay))
 		case request || e.cfg.Role == Manager:
 			e.ackSoon(time.Now().Add(e.cfg.AckDelay))

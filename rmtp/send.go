@@ -51,10 +51,11 @@ type outMsg struct {
 	// Members not done yet (memberDone), and of them the targets: kept
 	// as members become done so that each acknowledgement and answer
 	// checks completion in constant time, not by a walk of the farm.
-	undone     int
-	unanswered int
-	rtoAt      time.Time
-	rtoTry     int
+	undone        int
+	unanswered    int
+	managerTarget bool // requests: a manager must answer (answerAckDelay)
+	rtoAt         time.Time
+	rtoTry        int
 	// Fan-in progress: when a member last became done (acknowledged or
 	// answered): the timer does not fire while they are still coming in.
 	// And, for the spacing estimate, the first and last of the answers
@@ -391,6 +392,11 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 				m.unanswered++
 			}
 		}
+		if mb.target {
+			if pr := e.peers[mb.id]; pr != nil && pr.role == Manager {
+				m.managerTarget = true
+			}
+		}
 	}
 	if len(payload) <= e.segMax {
 		m.segs = m.seg1[:0]
@@ -490,9 +496,13 @@ func (e *Endpoint) rto(m *outMsg) time.Duration {
 		d += e.cfg.AckDelay
 	}
 	if m.kind == wire.TypeResponse {
-		// Managers hold acknowledgements of answers up to
-		// AnswerAckDelay; the requester's own timer recovers a lost one.
-		d = max(d, 2*e.answerWait, 2*e.cfg.AnswerAckDelay+e.cfg.AckDelay)
+		d = max(d, 2*e.answerWait)
+		if e.cfg.Role == Engine {
+			// Managers hold acknowledgements of engines' answers up
+			// to AnswerAckDelay; the requester's own timer recovers
+			// a lost one.
+			d = max(d, 2*e.cfg.AnswerAckDelay+e.cfg.AckDelay)
+		}
 	}
 	if pending > 1 {
 		// N answers converge on this one receiver and are read one at
@@ -567,15 +577,27 @@ func (e *Endpoint) checkDone(m *outMsg) {
 		if m.unanswered == 0 {
 			m.markAnswered()
 			// The answers held while it collected: one vector for
-			// them and those of the requests after it, within
-			// AnswerAckDelay (not when the last bystander acked).
-			e.ackSoon(time.Now().Add(e.cfg.AnswerAckDelay))
+			// them (and, for engines' answers, those of the requests
+			// after it), not when the last bystander acked.
+			e.ackSoon(time.Now().Add(e.answerAckDelay(m)))
 		}
 	}
 	if m.undone > 0 {
 		return
 	}
 	e.release(m)
+}
+
+// answerAckDelay is how long the answers to request m may wait for
+// their acknowledgement: AnswerAckDelay when only engines answer (they
+// would wake for a vector per request), AckDelay when a manager does: a
+// manager that answers (a directory snapshot chunk) may be waiting for
+// the acknowledgement before it serves the next request.
+func (e *Endpoint) answerAckDelay(m *outMsg) time.Duration {
+	if m.managerTarget {
+		return e.cfg.AckDelay
+	}
+	return e.cfg.AnswerAckDelay
 }
 
 // release finishes m and forgets it: no more repairs, and the stream's
@@ -588,7 +610,7 @@ func (e *Endpoint) release(m *outMsg) {
 			// one vector acknowledges them all, with those of every
 			// request completed within AnswerAckDelay: the engines
 			// wake for it once per AnswerAckDelay, not per request.
-			e.ackSoon(time.Now().Add(e.cfg.AnswerAckDelay))
+			e.ackSoon(time.Now().Add(e.answerAckDelay(m)))
 		}
 		// Its timer is likely the one the timer loop waits for: move
 		// the loop to the next real deadline instead of waking it
