@@ -69,9 +69,11 @@
 // # Acknowledgements and fan-in
 //
 // An engine acknowledges what it delivered at once, one ACK per batch of
-// datagrams read, to the managers only. A manager's vector goes to every
-// member, so it coalesces: one per AckDelay, with refinements for
-// answers. Answers to the manager's own request are held while the
+// datagrams read, to the managers only. A manager's vector for engines'
+// streams goes down, to every member, so it coalesces: one per AckDelay,
+// with refinements for answers; its entries for other managers' streams
+// go up, to the managers only, so a backup manager acknowledging each
+// request does not wake the farm. Answers to the manager's own request are held while the
 // request collects; its end (all answered, deadline) arms one vector for
 // all of them, due within AnswerAckDelay (20 ms) when engines answered:
 // the requester already has the answers, so the vector only releases

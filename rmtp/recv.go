@@ -637,23 +637,24 @@ func (e *Endpoint) acksPending() bool {
 	return false
 }
 
-// flushAcks sends one cumulative ACK vector covering every stream whose
+// flushAcks sends the cumulative ACK vector covering every stream whose
 // position moved (or whose sender evidently missed our ACK). Engines send
-// it up (only managers send down to them); managers send it down, where
-// every member, SE or manager, hears it: one datagram per interval however
+// it up (only managers send down to them); managers send their entries
+// for engines' streams down, where the engines hear them, and those for
+// managers' streams up: one datagram per interval and direction however
 // many senders it covers.
 func (e *Endpoint) flushAcks() {
 	e.ackAt, e.ackNow = time.Time{}, false
-	var a wire.Ack
-	send := func() {
+	// An engine's vector goes up. A manager's entries for engines'
+	// streams go down, where those engines hear them; its entries for
+	// other managers' streams go up, so that a backup manager's
+	// acknowledgement of each request does not wake the whole farm.
+	var down, up wire.Ack
+	send := func(a *wire.Ack, d Dest) {
 		if len(a.Entries) == 0 {
 			return
 		}
-		d := Up
-		if e.cfg.Role == Manager {
-			d = Down
-		}
-		e.queue(d, wire.Header{Type: wire.TypeAck}, wire.AppendAck(nil, &a))
+		e.queue(d, wire.Header{Type: wire.TypeAck}, wire.AppendAck(nil, a))
 		e.stats.AcksSent++
 		e.ackSent = time.Now()
 		a.Entries = a.Entries[:0]
@@ -662,6 +663,10 @@ func (e *Endpoint) flushAcks() {
 	for _, pr := range e.peers {
 		if !pr.live() {
 			continue
+		}
+		a, d := &down, Down
+		if e.cfg.Role == Engine || pr.role == Manager {
+			a, d = &up, Up
 		}
 		for k, st := range pr.streams {
 			if !st.started || (st.acked == st.next && !st.force) {
@@ -673,11 +678,12 @@ func (e *Endpoint) flushAcks() {
 				Next:   st.next,
 			})
 			if len(a.Entries) == per {
-				send()
+				send(a, d)
 			}
 		}
 	}
-	send()
+	send(&down, Down)
+	send(&up, Up)
 }
 
 // tickReceive sends the NAKs that are due and returns the next due time.
