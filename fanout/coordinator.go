@@ -176,7 +176,13 @@ func (c *Coordinator) finishRound(t *rmtp.Transfer, cancel context.CancelFunc) {
 	go func() {
 		defer c.repairs.Done()
 		defer cancel()
-		<-t.Done()
+		// On Close the transfer's context ends with the coordinator's;
+		// rmtp finishes it at its next timer event, which Close need
+		// not wait for.
+		select {
+		case <-t.Done():
+		case <-c.ctx.Done():
+		}
 	}()
 }
 

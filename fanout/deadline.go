@@ -14,9 +14,11 @@ import (
 // 256 SEs in the benchmark's one process), and no goroutine starts when a
 // deadline passes. A context ends no earlier than its deadline, and at most a grain
 // later while requests keep coming (a janitor interval when the SE is
-// idle). It has no Deadline: nothing that runs under it needs one (the
-// local agent and SET phases run under their exact budget). Not safe for
-// concurrent use: the Responder guards it with its mutex.
+// idle). Its Deadline is the grain's end, though the context itself is
+// ended by its owner: rmtp then ends a reply's repairs from its own timer
+// loop at that deadline instead of registering a callback with the
+// context per reply. Not safe for concurrent use: the Responder guards it
+// with its mutex.
 type sharedDeadlines struct {
 	parent context.Context
 	base   time.Time // keys count grains from here, on the monotonic clock
@@ -41,13 +43,28 @@ func (d *sharedDeadlines) at(now, t time.Time) context.Context {
 		return c.ctx
 	}
 	d.expire(now) // a new grain: end those that passed, while here
-	ctx, cancel := context.WithCancel(d.parent)
-	if !d.end(k).After(now) {
+	c, cancel := context.WithCancel(d.parent)
+	ctx := grainContext{c, d.end(k)}
+	if !ctx.end.After(now) {
 		cancel()
 		return ctx
 	}
 	d.ctxs[k] = sharedDeadline{ctx, cancel}
 	return ctx
+}
+
+// grainContext is a shared context that reports its grain's end as its
+// deadline (its parent's, if that is earlier).
+type grainContext struct {
+	context.Context
+	end time.Time
+}
+
+func (c grainContext) Deadline() (time.Time, bool) {
+	if d, ok := c.Context.Deadline(); ok && d.Before(c.end) {
+		return d, true
+	}
+	return c.end, true
 }
 
 // end is the deadline of key k.

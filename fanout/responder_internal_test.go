@@ -24,6 +24,14 @@ func TestSharedDeadlines(t *testing.T) {
 	if a == c {
 		t.Error("deadlines in different grains share a context")
 	}
+	// Each reports its grain's end as its deadline: rmtp ends a
+	// reply's repairs there from its own timer loop.
+	if dl, ok := a.Deadline(); !ok || !dl.Equal(now.Add(50*time.Millisecond)) {
+		t.Errorf("first grain's deadline %v %v, want %v", dl, ok, now.Add(50*time.Millisecond))
+	}
+	if dl, _ := c.Deadline(); !dl.Equal(now.Add(100 * time.Millisecond)) {
+		t.Errorf("second grain's deadline %v, want %v", dl, now.Add(100*time.Millisecond))
+	}
 	if past := d.at(now, now.Add(-time.Second)); past.Err() == nil {
 		t.Error("a deadline already passed got a live context")
 	}

@@ -240,3 +240,42 @@ func TestAnswerAckDelay(t *testing.T) {
 	default:
 	}
 }
+
+// TestCanceledBeforeDeadline: a transfer whose context has a deadline is
+// ended by the timer loop, not by a callback registered per message; a
+// cancel before the deadline still ends it: Wait returns at once with
+// the silent member missing, and Done closes.
+func TestCanceledBeforeDeadline(t *testing.T) {
+	checkNoLeak(t)
+	c := newCluster(t, 1, memnet.Faults{}, nil)
+	c.nodes[1].SetFaults(memnet.Faults{Loss: 1}) // the engine hears nothing from now on
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	tr, err := c.mgr.Start(ctx, 3, rmtp.Down, []byte("never acknowledged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan rmtp.Report, 1)
+	go func() {
+		r, _ := tr.Wait()
+		waited <- r
+	}()
+	select {
+	case r := <-waited:
+		t.Fatalf("Wait returned before the cancel: %+v", r)
+	case <-time.After(20 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case r := <-waited:
+		if len(r.Missing) != 1 || r.Missing[0] != 101 {
+			t.Fatalf("report %+v, want engine 101 missing", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not return after the cancel")
+	}
+	select {
+	case <-tr.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Done did not close after the cancel")
+	}
+}

@@ -82,6 +82,11 @@ type outMsg struct {
 	abortDone chan struct{}
 	abortOK   bool
 
+	// A context with a deadline ends the transfer through the timer loop
+	// (tickSend) and Wait; one without, through stop (context.AfterFunc).
+	ctx      context.Context
+	deadline time.Time
+
 	each func(Response) // requests: StartRequestEach's callback
 
 	// Storage for the common small case, so that a one-segment message
@@ -200,6 +205,14 @@ func (t *Transfer) Progress() Report {
 // Wait blocks until the transfer finishes and returns its report. The error
 // wraps ErrIncomplete when members are missing.
 func (t *Transfer) Wait() (Report, error) {
+	if ctx := t.m.ctx; ctx != nil {
+		select {
+		case <-t.m.done:
+		case <-ctx.Done():
+			t.e.expire(t.m)
+			<-t.m.done
+		}
+	}
 	<-t.m.done
 	t.e.mu.Lock()
 	defer t.e.mu.Unlock()
@@ -437,10 +450,21 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 	e.stats.Sent++
 	m.rtoAt = now.Add(e.rto(m))
 	e.checkDone(m)
+	wake := m.rtoAt
 	if !m.finished {
-		m.stop = context.AfterFunc(ctx, func() { e.expire(m) })
+		if dl, ok := ctx.Deadline(); ok {
+			// The timer loop ends it at the deadline, and notices an
+			// earlier cancel at its next visit (Wait notices at once):
+			// no callback registered with ctx per message.
+			m.ctx, m.deadline = ctx, dl
+			if dl.Before(wake) {
+				wake = dl
+			}
+		} else if ctx.Done() != nil {
+			m.stop = context.AfterFunc(ctx, func() { e.expire(m) })
+		}
 	}
-	e.wake(m.rtoAt)
+	e.wake(wake)
 	e.unlockAndFlush()
 	m.xfer = Transfer{e: e, m: m}
 	return &m.xfer, nil
@@ -788,6 +812,10 @@ func (e *Endpoint) tickSend(now time.Time) time.Time {
 			if m.finished {
 				continue
 			}
+			if !m.aborting && m.ctx != nil && (!now.Before(m.deadline) || m.ctx.Err() != nil) {
+				e.release(m) // its context ended (start)
+				continue
+			}
 			if m.aborting {
 				if !now.Before(m.abortAt) {
 					e.queueAbort(m)
@@ -827,6 +855,9 @@ func (e *Endpoint) tickSend(now time.Time) time.Time {
 			}
 			if next.IsZero() || m.rtoAt.Before(next) {
 				next = m.rtoAt
+			}
+			if !m.deadline.IsZero() && m.deadline.Before(next) {
+				next = m.deadline
 			}
 		}
 	}
