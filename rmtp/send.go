@@ -264,7 +264,9 @@ func (e *Endpoint) Send(ctx context.Context, ch uint8, dest Dest, payload []byte
 }
 
 // Start sends like Send but returns at once; the transfer can then be
-// waited for or aborted. Retransmission stops when ctx is done.
+// waited for or aborted. Retransmission stops when ctx is done: at its
+// deadline, or on a cancel before it at the transfer's next timer event
+// (Wait returns at once either way).
 func (e *Endpoint) Start(ctx context.Context, ch uint8, dest Dest, payload []byte) (*Transfer, error) {
 	return e.start(ctx, ch, dest, wire.TypeData, payload, nil, nil, nil)
 }
