@@ -204,6 +204,9 @@ func (m *Manager) receive(in Inbox) {
 func (m *Manager) handle(msg *rmtp.Message) {
 	switch {
 	case msg.Channel == ChannelUpdates && msg.Kind == rmtp.KindData && msg.Dest == rmtp.Up:
+		// Decoding copies what the store keeps: the buffer can carry
+		// the next update (large re-announcements come back to back).
+		defer msg.Release()
 		t, err := wire.Peek(msg.Payload)
 		if err == nil && t == wire.TypeSync {
 			m.applySync(msg.Payload, msg.From)

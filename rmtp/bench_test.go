@@ -74,6 +74,7 @@ func newMcastFarm(tb testing.TB, n int, loss float64, echo bool, mtu int) *mcast
 				if echo && m.Kind == rmtp.KindRequest {
 					e.StartReply(ctx, m, m.Payload)
 				}
+				m.Release()
 			}
 		}()
 	}

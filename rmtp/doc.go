@@ -112,7 +112,12 @@
 // buffers: segments are copied straight into their message, which is
 // allocated once its segment size is known (every segment but the last
 // has the sender's size) and charged in full to the peer's reassembly
-// budget. A socket filter (classic BPF) drops the endpoint's own
+// budget. A receiver that is done with a message may hand its buffer
+// back (Message.Release) for the next message of a like size, and a
+// sender's copy of a large message goes back to the same bounded pool
+// once every member has it: at a high rate of large messages, allocating
+// each afresh made the garbage collector run every few messages. A
+// socket filter (classic BPF) drops the endpoint's own
 // multicast loopback in the kernel. Arming a timer moves the timer
 // loop's deadline without waking it, and a finished message moves it
 // back, so timers cost a wake-up only when they are due.

@@ -54,6 +54,9 @@ type Message struct {
 	RequesterInc     uint64
 	RequestID        uint64
 	RequestDirection Dest
+
+	pool  *bufPool // where Release returns whole; nil: nothing to return
+	whole []byte   // the reassembly buffer Payload is a view of
 }
 
 // Errors.
@@ -107,6 +110,7 @@ type Endpoint struct {
 	retime      bool          // recompute the timer loop's deadline in this flush
 	stats       counters
 	sendFailing atomic.Bool // a streak of send errors was logged
+	bufs        bufPool     // reassembly buffers given back by Message.Release
 
 	deliverQ chan *Message
 	// chanQ: channels with an inbox of their own (Channel); the rest go

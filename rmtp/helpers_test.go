@@ -114,6 +114,9 @@ func collect(ctx context.Context, e *rmtp.Endpoint, from rmtp.NodeID, want [][]b
 		if !bytes.Equal(m.Payload, want[i]) {
 			return fmt.Errorf("node %d: message %d differs (%d bytes, want %d)", e.Node(), i, len(m.Payload), len(want[i]))
 		}
+		// Its buffer carries a later message: a reused buffer not
+		// filled completely, or released too early, fails the check.
+		m.Release()
 	}
 	return nil
 }

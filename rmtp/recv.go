@@ -281,7 +281,7 @@ func (e *Endpoint) storeSegment(pr *peer, k streamKey, st *inStream, id uint64, 
 		if !e.admit(pr, st, id, size) {
 			return false
 		}
-		part.buf, part.segLen = make([]byte, size), n
+		part.buf, part.segLen = e.bufs.get(size), n
 		part.size += size
 		pr.mem += size
 		if l := part.segs[lastSeq]; l != nil { // move the early last segment in
@@ -560,6 +560,9 @@ func (e *Endpoint) assemble(pr *peer, k streamKey, id uint64, part *partial) *Me
 		buf = part.buf[:n:n] // filled in place (storeSegment)
 	}
 	m := &Message{From: pr.id, Incarnation: pr.inc, Channel: k.ch, Dest: k.dest(), ID: id, Payload: buf}
+	if part.count > 1 {
+		m.pool, m.whole = &e.bufs, part.buf
+	}
 	switch part.kind {
 	case wire.TypeData:
 		m.Kind = KindData

@@ -37,10 +37,15 @@ type member struct {
 
 // outMsg is a message this endpoint sent and still holds for repair.
 type outMsg struct {
-	key       streamKey
-	id        uint64
-	kind      wire.Type
-	segs      [][]byte
+	key  streamKey
+	id   uint64
+	kind wire.Type
+	segs [][]byte
+	// slab holds the first transmission, segs are views of it; a large
+	// one goes back to the endpoint's pool when m is released, unless
+	// start is still sending from it (flushing).
+	slab      []byte
+	flushing  bool
 	bytes     int
 	ahead     int               // bytes in flight when it was sent, its own included
 	answers   *wire.ResponseRef // responses: the request answered
@@ -437,7 +442,10 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 	// The first transmission is built in one allocation, and the
 	// segments kept for repair are its payload bytes: the caller's
 	// buffer is copied once and may change as soon as this returns.
-	slab := make([]byte, len(payload)+len(m.segs)*wire.Overhead)
+	slab := e.bufs.get(len(payload) + len(m.segs)*wire.Overhead)
+	if len(slab) >= poolMin {
+		m.slab, m.flushing = slab, true
+	}
 	low := os.low()
 	for s, seg := range m.segs {
 		b := e.queueIn(slab[:0:wire.Overhead+len(seg)], m.key.dest(), m.segHeader(s, low), seg)
@@ -468,6 +476,16 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 	}
 	e.wake(wake)
 	e.unlockAndFlush()
+	if m.slab != nil {
+		// Released while it was being sent (a deadline that passed
+		// at once): its slab could not go back to the pool then.
+		e.mu.Lock()
+		m.flushing = false
+		if m.finished {
+			e.recycle(m)
+		}
+		e.mu.Unlock()
+	}
 	m.xfer = Transfer{e: e, m: m}
 	return &m.xfer, nil
 }
@@ -648,6 +666,18 @@ func (e *Endpoint) release(m *outMsg) {
 		delete(os.msgs, m.id)
 		e.outBytes -= m.bytes
 	}
+	e.recycle(m)
+}
+
+// recycle gives a released m's slab back to the pool, unless start is
+// still sending from it. Nothing repairs m any more: its segments are not
+// read again.
+func (e *Endpoint) recycle(m *outMsg) {
+	if m.slab == nil || m.flushing {
+		return
+	}
+	e.bufs.put(m.slab)
+	m.slab, m.segs = nil, nil
 }
 
 func (e *Endpoint) expire(m *outMsg) {
