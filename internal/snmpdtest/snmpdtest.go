@@ -333,7 +333,10 @@ func (s *Snmpd) Restart() {
 }
 
 // Tool runs a net-snmp command-line tool (snmpget, snmpwalk, ...) with a
-// 30 s limit and returns its combined output.
+// 30 s limit and returns its standard output. Standard error goes into
+// the error when the tool fails, and nowhere else: net-snmp prints notices
+// there that are not results ("Created directory: /var/lib/snmp/..." on
+// the first run on a fresh machine).
 func (s *Snmpd) Tool(ctx context.Context, name string, args ...string) (string, error) {
 	bin, err := lookPath(name)
 	if err != nil {
@@ -343,10 +346,12 @@ func (s *Snmpd) Tool(ctx context.Context, name string, args ...string) (string, 
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "MIBS=", "MIBDIRS=/nonexistent", "SNMPCONFPATH="+s.Dir+"/noconf")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	return out.String(), err
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(errOut.String()))
+	}
+	return out.String(), nil
 }
 
 // FreeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.

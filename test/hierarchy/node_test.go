@@ -432,10 +432,15 @@ func tailBytes(b []byte, max int) string {
 func (tr *tree) snmpGet(n *node, oid string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", n.ns, "snmpget", "-v2c", "-c", "public", "-On", "-Oe",
-		"-t", "1", "-r", "2", fmt.Sprintf("%s:%d", n.ip, snmpPort), oid).CombinedOutput()
+	// Standard output only: net-snmp's notices on standard error (a
+	// persistent directory created on a fresh machine) are no value.
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", n.ns, "snmpget", "-v2c", "-c", "public", "-On", "-Oe",
+		"-t", "1", "-r", "2", fmt.Sprintf("%s:%d", n.ip, snmpPort), oid)
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("snmpget %s on %s: %w: %s", oid, n.name(), err, out)
+		return "", fmt.Errorf("snmpget %s on %s: %w: %s", oid, n.name(), err, errOut.String())
 	}
 	s := strings.TrimSpace(string(out))
 	if i := strings.LastIndex(s, ": "); i >= 0 {
