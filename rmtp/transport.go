@@ -40,7 +40,9 @@ type Datagram struct {
 // unicast UDP between LANs, and over memnet's lossy in-memory network.
 //
 // Send may be called concurrently, and concurrently with Recv; Recv is
-// called by one goroutine at a time. Close must unblock Recv.
+// called by one goroutine at a time. Close must unblock Recv. Send and
+// SendTo must not keep b once they return: the endpoint reuses the
+// buffers of a large message's datagrams for the next one.
 type Transport interface {
 	// Send sends one datagram to a group (in unicast mode: to every
 	// configured peer). A lost datagram is not an error.

@@ -152,7 +152,7 @@ func New(mtu int) *Network {
 
 // SetTap installs a function that sees every datagram sent to a group
 // (tests use it to observe protocol order). It runs on the sender's
-// goroutine and must not block.
+// goroutine and must not block, nor keep b once it returns (Send may not).
 func (n *Network) SetTap(f func(from netip.AddrPort, to rmtp.Dest, b []byte)) {
 	n.mu.Lock()
 	n.tap = f
