@@ -377,13 +377,15 @@ func (e *Endpoint) start(ctx context.Context, ch uint8, dest Dest, kind wire.Typ
 		os = &outStream{next: 1, msgs: make(map[uint64]*outMsg)}
 		e.out[k] = os
 	}
-	m := &outMsg{key: k, id: os.next, kind: kind, firstSent: now, members: make(map[NodeID]*member),
+	ids := e.destMembers(dest)
+	// Sized once: a request to 256 engines would otherwise grow the
+	// map several times.
+	m := &outMsg{key: k, id: os.next, kind: kind, firstSent: now, members: make(map[NodeID]*member, len(ids)),
 		done: make(chan struct{}), answers: answers, each: each}
 	if kind == wire.TypeRequest {
 		m.answered = make(chan struct{})
 	}
 	os.next++
-	ids := e.destMembers(dest)
 	mbs := make([]member, len(ids)) // one allocation for the farm
 	for i, id := range ids {
 		mbs[i].id = id
