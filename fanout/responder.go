@@ -120,13 +120,16 @@ type seSet struct {
 // expires reservations, cached replies and reply deadlines; Close
 // stops them all.
 type Responder struct {
-	ep    *rmtp.Endpoint
-	in    Inbox
-	cfg   ResponderConfig
-	log   logrus.FieldLogger
-	tree  *agent.Tree
-	proxy *proxy
-	sem   chan struct{}
+	ep *rmtp.Endpoint
+	in Inbox
+	// native: requests come from rmtp's receive goroutine (Handle), not
+	// from readLoop.
+	native bool
+	cfg    ResponderConfig
+	log    logrus.FieldLogger
+	tree   *agent.Tree
+	proxy  *proxy
+	sem    chan struct{}
 
 	mu       sync.Mutex
 	closed   bool
@@ -193,8 +196,27 @@ func NewResponder(ep *rmtp.Endpoint, in Inbox, cfg ResponderConfig) (*Responder,
 	if cfg.LocalAgent != nil {
 		r.proxy = newProxy(*cfg.LocalAgent)
 	}
-	r.wg.Add(2)
-	go r.readLoop()
+	// On the endpoint's own inbox for the channel, requests are
+	// answered on rmtp's receive goroutine (a goroutine hand-off less
+	// per request); rmtp moves receiving to a new goroutine when one
+	// runs longer than takeoverAfter. Over the endpoint itself, the
+	// reader also drains the other channels, as before.
+	native := false
+	switch src := in.(type) {
+	case *rmtp.Inbox:
+		native = src.Endpoint() == ep && src.ChannelID() == cfg.Channel
+	case *rmtp.Endpoint:
+		native = src == ep
+	}
+	if native {
+		ep.Handle(cfg.Channel, rmtp.Handler{Func: r.onRequest, Budget: takeoverAfter, Slow: r.tookOver})
+		r.native = true
+	}
+	if _, ok := in.(*rmtp.Inbox); !native || !ok {
+		r.wg.Add(1)
+		go r.readLoop()
+	}
+	r.wg.Add(1)
 	go r.janitor()
 	return r, nil
 }
@@ -209,6 +231,9 @@ func (r *Responder) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
+	if r.native {
+		r.ep.Handle(r.cfg.Channel, rmtp.Handler{}) // later requests go to the inbox again
+	}
 	r.cancel() // also ends the repairs of every reply still in flight
 	r.wg.Wait()
 	r.mu.Lock()
@@ -256,6 +281,31 @@ func (r *Responder) readLoop() {
 			return
 		}
 	}
+}
+
+// onRequest answers a request handed over by rmtp (Endpoint.Handle) on
+// its receive goroutine.
+func (r *Responder) onRequest(m *rmtp.Message) {
+	if m.Kind != rmtp.KindRequest {
+		return
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.wg.Add(1) // Close waits for it
+	r.mu.Unlock()
+	defer r.wg.Done()
+	r.handle(m)
+}
+
+// tookOver counts a request that held rmtp's receive goroutine so long
+// that another took over.
+func (r *Responder) tookOver() {
+	r.mu.Lock()
+	r.cnt.Takeovers++
+	r.mu.Unlock()
 }
 
 // takeoverAfter is how long a request may hold the reader. Reads from

@@ -89,7 +89,10 @@ type Endpoint struct {
 	ctrlSeq     uint64
 	txq         []txItem
 	notes       []note // responses for StartRequestEach callbacks (handleBatch)
-	outBytes    int    // payload bytes of every message in out
+	handlers    map[uint8]*Handler
+	handled     []handled // messages for handlers, in delivery order (handler.go)
+	handling    bool      // a goroutine drains handled
+	outBytes    int       // payload bytes of every message in out
 	view        viewState
 	active      bool
 	ackAt       time.Time
@@ -251,8 +254,9 @@ func (e *Endpoint) receive(ctx context.Context, q chan *Message) (*Message, erro
 
 // Inbox delivers the messages of one channel (Endpoint.Channel).
 type Inbox struct {
-	e *Endpoint
-	q chan *Message
+	e  *Endpoint
+	ch uint8
+	q  chan *Message
 }
 
 // Receive returns the channel's next message: exactly once and in order
@@ -275,7 +279,7 @@ func (e *Endpoint) Channel(ch uint8) *Inbox {
 		q = make(chan *Message, e.cfg.DeliveryQueue)
 		e.chanQ[ch] = q
 	}
-	return &Inbox{e: e, q: q}
+	return &Inbox{e: e, ch: ch, q: q}
 }
 
 // queue signs a datagram for later sending by unlockAndFlush. Caller holds mu.
@@ -320,6 +324,9 @@ func (e *Endpoint) unlockAndFlush() {
 		e.wakeAt = next
 		e.timer.Reset(max(next.Sub(now), 50*time.Microsecond))
 	}
+	// Delivered off the receive goroutine (which took its own above):
+	// a goroutine of their own, since this caller may be anyone.
+	e.spawnDrainer()
 	q := e.txq
 	e.txq = nil
 	e.stats.DatagramsSent += uint64(len(q))
@@ -415,16 +422,21 @@ const recvBatchLen = batchLen
 
 func (e *Endpoint) recvLoop() {
 	defer e.wg.Done()
+	rc := e.newDrainer(true)
 	ds := make([]Datagram, recvBatchLen)
 	var os []opened
+	var hs []handled
 	if br, ok := e.tr.(borrowingReceiver); ok {
 		for {
 			n, err := br.recvBorrowed(ds)
 			if err != nil {
 				return
 			}
-			os = e.handleBatch(ds[:n], os, true)
+			os, hs = e.handleBatch(ds[:n], os, true)
 			clear(ds[:n])
+			if hs != nil && !rc.drain(hs) {
+				return
+			}
 		}
 	}
 	if br, ok := e.tr.(batchReceiver); ok {
@@ -433,8 +445,11 @@ func (e *Endpoint) recvLoop() {
 			if err != nil {
 				return
 			}
-			os = e.handleBatch(ds[:n], os, false)
+			os, hs = e.handleBatch(ds[:n], os, false)
 			clear(ds[:n])
+			if hs != nil && !rc.drain(hs) {
+				return
+			}
 		}
 	}
 	for {
@@ -442,7 +457,9 @@ func (e *Endpoint) recvLoop() {
 		if err != nil {
 			return
 		}
-		e.handle(d)
+		if hs := e.handle(d); hs != nil && !rc.drain(hs) {
+			return
+		}
 	}
 }
 
@@ -521,22 +538,22 @@ func (e *Endpoint) open(d Datagram) (opened, bool) {
 }
 
 // handle authenticates and dispatches one datagram.
-func (e *Endpoint) handle(d Datagram) {
+func (e *Endpoint) handle(d Datagram) []handled {
 	o, ok := e.open(d)
 	if !ok {
-		return
+		return nil
 	}
 	e.mu.Lock()
 	if !e.closed {
 		e.handleOpened(&o)
 	}
-	e.unlockAndNotify()
+	return e.unlockAndNotify()
 }
 
 // handleBatch is handle for what one read returned: the tags are checked
 // outside the lock, then the protocol takes the lock once for the batch
 // and sends what it queued (ACKs, NAKs, repairs) in one flush.
-func (e *Endpoint) handleBatch(ds []Datagram, os []opened, borrowed bool) []opened {
+func (e *Endpoint) handleBatch(ds []Datagram, os []opened, borrowed bool) ([]opened, []handled) {
 	os = os[:0]
 	for _, d := range ds {
 		if o, ok := e.open(d); ok {
@@ -545,7 +562,7 @@ func (e *Endpoint) handleBatch(ds []Datagram, os []opened, borrowed bool) []open
 		}
 	}
 	if len(os) == 0 {
-		return os
+		return os, nil
 	}
 	e.mu.Lock()
 	for i := range os {
@@ -555,20 +572,25 @@ func (e *Endpoint) handleBatch(ds []Datagram, os []opened, borrowed bool) []open
 		e.handleOpened(&os[i])
 	}
 	clear(os) // drop the datagrams' memory with the batch
-	e.unlockAndNotify()
-	return os
+	return os, e.unlockAndNotify()
 }
 
 // unlockAndNotify is unlockAndFlush for the receive loop, which then
 // hands queued responses to their StartRequestEach callbacks, with no
-// lock held.
-func (e *Endpoint) unlockAndNotify() {
+// lock held, and returns the messages for handlers if it is to drain
+// them (drainer.drain).
+func (e *Endpoint) unlockAndNotify() []handled {
 	notes := e.notes
 	e.notes = nil // not reused: another goroutine may append under mu
+	var hs []handled
+	if len(e.handled) > 0 && !e.handling {
+		hs, e.handled, e.handling = e.handled, nil, true
+	}
 	e.unlockAndFlush()
 	for _, n := range notes {
 		n.fn(n.r)
 	}
+	return hs
 }
 
 // note is a response for StartRequestEach's callback, queued under mu

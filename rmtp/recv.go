@@ -594,6 +594,10 @@ func (e *Endpoint) dispatch(m *Message) (ok, own bool) {
 		}
 		e.stats.LateReplies++
 	}
+	if h := e.handlers[m.Channel]; h != nil {
+		e.handled = append(e.handled, handled{m, h})
+		return true, false
+	}
 	q := e.deliverQ
 	if cq := e.chanQ[m.Channel]; cq != nil {
 		q = cq
