@@ -112,7 +112,13 @@
 // buffers: segments are copied straight into their message, which is
 // allocated once its segment size is known (every segment but the last
 // has the sender's size) and charged in full to the peer's reassembly
-// budget. A receiver that is done with a message may hand its buffer
+// budget. A channel with a Handler (Endpoint.Handle) has its messages
+// handed to a function on the receive goroutine, after the batch's
+// acknowledgements went out, instead of to an inbox: a responder saves a
+// goroutine hand-off per request. One goroutine at a time drains the
+// queue of such messages, in order; a call that outlasts its budget hands
+// receiving (and the queue) to a new goroutine and finishes alone. A
+// receiver that is done with a message may hand its buffer
 // back (Message.Release) for the next message of a like size, and a
 // sender's copy of a large message goes back to the same bounded pool
 // once every member has it: at a high rate of large messages, allocating
