@@ -201,18 +201,17 @@ func NewResponder(ep *rmtp.Endpoint, in Inbox, cfg ResponderConfig) (*Responder,
 	// per request); rmtp moves receiving to a new goroutine when one
 	// runs longer than takeoverAfter. Over the endpoint itself, the
 	// reader also drains the other channels, as before.
-	native := false
+	readAll := false // the reader drains every other channel
 	switch src := in.(type) {
 	case *rmtp.Inbox:
-		native = src.Endpoint() == ep && src.ChannelID() == cfg.Channel
+		r.native = src.Endpoint() == ep && src.ChannelID() == cfg.Channel
 	case *rmtp.Endpoint:
-		native = src == ep
+		r.native, readAll = src == ep, src == ep
 	}
-	if native {
+	if r.native {
 		ep.Handle(cfg.Channel, rmtp.Handler{Func: r.onRequest, Budget: takeoverAfter, Slow: r.tookOver})
-		r.native = true
 	}
-	if _, ok := in.(*rmtp.Inbox); !native || !ok {
+	if !r.native || readAll {
 		r.wg.Add(1)
 		go r.readLoop()
 	}

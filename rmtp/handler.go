@@ -12,7 +12,8 @@ const DefaultHandlerBudget = 5 * time.Millisecond
 // Handler takes the messages of one channel on the endpoint's receive
 // goroutine, as they are delivered, instead of an inbox: a responder that
 // answers from memory saves a goroutine hand-off per message (measured
-// with fanout's BenchmarkAggregateGet: see fanout's README).
+// with fanout's BenchmarkAggregateGet: see fanout's package doc and the
+// project README).
 //
 // While Func runs the endpoint reads nothing, so Func must be quick or hand
 // its work to a goroutine. A call still running after Budget is left to
