@@ -12,5 +12,11 @@
 // no value. SET runs the AgentX phases (test, commit, undo, cleanup) keyed by
 // a transaction id, so the AgentX session and the UDP agent share them.
 //
+// Handlers that answer from memory (Scalar, Table, any that implement
+// Local) run on the request's goroutine; before the first handler that may
+// block (the farm's), the Tree calls the frontend's wait hook (WithWait),
+// so that a frontend can take the waiting request off its few serving
+// goroutines, and bound, or refuse (ErrBusy), what waits.
+//
 // The package knows nothing of any wire format and does no network I/O.
 package agent

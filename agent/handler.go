@@ -65,7 +65,11 @@ type Setter interface {
 	CleanupSet(ctx context.Context, tx TxID, vbs []smi.VarBind)
 }
 
-// inline is implemented by handlers that answer from memory, so the Tree
-// calls them on the request's goroutine instead of concurrently with the
-// other handlers of the same request.
-type inline interface{ answersFromMemory() }
+// Local is implemented by handlers that answer from memory and never block
+// on I/O (Scalar, Table, and handlers that declare it). The Tree calls them
+// on the request's goroutine instead of concurrently with the other
+// handlers of the same request, and a request that reaches only Local
+// handlers never calls its context's wait hook (WithWait): it is never
+// counted among the requests waiting on the farm, nor refused with them.
+// Any other handler may block (the farm's aggregates, one SE's objects).
+type Local interface{ AnswersFromMemory() }

@@ -12,7 +12,8 @@ import (
 // OID, it has the single instance OID.0. It is read-write when Set is
 // non-nil.
 type Scalar struct {
-	// Value returns the current value. Required.
+	// Value returns the current value. Required. It must answer from
+	// memory, without blocking on I/O: a Scalar is Local.
 	Value func(ctx context.Context) (smi.Value, error)
 
 	// Type is the object's syntax type; a SET of another type is wrongType.
@@ -48,7 +49,8 @@ type scalarHandler struct {
 	s         *Scalar
 }
 
-func (*scalarHandler) answersFromMemory() {}
+// AnswersFromMemory implements Local: a Scalar's Value must not block.
+func (*scalarHandler) AnswersFromMemory() {}
 
 func (h *scalarHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Value, error) {
 	out := make([]smi.Value, len(names))

@@ -51,6 +51,10 @@ func (t *Tree) TestSet(ctx context.Context, tx TxID, vbs []smi.VarBind) error {
 		st.groups = append(st.groups, g)
 	}
 	for _, g := range st.groups {
+		// Refused before the handler saw it: nothing to clean up there.
+		if err := waitFor(ctx, g.reg, g.idx[0], smi.ResourceUnavailable); err != nil {
+			return err
+		}
 		g.tested = true
 		if j, err := g.setter.TestSet(ctx, tx, g.vbs); err != nil {
 			return g.fail(j, err, smi.GenErr, "test")
@@ -68,6 +72,9 @@ func (t *Tree) CommitSet(ctx context.Context, tx TxID) error {
 		return &RequestError{Status: smi.CommitFailed, Err: err}
 	}
 	for _, g := range st.groups {
+		if err := waitFor(ctx, g.reg, g.idx[0], smi.CommitFailed); err != nil {
+			return err
+		}
 		g.committed = true
 		if j, err := g.setter.CommitSet(ctx, tx, g.vbs); err != nil {
 			return g.fail(j, err, smi.CommitFailed, "commit")
@@ -85,6 +92,12 @@ func (t *Tree) UndoSet(ctx context.Context, tx TxID) error {
 	var first error
 	for _, g := range st.groups {
 		if !g.committed {
+			continue
+		}
+		if err := waitFor(ctx, g.reg, g.idx[0], smi.UndoFailed); err != nil {
+			if first == nil {
+				first = err
+			}
 			continue
 		}
 		if j, err := g.setter.UndoSet(ctx, tx, g.vbs); err != nil && first == nil {
@@ -106,6 +119,8 @@ func (t *Tree) CleanupSet(ctx context.Context, tx TxID) {
 	}
 	for _, g := range st.groups {
 		if g.tested {
+			// Reservations are released whatever the hook says.
+			_ = waitFor(ctx, g.reg, g.idx[0], smi.GenErr)
 			g.setter.CleanupSet(ctx, tx, g.vbs)
 		}
 	}

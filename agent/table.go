@@ -86,7 +86,8 @@ func (t *Table) Indexes() []smi.OID {
 // RegisterTable registers t at its entry OID.
 func (tr *Tree) RegisterTable(t *Table) error { return tr.Register(t.entry, t) }
 
-func (*Table) answersFromMemory() {}
+// AnswersFromMemory implements Local.
+func (*Table) AnswersFromMemory() {}
 
 func (t *Table) hasColumn(c uint32) bool {
 	_, ok := slices.BinarySearch(t.columns, c)

@@ -201,10 +201,19 @@ func groupBy(n int, regOf func(i int) *registration) []batch {
 	return out
 }
 
-// runBatches calls fn once per batch: inline for a single batch or an
-// inline handler, concurrently otherwise (handlers may block on I/O). The
+// runBatches calls fn once per batch: inline for a single batch or a
+// Local handler, concurrently otherwise (handlers may block on I/O). The
+// context's wait hook runs first when any batch's handler may block. The
 // first error in request order wins.
-func runBatches(batches []batch, fn func(b *batch) error) error {
+func runBatches(ctx context.Context, batches []batch, fn func(b *batch) error) error {
+	for i := range batches {
+		if _, local := batches[i].reg.h.(Local); !local {
+			if err := waitFor(ctx, batches[i].reg, batches[i].idx[0], smi.GenErr); err != nil {
+				return err
+			}
+			break
+		}
+	}
 	if len(batches) == 1 {
 		return fn(&batches[0])
 	}
@@ -212,7 +221,7 @@ func runBatches(batches []batch, fn func(b *batch) error) error {
 	var wg sync.WaitGroup
 	for i := range batches {
 		b := &batches[i]
-		if _, fast := b.reg.h.(inline); fast {
+		if _, fast := b.reg.h.(Local); fast {
 			if err := fn(b); err != nil {
 				if errs == nil {
 					errs = make([]error, len(batches))
@@ -262,7 +271,7 @@ func (t *Tree) Get(ctx context.Context, names []smi.OID) ([]smi.VarBind, error) 
 			reqs = append(reqs, names[i])
 		}
 	}
-	err := runBatches(batches, func(b *batch) error {
+	err := runBatches(ctx, batches, func(b *batch) error {
 		req := reqs[b.off : b.off+len(b.idx)]
 		vals, err := b.reg.h.Get(ctx, req)
 		if err != nil {
@@ -304,7 +313,7 @@ func (t *Tree) GetNext(ctx context.Context, ranges []Range) ([]smi.VarBind, erro
 		if len(batches) == 0 {
 			return out, nil
 		}
-		err := runBatches(batches, func(b *batch) error {
+		err := runBatches(ctx, batches, func(b *batch) error {
 			req := ranges
 			if len(b.idx) != len(ranges) {
 				req = make([]Range, len(b.idx))
@@ -410,6 +419,9 @@ func allTrue(b []bool) bool {
 func (t *Tree) getNext1(ctx context.Context, ranges []Range) ([]smi.VarBind, error) {
 	r := ranges[0]
 	for reg := t.firstFor(r); reg != nil; reg = t.after(reg, r.End) {
+		if err := waitFor(ctx, reg, 0, smi.GenErr); err != nil {
+			return nil, err
+		}
 		vbs, err := reg.h.GetNext(ctx, ranges)
 		if err != nil {
 			return nil, handlerError(err, &batch{reg: reg, idx: []int{0}}, "getnext")

@@ -23,6 +23,11 @@ func Contexts(root smi.OID, inner *agent.Tree) (*agent.Contexts, error) {
 // Mount is an agent.Handler and agent.Setter answering from a whole Tree.
 type Mount struct{ Inner *agent.Tree }
 
+// AnswersFromMemory makes Mount agent.Local: it only dispatches, and the
+// inner Tree calls the request's wait hook itself before any of its own
+// handlers that may block.
+func (*Mount) AnswersFromMemory() {}
+
 // Get implements agent.Handler.
 func (m *Mount) Get(ctx context.Context, names []smi.OID) ([]smi.Value, error) {
 	vbs, err := m.Inner.Get(ctx, names)
