@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/internal/logging"
 )
 
 // udpSession is the TxID.Session of every SET this agent runs: AgentX
@@ -32,6 +33,9 @@ type Agent struct {
 
 	txSeq     atomic.Uint32
 	trapSeq   atomic.Int32
+	waiting   atomic.Int64 // requests waiting on blocking handlers (at most cfg.MaxInFlight)
+	pend      pending      // those requests, for retransmissions to join
+	busyLog   logging.Limit
 	authTraps atomic.Int32 // snmpEnableAuthenTraps: 1 enabled, 2 disabled
 	lastAuth  atomic.Int64 // unix nanoseconds of the last authenticationFailure sent
 
@@ -44,7 +48,7 @@ type counters struct {
 	silentDrops, proxyDrops                                                        atomic.Uint64
 	oversized, unsupportedPDUs, queueDrops, panics                                 atomic.Uint64
 	outResponses, outTooBig, bulkTruncated, outTraps, trapErrors, sendErrors       atomic.Uint64
-	requestErrors                                                                  atomic.Uint64
+	requestErrors, busyDrops, joined                                               atomic.Uint64
 }
 
 // Counters is a snapshot of the agent's statistics. The first group is
@@ -55,12 +59,15 @@ type Counters struct {
 	InBadCommunityNames uint64 // snmpInBadCommunityNames: unknown community (or context)
 	InBadCommunityUses  uint64 // snmpInBadCommunityUses: SET with a read-only community
 	InASNParseErrs      uint64 // snmpInASNParseErrs: undecodable messages
-	SilentDrops         uint64 // snmpSilentDrops: even a tooBig answer did not fit
+	SilentDrops         uint64 // snmpSilentDrops: even a tooBig answer did not fit, or BusyDrops
 	ProxyDrops          uint64 // snmpProxyDrops: always 0, this agent proxies nothing
 
 	Oversized       uint64 // datagrams above MaxDatagram, dropped
 	UnsupportedPDUs uint64 // Response, Trap, Inform or Report PDUs sent to the agent, dropped
 	QueueDrops      uint64 // datagrams dropped because every worker was busy and the queue full
+	BusyDrops       uint64 // requests dropped because MaxInFlight requests were already waiting on the farm
+	Joined          uint64 // retransmissions (same source, request-id and bytes) joined to their pending request
+	Waiting         uint64 // requests waiting on the farm now (a gauge, at most MaxInFlight)
 	Panics          uint64 // requests that panicked (a bug; logged), dropped
 	OutResponses    uint64 // responses sent
 	OutTooBig       uint64 // tooBig responses
@@ -82,6 +89,7 @@ func (a *Agent) Counters() Counters {
 		Panics: c.panics.Load(), OutResponses: c.outResponses.Load(), OutTooBig: c.outTooBig.Load(),
 		BulkTruncated: c.bulkTruncated.Load(), RequestErrors: c.requestErrors.Load(),
 		OutTraps: c.outTraps.Load(), TrapErrors: c.trapErrors.Load(), SendErrors: c.sendErrors.Load(),
+		BusyDrops: c.busyDrops.Load(), Joined: c.joined.Load(), Waiting: uint64(max(a.waiting.Load(), 0)),
 	}
 }
 
@@ -99,7 +107,8 @@ func New(cfg Config, contexts *agent.Contexts, log logrus.FieldLogger) (*Agent, 
 		l.Out = io.Discard
 		log = l
 	}
-	a := &Agent{cfg: cfg, contexts: contexts, log: log.WithField("component", "snmp-v2c"), start: time.Now()}
+	a := &Agent{cfg: cfg, contexts: contexts, log: log.WithField("component", "snmp-v2c"), start: time.Now(),
+		pend: pending{m: make(map[pendKey]*waiter)}}
 	a.authTraps.Store(2)
 	if cfg.AuthenticationTraps {
 		a.authTraps.Store(1)
@@ -128,28 +137,43 @@ type job struct {
 }
 
 // Serve answers the requests arriving on conn until ctx is done, then
-// returns nil once every worker has finished (conn stays open: the caller
+// returns nil once every request has finished (conn stays open: the caller
 // owns it; Serve only sets a past read deadline to stop reading). One
 // goroutine reads; Workers goroutines decode, run the request on the Tree
-// and answer. Any other read error ends Serve with that error.
+// and answer. A request about to wait on a blocking handler (the farm)
+// takes a worker's place with it: a new worker is started and the request
+// goes on alone, answering when its handlers return (see the package
+// documentation). Any other read error ends Serve with that error.
 func (a *Agent) Serve(ctx context.Context, conn *net.UDPConn) error {
-	jobs := make(chan job, a.cfg.QueueLen)
-	var wg sync.WaitGroup
+	s := &server{a: a, ctx: ctx, conn: conn, jobs: make(chan job, a.cfg.QueueLen)}
 	for range a.cfg.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.worker(ctx, conn, jobs)
-		}()
+		s.startWorker()
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	a.log.WithField("addr", conn.LocalAddr().String()).Info("serving SNMPv1/v2c")
-	err := a.read(ctx, conn, jobs)
-	close(jobs)
-	wg.Wait()
+	err := a.read(ctx, conn, s.jobs)
+	close(s.jobs)
+	s.wg.Wait()
 	a.log.WithField("addr", conn.LocalAddr().String()).Info("stopped serving SNMPv1/v2c")
 	return err
+}
+
+// server is one Serve: its socket, its queue and its goroutines.
+type server struct {
+	a    *Agent
+	ctx  context.Context
+	conn *net.UDPConn
+	jobs chan job
+	wg   sync.WaitGroup // workers, and requests that left the pool to wait
+}
+
+func (s *server) startWorker() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.worker()
+	}()
 }
 
 func (a *Agent) read(ctx context.Context, conn *net.UDPConn, jobs chan<- job) error {
@@ -183,21 +207,33 @@ func (a *Agent) read(ctx context.Context, conn *net.UDPConn, jobs chan<- job) er
 	}
 }
 
-func (a *Agent) worker(ctx context.Context, conn *net.UDPConn, jobs <-chan job) {
+// worker serves requests until the queue closes, or until a request it
+// serves leaves to wait on the farm with this goroutine (a new worker has
+// then taken its place).
+func (s *server) worker() {
+	a := s.a
 	dec := &gosnmp.GoSNMP{} // SnmpDecodePacket writes defaults into it: one per worker
-	for j := range jobs {
-		if ctx.Err() != nil {
+	for j := range s.jobs {
+		if s.ctx.Err() != nil {
 			continue // drain without answering
 		}
-		resp := a.serveOne(ctx, j.pkt, dec)
-		if resp == nil {
+		if a.pend.join(j) {
+			a.c.joined.Add(1)
 			continue
 		}
-		if _, err := conn.WriteToUDPAddrPort(resp, j.from); err != nil {
-			a.c.sendErrors.Add(1)
-			continue
+		w := &waiter{s: s, j: j}
+		resp := a.serveOne(agent.WithWait(s.ctx, w.wait), j.pkt, dec)
+		if resp != nil {
+			if _, err := s.conn.WriteToUDPAddrPort(resp, j.from); err != nil {
+				a.c.sendErrors.Add(1)
+			} else {
+				a.c.outResponses.Add(1)
+			}
 		}
-		a.c.outResponses.Add(1)
+		if w.left {
+			w.done()
+			return
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 const (
 	DefaultRequestTimeout = 5 * time.Second // snmp_exporter's timeout; Zabbix waits 3 s
 	DefaultQueueLen       = 1024
+	DefaultMaxInFlight    = config.DefaultMaxInFlight
 	DefaultTrapTimeout    = time.Second
 )
 
@@ -38,11 +39,18 @@ type Config struct {
 	// MaxDatagram). A GETBULK response that would be larger is truncated,
 	// other requests are answered tooBig.
 	MaxMessageSize int
-	// Workers serve requests in parallel; 0 means GOMAXPROCS.
+	// Workers serve requests in parallel; 0 means GOMAXPROCS. A request
+	// waiting on the farm leaves the pool (see MaxInFlight), so the
+	// workers only ever run what answers from memory.
 	Workers int
 	// QueueLen bounds the datagrams waiting for a worker; more are dropped
 	// and counted.
 	QueueLen int
+	// MaxInFlight bounds the requests waiting on the farm (on handlers
+	// that are not agent.Local) at once: they hold no worker, only
+	// memory. Beyond it new ones are dropped and counted (BusyDrops and
+	// snmpSilentDrops). 0 means DefaultMaxInFlight.
+	MaxInFlight int
 	// RequestTimeout bounds the work for one request: an answer after the
 	// manager's timeout helps nobody.
 	RequestTimeout time.Duration
@@ -59,6 +67,7 @@ func FromConfig(s config.SNMP) Config {
 		TrapCommunity:  s.TrapCommunity,
 		MaxMessageSize: s.MaxMessageSize,
 		Workers:        s.Workers,
+		MaxInFlight:    s.MaxInFlight,
 	}
 	for _, a := range s.TrapSinks {
 		c.TrapSinks = append(c.TrapSinks, a.Address())
@@ -76,6 +85,9 @@ func (c *Config) setDefaults() {
 	if c.QueueLen == 0 {
 		c.QueueLen = DefaultQueueLen
 	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
 	}
@@ -87,8 +99,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: no community configured", ErrConfig)
 	case c.MaxMessageSize < MinMessageSize || c.MaxMessageSize > MaxDatagram:
 		return fmt.Errorf("%w: max message size %d outside %d..%d", ErrConfig, c.MaxMessageSize, MinMessageSize, MaxDatagram)
-	case c.Workers < 0 || c.QueueLen < 0 || c.RequestTimeout < 0:
-		return fmt.Errorf("%w: negative workers, queue length or timeout", ErrConfig)
+	case c.Workers < 0 || c.QueueLen < 0 || c.MaxInFlight < 0 || c.RequestTimeout < 0:
+		return fmt.Errorf("%w: negative workers, queue length, max in flight or timeout", ErrConfig)
 	case len(c.TrapSinks) > 0 && !c.TrapCommunity.IsSet():
 		return fmt.Errorf("%w: trap sinks without a trap community", ErrConfig)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/gosnmp/gosnmp"
+	"github.com/sirupsen/logrus"
 
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
@@ -191,8 +192,20 @@ func (a *Agent) answer(r *request, vbs []smi.VarBind) []byte {
 	return m.encode()
 }
 
-// treeError answers a request the Tree failed.
+// treeError answers a request the Tree failed. A request refused because
+// MaxInFlight requests already wait on the farm is dropped: the manager
+// retries, as after any loss, and an answer would cost what the limit is
+// there to save.
 func (a *Agent) treeError(r *request, err error) []byte {
+	if errors.Is(err, agent.ErrBusy) {
+		a.c.busyDrops.Add(1)
+		a.c.silentDrops.Add(1)
+		if ok, held := a.busyLog.Allow(); ok {
+			a.log.WithFields(logrus.Fields{"max_inflight": a.cfg.MaxInFlight, "dropped_since_last_report": held}).
+				Warn("requests waiting on the farm at snmp.max_inflight: new ones dropped (counted in snmpSilentDrops)")
+		}
+		return nil
+	}
 	st, idx := agent.StatusOf(err)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		st = smi.GenErr

@@ -90,8 +90,19 @@ type SNMP struct {
 	// that would be larger is truncated (RFC 3416 §4.2.3); other requests get tooBig.
 	MaxMessageSize int `toml:"max_message_size"`
 	// Workers is how many requests are served in parallel; 0 means GOMAXPROCS.
+	// A request waiting on the farm holds none (see MaxInFlight).
 	Workers int `toml:"workers"`
+	// MaxInFlight bounds the requests waiting on the farm at once
+	// (1..65536), in the built-in agent and in the AgentX subagent each: a
+	// waiting request holds no worker, only memory. Beyond it the built-in
+	// agent drops new ones (counted in snmpSilentDrops) and the subagent
+	// answers them genErr (snmpd would otherwise retry, then close the
+	// session).
+	MaxInFlight int `toml:"max_inflight"`
 }
+
+// DefaultMaxInFlight is the default of snmp.max_inflight.
+const DefaultMaxInFlight = 1024
 
 // WorkerCount resolves Workers = 0 to GOMAXPROCS.
 func (s SNMP) WorkerCount() int {
@@ -288,6 +299,7 @@ func Default() *Config {
 		Log: Log{Level: "info", Format: FormatText},
 		SNMP: SNMP{
 			MaxMessageSize: 65507,
+			MaxInFlight:    DefaultMaxInFlight,
 		},
 		AgentX: AgentX{
 			Priority:     127,

@@ -12,6 +12,7 @@ import (
 const (
 	MinSNMPMessage = 484   // RFC 3417 §3: every agent must accept 484 bytes
 	MaxSNMPMessage = 65507 // largest UDP payload over IPv4
+	MaxInFlight    = 65536 // snmp.max_inflight: each waiting request holds its datagram and a goroutine
 	MaxTrapSinks   = 32
 	MaxUnicastPeer = 64
 	// MaxGroupPeers caps rmtp.peers: a unicast group sends every
@@ -173,6 +174,7 @@ func (c *Config) validateSNMP(v *validator) {
 	}
 	v.intRange("snmp.max_message_size", s.MaxMessageSize, MinSNMPMessage, MaxSNMPMessage)
 	v.intRange("snmp.workers", s.Workers, 0, 1024)
+	v.intRange("snmp.max_inflight", s.MaxInFlight, 1, MaxInFlight)
 }
 
 func (c *Config) validateAgentX(v *validator) {
