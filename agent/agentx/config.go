@@ -17,7 +17,7 @@ const (
 	DefaultReconnectMax   = time.Second
 	DefaultMasterTimeout  = 5 * time.Second
 	DefaultHandlerTimeout = 30 * time.Second
-	DefaultMaxInFlight    = 64
+	DefaultMaxInFlight    = config.DefaultMaxInFlight
 	DefaultDescription    = "smsnmpd"
 	// reconnectMin is the first backoff step after a session is lost: short,
 	// because a master that closed one session (after agentXRetries) is
@@ -55,8 +55,14 @@ type Config struct {
 	MasterTimeout time.Duration
 	// HandlerTimeout bounds one request's run through the handler tree.
 	HandlerTimeout time.Duration
-	// MaxInFlight bounds the requests served at once; further PDUs wait in
-	// the socket (back-pressure on the master).
+	// MaxInFlight bounds the requests waiting on the farm (on handlers
+	// that are not agent.Local) at once: beyond it a new one is answered
+	// at once with genErr (resourceUnavailable for a TestSet) and counted
+	// (Stats.Busy), since a PDU left unanswered makes snmpd re-send it and
+	// then close the session. It bounds as well the requests slow on the
+	// CPU served beside the reader; past that, the master's PDUs wait in
+	// the socket. Local requests are never refused. 0 means
+	// DefaultMaxInFlight (snmp.max_inflight's default).
 	MaxInFlight int
 	// Description and ID are o.descr and o.id of the Open PDU.
 	Description string

@@ -29,7 +29,17 @@
 // timer woke a second thread (together 10-15 µs per Get in-process, see
 // session.watchdog). Reads and writes use raw syscalls on the non-blocking
 // socket (sysio.go), which spares a wake-up of the runtime's monitor
-// thread per GET. At most Config.MaxInFlight requests run at once. Writes
+// thread per GET. A request about to call a handler that may block (one
+// that is not agent.Local: the farm's) hands the read role on at once,
+// through the Tree's wait hook (agent.WithWait), and waits on its own
+// goroutine: the master's next PDUs, its answers to our Pings included,
+// are read meanwhile. At most Config.MaxInFlight (snmp.max_inflight)
+// requests wait so; a further one is answered at once with genErr
+// (resourceUnavailable for a TestSet) and counted in Stats.Busy, because
+// a PDU left unanswered makes snmpd re-send it every agentXTimeout and
+// then close the session. Requests slow on the CPU are handed off by the
+// watchdog up to MaxInFlight of them; past that the master's PDUs wait in
+// the socket. Local requests are never refused. Writes
 // are serialized by one mutex held per PDU.
 //
 // Latency: a GET through snmpd to any subagent costs snmpd a second hop
@@ -39,8 +49,10 @@
 // adds 3-15 µs of p50 to that floor.
 //
 // A PDU the master re-sends (same transaction and packet id and the same
-// bytes, after its agentXTimeout) is never executed twice: while the first execution runs
-// the copy is ignored, and after it the cached response is sent again. A
+// bytes, after its agentXTimeout) is never executed twice: while the first
+// execution runs (waiting on the farm, say) the copy joins it and is
+// answered by its one response, and after it the cached response is sent
+// again. A
 // response finished after the master closed the session is dropped and
 // counted (Stats.LateDropped).
 package agentx

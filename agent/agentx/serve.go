@@ -2,7 +2,10 @@ package agentx
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agentx/pdu"
@@ -95,6 +98,13 @@ func (s *session) serve(ctx context.Context, p *pdu.Packet) []byte {
 		return nil
 	}
 	resp := &pdu.Response{VarBinds: vbs}
+	if errors.Is(err, agent.ErrBusy) {
+		s.a.st.busy.Add(1)
+		if ok, held := s.a.busyLog.Allow(); ok {
+			s.log.WithFields(logrus.Fields{"max_inflight": s.a.cfg.MaxInFlight, "refused_since_last_report": held}).
+				Warn("agentx: requests waiting on the farm at snmp.max_inflight: new ones answered with an error")
+		}
+	}
 	if err != nil {
 		st, idx := agent.StatusOf(err)
 		resp.Error, resp.Index, resp.VarBinds = pdu.ResponseError(st), uint16(idx+1), nil

@@ -44,13 +44,14 @@ type session struct {
 	errMu  sync.Mutex
 	cause  error
 	wg     sync.WaitGroup // readLoops, the watchdog and the pinger
-	sem    chan struct{}
-	wmu    sync.Mutex // held while writing one PDU
-	wdl    time.Time  // the connection's write deadline; guarded by wmu
+	sem    chan struct{}  // one per request waiting on the farm (Config.MaxInFlight)
+	wmu    sync.Mutex     // held while writing one PDU
+	wdl    time.Time      // the connection's write deadline; guarded by wmu
 
 	runMu   sync.Mutex
 	running *run              // the request the read-role holder is serving
 	runs    map[*run]struct{} // every request being served, for its deadline
+	slow    int               // requests the watchdog handed the read role away from, still running
 	ticking atomic.Bool       // the watchdog's ticker runs
 	wake    chan struct{}     // starts the watchdog's ticker
 	nextID  atomic.Uint32
@@ -293,10 +294,63 @@ func (s *session) handle(p *pdu.Packet, sum uint64) bool {
 
 // run is one request being served.
 type run struct {
+	s      *session
 	ctx    handlerCtx // the handlers' context, deadline start + Config.HandlerTimeout
 	start  time.Time
 	cancel context.CancelCauseFunc // ends ctx
-	handed bool                    // the watchdog gave the read role to a new readLoop
+	handed bool                    // the read role went to a new readLoop (guarded by runMu)
+	slow   bool                    // ... because the watchdog found it slow (guarded by runMu)
+
+	// Set by wait, on the request's goroutine.
+	mustRun bool // a later SET phase: never refused
+	slot    bool // holds one of sem's places
+	waited  bool // wait was called
+	refused bool
+}
+
+// wait is the request's agent.WithWait hook, called before the first
+// handler that may block (the farm's): the request takes one of
+// MaxInFlight places and gives the read role to a new goroutine at once,
+// rather than at the watchdog's next tick, so that the master's next PDU
+// (another request, the answer to our Ping) is read meanwhile. With every
+// place taken it is refused (agent.ErrBusy, answered genErr or
+// resourceUnavailable at once: left unanswered, snmpd would re-send it
+// every agentXTimeout, then close the session). The later phases of a SET
+// whose test was admitted always run.
+func (r *run) wait() error {
+	if r.refused {
+		return agent.ErrBusy
+	}
+	if r.waited {
+		return nil
+	}
+	select {
+	case r.s.sem <- struct{}{}:
+		r.slot = true
+	default:
+		if !r.mustRun {
+			r.refused = true
+			return agent.ErrBusy
+		}
+	}
+	r.waited = true
+	r.s.runMu.Lock()
+	r.s.handOffLocked(r)
+	r.s.runMu.Unlock()
+	return nil
+}
+
+// handOffLocked gives the read role to a new goroutine while r is being
+// served by its holder; r's goroutine ends once r is answered. Caller
+// holds runMu.
+func (s *session) handOffLocked(r *run) {
+	if s.running != r || s.ended() {
+		return
+	}
+	r.handed = true
+	s.running = nil
+	s.wg.Add(1)
+	go s.readLoop()
 }
 
 // watchdog hands the read role on when the holder has been serving one
@@ -326,12 +380,16 @@ func (s *session) watchdog() {
 		}
 		now := time.Now()
 		s.runMu.Lock()
-		r := s.running
-		if r != nil && now.Sub(r.start) >= inlineBudget && !s.ended() {
-			r.handed = true
-			s.running = nil
-			s.wg.Add(1)
-			go s.readLoop()
+		// A request slow on the CPU (not waiting on the farm: that one
+		// handed the role on itself) keeps the role once MaxInFlight of
+		// them run: the master's PDUs then wait in the socket, which
+		// bounds the goroutines without refusing anything.
+		if r := s.running; r != nil && now.Sub(r.start) >= inlineBudget && s.slow < s.a.cfg.MaxInFlight {
+			s.handOffLocked(r)
+			if r.handed {
+				r.slow = true
+				s.slow++
+			}
 		}
 		for r := range s.runs {
 			if !now.Before(r.ctx.deadline) {
@@ -384,22 +442,17 @@ func (s *session) dispatch(p *pdu.Packet, sum uint64) bool {
 	s.reqs[key] = st
 	s.reqMu.Unlock()
 
-	// At most MaxInFlight requests run; beyond that the read role waits
-	// here, and the master's further PDUs wait in the socket.
-	select {
-	case s.sem <- struct{}{}:
-	case <-s.done:
-		return false
-	}
-	defer func() { <-s.sem }()
-
-	// Serve it here; if it takes longer than inlineBudget, the watchdog
-	// lets a new goroutine take over reading so that nothing else waits
-	// for this request. runMu orders this goroutine's last use of the
-	// reader before the successor's first.
+	// Serve it here; if it takes longer than inlineBudget, or is about to
+	// wait on the farm (run.wait), a new goroutine takes over reading so
+	// that nothing else waits for this request. runMu orders this
+	// goroutine's last use of the reader before the successor's first.
 	hctx, cancel := context.WithCancelCause(s.ctx)
 	now := time.Now()
-	run := &run{ctx: handlerCtx{Context: hctx, deadline: now.Add(s.a.cfg.HandlerTimeout)}, start: now, cancel: cancel}
+	run := &run{s: s, ctx: handlerCtx{Context: hctx, deadline: now.Add(s.a.cfg.HandlerTimeout)}, start: now, cancel: cancel}
+	switch p.PDU.(type) {
+	case *pdu.CommitSet, *pdu.UndoSet, *pdu.CleanupSet:
+		run.mustRun = true
+	}
 	s.runMu.Lock()
 	s.running = run
 	s.runs[run] = struct{}{}
@@ -413,12 +466,18 @@ func (s *session) dispatch(p *pdu.Packet, sum uint64) bool {
 	}
 
 	s.a.st.requests.Add(1)
-	resp := s.serve(&run.ctx, p)
+	resp := s.serve(agent.WithWait(&run.ctx, run.wait), p)
+	if run.slot {
+		<-s.sem
+	}
 	s.runMu.Lock()
 	if s.running == run {
 		s.running = nil
 	}
 	delete(s.runs, run)
+	if run.slow {
+		s.slow--
+	}
 	handed := run.handed
 	s.runMu.Unlock()
 	cancel(nil)

@@ -482,8 +482,10 @@ func (g *gate) Get(ctx context.Context, names []smi.OID) ([]smi.Value, error) {
 
 func (g *gate) GetNext(context.Context, []agent.Range) ([]smi.VarBind, error) { return nil, nil }
 
-// No more than MaxInFlight requests run at once; the rest wait their turn
-// and are all answered.
+// No more than MaxInFlight requests wait on the farm at once; the rest
+// are answered genErr at once (left unanswered, snmpd would re-send them,
+// then close the session), and the admitted ones are answered when the
+// farm answers.
 func TestInFlightBound(t *testing.T) {
 	m := newFakeMaster(t)
 	g := &gate{release: make(chan struct{})}
@@ -496,18 +498,99 @@ func TestInFlightBound(t *testing.T) {
 	mc := m.accept(1)
 	for i := uint32(1); i <= 5; i++ {
 		mc.request(be, i, i, &pdu.Get{Ranges: []pdu.SearchRange{{Start: root.Append(i)}}})
+		if i == 2 {
+			eventually(t, "two requests running", func() bool { return g.running.Load() == 2 })
+		}
 	}
-	eventually(t, "two requests running", func() bool { return g.running.Load() == 2 })
-	mc.expectSilence(100 * time.Millisecond)
-	if p := g.peak.Load(); p != 2 {
-		t.Errorf("peak %d running, want 2", p)
+	for range 3 {
+		r := mc.readResponse()
+		if resp := r.PDU.(*pdu.Response); r.PacketID < 3 || resp.Error != pdu.ResponseError(smi.GenErr) || len(resp.VarBinds) != 1 {
+			t.Fatalf("packet %d answered %+v before the farm answered; want genErr for 3, 4 and 5", r.PacketID, resp)
+		}
 	}
 	close(g.release)
-	for i := 0; i < 5; i++ {
-		mc.readResponse()
+	for range 2 {
+		r := mc.readResponse()
+		if resp := r.PDU.(*pdu.Response); r.PacketID > 2 || resp.Error != pdu.NoAgentXError {
+			t.Fatalf("packet %d answered %+v; want 1 and 2 answered", r.PacketID, resp)
+		}
 	}
 	if p := g.peak.Load(); p != 2 {
 		t.Errorf("peak %d running, want 2", p)
+	}
+	if st := sa.Stats(); st.Busy != 3 {
+		t.Errorf("Stats.Busy %d, want 3", st.Busy)
+	}
+}
+
+// Requests waiting on the farm do not hold the session: with MaxInFlight
+// of them waiting, a local request is answered, the master's answers to
+// our Pings are read (so the session lives on), and a re-sent copy of a
+// waiting PDU joins it (executed once, answered once).
+func TestWaitingRequestsDoNotBlockTheSession(t *testing.T) {
+	m := newFakeMaster(t)
+	g := &gate{release: make(chan struct{})}
+	tree := agent.NewTree()
+	root, local := smi.OID{1, 3, 6, 1, 4, 1, 99}, smi.OID{1, 3, 6, 1, 4, 1, 98}
+	tree.Register(root, g)
+	tree.RegisterScalar(local, agent.Const(smi.Integer(5)))
+	sa := agentx.New(agentx.Config{Socket: m.socket(), MaxInFlight: 2, PingInterval: 50 * time.Millisecond,
+		MasterTimeout: 500 * time.Millisecond}, treeSet{"": tree}, nil)
+	m.regs = 2
+	runSubagent(t, sa)
+	mc := m.accept(1)
+	waiting := &pdu.Get{Ranges: []pdu.SearchRange{{Start: root.Append(1)}}}
+	mc.request(be, 1, 1, waiting)
+	mc.request(be, 2, 2, &pdu.Get{Ranges: []pdu.SearchRange{{Start: root.Append(2)}}})
+	eventually(t, "two requests waiting", func() bool { return g.running.Load() == 2 })
+	mc.request(be, 3, 3, &pdu.Get{Ranges: []pdu.SearchRange{{Start: local.Append(0)}}})
+	if r := mc.readResponse(); r.PacketID != 3 || r.PDU.(*pdu.Response).VarBinds[0].Value.Int != 5 {
+		t.Fatalf("local request while the farm is busy: packet %d %+v", r.PacketID, r.PDU)
+	}
+	mc.request(be, 1, 1, waiting) // snmpd's re-send after its agentXTimeout
+
+	// Three ping intervals and more, answering every Ping: a session
+	// whose reader were stuck would miss the answers and fail.
+	pings := 0
+	end := time.Now().Add(time.Second)
+	for time.Now().Before(end) {
+		mc.c.SetReadDeadline(end)
+		p, err := mc.tryRead()
+		if err != nil {
+			break
+		}
+		if p.Type != pdu.TypePing {
+			t.Fatalf("got %s (packet %d) while the farm is busy", p.Type, p.PacketID)
+		}
+		pings++
+		mc.reply(p, &pdu.Response{})
+	}
+	mc.c.SetReadDeadline(time.Time{})
+	if pings < 3 {
+		t.Errorf("%d Pings in a second at a 50 ms interval", pings)
+	}
+	close(g.release)
+	got := map[uint32]int{}
+	for range 2 {
+		got[mc.readResponse().PacketID]++
+	}
+	if got[1] != 1 || got[2] != 1 {
+		t.Errorf("answers %v, want packets 1 and 2 once each", got)
+	}
+	mc.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	for {
+		p, err := mc.tryRead()
+		if err != nil {
+			break
+		}
+		if p.Type == pdu.TypeResponse {
+			t.Errorf("extra answer to packet %d", p.PacketID)
+		}
+		mc.reply(p, &pdu.Response{})
+	}
+	mc.c.SetReadDeadline(time.Time{})
+	if st := sa.Stats(); st.Sessions != 1 || st.Duplicates != 1 || st.Requests != 3 {
+		t.Errorf("stats %+v: want one session, the re-send joined, 3 requests executed", st)
 	}
 }
 

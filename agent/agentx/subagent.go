@@ -14,6 +14,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agentx/pdu"
+	"github.com/smsnmpd/smsnmpd/internal/logging"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
@@ -53,13 +54,14 @@ type Stats struct {
 	Requests      uint64 // request PDUs from the master executed
 	Failed        uint64 // of those, answered with an error (SNMP error-status)
 	Duplicates    uint64 // re-sent PDUs answered without executing them again
+	Busy          uint64 // requests refused (genErr) because MaxInFlight requests were waiting on the farm
 	LateDropped   uint64 // responses dropped because their session had ended
 	ParseErrors   uint64 // PDUs from the master that did not decode
 	Notifications uint64 // notifications the master accepted
 }
 
 type counters struct {
-	sessions, registrations, requests, failed, duplicates, lateDropped, parseErrors, notifications atomic.Uint64
+	sessions, registrations, requests, failed, duplicates, busy, lateDropped, parseErrors, notifications atomic.Uint64
 }
 
 // Trees are the handler trees a Subagent serves, one per SNMP context
@@ -79,6 +81,7 @@ type Subagent struct {
 	st       counters
 	running  atomic.Bool
 	priority atomic.Uint32 // registration priority; SetPriority changes it
+	busyLog  logging.Limit
 
 	mu     sync.Mutex
 	cur    *session
@@ -116,6 +119,7 @@ func (a *Subagent) Stats() Stats {
 		Requests:      a.st.requests.Load(),
 		Failed:        a.st.failed.Load(),
 		Duplicates:    a.st.duplicates.Load(),
+		Busy:          a.st.busy.Load(),
 		LateDropped:   a.st.lateDropped.Load(),
 		ParseErrors:   a.st.parseErrors.Load(),
 		Notifications: a.st.notifications.Load(),

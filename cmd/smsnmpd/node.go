@@ -124,6 +124,7 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 		axcfg := agentx.FromConfig(cfg.AgentX)
 		axcfg.Description = "smsnmpd " + version
 		axcfg.Priority = n.agentxPriority(roleOf(cfg)) // a manager starts as a backup
+		axcfg.MaxInFlight = cfg.SNMP.MaxInFlight
 		n.subagent = agentx.New(axcfg, n.ax, log)
 	}
 	if n.v2c == nil && n.subagent == nil && cfg.Node.Role == config.RoleManager {
