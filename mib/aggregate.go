@@ -5,8 +5,12 @@ import (
 	"math"
 	"slices"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/fanout"
+	"github.com/smsnmpd/smsnmpd/internal/ber"
+	"github.com/smsnmpd/smsnmpd/internal/logging"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
@@ -216,7 +220,25 @@ func rangeStart(r agent.Range, root smi.OID) (first uint32, rest smi.OID, before
 }
 
 // aggregateHandler serves smAggregate.<function>.<OID>.
-type aggregateHandler struct{ m *Manager }
+type aggregateHandler struct {
+	m    *Manager
+	warn logging.Limit // a failing fan-out, once a minute at most
+}
+
+// farmFailed logs a failed fan-out, at most once a minute however many
+// requests fail (a flood of requests over the fan-out's MaxVarBinds must
+// not grow the log per request), with the count of those not logged.
+func farmFailed(l *logging.Limit, m *Manager, err error, what string, fields logrus.Fields) {
+	if ok, held := l.Allow(); ok {
+		m.log.WithError(err).WithFields(fields).WithField("not_logged_since", held).Warn(what)
+	}
+}
+
+// innerOK reports whether inner can name an object of the engines: it
+// must have a BER encoding to travel to them (at least 2 arcs, the first
+// 0, 1 or 2). Any other is an instance no engine has, answered as such
+// instead of failing the fan-out of every varbind of its request.
+func innerOK(inner smi.OID) bool { return ber.CheckOID(inner) == nil }
 
 // Get answers every varbind of the request from one fan-out of the
 // distinct OIDs they name.
@@ -234,6 +256,11 @@ func (h *aggregateHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Valu
 		fn, inner, ok := splitName(n, root)
 		if !ok || !Func(fn).Valid() {
 			out[i] = smi.NoSuchObject()
+			asks[i].idx = -1
+			continue
+		}
+		if !innerOK(inner) {
+			out[i] = smi.NoSuchInstance()
 			asks[i].idx = -1
 			continue
 		}
@@ -255,7 +282,7 @@ func (h *aggregateHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Valu
 		return err
 	})
 	if err != nil && !noEngines(err) {
-		h.m.log.WithError(err).Warn("mib: smAggregate fan-out failed")
+		farmFailed(&h.warn, h.m, err, "mib: smAggregate fan-out failed", nil)
 		return nil, err
 	}
 	vals := make([][]engineValue, len(uniq))
@@ -297,6 +324,7 @@ func (h *aggregateHandler) GetNext(ctx context.Context, ranges []agent.Range) ([
 		if nv == nil {
 			var err error
 			if nv, err = h.m.native(ctx); err != nil {
+				farmFailed(&h.warn, h.m, err, "mib: snapshot of the engines' objects failed", nil)
 				return nil, err
 			}
 		}
@@ -370,8 +398,7 @@ func (m *Manager) native(ctx context.Context) (*nativeView, error) {
 			if noEngines(err) {
 				return &nativeView{vbs: map[fanout.NodeID][]smi.VarBind{}}, nil
 			}
-			m.log.WithError(err).Warn("mib: snapshot of the engines' objects failed")
-			return nil, err
+			return nil, err // logged by the caller, at most once a minute
 		}
 		snaps[i] = s
 	}

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/fanout"
+	"github.com/smsnmpd/smsnmpd/internal/logging"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
@@ -49,6 +52,7 @@ type engineContext struct {
 	m    *Manager
 	id   fanout.NodeID
 	keys setKeys
+	warn logging.Limit
 }
 
 func (h *engineContext) Get(ctx context.Context, names []smi.OID) ([]smi.Value, error) {
@@ -61,7 +65,7 @@ func (h *engineContext) Get(ctx context.Context, names []smi.OID) ([]smi.Value, 
 	}
 	res, err := h.m.farm.Get(ctx, []fanout.NodeID{h.id}, names)
 	if err != nil && !noEngines(err) {
-		h.m.log.WithError(err).WithField("engine", h.id).Warn("mib: engine context fan-out failed")
+		farmFailed(&h.warn, h.m, err, "mib: engine context fan-out failed", logrus.Fields{"engine": h.id})
 		return nil, err
 	}
 	if res == nil {
@@ -81,6 +85,7 @@ func (h *engineContext) GetNext(ctx context.Context, ranges []agent.Range) ([]sm
 	out := make([]smi.VarBind, len(ranges))
 	nv, err := h.m.native(ctx)
 	if err != nil {
+		farmFailed(&h.warn, h.m, err, "mib: snapshot of the engines' objects failed", logrus.Fields{"engine": h.id})
 		return nil, err
 	}
 	vbs := nv.vbs[h.id]

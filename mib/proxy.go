@@ -9,6 +9,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/fanout"
+	"github.com/smsnmpd/smsnmpd/internal/logging"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
@@ -133,6 +134,7 @@ func cleanupAll(ctx context.Context, farm Farm, keys *setKeys, tx agent.TxID) {
 type proxyHandler struct {
 	m    *Manager
 	keys setKeys
+	warn logging.Limit
 }
 
 func newProxyHandler(m *Manager) *proxyHandler {
@@ -171,7 +173,7 @@ func (h *proxyHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Value, e
 			out[i] = smi.NoSuchObject()
 			continue
 		}
-		if _, up := reachable(rows, id); !up {
+		if _, up := reachable(rows, id); !up || !innerOK(inner) {
 			out[i] = smi.NoSuchInstance()
 			continue
 		}
@@ -193,7 +195,7 @@ func (h *proxyHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Value, e
 	slices.Sort(targets)
 	res, err := h.m.farm.Get(ctx, targets, uniq)
 	if err != nil && !noEngines(err) {
-		h.m.log.WithError(err).Warn("mib: smEngineProxy fan-out failed")
+		farmFailed(&h.warn, h.m, err, "mib: smEngineProxy fan-out failed", nil)
 		return nil, err
 	}
 	for i, a := range asks {
@@ -228,6 +230,7 @@ func (h *proxyHandler) GetNext(ctx context.Context, ranges []agent.Range) ([]smi
 		if nv == nil {
 			var err error
 			if nv, err = h.m.native(ctx); err != nil {
+				farmFailed(&h.warn, h.m, err, "mib: snapshot of the engines' objects failed", nil)
 				return nil, err
 			}
 		}
@@ -279,6 +282,8 @@ func (h *proxyHandler) TestSet(ctx context.Context, tx agent.TxID, vbs []smi.Var
 		}
 		known, up := reachable(rows, id)
 		switch {
+		case !innerOK(inner):
+			return i, smi.Errorf(smi.NoCreation, fmt.Sprintf("no engine can hold %s: not a valid object identifier", inner))
 		case !known:
 			return i, smi.Errorf(smi.NoCreation, fmt.Sprintf("no engine %d in smEngineTable", id))
 		case !up:
@@ -312,6 +317,7 @@ func (h *proxyHandler) CleanupSet(ctx context.Context, tx agent.TxID, _ []smi.Va
 type allEnginesHandler struct {
 	m    *Manager
 	keys setKeys
+	warn logging.Limit
 }
 
 func newAllEnginesHandler(m *Manager) *allEnginesHandler {
@@ -332,6 +338,10 @@ func (h *allEnginesHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Val
 			out[i] = smi.NoSuchObject()
 			continue
 		}
+		if !innerOK(n[len(root):]) {
+			out[i] = smi.NoSuchInstance()
+			continue
+		}
 		k := oidKey(n[len(root):])
 		j, seen := pos[k]
 		if !seen {
@@ -346,7 +356,7 @@ func (h *allEnginesHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Val
 	}
 	res, err := h.m.farm.Get(ctx, nil, uniq)
 	if err != nil && !noEngines(err) {
-		h.m.log.WithError(err).Warn("mib: smAllEngines fan-out failed")
+		farmFailed(&h.warn, h.m, err, "mib: smAllEngines fan-out failed", nil)
 		return nil, err
 	}
 	for i, j := range idx {
@@ -386,6 +396,9 @@ func (h *allEnginesHandler) TestSet(ctx context.Context, tx agent.TxID, vbs []sm
 	for i, vb := range vbs {
 		if !vb.Name.HasPrefix(root) || len(vb.Name) == len(root) {
 			return i, smi.Errorf(smi.NotWritable, fmt.Sprintf("%s names no engine object", vb.Name))
+		}
+		if !innerOK(vb.Name[len(root):]) {
+			return i, smi.Errorf(smi.NoCreation, fmt.Sprintf("no engine can hold %s: not a valid object identifier", vb.Name[len(root):]))
 		}
 		fs.vbs = append(fs.vbs, smi.VarBind{Name: vb.Name[len(root):], Value: vb.Value})
 		fs.idx = append(fs.idx, i)

@@ -247,3 +247,36 @@ func FuzzDecodeVarBinds(f *testing.F) {
 		}
 	})
 }
+
+// CheckOID says exactly what AppendVarBinds can encode as a name.
+func TestCheckOID(t *testing.T) {
+	long := make(smi.OID, smi.MaxSubIDs+1)
+	long[0], long[1] = 1, 3
+	for _, c := range []struct {
+		oid smi.OID
+		ok  bool
+	}{
+		{nil, false},
+		{smi.OID{1}, false},
+		{smi.OID{7}, false},
+		{smi.OID{3, 1}, false},
+		{smi.OID{5, 1}, false},
+		{smi.OID{0, 40}, false},
+		{smi.OID{1, 40}, false},
+		{long, false},
+		{long[:smi.MaxSubIDs], true},
+		{smi.OID{0, 39}, true},
+		{smi.OID{1, 3, 6, 1}, true},
+		{smi.OID{2, 40}, true},
+		{smi.OID{2, 4294967295}, true},
+	} {
+		err := CheckOID(c.oid)
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrMalformed)) {
+			t.Errorf("CheckOID(%v) = %v, want ok %v", c.oid, err, c.ok)
+		}
+		_, encErr := AppendVarBinds(nil, []smi.VarBind{{Name: c.oid, Value: smi.Null()}})
+		if (encErr == nil) != (err == nil) {
+			t.Errorf("%v: CheckOID %v but encoding %v", c.oid, err, encErr)
+		}
+	}
+}

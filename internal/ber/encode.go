@@ -69,6 +69,16 @@ func appendSubID(b []byte, v uint64) []byte {
 	return append(b, byte(v&0x7f))
 }
 
+// CheckOID reports why o has no BER encoding (wrapping ErrMalformed), or
+// nil when it has one: at least 2 and at most smi.MaxSubIDs arcs, the
+// first 0, 1 or 2, the second below 40 under 0 and 1 (X.690 §8.19.4).
+// Such an OID names no object any agent can hold, so callers answer it
+// as an instance that does not exist rather than fail a whole list on it.
+func CheckOID(o smi.OID) error {
+	_, err := oidHead(o)
+	return err
+}
+
 // oidHead folds the first two arcs into one sub-identifier (X.690 §8.19.4).
 func oidHead(o smi.OID) (uint64, error) {
 	switch {
