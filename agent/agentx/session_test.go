@@ -525,8 +525,9 @@ func TestInFlightBound(t *testing.T) {
 
 // Requests waiting on the farm do not hold the session: with MaxInFlight
 // of them waiting, a local request is answered, the master's answers to
-// our Pings are read (so the session lives on), and a re-sent copy of a
-// waiting PDU joins it (executed once, answered once).
+// our Pings are read (so the session lives on), a Ping from the master is
+// answered, and a re-sent copy of a waiting PDU joins it (executed once,
+// answered once).
 func TestWaitingRequestsDoNotBlockTheSession(t *testing.T) {
 	m := newFakeMaster(t)
 	g := &gate{release: make(chan struct{})}
@@ -568,6 +569,10 @@ func TestWaitingRequestsDoNotBlockTheSession(t *testing.T) {
 	mc.c.SetReadDeadline(time.Time{})
 	if pings < 3 {
 		t.Errorf("%d Pings in a second at a 50 ms interval", pings)
+	}
+	mc.request(be, 77, 77, &pdu.Ping{}) // a master's Ping is answered too
+	if r := mc.readResponse(); r.PacketID != 77 {
+		t.Fatalf("answer to packet %d, want the master's Ping (77)", r.PacketID)
 	}
 	close(g.release)
 	got := map[uint32]int{}
