@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"sort"
@@ -26,8 +27,11 @@ const (
 	oidSysUpTime = ".1.3.6.1.2.1.1.3.0"
 	// smAggregateSum.<smSeWeight.0>: one farm transaction per GET.
 	oidAggSum = ".1.3.6.1.4.1.8072.9999.9999.42.1.4.1." + smSeWeight
-	// The fan-out's read deadline (fanout.DefaultDeadline).
+	// The fan-out's read deadline (fanout.DefaultDeadline), and what an
+	// aggregate may take beyond it to be collated and sent on a busy
+	// 2-core machine.
 	farmDeadline = 800 * time.Millisecond
+	aggSlack     = 400 * time.Millisecond
 )
 
 // sample is one GET a poller made.
@@ -223,8 +227,8 @@ func (l *farmLoad) report(t *testing.T, what string, from, to time.Time) (local,
 	t.Helper()
 	local, localFailed, lerr := latencies(l.local.window(from, to))
 	agg, aggFailed, aerr := latencies(l.agg.window(from, to))
-	late := len(agg) - sort.Search(len(agg), func(i int) bool { return agg[i] > farmDeadline+250*time.Millisecond })
-	t.Logf("%s: sysUpTime.0 %d GETs p50 %v p99 %v max %v, %d failed (%v); aggregate %d GETs p50 %v p99 %v max %v, %d over the deadline + 250 ms, %d failed (%v)",
+	late := len(agg) - sort.Search(len(agg), func(i int) bool { return agg[i] > farmDeadline+aggSlack })
+	t.Logf("%s: sysUpTime.0 %d GETs p50 %v p99 %v max %v, %d failed (%v); aggregate %d GETs p50 %v p99 %v max %v, %d over the deadline + slack, %d failed (%v)",
 		what, len(local), quantile(local, 0.5), quantile(local, 0.99), quantile(local, 1), localFailed, lerr,
 		len(agg), quantile(agg, 0.5), quantile(agg, 0.99), quantile(agg, 1), late, aggFailed, aerr)
 	return local, agg, localFailed, aggFailed
@@ -282,10 +286,10 @@ func TestStoppedEngineDoesNotStallTheAgent(t *testing.T) {
 		if p99 := quantile(local, 0.99); len(local) < 50 || lfail > 0 || p99 > 100*time.Millisecond {
 			t.Errorf("%s: sysUpTime.0 p99 %v over %d GETs, %d failed; want p99 under 100 ms, none failed", w.what, p99, len(local), lfail)
 		}
-		// An aggregate answers by the fan-out deadline (800 ms), plus the
-		// time to collate and send on a busy 2-core machine.
-		if worst := quantile(agg, 1); len(agg) == 0 || afail > 0 || worst > farmDeadline+250*time.Millisecond {
-			t.Errorf("%s: slowest aggregate %v over %d GETs, %d failed; want all within %v", w.what, worst, len(agg), afail, farmDeadline+250*time.Millisecond)
+		// An aggregate answers by the fan-out deadline (800 ms), plus
+		// the slack; queued behind others for a worker, up to 1.8 s.
+		if worst := quantile(agg, 1); len(agg) == 0 || afail > 0 || worst > farmDeadline+aggSlack {
+			t.Errorf("%s: slowest aggregate %v over %d GETs, %d failed; want all within %v", w.what, worst, len(agg), afail, farmDeadline+aggSlack)
 		}
 	}
 }
@@ -329,12 +333,57 @@ func procTicks(t *testing.T, ps ...*proc) uint64 {
 	return n
 }
 
+// lossSwitch drops pct % of the UDP datagrams to port on the input hook
+// of namespace ns while on (see dropPercent), and counts what it dropped.
+type lossSwitch struct {
+	t       *testing.T
+	ns      string
+	port    int
+	pct     int
+	dropped int
+	on      bool
+}
+
+func (l *lossSwitch) nft(stdin string, args ...string) string {
+	l.t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", l.ns, "nft"}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("nft %v: %v: %s", args, err, out)
+	}
+	return string(out)
+}
+
+func (l *lossSwitch) set(on bool) {
+	l.t.Helper()
+	switch {
+	case on && !l.on:
+		l.nft(fmt.Sprintf(`table inet smsnmpdtput {
+  chain in {
+    type filter hook input priority 0; policy accept;
+    udp dport %d numgen random mod 100 < %d counter drop
+  }
+}
+`, l.port, l.pct), "-f", "-")
+	case !on && l.on:
+		out := l.nft("", "list", "table", "inet", "smsnmpdtput")
+		if i := strings.Index(out, "packets "); i >= 0 {
+			var n int
+			fmt.Sscanf(out[i:], "packets %d", &n)
+			l.dropped += n
+		}
+		l.nft("", "delete", "table", "inet", "smsnmpdtput")
+	}
+	l.on = on
+}
+
 // Under 5 % loss of the farm's datagrams many aggregate GETs wait a few
 // milliseconds for rmtp's repairs. With the wait holding no worker the
 // agent answers the other clients meanwhile, and the throughput stays
 // bounded by the CPU. Before, GOMAXPROCS workers sat out those waits: 64
-// clients got about 0.4 of the lossless throughput, with the farm's
-// processes using well under the machine's two cores.
+// clients got about a third of the lossless throughput, the farm's
+// processes using 0.65-0.84 of the machine's two cores.
 func TestAggregateThroughputUnderLoss(t *testing.T) {
 	requireRoot(t)
 	ns := netns(t)
@@ -350,40 +399,62 @@ func TestAggregateThroughputUnderLoss(t *testing.T) {
 	for _, p := range f.ses {
 		farm = append(farm, p)
 	}
+	loss := &lossSwitch{t: t, ns: ns, port: f.port, pct: 5}
+	t.Cleanup(func() { loss.set(false) })
 
-	// 64 clients: enough that clients waiting for their answer are not
-	// what bounds the throughput.
-	measure := func(what string) float64 {
-		l := startLoad(t, ns, f.snmp, 64, 0)
-		time.Sleep(500 * time.Millisecond) // warm-up
+	// 64 clients, so that clients waiting for their answer are not what
+	// bounds the throughput. Windows with and without loss alternate, so
+	// that a change of the shared machine's load weighs on both alike.
+	l := startLoad(t, ns, f.snmp, 64, 0)
+	time.Sleep(500 * time.Millisecond) // warm-up
+	type totals struct {
+		gets, failed         int
+		secs                 float64
+		farmTicks, tot, idle uint64
+	}
+	var clean, lossy totals
+	for i := range 6 {
+		sum := &clean
+		if i%2 == 1 {
+			sum = &lossy
+		}
+		loss.set(i%2 == 1)
+		time.Sleep(100 * time.Millisecond) // GETs sent before the switch end
 		from := time.Now()
 		tot0, idle0 := cpuTimes(t)
 		farm0 := procTicks(t, farm...)
-		time.Sleep(3 * time.Second)
+		time.Sleep(time.Second)
 		tot1, idle1 := cpuTimes(t)
 		farm1 := procTicks(t, farm...)
 		to := time.Now()
-		l.stop()
-		_, agg, _, failed := l.report(t, what, from, to)
-		secs := to.Sub(from).Seconds()
-		rate := float64(len(agg)) / secs
-		t.Logf("%s: %.0f aggregate GETs/s, %d failed; the farm's processes used %.2f cores, the host was %.0f %% idle",
-			what, rate, failed, float64(farm1-farm0)/100/secs, 100*float64(idle1-idle0)/float64(max(tot1-tot0, 1)))
-		if failed > 0 {
-			t.Errorf("%s: %d aggregate GETs failed", what, failed)
-		}
-		return rate
+		agg, failed, _ := latencies(l.agg.window(from, to))
+		sum.gets += len(agg)
+		sum.failed += failed
+		sum.secs += to.Sub(from).Seconds()
+		sum.farmTicks += farm1 - farm0
+		sum.tot += tot1 - tot0
+		sum.idle += idle1 - idle0
 	}
-	clean := measure("no loss")
-	dropped := dropPercent(t, ns, f.port, 5)
-	lossy := measure("5 % loss")
-	if d := dropped(); d == 0 {
+	loss.set(false)
+	l.stop()
+	rate := func(what string, s totals) float64 {
+		r := float64(s.gets) / s.secs
+		t.Logf("%s: %.0f aggregate GETs/s, %d failed; the farm's processes used %.2f cores, the host was %.0f %% idle",
+			what, r, s.failed, float64(s.farmTicks)/100/s.secs, 100*float64(s.idle)/float64(max(s.tot, 1)))
+		if s.failed > 0 {
+			t.Errorf("%s: %d aggregate GETs failed", what, s.failed)
+		}
+		return r
+	}
+	c, lo := rate("no loss", clean), rate("5 % loss", lossy)
+	if loss.dropped == 0 {
 		t.Fatalf("nftables dropped nothing: the loss test tested no loss")
 	}
+	t.Logf("%d datagrams dropped; at 5 %% loss %.2f of the lossless throughput", loss.dropped, lo/c)
 	// The repairs cost CPU (NAKs, retransmissions, a re-request now and
-	// then), so some throughput goes: 0.6-0.9 of it here, against at most
-	// 0.45 with a worker count in the way.
-	if lossy < 0.55*clean {
-		t.Errorf("aggregate GETs/s at 5 %% loss %.0f, without loss %.0f: want at least 0.55 of it", lossy, clean)
+	// then), so some throughput goes: 0.71-0.78 of it here, against
+	// 0.32-0.35 with a worker count in the way.
+	if lo < 0.55*c {
+		t.Errorf("aggregate GETs/s at 5 %% loss %.0f, without loss %.0f: want at least 0.55 of it", lo, c)
 	}
 }
