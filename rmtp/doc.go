@@ -139,9 +139,12 @@
 // with a higher incarnation; datagrams of the old one are dropped
 // (Counters.Stale). The active manager announces the VIEW (term, version,
 // members); "every member" means every member of the current view.
-// HELLO carries role, priority, level and the term its sender holds, but
-// no "active" flag: the active manager is the VIEW's owner (View.Owner,
-// PeerStats.Active). An election reads these from Stats().Peers.
+// HELLO carries role, priority, level and the term its sender holds (an
+// engine: the term of the view it obeys while that view's owner is alive,
+// else 0), but no "active" flag: the active manager is the VIEW's owner
+// (View.Owner, PeerStats.Active). An election reads these from
+// Stats().Peers; the engines' terms tell a manager cut off from the other
+// managers, but not from the engines, that another one was elected.
 //
 // Membership changes are also published on Events (smEngineUp, smEngineDown
 // and smManagerTakeover are made from them); Stats is the snapshot the MIB

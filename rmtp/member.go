@@ -150,7 +150,7 @@ func (e *Endpoint) destMembers(d Dest) []NodeID {
 // queueHello queues a heartbeat: managers' go down (every member tracks
 // them), engines' go up (only managers track engines).
 func (e *Endpoint) queueHello(leave bool) {
-	h := wire.Hello{Role: e.cfg.Role, Priority: e.cfg.Priority, Level: e.cfg.Level, Term: e.view.term,
+	h := wire.Hello{Role: e.cfg.Role, Priority: e.cfg.Priority, Level: e.cfg.Level, Term: e.helloTerm(),
 		Time: time.Now().UnixNano(), Addr: e.tr.LocalAddr()}
 	for k, os := range e.out {
 		if len(h.Streams) < wire.MaxHelloStreams {
@@ -171,6 +171,24 @@ func (e *Endpoint) queueHello(leave bool) {
 		d = Down
 	}
 	e.queue(d, wire.Header{Type: wire.TypeHello, Flags: f}, wire.AppendHello(nil, &h))
+}
+
+// helloTerm is the term this member's HELLO says it holds: a manager's
+// view term (the one it owns, or the one it last adopted, which an
+// election must go above), an engine's only while the owner of its view
+// is alive, else 0. The engines' terms are how a manager that cannot hear
+// the active one (a partition between managers only) learns that it was
+// fenced off, and their 0 is how it learns that the owner it cannot hear
+// is gone too (internal/election). Fencing itself is unchanged: an engine
+// keeps its view's term and refuses requests below it. Caller holds mu.
+func (e *Endpoint) helloTerm() uint64 {
+	if e.cfg.Role != Engine || e.view.owner == 0 {
+		return e.view.term
+	}
+	if pr := e.peers[e.view.owner]; pr == nil || !pr.live() {
+		return 0
+	}
+	return e.view.term
 }
 
 // tickMembership sends heartbeats and views and ages the peers.

@@ -56,7 +56,8 @@ type PeerStats struct {
 	// From the peer's latest HELLO (zero until one is heard), for the
 	// manager election: the configured priority and level, and the term
 	// of the view the peer holds (the one it owns if it is active, else
-	// the one it last adopted).
+	// the one it last adopted; an engine says 0 while the owner of its
+	// view is down or gone).
 	Priority uint8
 	Level    uint8
 	Term     uint64

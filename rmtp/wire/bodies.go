@@ -348,7 +348,7 @@ type Hello struct {
 	Role     Role
 	Priority uint8
 	Level    uint8
-	Term     uint64         // highest view term the sender has seen
+	Term     uint64         // the view term the sender holds (an engine: 0 while its view's owner is not alive)
 	Time     int64          // sender's clock, Unix nanoseconds: freshness against replay
 	Addr     netip.AddrPort // the sender's unicast address; zero if none
 	Streams  []StreamMark
