@@ -12,12 +12,13 @@
 // measured across processes).
 //
 // It does not own the membership protocol, the view or its terms on the
-// wire, or the step-down on hearing a higher term: rmtp does those, and the
-// Elector sees them only through the small Membership interface (FromEndpoint
-// adapts an *rmtp.Endpoint; tests use a fake). It does not own what a role
-// means (serving SETs, AgentX registration priority, smManagerTakeover): the
-// caller does that from OnChange. It does not persist terms: the caller
-// gives a floor and a SaveTerm hook.
+// wire, or the step-down on hearing a VIEW with a higher term: rmtp does
+// those, and the Elector sees them only through the small Membership
+// interface (FromEndpoint adapts an *rmtp.Endpoint; tests use a fake). It
+// does own the step-down of a fenced manager (below). It does not own what
+// a role means (serving SETs, AgentX registration priority,
+// smManagerTakeover): the caller does that from OnChange. It does not
+// persist terms: the caller gives a floor and a SaveTerm hook.
 //
 // # Observation: polling, not events
 //
@@ -43,4 +44,22 @@
 // old SM hears the active manager's view within its observation window and
 // stays a backup. A better candidate that stays alive but never activates
 // (its activation keeps failing) is passed over after StallAfter.
+//
+// # Fenced managers
+//
+// A partition between the managers only (each still reaches the SEs) lets
+// the backup take over with a higher term while the old SM hears no VIEW
+// of it, so rmtp never steps it down, and the SEs refuse its requests
+// (staleTerm). Every term a member reports reaches the Elector instead:
+// the engines' HELLOs (the term of the view each obeys while that view's
+// owner is alive for it, else 0), the managers' HELLOs, and the staleTerm
+// replies to this manager's requests (Config.ReportedTerm). An active
+// manager that sees one above its own steps down on that poll
+// (Membership.Deactivate, Change{Backup, CauseFenced}), so smNodeRole and
+// whatever follows OnChange (a failover address, AgentX priority) stop
+// claiming the farm. A manager that is not active does not activate while
+// live SEs obey a term above every view it knows (CauseUnseenActive): the
+// two managers would otherwise take the farm from each other on every
+// heartbeat. Once the SEs lose that owner too, their HELLOs say 0 and the
+// election runs as usual, above every term heard.
 package election

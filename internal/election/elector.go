@@ -59,9 +59,23 @@ const (
 	// CauseAdopted: the transport was already active (the caller activated
 	// it directly).
 	CauseAdopted Cause = 6
+	// CauseFenced: this manager was active and the members report a
+	// higher term than its own (an SE's or a manager's HELLO, an SE's
+	// staleTerm reply) while no VIEW of that term reaches it: a manager
+	// it cannot hear was elected, and the SEs obey that one. It stopped
+	// announcing its view at once (Membership.Deactivate) and stays a
+	// backup while the SEs obey that term. Term is the higher term, Owner
+	// 0 (unknown).
+	CauseFenced Cause = 7
+	// CauseUnseenActive: no manager this one hears is active, but live
+	// SEs obey a term above every view it knows: a manager it cannot hear
+	// is active, so it waits instead of activating (Term is that term,
+	// Owner 0). It may activate once the SEs say they lost that manager
+	// too (their HELLO term drops to 0).
+	CauseUnseenActive Cause = 8
 )
 
-var causeNames = [...]string{"", "elected", "takeover", "active-heard", "waiting", "stepped-down", "adopted"}
+var causeNames = [...]string{"", "elected", "takeover", "active-heard", "waiting", "stepped-down", "adopted", "fenced", "unseen-active"}
 
 func (c Cause) String() string {
 	if int(c) < len(causeNames) && c != 0 {
@@ -118,6 +132,11 @@ type Config struct {
 	// SaveTerm, if set, persists a term before this manager activates with
 	// it; on error it does not activate (and retries on the next poll).
 	SaveTerm func(term uint64) error
+	// ReportedTerm, if set, returns the highest term reported to this
+	// manager outside the membership: the term in the SEs' staleTerm
+	// replies to its requests (fanout.Coordinator.StaleTerm). It is read
+	// every poll and must not block.
+	ReportedTerm func() uint64
 	// OnChange, if set, is called on the Elector's goroutine, in order,
 	// after each change. Keep it short: the next poll waits for it.
 	OnChange func(Change)
@@ -242,6 +261,12 @@ func (e *Elector) step(now time.Time) {
 	for _, c := range o.Managers {
 		e.maxTerm = max(e.maxTerm, c.Term)
 	}
+	for _, c := range o.Engines {
+		e.maxTerm = max(e.maxTerm, c.Term)
+	}
+	reported := e.reported()
+	e.maxTerm = max(e.maxTerm, reported)
+	obeyed := e.obeyed(&o, now)
 	// A loop that ran late means the transport's receive loop may have
 	// been starved too: heartbeats queued meanwhile must be read before
 	// anyone is declared dead.
@@ -253,24 +278,39 @@ func (e *Elector) step(now time.Time) {
 	cur := e.Role()
 	switch {
 	case cur == Active && o.Active:
+		if t := max(obeyed, reported, e.managersTerm(&o, now)); t > o.ViewTerm {
+			e.fenced(now, t, o.ViewTerm)
+		}
 		return
 	case cur == Active:
 		clear(e.passedOver)
-		e.change(now, Change{Role: Backup, Cause: CauseSteppedDown, Term: o.ViewTerm, Owner: o.Owner})
+		e.change(now, Change{Role: Backup, Cause: CauseSteppedDown, Term: o.ViewTerm, Owner: o.Owner}, nil)
 		return
 	case o.Active:
-		e.change(now, Change{Role: Active, Cause: CauseAdopted, Term: o.ViewTerm, Owner: o.Self.ID})
+		e.change(now, Change{Role: Active, Cause: CauseAdopted, Term: o.ViewTerm, Owner: o.Self.ID}, nil)
 		return
 	}
-	if owner, term, ok := e.liveOwner(&o, now); ok {
+	// A live owner the SEs have left for a higher term is being fenced
+	// off itself: it is not worth following.
+	if owner, term, ok := e.liveOwner(&o, now); ok && term >= obeyed {
 		clear(e.passedOver)
 		e.waitFor = 0
 		if st := e.Status(); cur != Backup || st.Owner != owner || st.Term != term {
-			e.change(now, Change{Role: Backup, Cause: CauseActiveHeard, Term: term, Owner: owner})
+			e.change(now, Change{Role: Backup, Cause: CauseActiveHeard, Term: term, Owner: owner}, nil)
 		}
 		return
 	}
-	if (cur == Electing && now.Sub(e.started) < e.cfg.Window) || now.Before(e.graceUntil) {
+	inWindow := cur == Electing && now.Sub(e.started) < e.cfg.Window
+	if obeyed > o.ViewTerm {
+		// The SEs obey a manager this one cannot hear: activating would
+		// split the farm (and the SEs would refuse the lower term anyway).
+		// Inside the window its VIEW may still come: no change yet.
+		if !inWindow {
+			e.unseenActive(now, cur, obeyed)
+		}
+		return
+	}
+	if inWindow || now.Before(e.graceUntil) {
 		return
 	}
 	best := e.best(&o, now)
@@ -287,8 +327,61 @@ func (e *Elector) step(now time.Time) {
 		e.waitFor = 0
 	}
 	if st := e.Status(); cur != Backup || st.Owner != 0 {
-		e.change(now, Change{Role: Backup, Cause: CauseWaiting, Term: o.ViewTerm})
+		e.change(now, Change{Role: Backup, Cause: CauseWaiting, Term: o.ViewTerm}, nil)
 	}
+}
+
+// reported is the highest term reported outside the membership.
+func (e *Elector) reported() uint64 {
+	if e.cfg.ReportedTerm == nil {
+		return 0
+	}
+	return e.cfg.ReportedTerm()
+}
+
+// obeyed is the highest term the live engines say they obey (0: none, or
+// their view's owner is gone for them too).
+func (e *Elector) obeyed(o *Observation, now time.Time) uint64 {
+	var t uint64
+	for i := range o.Engines {
+		if c := &o.Engines[i]; e.live(c, now) {
+			t = max(t, c.Term)
+		}
+	}
+	return t
+}
+
+// managersTerm is the highest term the live managers' HELLOs carry.
+func (e *Elector) managersTerm(o *Observation, now time.Time) uint64 {
+	var t uint64
+	for i := range o.Managers {
+		if c := &o.Managers[i]; e.live(c, now) {
+			t = max(t, c.Term)
+		}
+	}
+	return t
+}
+
+// fenced steps an active manager down at once: the members obey term,
+// above its own, of a manager whose VIEW does not reach it. Until now its
+// requests were refused (staleTerm) and its role a lie.
+func (e *Elector) fenced(now time.Time, term, own uint64) {
+	e.m.Deactivate()
+	clear(e.passedOver)
+	e.waitFor = 0
+	e.change(now, Change{Role: Backup, Cause: CauseFenced, Term: term}, logrus.Fields{"own_term": own})
+}
+
+// unseenActive holds a manager that is not active back while the SEs obey
+// term: one change when it starts (or the term moves), none per poll.
+func (e *Elector) unseenActive(now time.Time, cur Role, term uint64) {
+	clear(e.passedOver)
+	e.waitFor = 0
+	st := e.Status()
+	if cur == Backup && st.Owner == 0 && st.Term == term && (st.Cause == CauseFenced || st.Cause == CauseUnseenActive) {
+		return
+	}
+	e.change(now, Change{Role: Backup, Cause: CauseUnseenActive, Term: term}, nil)
 }
 
 // liveOwner returns the active manager this node follows if it is alive:
@@ -356,7 +449,7 @@ func (e *Elector) activate(now time.Time, o *Observation) {
 			}
 		}
 	}
-	e.change(now, c)
+	e.change(now, c, nil)
 }
 
 // activationFailed logs the first failure of a streak, not every poll.
@@ -367,7 +460,7 @@ func (e *Elector) activationFailed(term uint64, err error) {
 	}
 }
 
-func (e *Elector) change(now time.Time, c Change) {
+func (e *Elector) change(now time.Time, c Change, extra logrus.Fields) {
 	c.At, c.Mono = now, e.cfg.Clock.Mono()
 	e.mu.Lock()
 	e.status = c
@@ -381,7 +474,16 @@ func (e *Elector) change(now time.Time, c Change) {
 			f["silent"] = now.Sub(c.PreviousHeard).Round(time.Millisecond)
 		}
 	}
-	e.log.WithFields(f).Info("election: role change")
+	for k, v := range extra {
+		f[k] = v
+	}
+	if c.Cause == CauseFenced {
+		// An operator must see this one: until now this manager claimed
+		// the farm while the SEs refused it.
+		e.log.WithFields(f).Warn("election: role change")
+	} else {
+		e.log.WithFields(f).Info("election: role change")
+	}
 	if e.cfg.OnChange != nil {
 		e.cfg.OnChange(c)
 	}
