@@ -31,6 +31,12 @@ type Coordinator struct {
 
 	txSeq  atomic.Uint64
 	setSeq atomic.Uint32 // keys of the transactions Set makes for itself
+	// stale is the highest term a staleTerm reply named above this
+	// manager's own (StaleTerm); fenceMu guards the log's episode: the
+	// own term and the highest stale term already logged.
+	stale              atomic.Uint64
+	fenceMu            sync.Mutex
+	fenceOwn, fenceLog uint64
 
 	mu      sync.Mutex
 	closed  bool
@@ -195,6 +201,45 @@ func (c *Coordinator) Counters() CoordinatorCounters {
 
 // Term is the term this coordinator's requests carry: the newest view's.
 func (c *Coordinator) Term() uint64 { return c.ep.Term() }
+
+// StaleTerm is the highest term an SE named in a staleTerm reply above the
+// term this coordinator's requests carried (0: none yet). Such a reply
+// means the SE obeys a manager elected above this one, whose VIEW may not
+// reach it (a partition between the managers only): internal/election
+// reads it (Config.ReportedTerm) and steps this manager down.
+func (c *Coordinator) StaleTerm() uint64 { return c.stale.Load() }
+
+// noteStale records one staleTerm reply naming term. It is logged at
+// warning once per episode: the first refusal of a term, or of a higher
+// one, while this manager's own term stays the same. A refusal of a
+// request sent before the manager's term moved above term is no news.
+func (c *Coordinator) noteStale(from NodeID, term uint64) {
+	own := c.ep.Term()
+	if term <= own {
+		return
+	}
+	for old := c.stale.Load(); term > old && !c.stale.CompareAndSwap(old, term); old = c.stale.Load() {
+	}
+	c.fenceMu.Lock()
+	news := own != c.fenceOwn || term > c.fenceLog
+	if news {
+		c.fenceOwn, c.fenceLog = own, term
+	}
+	c.fenceMu.Unlock()
+	if news {
+		c.log.WithFields(logrus.Fields{"own_term": own, "term": term, "engine": from}).
+			Warn("fanout: the SEs refuse this manager's term (staleTerm): another manager was elected above it; answering with errors until the election steps it down")
+	}
+}
+
+// parse decodes one SE's reply and notes a staleTerm refusal.
+func (c *Coordinator) parse(tx uint64, op Op, from NodeID, payload []byte) (EngineResult, bool) {
+	er, term, ok := parseReply(tx, op, from, payload)
+	if ok && er.Status == StatusStaleTerm {
+		c.noteStale(from, term)
+	}
+	return er, ok
+}
 
 // Get reads names on every target (nil: every engine of the view) in one
 // transaction. Engines that answered are in Replies, one varbind per name
@@ -432,14 +477,15 @@ func nodeList(ids []NodeID) []uint32 {
 	return out
 }
 
-// parseReply decodes one SE's reply to (tx, op) from from.
-func parseReply(tx uint64, op Op, from NodeID, payload []byte) (EngineResult, bool) {
+// parseReply decodes one SE's reply to (tx, op) from from, and the newest
+// term the SE has seen.
+func parseReply(tx uint64, op Op, from NodeID, payload []byte) (EngineResult, uint64, bool) {
 	r, err := wire.ParseReply(payload)
 	if err != nil || r.Engine != uint32(from) || r.Tx != tx || r.Op != op {
-		return EngineResult{}, false
+		return EngineResult{}, 0, false
 	}
 	return EngineResult{Engine: from, Incarnation: r.Incarnation, Status: r.Status, ErrStatus: r.ErrStatus, ErrIndex: int(r.ErrIndex),
-		Truncated: r.Flags&wire.FlagTruncated != 0, VarBinds: r.VarBinds}, true
+		Truncated: r.Flags&wire.FlagTruncated != 0, VarBinds: r.VarBinds}, r.Term, true
 }
 
 // fileLocked files one decoded reply into its pending transaction. Caller
@@ -479,7 +525,7 @@ func (c *Coordinator) acceptAll(tx uint64, op Op, p *pending, rs []rmtp.Response
 	ers := make([]EngineResult, 0, len(rest))
 	var bad []NodeID
 	for _, r := range rest {
-		if er, ok := parseReply(tx, op, r.From, r.Payload); ok {
+		if er, ok := c.parse(tx, op, r.From, r.Payload); ok {
 			ers = append(ers, er)
 		} else {
 			bad = append(bad, r.From)
@@ -499,7 +545,7 @@ func (c *Coordinator) acceptAll(tx uint64, op Op, p *pending, rs []rmtp.Response
 // acceptOne files one reply of a round as it arrives; after the
 // transaction has answered, it is only counted as late.
 func (c *Coordinator) acceptOne(tx uint64, op Op, p *pending, r rmtp.Response) {
-	er, ok := parseReply(tx, op, r.From, r.Payload)
+	er, ok := c.parse(tx, op, r.From, r.Payload)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pend[pendKey{tx, op}] != p {
@@ -530,7 +576,7 @@ func (c *Coordinator) badLocked(p *pending, id NodeID) {
 
 // accept files one reply that arrived after its round ended.
 func (c *Coordinator) accept(tx uint64, op Op, from NodeID, payload []byte) {
-	er, ok := parseReply(tx, op, from, payload)
+	er, ok := c.parse(tx, op, from, payload)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !ok {

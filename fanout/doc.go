@@ -58,7 +58,10 @@
 //     can write it back.
 //   - Reads and SETs carrying a term older than the newest view the SE has
 //     heard are refused (staleTerm); CLEANUP is not, so a deposed manager
-//     can still release what it reserved.
+//     can still release what it reserved. The coordinator keeps the
+//     highest term such replies name (Coordinator.StaleTerm: the election
+//     steps a manager down on it) and logs the refusal at warning once
+//     per episode, not per request.
 //   - Reads the SE's own tree can answer (GET, GETNEXT, WALK without a
 //     local agent; a GET of names the tree owns) run on the reader itself,
 //     with no goroutine per request: at 256 SEs in one process the hand-off

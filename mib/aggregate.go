@@ -2,6 +2,8 @@ package mib
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"slices"
 
@@ -13,6 +15,32 @@ import (
 	"github.com/smsnmpd/smsnmpd/internal/logging"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
+
+// ErrFenced fails a read of the farm when SEs refused this manager's term
+// (staleTerm): they obey a manager elected above it, which it cannot hear.
+// What the others answered would pass a part of the farm off as the whole
+// (an aggregate with a count of 0, or of a few), so the request fails
+// with genErr until the election steps this manager down, and a backup's
+// reads keep failing while the SEs refuse its term.
+var ErrFenced = errors.New("mib: the SEs refuse this manager's term: another manager was elected above it")
+
+// fenced returns ErrFenced, naming how many of the engines asked refused,
+// when any engine answered staleTerm.
+func fenced(res *fanout.Result) error {
+	if res == nil {
+		return nil
+	}
+	n := 0
+	for i := range res.Replies {
+		if res.Replies[i].Status == fanout.StatusStaleTerm {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w (%d of %d engines)", ErrFenced, n, len(res.Expected))
+}
 
 // class groups value types by what the aggregate functions do with them
 // (the result syntax documented under smAggregate).
@@ -285,6 +313,10 @@ func (h *aggregateHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Valu
 		farmFailed(&h.warn, h.m, err, "mib: smAggregate fan-out failed", nil)
 		return nil, err
 	}
+	// Not logged here: the fan-out says it once per episode.
+	if err := fenced(res); err != nil {
+		return nil, err
+	}
 	vals := make([][]engineValue, len(uniq))
 	for j := range uniq {
 		vals[j] = valuesAt(res, j, len(uniq))
@@ -399,6 +431,9 @@ func (m *Manager) native(ctx context.Context) (*nativeView, error) {
 				return &nativeView{vbs: map[fanout.NodeID][]smi.VarBind{}}, nil
 			}
 			return nil, err // logged by the caller, at most once a minute
+		}
+		if err := fenced(s.Result); err != nil {
+			return nil, err
 		}
 		snaps[i] = s
 	}

@@ -47,6 +47,11 @@
 //     from zero); counters have no min, max or avg, TimeTicks no sum;
 //     engines disagreeing on the type give noSuchInstance; count(5) is the
 //     responder count.
+//   - An smAggregate read that any SE refused with staleTerm (it obeys a
+//     manager elected above this one) fails with genErr (ErrFenced), GET
+//     and GETNEXT alike: a count of the SEs that still took this
+//     manager's term, or of none, would pass a part of the farm off as
+//     the whole.
 //   - GETNEXT under smAggregate and smEngineProxy lists the engines' own
 //     objects only (system and smSe), read from the Coordinator's walk
 //     snapshots; smAllEngines is written, and read only by GET.

@@ -265,8 +265,11 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 		TakeoverAfter: cfg.Manager.TakeoverAfter.Duration,
 		TermFloor:     floor,
 		SaveTerm:      save,
-		OnChange:      onRole,
-		Logger:        log,
+		// The SEs' staleTerm replies: a manager cut off from the other
+		// managers (not from the SEs) steps down on the first one.
+		ReportedTerm: s.coord.StaleTerm,
+		OnChange:     onRole,
+		Logger:       log,
 	})
 	if err != nil {
 		s.close()
