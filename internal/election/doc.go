@@ -60,6 +60,9 @@
 // claiming the farm. A manager that is not active does not activate while
 // live SEs obey a term above every view it knows (CauseUnseenActive): the
 // two managers would otherwise take the farm from each other on every
-// heartbeat. Once the SEs lose that owner too, their HELLOs say 0 and the
-// election runs as usual, above every term heard.
+// heartbeat. A higher term heard once (a staleTerm reply, or the term that
+// fenced it) counts the same for two heartbeats, since the first refusal
+// usually comes before the SEs' next HELLO says which term they obey. Once
+// the SEs lose that owner too, their HELLOs say 0 and the election runs as
+// usual, above every term heard.
 package election

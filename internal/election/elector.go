@@ -199,7 +199,18 @@ type Elector struct {
 	waitSince  time.Time
 	passedOver map[rmtp.NodeID]bool // at most one entry per manager, cleared when one is active
 	failing    bool                 // an activation failure was logged
+	// A higher term that fenced this manager off, or that a staleTerm
+	// reply named, counts as another manager being active until
+	// evidenceUntil: the SEs' heartbeats, which say it for as long as it
+	// lasts, may still carry the term before.
+	evidence      uint64
+	evidenceUntil time.Time
+	lastReported  uint64
 }
+
+// evidenceHeartbeats is how long (in heartbeats) a higher term heard once
+// holds a manager back: every SE's next heartbeat arrives within it.
+const evidenceHeartbeats = 2
 
 // New returns an Elector for m.
 func New(m Membership, cfg Config) (*Elector, error) {
@@ -266,7 +277,16 @@ func (e *Elector) step(now time.Time) {
 	}
 	reported := e.reported()
 	e.maxTerm = max(e.maxTerm, reported)
+	if reported > e.lastReported {
+		e.lastReported = reported
+		e.heardAbove(now, reported)
+	}
+	// obeyed: the highest term another manager is known to be active
+	// with, as far as the SEs tell.
 	obeyed := e.obeyed(&o, now)
+	if now.Before(e.evidenceUntil) {
+		obeyed = max(obeyed, e.evidence)
+	}
 	// A loop that ran late means the transport's receive loop may have
 	// been starved too: heartbeats queued meanwhile must be read before
 	// anyone is declared dead.
@@ -367,9 +387,19 @@ func (e *Elector) managersTerm(o *Observation, now time.Time) uint64 {
 // requests were refused (staleTerm) and its role a lie.
 func (e *Elector) fenced(now time.Time, term, own uint64) {
 	e.m.Deactivate()
+	e.heardAbove(now, term)
 	clear(e.passedOver)
 	e.waitFor = 0
 	e.change(now, Change{Role: Backup, Cause: CauseFenced, Term: term}, logrus.Fields{"own_term": own})
+}
+
+// heardAbove notes a higher term heard once (not in every SE heartbeat).
+func (e *Elector) heardAbove(now time.Time, term uint64) {
+	if now.After(e.evidenceUntil) {
+		e.evidence = 0
+	}
+	e.evidence = max(e.evidence, term)
+	e.evidenceUntil = now.Add(evidenceHeartbeats * e.cfg.Heartbeat)
 }
 
 // unseenActive holds a manager that is not active back while the SEs obey

@@ -34,7 +34,15 @@ func changeAt(n *simNode, r Role, c Cause) (Change, bool) {
 // a backup, with no back-and-forth, while the BSM keeps the farm; when
 // the partition heals it follows the BSM.
 func TestFencedManagerStepsDown(t *testing.T) {
+	// With requests, the first staleTerm reply usually comes before the
+	// SEs' next heartbeat says which term they obey.
+	t.Run("heartbeats", func(t *testing.T) { fencedStepsDown(t, false) })
+	t.Run("heartbeats and requests", func(t *testing.T) { fencedStepsDown(t, true) })
+}
+
+func fencedStepsDown(t *testing.T, requests bool) {
 	s := newSim(t)
+	s.requests = requests
 	s.addEngines(3)
 	sm := s.start(1, 9, 0)
 	bsm := s.start(2, 1, 0)
@@ -53,7 +61,8 @@ func TestFencedManagerStepsDown(t *testing.T) {
 	if c.Role != Backup || c.Cause != CauseFenced || c.Term != old+1 || c.Owner != 0 || sm.el.Role() != Backup {
 		t.Fatalf("old SM: %s, want its last change [backup fenced t%d o0]", roles(sm.changes), old+1)
 	}
-	if d := c.At.Sub(took.At); d < 0 || d > DefaultHeartbeat+sm.el.cfg.Poll+simStep {
+	fenced, _ := changeAt(sm, Backup, CauseFenced)
+	if d := fenced.At.Sub(took.At); d < 0 || d > DefaultHeartbeat+sm.el.cfg.Poll+simStep {
 		t.Errorf("old SM stepped down %v after the takeover, want within an SE heartbeat and a poll", d)
 	}
 	n, acts := len(sm.changes), s.activations
