@@ -89,7 +89,14 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	for i, se := range ses {
 		h.engines[uint32(i+1)] = se.content
 	}
-	sock := fmt.Sprintf("/tmp/smsnmpd-demo-%d.sock", *port)
+	sockDir, err := privateDir()
+	if err != nil {
+		log.WithError(err).Error("demo cannot start")
+		n.stop()
+		return exitFail
+	}
+	defer os.RemoveAll(sockDir)
+	sock := filepath.Join(sockDir, "control.sock")
 	if err := n.listenControl(sock, h); err != nil {
 		log.WithError(err).Error("demo cannot start")
 		n.stop()
@@ -134,6 +141,25 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  %s lookup -socket unix:%s video/intro.mp4\n", exe, sock)
 	}
 	return runUntilSignal(n, log, nil)
+}
+
+// privateDir makes the demo's control socket directory: mode 0700 with an
+// unpredictable name, in $XDG_RUNTIME_DIR (the user's own) when there is
+// one, else in the temporary directory. A fixed name in /tmp could be
+// taken first by any local user, whose socket would then answer the
+// commands the demo prints (the CLI refuses such a socket, see
+// internal/control.CheckSocket).
+func privateDir() (string, error) {
+	if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" {
+		if d, err := os.MkdirTemp(rt, "smsnmpd-demo-"); err == nil {
+			return d, nil
+		}
+	}
+	d, err := os.MkdirTemp("", "smsnmpd-demo-")
+	if err != nil {
+		return "", fmt.Errorf("control socket directory: %w", err)
+	}
+	return d, nil
 }
 
 // startDemoEngines starts SEs 1..count in this process, each with its own

@@ -5,7 +5,11 @@
 // bounded) and the client; what a command does is the caller's Handler.
 //
 // The socket is a unix socket, mode 0660, so access is the file system's:
-// root and the service's group. Nothing here listens on the network.
+// root and the service's group. Nothing here listens on the network. The
+// client trusts only a socket root, the caller or a service given its
+// directory by root could have created, and only a listener running as
+// one of them (CheckSocket, ErrUntrusted): a socket another local user
+// put first at the path would otherwise answer for the node.
 package control
 
 import (
@@ -207,10 +211,17 @@ func readLine[T any](r *bufio.Reader, max int) (T, error) {
 }
 
 // Call sends one command to the node listening at path and decodes its
-// result into out (which may be nil).
+// result into out (which may be nil). It refuses (ErrUntrusted, nothing
+// sent) a socket that CheckSocket does not trust, or whose listening
+// process runs as another user than root, the caller or the socket's
+// owner.
 func Call(ctx context.Context, path, command string, args, out any) error {
+	real, owner, err := CheckSocket(path)
+	if err != nil {
+		return err
+	}
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", path)
+	c, err := d.DialContext(ctx, "unix", real)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
 			return fmt.Errorf("%w (%s): is the node running, with control.socket set?", ErrNotRunning, path)
@@ -218,6 +229,9 @@ func Call(ctx context.Context, path, command string, args, out any) error {
 		return fmt.Errorf("control: %w", err)
 	}
 	defer c.Close()
+	if err := checkPeer(c, owner); err != nil {
+		return err
+	}
 	deadline := time.Now().Add(IOTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
