@@ -29,11 +29,17 @@ func (f *socketFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.config, "config", defaultConfigPath, "configuration `file` naming the control socket")
 }
 
+// usageError is a bad command line (exitUsage); other errors of path are
+// the configuration's (exitConfig).
+type usageError struct{ error }
+
+// path is the socket to call; its error is a usageError or a
+// configuration error, which pathExit tells apart.
 func (f *socketFlags) path() (string, error) {
 	if f.socket != "" {
 		a, err := config.ParseAddr(f.socket)
 		if err != nil || a.Network() != "unix" {
-			return "", fmt.Errorf("-socket %q: want unix:/path", f.socket)
+			return "", usageError{fmt.Errorf("-socket %q: want unix:/path", f.socket)}
 		}
 		return a.Address(), nil
 	}
@@ -50,19 +56,38 @@ func (f *socketFlags) path() (string, error) {
 	return cfg.Control.Socket.Address(), nil
 }
 
+// pathExit is the exit code of an error of socketFlags.path.
+func pathExit(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitConfig
+}
+
+// callExit is the exit code of an error of control.Call: an untrusted
+// socket is refused before anything is sent, anything else failed at or
+// on the way to the node.
+func callExit(err error) int {
+	if errors.Is(err, control.ErrUntrusted) {
+		return exitUntrusted
+	}
+	return exitFail
+}
+
 // call sends one command to the node and decodes its result into out; it
 // reports a failure on stderr and returns the exit code.
 func (f *socketFlags) call(stderr io.Writer, cmd string, args, out any) int {
 	path, err := f.path()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return exitConfig
+		return pathExit(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), control.IOTimeout)
 	defer cancel()
 	if err := control.Call(ctx, path, cmd, args, out); err != nil {
 		fmt.Fprintf(stderr, "smsnmpd %s: %v\n", cmd, err)
-		return exitFail
+		return callExit(err)
 	}
 	return exitOK
 }
@@ -88,10 +113,15 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
+	if ttl < 0 {
+		// A negative TTL would read as "never expires" on the node.
+		fmt.Fprintf(stderr, "smsnmpd %s: -ttl %v is negative: give how long the entry lives, or 0 for never\n", name, ttl)
+		return exitUsage
+	}
 	path, err := sf.path()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return exitConfig
+		return pathExit(err)
 	}
 	total := 0
 	send := func(batch []string) error {
@@ -118,7 +148,7 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 	for start := 0; start < len(keys); start += maxPublishBatch {
 		if err := send(keys[start:min(start+maxPublishBatch, len(keys))]); err != nil {
 			fmt.Fprintf(stderr, "smsnmpd %s: %v (%d accepted)\n", name, err, total)
-			return exitFail
+			return callExit(err)
 		}
 	}
 	if *from != "" {
@@ -127,7 +157,7 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 			if errors.Is(err, errKeysInput) {
 				return exitUsage
 			}
-			return exitFail
+			return callExit(err)
 		}
 	}
 	verb := "published"

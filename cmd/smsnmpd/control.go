@@ -82,6 +82,12 @@ func (h *controlHandler) handle(ctx context.Context, cmd string, raw json.RawMes
 		if err := json.Unmarshal(raw, &a); err != nil {
 			return nil, fmt.Errorf("malformed arguments: %w", err)
 		}
+		// Before anything is added: a bad entry loses nothing.
+		for _, e := range a.Entries {
+			if e.TTL < 0 {
+				return publishResult{}, fmt.Errorf("%q: ttl %v is negative: give how long the entry lives, or 0 for never", e.Key, e.TTL)
+			}
+		}
 		c, err := h.engine(a.Engine)
 		if err != nil {
 			return nil, err

@@ -29,15 +29,29 @@ var (
 	commit  = "unknown"
 )
 
-// Exit codes.
+// Exit codes: one per class of failure, the same for every command
+// (README "Exit codes", smsnmpd -h).
 const (
-	exitOK     = 0
-	exitFail   = 1 // runtime failure
-	exitUsage  = 2 // bad command line
-	exitConfig = 3 // bad configuration: nothing was started
+	exitOK = 0
+	// exitFail: at run time. The node failed after its configuration was
+	// accepted (an address in use, a frontend that died); a command failed
+	// at the node or found nothing listening; lookup found nothing and
+	// every level answered (a miss is a failure for `lookup K && ...`).
+	exitFail = 1
+	// exitUsage: the command line (an unknown command or flag, a bad flag
+	// value, a file named on it that cannot be read).
+	exitUsage = 2
+	// exitConfig: the configuration, or a file it names (the rmtp key
+	// file: unreadable, malformed, or readable by group or others), or
+	// the control.socket a CLI command reads from it. Nothing was started.
+	exitConfig = 3
 	// exitPartial: lookup found nothing, but a level did not answer, so
 	// the miss is not certain (a partition, a manager down).
 	exitPartial = 4
+	// exitUntrusted: the control socket, or its directory, belongs to
+	// another user than root or the caller (or its listener runs as one):
+	// nothing was sent to it.
+	exitUntrusted = 5
 )
 
 func main() {
@@ -85,6 +99,17 @@ func usage(w io.Writer) {
   smsnmpd lookup [-json] KEY           where is KEY? asks the manager running here
   smsnmpd digest                       digest of the entries held (SEs' digests add up to their manager's)
   smsnmpd version                      print version and commit
+
+exit codes (every command):
+  0  success
+  1  failure at run time: the node stopped on an error, a command failed at the node
+     or nothing listens on its control socket; lookup: not found
+  2  bad command line
+  3  bad configuration, or a file it names (rmtp key file missing, malformed or
+     readable by group/others): nothing was started
+  4  lookup: not found, but a level did not answer (the miss is not certain)
+  5  the control socket (or its directory, or its listener) belongs to another user
+     than root or you: nothing was sent
 `)
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/logging"
+	"github.com/smsnmpd/smsnmpd/rmtp"
 )
 
 const defaultConfigPath = "/etc/smsnmpd/smsnmpd.toml"
@@ -41,18 +43,22 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitConfig
 	}
-	n, err := newNode(cfg, log, nodeOptions{descr: sysDescr(cfg)})
-	if err != nil {
-		log.WithError(err).Error("cannot start")
-		return exitFail
-	}
 	if !cfg.RMTP.Insecure && cfg.RMTP.KeyFile != "" {
 		// Load leaves the key file alone so check-config works away from the
-		// target host; a running node refuses a key others can read.
+		// target host; a running node refuses a key others can read, before
+		// it opens anything, as for any other configuration error.
 		if err := config.CheckKeyFile(cfg.RMTP.KeyFile); err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitConfig
 		}
+	}
+	n, err := newNode(cfg, log, nodeOptions{descr: sysDescr(cfg)})
+	if err != nil {
+		log.WithError(err).Error("cannot start")
+		if errors.Is(err, rmtp.ErrKeyFile) {
+			return exitConfig // a key file that does not parse
+		}
+		return exitFail
 	}
 	running := cfg
 	reload := func() {
