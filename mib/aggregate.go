@@ -71,6 +71,7 @@ func classOf(t smi.Type) class {
 // engineValue is one engine's value of an object.
 type engineValue struct {
 	engine fanout.NodeID
+	inc    uint64 // its incarnation when it answered (0: unknown)
 	v      smi.Value
 }
 
@@ -115,7 +116,7 @@ func (m *Manager) aggregate(fn Func, inner smi.OID, vals []engineValue, w window
 		}
 		rs := make([]reading, len(vals))
 		for i, ev := range vals {
-			rs[i] = reading{engine: ev.engine, value: ev.v.Uint, wide: ev.v.Type == smi.TypeCounter64}
+			rs[i] = reading{engine: ev.engine, inc: ev.inc, value: ev.v.Uint, wide: ev.v.Type == smi.TypeCounter64}
 		}
 		total, _ := m.tracker.update(inner, w, rs)
 		return smi.Counter64(total)
@@ -207,7 +208,7 @@ func valuesAt(res *fanout.Result, i, n int) []engineValue {
 			continue
 		}
 		if v := r.VarBinds[i].Value; hasValue(v) {
-			out = append(out, engineValue{engine: r.Engine, v: v})
+			out = append(out, engineValue{engine: r.Engine, inc: r.Incarnation, v: v})
 		}
 	}
 	return out
@@ -405,6 +406,7 @@ type nativeView struct {
 	snaps   []*fanout.Snapshot
 	engines []fanout.NodeID                 // engines that answered, sorted
 	vbs     map[fanout.NodeID][]smi.VarBind // their instances, in OID order
+	inc     map[fanout.NodeID]uint64        // their incarnations when they answered
 	numeric []smi.OID                       // every instance with a numeric value on some engine, sorted
 	window  window
 }
@@ -415,7 +417,7 @@ func (nv *nativeView) valuesOf(inner smi.OID) []engineValue {
 	for _, id := range nv.engines {
 		vbs := nv.vbs[id]
 		if k, ok := slices.BinarySearchFunc(vbs, inner, func(vb smi.VarBind, o smi.OID) int { return vb.Name.Compare(o) }); ok && hasValue(vbs[k].Value) {
-			out = append(out, engineValue{engine: id, v: vbs[k].Value})
+			out = append(out, engineValue{engine: id, inc: nv.inc[id], v: vbs[k].Value})
 		}
 	}
 	return out
@@ -442,7 +444,7 @@ func (m *Manager) native(ctx context.Context) (*nativeView, error) {
 	if m.nativeLast != nil && slices.Equal(m.nativeLast.snaps, snaps) {
 		return m.nativeLast, nil
 	}
-	nv := &nativeView{snaps: snaps, vbs: make(map[fanout.NodeID][]smi.VarBind)}
+	nv := &nativeView{snaps: snaps, vbs: make(map[fanout.NodeID][]smi.VarBind), inc: make(map[fanout.NodeID]uint64)}
 	seen := make(map[string]bool)
 	for i, s := range snaps {
 		w := window{start: s.Taken, done: s.Taken}
@@ -469,6 +471,7 @@ func (m *Manager) native(ctx context.Context) (*nativeView, error) {
 			if _, ok := nv.vbs[r.Engine]; !ok {
 				nv.engines = append(nv.engines, r.Engine)
 			}
+			nv.inc[r.Engine] = max(nv.inc[r.Engine], r.Incarnation)
 			nv.vbs[r.Engine] = append(nv.vbs[r.Engine], vbs...)
 			for _, vb := range vbs {
 				if vb.Value.Type.IsNumeric() {
