@@ -56,6 +56,13 @@
 //   - A proxied (local agent) object is written at COMMIT with one SNMP SET
 //     (SNMP has no remote TEST); its old value is read at TEST so that UNDO
 //     can write it back.
+//   - An SE that passes TEST answers with its values of the SET's objects
+//     before the SET (nothing when they would take over 32 KiB). When an
+//     UNDO is not confirmed by every SE, the undoFailed error's
+//     *PhaseError lists in Diverged the SEs that may still hold the SET's
+//     values, each with those values, so the manager can put it back later
+//     (package mib, smReconcileTable). The coordinator itself keeps nothing
+//     of a SET once it is cleaned up.
 //   - Reads and SETs carrying a term older than the newest view the SE has
 //     heard are refused (staleTerm); CLEANUP is not, so a deposed manager
 //     can still release what it reserved. The coordinator keeps the
@@ -129,7 +136,9 @@
 //
 // A GET or GETNEXT reply holds one varbind per request varbind, in order;
 // a WALK reply holds each root's instances in OID order, root after root,
-// at most the walk cap per root.
+// at most the walk cap per root. A SET_TEST reply with status ok holds the
+// SE's values of the request's names before the SET, in order, or none;
+// the other SET phases' replies hold none.
 //
 // # Engine numbers in HELLO
 //

@@ -473,3 +473,51 @@ func TestUnknownTarget(t *testing.T) {
 		t.Fatalf("rows %+v", f.coord.Engines())
 	}
 }
+
+// A TEST that passes answers with the engine's values before the SET; an
+// UNDO that an engine does not confirm names it in PhaseError.Diverged,
+// with those values, so the manager can put it back later.
+func TestUndoUnconfirmedNamesDiverged(t *testing.T) {
+	checkNoLeak(t)
+	f := newFarm(t, 3, farmOpts{})
+	ctx := ctxT(t)
+	name := weightOID.Append(0)
+	if _, err := f.coord.Set(ctx, nil, []smi.VarBind{{Name: name, Value: smi.Gauge32(4)}}); err != nil {
+		t.Fatal(err)
+	}
+	key := agent.TxID{Session: 1, Transaction: 9}
+	after := []smi.VarBind{{Name: name, Value: smi.Gauge32(7)}}
+	res, err := f.coord.TestSet(ctx, key, nil, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res.Replies {
+		if len(r.VarBinds) != 1 || !r.VarBinds[0].Name.Equal(name) || !r.VarBinds[0].Value.Equal(smi.Gauge32(4)) {
+			t.Errorf("engine %d's TEST answer: %v, want its value before the SET", r.Engine, r.VarBinds)
+		}
+	}
+	if _, err := f.coord.CommitSet(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	victim := f.ses[1]
+	victim.kill()
+	_, err = f.coord.UndoSet(ctx, key)
+	var pe *fanout.PhaseError
+	if st, _ := agent.StatusOf(err); st != smi.UndoFailed || !errors.As(err, &pe) {
+		t.Fatalf("undo with an engine dead: %v", err)
+	}
+	if len(pe.Diverged) != 1 {
+		t.Fatalf("diverged %+v, want engine %d alone", pe.Diverged, victim.id)
+	}
+	d := pe.Diverged[0]
+	if d.Engine != victim.id || d.Incarnation != victim.ep.Incarnation() || len(d.Before) != 1 || !d.Before[0].Value.Equal(smi.Gauge32(4)) ||
+		len(d.After) != 1 || !d.After[0].Value.Equal(smi.Gauge32(7)) {
+		t.Errorf("diverged %+v", d)
+	}
+	for _, s := range []*se{f.ses[0], f.ses[2]} {
+		if w, _ := s.weight(); w != 4 {
+			t.Errorf("engine %d: weight %d after the undo, want 4", s.id, w)
+		}
+	}
+	f.coord.CleanupSet(ctx, key)
+}

@@ -583,7 +583,7 @@ func (r *Responder) execute(ctx context.Context, m *rmtp.Message, req *wire.Requ
 		}
 	default:
 		k := setKey{mgr: m.From, inc: m.Incarnation, tx: req.Tx}
-		err = r.setPhase(ctx, k, req)
+		rep.VarBinds, err = r.setPhase(ctx, k, req)
 	}
 	if err != nil {
 		var bad *badRequestError

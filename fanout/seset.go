@@ -6,6 +6,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/fanout/wire"
+	"github.com/smsnmpd/smsnmpd/internal/ber"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
@@ -20,20 +21,29 @@ func txID(k setKey) agent.TxID {
 	}
 }
 
-// setPhase runs one SET phase on this SE.
-func (r *Responder) setPhase(ctx context.Context, k setKey, req *wire.Request) error {
+// maxBefore bounds the values a TEST answer reports (see setTest): an
+// answer must not grow past what a reply may carry because an object held
+// a large value.
+const maxBefore = 32 << 10
+
+// setPhase runs one SET phase on this SE. A TEST that passes answers
+// with this engine's values of the SET's objects before the SET, in the
+// request's order: what the manager puts back if this engine ends up
+// holding the SET's values while the others undid it (a commit
+// interrupted by its death).
+func (r *Responder) setPhase(ctx context.Context, k setKey, req *wire.Request) ([]smi.VarBind, error) {
 	switch req.Op {
 	case wire.OpSetTest:
 		return r.setTest(ctx, k, req.VarBinds)
 	case wire.OpSetCommit:
-		return r.setCommit(ctx, k)
+		return nil, r.setCommit(ctx, k)
 	case wire.OpSetUndo:
-		return r.setUndo(ctx, k)
+		return nil, r.setUndo(ctx, k)
 	case wire.OpSetCleanup:
 		r.setCleanup(ctx, k)
-		return nil
+		return nil, nil
 	}
-	return &badRequestError{"op " + req.Op.String()}
+	return nil, &badRequestError{"op " + req.Op.String()}
 }
 
 func (r *Responder) takeSet(k setKey) *seSet {
@@ -42,16 +52,16 @@ func (r *Responder) takeSet(k setKey) *seSet {
 	return r.sets[k]
 }
 
-func (r *Responder) setTest(ctx context.Context, k setKey, vbs []smi.VarBind) error {
+func (r *Responder) setTest(ctx context.Context, k setKey, vbs []smi.VarBind) ([]smi.VarBind, error) {
 	r.mu.Lock()
 	r.cnt.SetsTested++
 	if len(r.sets) >= agent.MaxPendingSets {
 		r.mu.Unlock()
-		return &agent.RequestError{Status: smi.ResourceUnavailable, Err: errTooManySets}
+		return nil, &agent.RequestError{Status: smi.ResourceUnavailable, Err: errTooManySets}
 	}
 	if r.sets[k] != nil {
 		r.mu.Unlock()
-		return &agent.RequestError{Status: smi.GenErr, Err: errSetInProgress}
+		return nil, &agent.RequestError{Status: smi.GenErr, Err: errSetInProgress}
 	}
 	st := &seSet{id: txID(k), n: len(vbs)}
 	r.sets[k] = st // reserved now, so the janitor releases it if we stall
@@ -79,12 +89,12 @@ func (r *Responder) setTest(ctx context.Context, k setKey, vbs []smi.VarBind) er
 			}
 		}
 	}
-	fail := func(err error) error {
+	fail := func(err error) ([]smi.VarBind, error) {
 		r.tree.CleanupSet(context.WithoutCancel(ctx), st.id)
 		r.mu.Lock()
 		delete(r.sets, k)
 		r.mu.Unlock()
-		return err
+		return nil, err
 	}
 	if err := r.tree.TestSet(ctx, st.id, treeVbs); err != nil {
 		status, idx := agent.StatusOf(err)
@@ -110,7 +120,35 @@ func (r *Responder) setTest(ctx context.Context, k setKey, vbs []smi.VarBind) er
 			st.proxyOld = append(st.proxyOld, smi.VarBind{Name: names[i], Value: v})
 		}
 	}
-	return nil
+	return r.before(ctx, st, vbs), nil
+}
+
+// before is what the SET's objects hold now, in the request's order, or
+// nil when that cannot be told whole (a read failing, over maxBefore): a
+// TEST's answer is only ever a hint for the manager, never a reason to
+// refuse the SET.
+func (r *Responder) before(ctx context.Context, st *seSet, vbs []smi.VarBind) []smi.VarBind {
+	out := make([]smi.VarBind, len(vbs))
+	if len(st.treeIdx) > 0 {
+		names := make([]smi.OID, len(st.treeIdx))
+		for j, i := range st.treeIdx {
+			names[j] = vbs[i].Name
+		}
+		got, err := r.tree.Get(ctx, names)
+		if err != nil || len(got) != len(names) {
+			return nil
+		}
+		for j, i := range st.treeIdx {
+			out[i] = smi.VarBind{Name: vbs[i].Name, Value: got[j].Value}
+		}
+	}
+	for j, i := range st.proxyIdx {
+		out[i] = st.proxyOld[j]
+	}
+	if n, err := ber.VarBindsLen(out); err != nil || n > maxBefore {
+		return nil
+	}
+	return out
 }
 
 func (r *Responder) setCommit(ctx context.Context, k setKey) error {

@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -16,9 +17,26 @@ type setState struct {
 	tx      uint64 // fanout transaction id of the TEST, shared by the phases
 	asked   []NodeID
 	created time.Time
+	vbs     []smi.VarBind // what the SET writes
+	// tested: each engine's TEST answer (incarnation, values before).
+	tested map[NodeID]EngineResult
 	// withheld: COMMIT was never sent because an engine had left the view
 	// after TEST; nothing changed anywhere, so UNDO has nothing to do.
 	withheld bool
+}
+
+// Diverged is an engine that a SET answered undoFailed may have left
+// holding the SET's values while the others were put back: it did not
+// confirm its UNDO (it died during COMMIT, say, after it had written).
+// The manager reconciles it by writing Before back once it can.
+type Diverged struct {
+	Engine      NodeID
+	Incarnation uint64 // the engine's when it answered TEST
+	// Before is the engine's values of the SET's objects before the SET,
+	// from its TEST answer, in the SET's order; nil when it did not report
+	// them (an engine of an older version, or values too large).
+	Before []smi.VarBind
+	After  []smi.VarBind // what the SET wrote
 }
 
 // PhaseError details a SET phase that failed across the engines. It is
@@ -33,6 +51,9 @@ type PhaseError struct {
 	Failed  []EngineResult  // engines that answered with an error
 	Missing []NodeID        // engines that did not confirm
 	Result  *Result
+	// Diverged (UNDO only): the engines that may still hold the SET's
+	// values, by id.
+	Diverged []Diverged
 }
 
 func (e *PhaseError) Error() string {
@@ -114,7 +135,7 @@ func (c *Coordinator) TestSet(ctx context.Context, key agent.TxID, targets []Nod
 	if len(targets) == 0 {
 		return nil, &agent.RequestError{Status: smi.ResourceUnavailable, Err: ErrNoEngines}
 	}
-	st := &setState{created: time.Now()}
+	st := &setState{created: time.Now(), vbs: vbs}
 	c.mu.Lock()
 	if _, dup := c.sets[key]; dup {
 		c.mu.Unlock()
@@ -133,6 +154,10 @@ func (c *Coordinator) TestSet(ctx context.Context, key agent.TxID, targets []Nod
 	}
 	c.mu.Lock()
 	st.tx, st.asked = res.Tx, res.Expected
+	st.tested = make(map[NodeID]EngineResult, len(res.Replies))
+	for _, r := range res.Replies {
+		st.tested[r.Engine] = r
+	}
 	c.mu.Unlock()
 	if err := phaseError(res, smi.ResourceUnavailable); err != nil {
 		c.mu.Lock()
@@ -212,15 +237,46 @@ func (c *Coordinator) UndoSet(ctx context.Context, key agent.TxID) (*Result, err
 	defer c.InvalidateSnapshots()
 	res, err := c.phase(ctx, OpSetUndo, st)
 	if err != nil {
-		return nil, &agent.RequestError{Status: smi.UndoFailed, Err: err}
+		c.mu.Lock()
+		c.cnt.UndoFailed++
+		c.mu.Unlock()
+		// Nobody confirmed: every engine asked may hold the values.
+		res = &Result{Op: OpSetUndo, Tx: st.tx, Expected: st.asked, Missing: st.asked}
+		return nil, &agent.RequestError{Status: smi.UndoFailed, Err: &PhaseError{Phase: OpSetUndo, Status: smi.UndoFailed,
+			Missing: st.asked, Result: res, Diverged: c.diverged(st, res)}}
 	}
 	if err := phaseError(res, smi.UndoFailed); err != nil {
+		var pe *PhaseError
+		if errors.As(err, &pe) {
+			pe.Diverged = c.diverged(st, res)
+		}
 		c.mu.Lock()
 		c.cnt.UndoFailed++
 		c.mu.Unlock()
 		return res, err
 	}
 	return res, nil
+}
+
+// diverged lists the engines of st whose UNDO res does not confirm.
+func (c *Coordinator) diverged(st *setState, res *Result) []Diverged {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Diverged
+	for _, id := range st.asked {
+		if r := res.Reply(id); r != nil && r.Status == StatusOK {
+			continue
+		}
+		d := Diverged{Engine: id, After: st.vbs}
+		if t, ok := st.tested[id]; ok {
+			d.Incarnation = t.Incarnation
+			if len(t.VarBinds) == len(st.vbs) {
+				d.Before = t.VarBinds
+			}
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // CleanupSet ends the transaction: the engines release their reservations.
