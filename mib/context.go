@@ -116,17 +116,17 @@ func (h *engineContext) TestSet(ctx context.Context, tx agent.TxID, vbs []smi.Va
 	for i := range vbs {
 		fs.idx = append(fs.idx, i)
 	}
-	return testAll(ctx, h.m.farm, &h.keys, tx, []*farmSet{fs})
+	return testAll(ctx, h.m, &h.keys, tx, []*farmSet{fs})
 }
 
 func (h *engineContext) CommitSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
-	return commitAll(ctx, h.m.farm, &h.keys, tx)
+	return commitAll(ctx, h.m, &h.keys, tx)
 }
 
 func (h *engineContext) UndoSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
-	return undoAll(ctx, h.m.farm, &h.keys, tx)
+	return undoAll(ctx, h.m, &h.keys, tx)
 }
 
 func (h *engineContext) CleanupSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) {
-	cleanupAll(ctx, h.m.farm, &h.keys, tx)
+	cleanupAll(ctx, h.m, &h.keys, tx)
 }

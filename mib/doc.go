@@ -24,7 +24,16 @@
 //     farm operations smAggregate, smEngineProxy and smAllEngines, each
 //     northbound request one fan-out transaction;
 //     Manager.RegisterEngineContext for the per-engine contexts "se<N>";
-//     EngineNotification and friends for the notifications;
+//     smReconcile (the engines a SET answered undoFailed left behind);
+//     a FarmState shared by the node's frontends holds the counter sums
+//     and those engines, puts the engines back while the manager is
+//     active (FarmState.Run), and is what the active manager replicates to
+//     its backups (Export, Adopt; package internal/replica carries it);
+//   - a manager's notifications: EngineNotification and friends build
+//     them, a Notifier sends them while the manager is active only, with
+//     the sender's smNodeId.0 and smViewTerm.0, journals them for the
+//     backups, and on becoming active sends what the previous active
+//     manager may not have sent;
 //   - a manager or backup of any level: RegisterForwarding
 //     (smDirectoryHierarchy: the directory's forwarding to the level above
 //     and the lookups answered for other levels, from the caller's
@@ -40,8 +49,16 @@
 //     existing sum counted from their first reading, so a rate never sees
 //     a burst that was not traffic. Readings of overlapping fan-outs
 //     answered out of order are told from restarts by when the fan-outs
-//     were in flight. The sums kept are capped (LRU); dropping one is the
-//     only discontinuity, reported by smAggregateDiscontinuityTime.
+//     were in flight, and by the engines' incarnations where the replies
+//     carry them. The sums kept are capped (LRU); dropping one, or taking
+//     over without a recent whole state of the previous active manager,
+//     are the only discontinuities, reported by
+//     smAggregateDiscontinuityTime.
+//   - A SET answered undoFailed leaves a row in smReconcileTable per SE
+//     that did not confirm its UNDO, with the values it reported at TEST;
+//     the active manager writes them back once the SE is up (a later
+//     successful SET of the same objects supersedes the row), so the farm
+//     ends as the NMS was told.
 //   - Sums of Integer32 saturate at its bounds, sums of Gauge32 latch at
 //     2^32-1; min, max and avg keep the input type (avg rounds half away
 //     from zero); counters have no min, max or avg, TimeTicks no sum;
@@ -61,8 +78,8 @@
 //
 // The module sits under net-snmp's playpen arc, netSnmpPlaypen.42
 // (1.3.6.1.4.1.8072.9999.9999.42), until the project has an enterprise
-// number. The package runs no protocol, opens no socket and starts no
-// goroutine. Tools and tests load the module with
+// number. The package runs no protocol and opens no socket; its only
+// goroutine is FarmState.Run, which the caller starts. Tools and tests load the module with
 // `-M +mib -m SERVICE-MANAGER-MIB` plus the standard IETF modules that
 // test/deps/install.sh unpacks.
 package mib

@@ -54,8 +54,14 @@ type ManagerConfig struct {
 	Start time.Time
 	// EngineTableTTL: see DefaultEngineTableTTL; negative = no caching.
 	EngineTableTTL time.Duration
-	// MaxTrackedCounters: see DefaultMaxTrackedCounters.
+	// MaxTrackedCounters: see DefaultMaxTrackedCounters (ignored with
+	// State).
 	MaxTrackedCounters int
+	// State is the farm state the node's frontends share and the active
+	// manager replicates: counter sums and reconciliations. nil = one of
+	// this Manager's own, whose reconciliations run only when its
+	// Reconcile is called.
+	State *FarmState
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
 	// Logger gets one line per failed fan-out; nil = discard.
@@ -64,13 +70,14 @@ type ManagerConfig struct {
 
 // Manager is the registered manager-side objects: smEngineCount,
 // smEngineTable, smAggregateDiscontinuityTime, smAggregate,
-// smEngineProxy and smAllEngines.
+// smEngineProxy, smAllEngines and smReconcile.
 type Manager struct {
 	farm    Farm
 	start   time.Time
 	now     func() time.Time
 	log     logrus.FieldLogger
-	tracker *counterTracker
+	state   *FarmState
+	tracker *counterTracker // state's
 
 	engines *engineTable
 	setSeq  atomic.Uint32 // farm SET keys (see setSession)
@@ -103,7 +110,15 @@ func RegisterManager(tree *agent.Tree, cfg ManagerConfig) (*Manager, error) {
 		l.Out = io.Discard
 		m.log = l
 	}
-	m.tracker = newCounterTracker(cfg.MaxTrackedCounters, m.now)
+	m.state = cfg.State
+	if m.state == nil {
+		st, err := NewFarmState(FarmStateConfig{Farm: cfg.Farm, MaxTrackedCounters: cfg.MaxTrackedCounters, Now: m.now, Logger: m.log})
+		if err != nil {
+			return nil, err
+		}
+		m.state = st
+	}
+	m.tracker = m.state.tracker
 	ttl := cfg.EngineTableTTL
 	if ttl == 0 {
 		ttl = DefaultEngineTableTTL
@@ -121,11 +136,22 @@ func RegisterManager(tree *agent.Tree, cfg ManagerConfig) (*Manager, error) {
 	r.handler(SmAggregate.OID(), &aggregateHandler{m: m})
 	r.handler(SmEngineProxy.OID(), newProxyHandler(m))
 	r.handler(SmAllEngines.OID(), newAllEnginesHandler(m))
+	r.scalar(SmReconcilePending.OID(), agent.Func(func() smi.Value {
+		return smi.Gauge32(latch32(uint64(m.state.Pending())))
+	}))
+	r.handler(SmReconcileEntry.OID(), newReconcileTable(m))
 	if err := r.finish(); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
+
+// State returns the farm state the Manager's objects read.
+func (m *Manager) State() *FarmState { return m.state }
+
+// Reconcile makes one attempt on the engines to put back (see
+// FarmState.Reconcile).
+func (m *Manager) Reconcile(ctx context.Context) { m.state.Reconcile(ctx) }
 
 // timeStamp is a TimeStamp (RFC 2579): sysUpTime at t, 0 for a zero t or
 // one before the start.
@@ -326,4 +352,65 @@ func (et *engineTable) Get(ctx context.Context, names []smi.OID) ([]smi.Value, e
 func (et *engineTable) GetNext(ctx context.Context, ranges []agent.Range) ([]smi.VarBind, error) {
 	et.refresh()
 	return et.t.GetNext(ctx, ranges)
+}
+
+// --- smReconcileTable ---
+
+// Columns of smReconcileEntry.
+const (
+	colReconcileEngine   = 2
+	colReconcileState    = 3
+	colReconcileObject   = 4
+	colReconcileObjects  = 5
+	colReconcileAttempts = 6
+	colReconcileCreated  = 7
+	colReconcileResolved = 8
+)
+
+// reconcileTable serves smReconcileTable from the farm state, rebuilt on
+// every request: it holds at most a few hundred rows.
+type reconcileTable struct {
+	m  *Manager
+	mu sync.Mutex
+	t  *agent.Table
+}
+
+func newReconcileTable(m *Manager) *reconcileTable { return &reconcileTable{m: m} }
+
+func (rt *reconcileTable) table() *agent.Table {
+	t := agent.NewTable(SmReconcileEntry.OID(), colReconcileEngine, colReconcileState, colReconcileObject,
+		colReconcileObjects, colReconcileAttempts, colReconcileCreated, colReconcileResolved)
+	stamp := func(ns int64) smi.Value {
+		if ns == 0 {
+			return smi.TimeTicks(0)
+		}
+		return smi.TimeTicks(rt.m.timeStamp(time.Unix(0, ns)))
+	}
+	for _, r := range rt.m.state.Reconciles() {
+		if r.ID == 0 || r.Engine < MinNodeID || r.Engine > MaxNodeID {
+			continue
+		}
+		first := smi.OID{0, 0}
+		if len(r.Before) > 0 {
+			first = r.Before[0].Name
+		}
+		t.SetRow(smi.OID{r.ID}, agent.Columns{
+			colReconcileEngine:   smi.Gauge32(r.Engine),
+			colReconcileState:    smi.Integer(int32(r.State)),
+			colReconcileObject:   smi.ObjectID(first),
+			colReconcileObjects:  smi.Gauge32(latch32(uint64(len(r.Before)))),
+			colReconcileAttempts: smi.Gauge32(r.Attempts),
+			colReconcileCreated:  stamp(r.Created),
+			colReconcileResolved: stamp(r.Resolved),
+		})
+	}
+	return t
+}
+
+func (rt *reconcileTable) Get(ctx context.Context, names []smi.OID) ([]smi.Value, error) {
+	return rt.table().Get(ctx, names)
+}
+
+func (rt *reconcileTable) GetNext(ctx context.Context, ranges []agent.Range) ([]smi.VarBind, error) {
+	return rt.table().GetNext(ctx, ranges)
 }

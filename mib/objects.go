@@ -30,6 +30,7 @@ const (
 	SmDirectory
 	SmTransport
 	SmNotifyObjects
+	SmReconcile
 
 	SmNodeRole
 	SmNodeLevel
@@ -118,6 +119,18 @@ const (
 	SmTransferMessageID
 	SmTransferComplete
 
+	SmReconcilePending
+	SmReconcileTable
+	SmReconcileEntry
+	SmReconcileIndex
+	SmReconcileEngine
+	SmReconcileState
+	SmReconcileObject
+	SmReconcileObjects
+	SmReconcileAttempts
+	SmReconcileCreated
+	SmReconcileResolved
+
 	SmEngineUp
 	SmEngineDown
 	SmManagerTakeover
@@ -139,6 +152,7 @@ const (
 	SmNotifyObjectsGroup
 	SmNotificationGroup
 	SmHierarchyGroup
+	SmReconcileGroup
 
 	numIDs
 )
@@ -286,6 +300,7 @@ var defs = [numIDs]def{
 	SmDirectory:     node("smDirectory", SmObjects, 7),
 	SmTransport:     node("smTransport", SmObjects, 8),
 	SmNotifyObjects: node("smNotifyObjects", SmObjects, 9),
+	SmReconcile:     node("smReconcile", SmObjects, 10),
 
 	SmNodeRole: scalar("smNodeRole", SmNode, 1, Syntax{Type: smi.TypeInteger,
 		Enum: []Enum{{"engine", 1}, {"manager", 2}, {"backup", 3}}}, ReadOnly),
@@ -380,6 +395,19 @@ var defs = [numIDs]def{
 	SmTransferMessageID: scalar("smTransferMessageId", SmNotifyObjects, 2, synCounter64, AccessibleForNotify),
 	SmTransferComplete:  scalar("smTransferComplete", SmNotifyObjects, 3, synTruthValue, AccessibleForNotify),
 
+	SmReconcilePending: scalar("smReconcilePending", SmReconcile, 1, synGauge, ReadOnly),
+	SmReconcileTable:   tableOf("smReconcileTable", SmReconcile, 2),
+	SmReconcileEntry:   rowOf("smReconcileEntry", SmReconcileTable),
+	SmReconcileIndex:   column("smReconcileIndex", SmReconcileEntry, 1, Syntax{Type: smi.TypeGauge32, Ranged: true, Min: 1, Max: 4294967295}, NotAccessible),
+	SmReconcileEngine:  column("smReconcileEngine", SmReconcileEntry, 2, synNodeID, ReadOnly),
+	SmReconcileState: column("smReconcileState", SmReconcileEntry, 3, Syntax{Type: smi.TypeInteger,
+		Enum: []Enum{{"pending", 1}, {"reconciled", 2}, {"superseded", 3}, {"impossible", 4}}}, ReadOnly),
+	SmReconcileObject:   column("smReconcileObject", SmReconcileEntry, 4, Syntax{Type: smi.TypeObjectIdentifier}, ReadOnly),
+	SmReconcileObjects:  column("smReconcileObjects", SmReconcileEntry, 5, synGauge, ReadOnly),
+	SmReconcileAttempts: column("smReconcileAttempts", SmReconcileEntry, 6, synGauge, ReadOnly),
+	SmReconcileCreated:  column("smReconcileCreated", SmReconcileEntry, 7, synTimeStamp, ReadOnly),
+	SmReconcileResolved: column("smReconcileResolved", SmReconcileEntry, 8, synTimeStamp, ReadOnly),
+
 	SmEngineUp:        kind("smEngineUp", SmNotifications, 1, KindNotification),
 	SmEngineDown:      kind("smEngineDown", SmNotifications, 2, KindNotification),
 	SmManagerTakeover: kind("smManagerTakeover", SmNotifications, 3, KindNotification),
@@ -401,6 +429,7 @@ var defs = [numIDs]def{
 	SmNotifyObjectsGroup: kind("smNotifyObjectsGroup", SmGroups, 7, KindGroup),
 	SmNotificationGroup:  kind("smNotificationGroup", SmGroups, 8, KindGroup),
 	SmHierarchyGroup:     kind("smHierarchyGroup", SmGroups, 9, KindGroup),
+	SmReconcileGroup:     kind("smReconcileGroup", SmGroups, 10, KindGroup),
 }
 
 // oids holds every row's full OID, computed once from defs and never

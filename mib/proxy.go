@@ -28,7 +28,9 @@ type farmSet struct {
 	targets   []fanout.NodeID // nil: every engine
 	vbs       []smi.VarBind   // as the engines see them
 	idx       []int           // position of each in the handler's varbinds
-	committed bool
+	committed bool            // COMMIT attempted
+	wrote     []fanout.NodeID // the engines whose COMMIT was confirmed, when all were
+	undone    bool            // UNDO attempted
 }
 
 // setKeys holds the farm transactions of each northbound SET a handler is
@@ -87,46 +89,65 @@ func farmError(err error, fs *farmSet) (int, error) {
 
 // testAll runs TEST for every farm transaction; the first failure fails
 // the SET (CleanupSet releases them all).
-func testAll(ctx context.Context, farm Farm, keys *setKeys, tx agent.TxID, sets []*farmSet) (int, error) {
+func testAll(ctx context.Context, m *Manager, keys *setKeys, tx agent.TxID, sets []*farmSet) (int, error) {
 	for _, fs := range sets {
 		keys.add(tx, fs)
 	}
 	for _, fs := range sets {
-		if _, err := farm.TestSet(ctx, fs.key, fs.targets, fs.vbs); err != nil {
+		if _, err := m.farm.TestSet(ctx, fs.key, fs.targets, fs.vbs); err != nil {
 			return farmError(err, fs)
 		}
 	}
 	return 0, nil
 }
 
-func commitAll(ctx context.Context, farm Farm, keys *setKeys, tx agent.TxID) (int, error) {
+func commitAll(ctx context.Context, m *Manager, keys *setKeys, tx agent.TxID) (int, error) {
 	for _, fs := range keys.get(tx) {
 		fs.committed = true
-		if _, err := farm.CommitSet(ctx, fs.key); err != nil {
+		res, err := m.farm.CommitSet(ctx, fs.key)
+		if err != nil {
 			return farmError(err, fs)
+		}
+		if res != nil {
+			fs.wrote = res.Expected
 		}
 	}
 	return 0, nil
 }
 
 // undoAll undoes every farm transaction whose commit was attempted, even
-// after one fails, and reports the first failure.
-func undoAll(ctx context.Context, farm Farm, keys *setKeys, tx agent.TxID) (int, error) {
+// after one fails, and reports the first failure. The engines an UNDO
+// could not confirm go to the farm state, which puts them back later.
+func undoAll(ctx context.Context, m *Manager, keys *setKeys, tx agent.TxID) (int, error) {
 	first, firstErr := 0, error(nil)
 	for _, fs := range keys.get(tx) {
 		if !fs.committed {
 			continue
 		}
-		if _, err := farm.UndoSet(ctx, fs.key); err != nil && firstErr == nil {
-			first, firstErr = farmError(err, fs)
+		fs.undone = true
+		if _, err := m.farm.UndoSet(ctx, fs.key); err != nil {
+			m.state.Diverged(err)
+			if firstErr == nil {
+				first, firstErr = farmError(err, fs)
+			}
 		}
 	}
 	return first, firstErr
 }
 
-func cleanupAll(ctx context.Context, farm Farm, keys *setKeys, tx agent.TxID) {
+// cleanupAll ends the farm transactions. One that committed everywhere
+// and was not undone wrote its objects for good: engines still to be put
+// back to older values of them no longer are.
+func cleanupAll(ctx context.Context, m *Manager, keys *setKeys, tx agent.TxID) {
 	for _, fs := range keys.take(tx) {
-		farm.CleanupSet(ctx, fs.key)
+		if fs.committed && !fs.undone && len(fs.wrote) > 0 {
+			names := make([]smi.OID, len(fs.vbs))
+			for i, vb := range fs.vbs {
+				names[i] = vb.Name
+			}
+			m.state.Superseded(fs.wrote, names)
+		}
+		m.farm.CleanupSet(ctx, fs.key)
 	}
 }
 
@@ -298,19 +319,19 @@ func (h *proxyHandler) TestSet(ctx context.Context, tx agent.TxID, vbs []smi.Var
 		fs.vbs = append(fs.vbs, smi.VarBind{Name: inner, Value: vb.Value})
 		fs.idx = append(fs.idx, i)
 	}
-	return testAll(ctx, h.m.farm, &h.keys, tx, sets)
+	return testAll(ctx, h.m, &h.keys, tx, sets)
 }
 
 func (h *proxyHandler) CommitSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
-	return commitAll(ctx, h.m.farm, &h.keys, tx)
+	return commitAll(ctx, h.m, &h.keys, tx)
 }
 
 func (h *proxyHandler) UndoSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
-	return undoAll(ctx, h.m.farm, &h.keys, tx)
+	return undoAll(ctx, h.m, &h.keys, tx)
 }
 
 func (h *proxyHandler) CleanupSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) {
-	cleanupAll(ctx, h.m.farm, &h.keys, tx)
+	cleanupAll(ctx, h.m, &h.keys, tx)
 }
 
 // allEnginesHandler serves smAllEngines.<OID>.
@@ -403,17 +424,17 @@ func (h *allEnginesHandler) TestSet(ctx context.Context, tx agent.TxID, vbs []sm
 		fs.vbs = append(fs.vbs, smi.VarBind{Name: vb.Name[len(root):], Value: vb.Value})
 		fs.idx = append(fs.idx, i)
 	}
-	return testAll(ctx, h.m.farm, &h.keys, tx, []*farmSet{fs})
+	return testAll(ctx, h.m, &h.keys, tx, []*farmSet{fs})
 }
 
 func (h *allEnginesHandler) CommitSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
-	return commitAll(ctx, h.m.farm, &h.keys, tx)
+	return commitAll(ctx, h.m, &h.keys, tx)
 }
 
 func (h *allEnginesHandler) UndoSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
-	return undoAll(ctx, h.m.farm, &h.keys, tx)
+	return undoAll(ctx, h.m, &h.keys, tx)
 }
 
 func (h *allEnginesHandler) CleanupSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) {
-	cleanupAll(ctx, h.m.farm, &h.keys, tx)
+	cleanupAll(ctx, h.m, &h.keys, tx)
 }
