@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -18,6 +19,9 @@ import (
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/election"
 	"github.com/smsnmpd/smsnmpd/internal/hoststat"
+	"github.com/smsnmpd/smsnmpd/internal/replica"
+	rwire "github.com/smsnmpd/smsnmpd/internal/replica/wire"
+	"github.com/smsnmpd/smsnmpd/internal/smi"
 	"github.com/smsnmpd/smsnmpd/mib"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 )
@@ -35,6 +39,12 @@ type southbound struct {
 	content *contentSide       // SE: its published entries
 	dir     *directory.Manager // manager: the directory of its level
 	elector *election.Elector  // manager: active or backup
+	// A manager's state beyond the farm's (counter sums,
+	// reconciliations), its notifications, and the session that
+	// replicates both to the backups.
+	state    *mib.FarmState
+	notifier *mib.Notifier
+	replica  *replica.Replicator
 
 	stops teardown // what started, stopped in reverse by close
 }
@@ -222,11 +232,38 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 	return s, nil
 }
 
+// managerHooks are what the node does on a manager's events.
+type managerHooks struct {
+	onEvent func(fanout.EngineEvent) // an engine came up or went down (its SNMP context)
+	onRole  func(election.Change)    // smNodeRole, the AgentX priority, upward forwarding
+	// send hands a notification to the northbound frontends.
+	send func(ctx context.Context, trapOID smi.OID, vbs []smi.VarBind)
+}
+
+// replicaSource is what a manager replicates: the farm state and the
+// journal of notifications.
+type replicaSource struct {
+	state *mib.FarmState
+	notes *mib.Notifier
+}
+
+func (r replicaSource) Export(st *rwire.State) {
+	r.state.Export(st)
+	st.Journal = r.notes.Journal()
+}
+
+func (r replicaSource) Adopt(st *rwire.State) {
+	r.state.Adopt(st)
+	r.notes.Adopt(st.Journal)
+}
+
 // startManager joins the farm as a manager: the coordinator, the
-// directory of its level, and the election that decides whether it is the
-// active manager (SM) or a backup (BSM). A backup is warm: it receives
-// every update and reply the active one does.
-func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger, onEvent func(fanout.EngineEvent), onRole func(election.Change)) (*southbound, error) {
+// directory of its level, the farm state and notifications that the
+// active manager replicates to the backups, and the election that decides
+// whether it is the active manager (SM) or a backup (BSM). A backup is
+// warm: it receives every update and reply the active one does, and the
+// active one's state.
+func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger, hooks managerHooks) (*southbound, error) {
 	s := &southbound{}
 	var err error
 	s.tr, s.ep, err = rmtpEndpoint(cfg, tr, log, nil)
@@ -237,6 +274,43 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 	s.stops.push(s.ep.Close) // sends a graceful leave
 	s.demux = fanout.NewDemux(s.ep)
 	s.stops.pushClose(s.demux.Close)
+
+	// What changed in the replicated state is sent soon, coalesced.
+	dirty := make(chan struct{}, 1)
+	changed := func() {
+		select {
+		case dirty <- struct{}{}:
+		default:
+		}
+	}
+	// Everything of the last takeover interval must still be in the
+	// journal when a backup takes over.
+	takeover := cfg.Manager.TakeoverAfter.Duration
+	if takeover <= 0 {
+		takeover = election.DefaultTakeoverAfter
+	}
+	ep := s.ep
+	s.notifier, err = mib.NewNotifier(mib.NotifierConfig{
+		Node: cfg.Node.ID, Term: ep.Term, Send: hooks.send, Changed: changed, Logger: log,
+		Retention: max(mib.DefaultNotifyRetention, 2*takeover+replica.DefaultInterval),
+	})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	var state atomic.Pointer[mib.FarmState]
+	onEvent := func(ev fanout.EngineEvent) {
+		if hooks.onEvent != nil {
+			hooks.onEvent(ev)
+		}
+		if st := state.Load(); st != nil && ev.Up {
+			st.EngineUp(ev.Engine.ID)
+		}
+		oid, vbs := mib.EngineNotification(ev)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		s.notifier.Notify(ctx, mib.Notification{Key: mib.EngineNotifyKey(ev), TrapOID: oid, VarBinds: vbs})
+	}
 	s.coord, err = fanout.NewCoordinator(s.ep, s.demux.Channel(fanout.DefaultChannel), fanout.CoordinatorConfig{
 		Deadline: cfg.Fanout.ReadDeadline.Duration, PhaseDeadline: cfg.Fanout.SetPhaseDeadline.Duration,
 		SnapshotTTL: cfg.Fanout.WalkCacheTTL.Duration, SnapshotMemory: cfg.Fanout.WalkCacheMax,
@@ -247,6 +321,31 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 		return nil, err
 	}
 	s.stops.push(s.coord.Close)
+	s.state, err = mib.NewFarmState(mib.FarmStateConfig{Farm: s.coord, Active: ep.Active, Changed: changed, Logger: log,
+		StaleAfter: max(mib.DefaultStateStaleAfter, takeover+2*replica.DefaultInterval)})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	state.Store(s.state)
+	stateCtx, stateStop := context.WithCancel(context.Background())
+	stateDone := make(chan struct{})
+	go func() {
+		defer close(stateDone)
+		s.state.Run(stateCtx)
+	}()
+	s.stops.pushClose(func() { stateStop(); <-stateDone })
+	maxState := rwire.MaxState
+	if cfg.RMTP.MaxMessage > 0 {
+		maxState = min(maxState, cfg.RMTP.MaxMessage)
+	}
+	s.replica, err = replica.New(s.ep, s.demux.Channel(replica.DefaultChannel), replicaSource{s.state, s.notifier},
+		replica.Config{MaxState: maxState, Dirty: dirty, Logger: log})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.stops.pushClose(s.replica.Close)
 	var dirStop context.CancelFunc
 	s.dir, dirStop, err = startDirectory(cfg, s.ep, s.demux, log)
 	if err != nil {
@@ -268,7 +367,7 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 		// The SEs' staleTerm replies: a manager cut off from the other
 		// managers (not from the SEs) steps down on the first one.
 		ReportedTerm: s.coord.StaleTerm,
-		OnChange:     onRole,
+		OnChange:     func(c election.Change) { s.roleChange(cfg.Node.ID, c, hooks.onRole) },
 		Logger:       log,
 	})
 	if err != nil {
@@ -301,6 +400,36 @@ func termStore(stateDir string) (uint64, func(uint64) error, error) {
 	floor, _ := strconv.ParseUint(saved["term"], 10, 64)
 	save := func(t uint64) error { return store.Save("term", strconv.FormatUint(t, 10)) }
 	return floor, save, nil
+}
+
+// roleChange follows the election on the farm side: a manager taking
+// over continues the previous one's counter sums (or says they may have
+// jumped); only the active manager notifies, and one that becomes active
+// first sends smManagerTakeover (on a takeover), then what the previous
+// one may not have sent.
+func (s *southbound) roleChange(node uint32, c election.Change, onRole func(election.Change)) {
+	if c.Role != election.Active {
+		s.notifier.Deactivate()
+		if onRole != nil {
+			onRole(c)
+		}
+		return
+	}
+	if c.Cause == election.CauseTakeover {
+		s.state.TookOver()
+	}
+	if onRole != nil {
+		onRole(c)
+	}
+	var lead []mib.Notification
+	if c.Cause == election.CauseTakeover {
+		oid, vbs := mib.TakeoverNotification(node, c.Term)
+		lead = append(lead, mib.Notification{Key: mib.NotifyKey{Kind: mib.NotifyTakeover, Subject: node, Instance: c.Term},
+			TrapOID: oid, VarBinds: vbs})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s.notifier.Activate(ctx, lead...)
 }
 
 func (s *southbound) close() error { return s.stops.run() }

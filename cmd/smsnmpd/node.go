@@ -8,8 +8,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -83,6 +85,9 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 			return nil, fmt.Errorf("node.state_dir: %w", err)
 		}
 		store = mib.NewFileStore(filepath.Join(cfg.Node.StateDir, "system.json"))
+		if v := os.Getenv(crashAfterSaveEnv); v != "" && cfg.Node.Role == config.RoleSE {
+			store = crashAfterSave(store, v, log)
+		}
 	}
 	sys, err := mib.RegisterSystem(n.udp.Default(), mib.SystemConfig{
 		Descr:    opts.descr,
@@ -137,7 +142,7 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 		// (if any) serves: system, node and smSe groups.
 		n.farm, err = startSE(cfg, opts.rmtp, n.udp.Default(), store, log)
 	} else {
-		n.farm, err = startManager(cfg, opts.rmtp, log, n.engineEvent, n.roleChange)
+		n.farm, err = startManager(cfg, opts.rmtp, log, managerHooks{onEvent: n.engineEvent, onRole: n.roleChange, send: n.notify})
 		if err == nil {
 			err = n.registerFarmMIB()
 		}
@@ -270,7 +275,7 @@ func (n *node) registerFarmMIB() error {
 	counters := func() rmtp.Counters { return n.farm.ep.Stats().Counters }
 	for _, c := range []*agent.Contexts{n.udp, n.ax} {
 		t := c.Default()
-		m, err := mib.RegisterManager(t, mib.ManagerConfig{Farm: n.farm.coord, Start: n.started, Logger: n.log})
+		m, err := mib.RegisterManager(t, mib.ManagerConfig{Farm: n.farm.coord, State: n.farm.state, Start: n.started, Logger: n.log})
 		if err != nil {
 			return err
 		}
@@ -341,21 +346,18 @@ func (n *node) engineContext(id fanout.NodeID) {
 	}
 }
 
-// engineEvent sends smEngineUp/smEngineDown through every northbound
-// frontend: to the trap sinks of the built-in agent, and through snmpd in
-// AgentX mode.
+// engineEvent gives an engine that came up its SNMP context. Its
+// smEngineUp/smEngineDown is the farm side's (startManager): only the
+// active manager sends it.
 func (n *node) engineEvent(ev fanout.EngineEvent) {
 	if ev.Up {
 		n.engineContext(ev.Engine.ID)
 	}
-	oid, vbs := mib.EngineNotification(ev)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	n.notify(ctx, oid, vbs)
 }
 
 // notify sends a notification through every northbound frontend: to the
 // trap sinks of the built-in agent, and through snmpd in AgentX mode.
+// mib.Notifier calls it, on the active manager only.
 func (n *node) notify(ctx context.Context, oid smi.OID, vbs []smi.VarBind) {
 	if n.v2c != nil && len(n.cfg.SNMP.TrapSinks) > 0 {
 		if err := n.v2c.Notify(ctx, oid, vbs); err != nil {
@@ -384,9 +386,10 @@ func roleOf(cfg *config.Config) mib.Role {
 	return mib.RoleBackup
 }
 
-// roleChange follows the election: smNodeRole, the AgentX registration
+// roleChange follows the election: smNodeRole and the AgentX registration
 // priority (the active manager holds the better one, so a shared snmpd
-// routes to it) and, on a takeover, smManagerTakeover.
+// routes to it). smManagerTakeover is the farm side's (southbound's
+// roleChange), sent after this returns.
 func (n *node) roleChange(c election.Change) {
 	role := mib.RoleBackup
 	if c.Role == election.Active {
@@ -405,10 +408,6 @@ func (n *node) roleChange(c election.Change) {
 		if err := n.subagent.SetPriority(ctx, n.agentxPriority(role)); err != nil && !errors.Is(err, agentx.ErrNotConnected) {
 			n.log.WithError(err).Warn("changing the AgentX registration priority failed")
 		}
-	}
-	if c.Role == election.Active && c.Cause == election.CauseTakeover {
-		oid, vbs := mib.TakeoverNotification(n.cfg.Node.ID, c.Term)
-		n.notify(ctx, oid, vbs)
 	}
 }
 
@@ -483,5 +482,39 @@ func (n *node) stop() error {
 		err = ferr
 	}
 	n.closeSockets()
+	return err
+}
+
+// crashAfterSaveEnv is a test-only knob, not a configuration key: set to
+// KEY=VALUE (e.g. smSeWeight=7) in an SE's environment, the SE kills
+// itself with SIGKILL right after it persisted that value, before it
+// answers the COMMIT that wrote it. test/e2e uses it to interrupt a SET
+// deterministically at its worst moment (an engine that has written and
+// persisted the new value while the others will undo it). Nothing else
+// reads it; never set it on a production node.
+const crashAfterSaveEnv = "SMSNMPD_TEST_CRASH_AFTER_SAVE"
+
+// crashStore is a Store that dies after one particular save.
+type crashStore struct {
+	mib.Store
+	key, value string
+}
+
+func crashAfterSave(s mib.Store, spec string, log logrus.FieldLogger) mib.Store {
+	key, value, ok := strings.Cut(spec, "=")
+	if !ok {
+		log.WithField(crashAfterSaveEnv, spec).Warn("test knob ignored: not KEY=VALUE")
+		return s
+	}
+	log.WithField(crashAfterSaveEnv, spec).Warn("test knob set: this SE kills itself after saving that value")
+	return &crashStore{Store: s, key: key, value: value}
+}
+
+func (c *crashStore) Save(key, value string) error {
+	err := c.Store.Save(key, value)
+	if err == nil && key == c.key && value == c.value {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	}
 	return err
 }
