@@ -296,7 +296,7 @@ func (n *Notifier) Activate(ctx context.Context, lead ...Notification) {
 	}
 	n.mu.Unlock()
 	if len(again) > 0 {
-		n.log.WithField("notifications", len(again)).Info("mib: sending the notifications the previous active manager may not have sent")
+		n.log.WithField("notifications", len(again)).Info("mib: active: sending the notifications seen while not active that no active manager is known to have sent")
 	}
 	n.changed()
 	n.send(ctx, append(first, again...))

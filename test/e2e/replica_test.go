@@ -349,7 +349,7 @@ func TestNotificationsAcrossTakeover(t *testing.T) {
 	}
 	// Which way it went: the backup saw the engine go down before it took
 	// over (and sent it then, the journal lacking it), or after.
-	resent := strings.Contains(smB.out.String(), "may not have sent")
+	resent := strings.Contains(smB.out.String(), "no active manager is known to have sent")
 	for _, tr := range downs {
 		node, _ := sender(tr)
 		t.Logf("engine 3's smEngineDown from manager %s (the new active manager re-sent notifications at its takeover: %v)", node, resent)
