@@ -50,8 +50,8 @@
 //     a burst that was not traffic. Readings of overlapping fan-outs
 //     answered out of order are told from restarts by when the fan-outs
 //     were in flight, and by the engines' incarnations where the replies
-//     carry them. The sums kept are capped (LRU); dropping one, or taking
-//     over without a recent whole state of the previous active manager,
+//     carry them. The sums kept are capped (LRU); dropping one, or becoming
+//     active without a recent whole state of a previous active manager,
 //     are the only discontinuities, reported by
 //     smAggregateDiscontinuityTime.
 //   - A SET answered undoFailed leaves a row in smReconcileTable per SE

@@ -166,11 +166,14 @@ func (s *FarmState) Adopt(st *wire.State) {
 	s.mu.Unlock()
 }
 
-// TookOver is called when this manager becomes the active one because
-// the previous one stopped: unless the last state it received vouches
-// for every sum (one was received, recently, whole), the sums may have
-// jumped, and smAggregateDiscontinuityTime says so.
-func (s *FarmState) TookOver() {
+// Activated is called when this manager becomes the active one (a
+// takeover, or an election: after a restart of every manager, or one
+// quick enough that no backup took over, the sums start again from the
+// engines' values): unless the last state it received vouches for every
+// sum (one was received, recently, whole), the sums may have jumped, and
+// smAggregateDiscontinuityTime says so. takeover says whether a
+// previous active manager stopped (logged as a warning then).
+func (s *FarmState) Activated(takeover bool) {
 	now := s.now()
 	s.mu.Lock()
 	why := ""
@@ -188,7 +191,12 @@ func (s *FarmState) TookOver() {
 		return
 	}
 	s.tracker.markDiscontinuity(now)
-	s.log.WithField("reason", why).Warn("mib: counter sums may jump: smAggregateDiscontinuityTime moved")
+	l := s.log.WithField("reason", why)
+	if takeover {
+		l.Warn("mib: counter sums may jump: smAggregateDiscontinuityTime moved")
+	} else {
+		l.Info("mib: active without a previous manager's state: smAggregateDiscontinuityTime moved")
+	}
 }
 
 // discontinuity is when a sum last jumped (zero: never).

@@ -47,7 +47,7 @@ func TestTakeoverDiscontinuity(t *testing.T) {
 				st.Adopt(c.state)
 			}
 			now = now.Add(c.age)
-			st.TookOver()
+			st.Activated(true)
 			got := get(t, tree, discontTime, agg(mib.FuncSum, seRequests))
 			if moved := !got[0].Equal(smi.TimeTicks(0)); moved != c.moves {
 				t.Errorf("smAggregateDiscontinuityTime = %s after the takeover, want moved = %v", got[0], c.moves)

@@ -198,7 +198,7 @@ func TestReconcileAfterInterruptedCommit(t *testing.T) {
 	if err := bsm.ep.Activate(2); err != nil {
 		t.Fatal(err)
 	}
-	bsm.state.TookOver()
+	bsm.state.Activated(true)
 
 	// Engine 3 comes back, with 7 from its store.
 	se3, _ := memEngine(t, net, 3, store3)

@@ -402,8 +402,8 @@ func termStore(stateDir string) (uint64, func(uint64) error, error) {
 	return floor, save, nil
 }
 
-// roleChange follows the election on the farm side: a manager taking
-// over continues the previous one's counter sums (or says they may have
+// roleChange follows the election on the farm side: a manager becoming
+// active continues the previous one's counter sums (or says they may have
 // jumped); only the active manager notifies, and one that becomes active
 // first sends smManagerTakeover (on a takeover), then what the previous
 // one may not have sent.
@@ -415,8 +415,8 @@ func (s *southbound) roleChange(node uint32, c election.Change, onRole func(elec
 		}
 		return
 	}
-	if c.Cause == election.CauseTakeover {
-		s.state.TookOver()
+	if c.Cause != election.CauseAdopted {
+		s.state.Activated(c.Cause == election.CauseTakeover)
 	}
 	if onRole != nil {
 		onRole(c)
