@@ -198,6 +198,3 @@ func (s *FarmState) Activated(takeover bool) {
 		l.Info("mib: active without a previous manager's state: smAggregateDiscontinuityTime moved")
 	}
 }
-
-// discontinuity is when a sum last jumped (zero: never).
-func (s *FarmState) discontinuity() time.Time { return s.tracker.lastDiscontinuity() }

@@ -369,11 +369,7 @@ const (
 
 // reconcileTable serves smReconcileTable from the farm state, rebuilt on
 // every request: it holds at most a few hundred rows.
-type reconcileTable struct {
-	m  *Manager
-	mu sync.Mutex
-	t  *agent.Table
-}
+type reconcileTable struct{ m *Manager }
 
 func newReconcileTable(m *Manager) *reconcileTable { return &reconcileTable{m: m} }
 
