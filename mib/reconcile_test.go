@@ -100,13 +100,17 @@ func memEngine(t *testing.T, net *memnet.Network, id rmtp.NodeID, store mib.Stor
 }
 
 // waitUp waits (bounded) until m's coordinator has engine id up, with a
-// different incarnation than not.
+// different incarnation than not, and in the view (what a SET asks).
 func waitUp(t *testing.T, m *memManager, id fanout.NodeID, not uint64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
+		inView := false
+		for _, mb := range m.ep.View().Members {
+			inView = inView || (mb.Node == id && mb.Incarnation != not && !mb.Suspect)
+		}
 		for _, e := range m.coord.Engines() {
-			if e.ID == id && e.State == fanout.EngineUp && e.Incarnation != not {
+			if inView && e.ID == id && e.State == fanout.EngineUp && e.Incarnation != not {
 				return
 			}
 		}
