@@ -1,9 +1,11 @@
 package control
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -156,6 +158,9 @@ func TestHelperListen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	// The socket file exists from bind on, before listen: the parent waits
+	// for this line, not for the file, or its dial may be refused.
+	fmt.Println("listening")
 	_, _ = io.Copy(io.Discard, os.Stdin)
 }
 
@@ -183,8 +188,11 @@ func TestCheckPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr // the helper's failures show in this test's output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -199,15 +207,27 @@ func TestCheckPeer(t *testing.T) {
 			<-done
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Lstat(path); err == nil {
-			break
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		var seen strings.Builder
+		for sc.Scan() {
+			if sc.Text() == "listening" {
+				ready <- ""
+				_, _ = io.Copy(io.Discard, stdout)
+				return
+			}
+			seen.WriteString(sc.Text() + "\n")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the helper did not listen:\n%s", out.String())
+		ready <- seen.String()
+	}()
+	select {
+	case got := <-ready:
+		if got != "" {
+			t.Fatalf("the helper did not listen:\n%s", got)
 		}
-		time.Sleep(10 * time.Millisecond)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the helper did not listen within 10 s")
 	}
 	if err := os.Chown(path, 0, 0); err != nil {
 		t.Fatal(err)
