@@ -11,10 +11,11 @@
 //	offset size field
 //	     0    1 version   1; anything else is ErrVersion
 //	     1    1 type      1 UPDATE, 2 SNAPSHOT_REQUEST, 3 SNAPSHOT_CHUNK,
-//	                      4 RESYNC, 5 SYNC, 6 LOOKUP, 7 LOOKUP_ANSWER
-//	                      (append-only)
+//	                      4 RESYNC, 5 SYNC, 6 LOOKUP, 7 LOOKUP_ANSWER,
+//	                      8 VERDICT (append-only)
 //	     2    1 level     UPDATE, SYNC: level of the directory the sender
-//	                      feeds (1 = farm); 0 otherwise
+//	                      feeds (1 = farm); VERDICT: level of the
+//	                      directory that judged; 0 otherwise
 //	     3    1 flags     type-specific; undefined bits are an error
 //
 // A Location is 16 bytes: CDN 4, data center 4, farm 4, engine 4. A zero
@@ -69,6 +70,17 @@
 // summaries 2, error length 2, error}. A parent answers a climbing child
 // down to the whole group (the asker picks its own by asker and id); a
 // child answers a parent's request by rmtp reply.
+//
+// VERDICT (flags 0): a farm manager's answer to the UPDATEs it received,
+// sent down to every member after it applied them (coalesced: one message
+// answers every UPDATE of a few milliseconds, from all senders); a
+// publisher counts an update done only when every manager accepted it.
+// Entries 2 (≤ MaxVerdicts) × {engine node 4, its incarnation 8, the
+// UPDATE's rmtp message id 8, result 1 (1 ACCEPTED, 2 RATE_LIMITED,
+// 3 WRONG_ORIGIN, 4 WRONG_LEVEL; append-only), rejected 4 (operations of
+// an accepted update refused for good), retry after 4 (milliseconds until
+// a rate-limited update fits), rate 4 and burst 4 (the manager's limit for
+// that sender, operations per second and at once; 0 = none)} = 37 bytes.
 //
 // Every count is checked against its cap and against the bytes left before
 // anything is allocated; trailing bytes are an error; encodings are

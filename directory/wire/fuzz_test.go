@@ -44,3 +44,4 @@ func FuzzResync(f *testing.F)          { fuzzCodec(f, "Resync") }
 func FuzzSync(f *testing.F)            { fuzzCodec(f, "Sync") }
 func FuzzLookupQuery(f *testing.F)     { fuzzCodec(f, "LookupQuery") }
 func FuzzLookupAnswer(f *testing.F)    { fuzzCodec(f, "LookupAnswer") }
+func FuzzVerdict(f *testing.F)         { fuzzCodec(f, "Verdict") }

@@ -50,6 +50,7 @@ var (
 	ErrKey       = fmt.Errorf("%w: bad key", ErrMalformed)
 	ErrOpKind    = fmt.Errorf("%w: unknown operation", ErrMalformed)
 	ErrIndex     = fmt.Errorf("%w: origin index out of range", ErrMalformed)
+	ErrResult    = fmt.Errorf("%w: unknown verdict result", ErrMalformed)
 )
 
 // Type is a message type. Append-only: it is on the wire.
@@ -64,6 +65,7 @@ const (
 	TypeSync            Type = 5
 	TypeLookup          Type = 6
 	TypeLookupAnswer    Type = 7
+	TypeVerdict         Type = 8
 )
 
 func (t Type) String() string {
@@ -82,6 +84,8 @@ func (t Type) String() string {
 		return "LOOKUP"
 	case TypeLookupAnswer:
 		return "LOOKUP_ANSWER"
+	case TypeVerdict:
+		return "VERDICT"
 	}
 	return fmt.Sprintf("Type(%d)", uint8(t))
 }
@@ -337,7 +341,7 @@ func (r *reader) prefix(want Type, flagMask uint8) (level, flags uint8) {
 		r.err = fmt.Errorf("%w: %v, want %v", ErrType, Type(p[1]), want)
 		return 0, 0
 	}
-	if want != TypeUpdate && want != TypeSync && p[2] != 0 {
+	if want != TypeUpdate && want != TypeSync && want != TypeVerdict && p[2] != 0 {
 		r.err = fmt.Errorf("%w: level %d on %v", ErrFlags, p[2], want)
 		return 0, 0
 	}

@@ -43,6 +43,10 @@ var codecs = map[string]codec{
 		func(b []byte) (any, error) { return ParseLookupAnswer(b) },
 		func(v any) ([]byte, error) { a := v.(LookupAnswer); return AppendLookupAnswer(nil, &a) },
 	},
+	"Verdict": {
+		func(b []byte) (any, error) { return ParseVerdict(b) },
+		func(v any) ([]byte, error) { d := v.(Verdict); return AppendVerdict(nil, &d) },
+	},
 	"Resync": {
 		func(b []byte) (any, error) { return struct{}{}, ParseResync(b) },
 		func(any) ([]byte, error) { return AppendResync(nil), nil },
@@ -127,6 +131,19 @@ var exact = []struct {
 			"0000002a", "0001", "0000000000000004", "01", "0002", "6b32",
 			"0000002b", "0000", "0000000000000005", "01", "0002", "6b33"),
 	},
+	{"verdict empty", "Verdict", Verdict{Level: 1}, "01080100" + "0000"},
+	{"verdict", "Verdict", Verdict{Level: 1, Entries: []VerdictEntry{
+		{Engine: 101, Incarnation: 9, Message: 0x0102030405060708, Result: ResultAccepted, Rejected: 2, Rate: 1000, Burst: 10000},
+		{Engine: 102, Incarnation: 3, Message: 7, Result: ResultRateLimited, RetryAfter: 1250, Rate: 1000, Burst: 10000},
+		{Engine: 7, Incarnation: 1, Message: 1, Result: ResultWrongOrigin},
+	}},
+		h("01080100", "0003",
+			"00000065", "0000000000000009", "0102030405060708", "01", "00000002", "00000000", "000003e8", "00002710",
+			"00000066", "0000000000000003", "0000000000000007", "02", "00000000", "000004e2", "000003e8", "00002710",
+			"00000007", "0000000000000001", "0000000000000001", "03", "00000000", "00000000", "00000000", "00000000"),
+	},
+	{"verdict wrong level", "Verdict", Verdict{Level: 1, Entries: []VerdictEntry{{Engine: 1, Incarnation: 2, Message: 3, Result: ResultWrongLevel}}},
+		h("01080100", "0001", "00000001", "0000000000000002", "0000000000000003", "04", strings.Repeat("00", 16))},
 }
 
 func unhex(t testing.TB, s string) []byte {
@@ -227,6 +244,11 @@ func TestRejects(t *testing.T) {
 		{"answer step via", "LookupAnswer", h("01070000", strings.Repeat("00", 12), "0000", "0000", "0000", "01",
 			"00000001", "01", strings.Repeat("00", 16), "04", "0000", "0000", "0000"), ErrFlags},
 		{"level on a request", "SnapshotRequest", "01020100" + "00000007" + "00000000" + "00000000", ErrFlags},
+		{"verdict flags", "Verdict", "01080101" + "0000", ErrFlags},
+		{"verdict result 0", "Verdict", h("01080100", "0001", strings.Repeat("00", 20), "00", strings.Repeat("00", 16)), ErrResult},
+		{"verdict result 5", "Verdict", h("01080100", "0001", strings.Repeat("00", 20), "05", strings.Repeat("00", 16)), ErrResult},
+		{"too many verdicts", "Verdict", h("01080100", "1001"), ErrCount},
+		{"verdicts over bytes", "Verdict", h("01080100", "0002", strings.Repeat("00", 37)), ErrTruncated},
 	}
 	for _, c := range bad {
 		if _, err := codecs[c.codec].decode(unhex(t, c.hex)); !errors.Is(err, c.want) || !errors.Is(err, ErrMalformed) {
@@ -238,6 +260,12 @@ func TestRejects(t *testing.T) {
 	}
 	if _, err := AppendUpdate(nil, &Update{Groups: []Group{{Ops: []Op{{Kind: 9, Key: "k"}}}}}); !errors.Is(err, ErrOpKind) {
 		t.Errorf("encoding op kind 9: %v", err)
+	}
+	if _, err := AppendVerdict(nil, &Verdict{Entries: []VerdictEntry{{Result: 9}}}); !errors.Is(err, ErrResult) {
+		t.Errorf("encoding verdict result 9: %v", err)
+	}
+	if _, err := AppendVerdict(nil, &Verdict{Entries: make([]VerdictEntry, MaxVerdicts+1)}); !errors.Is(err, ErrCount) {
+		t.Errorf("encoding %d verdicts: %v", MaxVerdicts+1, err)
 	}
 }
 
@@ -261,6 +289,10 @@ func TestLengths(t *testing.T) {
 	}
 	if want := SnapshotChunkOverhead + SourceLen + OriginLen + RecordLen(&recs[0]) + RecordLen(&recs[1]); len(b) != want {
 		t.Fatalf("chunk %d bytes, helpers say %d", len(b), want)
+	}
+	v := Verdict{Entries: []VerdictEntry{{Result: ResultAccepted}, {Result: ResultRateLimited}}}
+	if b, err = AppendVerdict(nil, &v); err != nil || len(b) != VerdictOverhead+2*VerdictEntryLen {
+		t.Fatalf("verdict %d bytes (%v), helpers say %d", len(b), err, VerdictOverhead+2*VerdictEntryLen)
 	}
 }
 
