@@ -53,8 +53,15 @@
 // # Protocol (over rmtp)
 //
 // Channel 2 (ChannelUpdates): an SE's Publisher sends UPDATE up (to SM and
-// BSMs) and retries until every manager acknowledged; a manager without a
-// donor sends RESYNC down and every SE re-announces. Channel 3
+// BSMs); every farm manager answers each UPDATE, once it applied it, with
+// a VERDICT sent down (coalesced over DefaultVerdictDelay, every SE's
+// answers in one message): accepted (with the operations refused for good
+// counted), rate-limited (with how long to wait), wrong origin or level.
+// The Publisher counts an update done only when every manager of the view
+// accepted it; a refused one, or one whose verdicts did not come within
+// VerdictTimeout (a manager that hung, died or restarted), it sends again.
+// A manager without a donor sends RESYNC down and every SE re-announces.
+// Channel 3
 // (ChannelTransfer): a manager catching up sends SNAPSHOT_REQUEST down,
 // naming the donor; the donor answers SNAPSHOT_CHUNK (at most ChunkBytes,
 // default 512 KiB, inside rmtp's 1 MiB cap) by rmtp Reply; the requester
@@ -68,12 +75,30 @@
 // Keys: 1..MaxKey bytes (default 1024), UTF-8, no control characters
 // (ErrBadKey, ErrKeyTooLong). Live entries: MaxEntries (ErrFull).
 // Operations per origin: a token bucket (Rate, Burst); a group beyond it
-// is dropped whole and counted per origin (RateLimited). A refusal never
-// touches another origin's entries. A dropped group is lost to that manager
-// (rmtp acknowledged it), so SM and BSM may differ for a flooding SE until
-// it re-announces; a Publisher never exceeds the managers' limit with the
-// defaults (DefaultPublishRate is half of DefaultRate). Counters: Store.Counters,
-// Store.Sources, Manager.Counters, Publisher.Stats.
+// is refused whole and counted per origin (RateLimited). A refusal never
+// touches another origin's entries.
+//
+// # Flow control (issue 14)
+//
+// A refused group is never lost: its VERDICT tells the SE, which backs off
+// (until the manager's bucket holds the group again, plus half a burst)
+// and sends it again; the SM and the BSM judge independently, and the SE
+// waits for each. Both sides take the same numbers (directory.publish_rate
+// and publish_burst): the publisher sends at Rate in bursts of at most
+// Burst/2, so the managers' other half-burst absorbs the network's jitter
+// and they refuse nothing in normal operation; every verdict also carries
+// the manager's limit, and a publisher configured faster follows the
+// lowest one announced (a group larger than a manager's burst is split). A
+// re-announcement goes the same way, so it completes, and its SYNC_END
+// waits until every earlier group was accepted everywhere: nothing
+// re-announced is swept. Each side logs a refusal episode once when it
+// starts and once when it ends (RefusalQuiet without a refusal). Memory is
+// bounded on both sides: the publisher's queue (MaxPending, ErrQueueFull,
+// WaitQueue), its entries (MaxHeld), its verdicts in flight (MaxInFlight
+// updates) and those that came early; the manager's verdict queue.
+// Verdicts exist at the farm level only: above it the stores' limit is off
+// (below) and a forwarder's delivery is rmtp's acknowledgement. Counters:
+// Store.Counters, Store.Sources, Manager.Counters, Publisher.Stats.
 //
 // # Forwarding up the tree (levels 1-3)
 //

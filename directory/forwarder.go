@@ -599,7 +599,7 @@ func (f *Forwarder) sendItems(ctx context.Context, items []fwdItem) bool {
 // appears in the reports (joined, or came back) also gets a
 // re-announcement: it may have missed what was sent meanwhile.
 func (f *Forwarder) deliver(ctx context.Context, b []byte, n int) bool {
-	return sendUp(ctx, f.s, b, f.cfg.SendTimeout, f.log, "parent manager", func(rep rmtp.Report, ok bool) {
+	_, ok := sendUp(ctx, f.s, b, f.cfg.SendTimeout, f.log, "parent manager", func(rep rmtp.Report, ok bool) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if !ok {
@@ -630,6 +630,7 @@ func (f *Forwarder) deliver(ctx context.Context, b []byte, n int) bool {
 			f.log.Info("directory: parent managers changed or reached again; re-announcing")
 		}
 	})
+	return ok
 }
 
 func (f *Forwarder) resyncLoop() {

@@ -89,7 +89,7 @@ func (f *farmNet) addManager(id rmtp.NodeID) *directory.Manager {
 func (f *farmNet) publisher(ep *rmtp.Endpoint, initial []directory.Entry) *directory.Publisher {
 	loc := farmUnit
 	loc.Engine = uint32(ep.Node())
-	cfg := directory.PublisherConfig{Location: loc, Incarnation: ep.Incarnation(), Initial: initial, Resync: ep}
+	cfg := directory.PublisherConfig{Location: loc, Incarnation: ep.Incarnation(), Initial: initial, Inbox: ep}
 	if f.mutPub != nil {
 		f.mutPub(&cfg)
 	}

@@ -280,7 +280,7 @@ func buildTreeLinks(t testing.TB, cdns, dcs, ses int, f memnet.Faults, policy3 f
 				ep, _ := tr.endpoint(tr.net(farm), rmtp.Engine, false)
 				loc := farm
 				loc.Engine = uint32(ep.Node())
-				pub, err := directory.NewPublisher(ep, directory.PublisherConfig{Location: loc, Incarnation: ep.Incarnation(), Resync: ep})
+				pub, err := directory.NewPublisher(ep, directory.PublisherConfig{Location: loc, Incarnation: ep.Incarnation(), Inbox: ep})
 				if err != nil {
 					t.Fatal(err)
 				}

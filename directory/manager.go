@@ -49,8 +49,15 @@ type ManagerConfig struct {
 	// WatchInterval: how often SE liveness is read from the rmtp peer
 	// table to mark entries of SEs declared down (default 200 ms).
 	WatchInterval time.Duration
-	Logger        logrus.FieldLogger
-	Now           func() time.Time
+	// VerdictDelay: how long a farm manager's answer to an UPDATE waits
+	// for others to share its VERDICT (default DefaultVerdictDelay).
+	VerdictDelay time.Duration
+	// RefusalQuiet: an SE's refusal episode (one warning when it starts,
+	// one line when it ends) ends after this long without a refusal
+	// (default DefaultRefusalQuiet).
+	RefusalQuiet time.Duration
+	Logger       logrus.FieldLogger
+	Now          func() time.Time
 }
 
 // ManagerCounters are the manager's totals besides the store's.
@@ -63,6 +70,11 @@ type ManagerCounters struct {
 	ChunksReceived uint64
 	BytesReceived  uint64
 	CatchUps       uint64 // completed state transfers
+	// Verdicts (farm level): answers to SEs' updates sent down, those
+	// dropped from a full queue before sending (the SE sends the update
+	// again), VERDICT messages not acknowledged by every member in time,
+	// and refusal episodes (an SE's run of refused updates).
+	VerdictsSent, VerdictsDropped, VerdictsUnacked, RefusalEpisodes uint64
 }
 
 // Manager is a farm manager's (SM or BSM) side of the directory: it
@@ -80,6 +92,16 @@ type Manager struct {
 
 	malformed, wrongLevel, chunksServed, bytesServed, serveDropped atomic.Uint64
 	chunksRecv, bytesRecv, catchUps                                atomic.Uint64
+	verdictsSent, verdictsDropped, verdictsUnacked                 atomic.Uint64
+	refusalEpisodes                                                atomic.Uint64
+
+	// Verdicts waiting to go down (farm level), and the SEs' refusal
+	// episodes.
+	vMu      sync.Mutex
+	vq       []wire.VerdictEntry
+	vWake    chan struct{}
+	epMu     sync.Mutex
+	episodes map[rmtp.NodeID]*episode
 
 	// children: which member forwarded each child unit last (levels 2-4),
 	// for lookups resolved downward.
@@ -115,6 +137,12 @@ func NewManager(ep Endpoint, cfg ManagerConfig, inboxes ...Inbox) (*Manager, err
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = DefaultWatchInterval
 	}
+	if cfg.VerdictDelay <= 0 {
+		cfg.VerdictDelay = DefaultVerdictDelay
+	}
+	if cfg.RefusalQuiet <= 0 {
+		cfg.RefusalQuiet = DefaultRefusalQuiet
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -124,15 +152,17 @@ func NewManager(ep Endpoint, cfg ManagerConfig, inboxes ...Inbox) (*Manager, err
 	}
 	cfg.Store = st.Config()
 	m := &Manager{cfg: cfg, ep: ep, store: st, serveQ: make(chan *rmtp.Message, serveQueue),
+		vWake: make(chan struct{}, 1), episodes: make(map[rmtp.NodeID]*episode),
 		log: discard(cfg.Logger).WithFields(logrus.Fields{"node": ep.Node(), "unit": cfg.Store.Unit.String()})}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	for _, in := range inboxes {
 		m.wg.Add(1)
 		go m.receive(in)
 	}
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go m.serve()
 	go m.timers()
+	go m.sendVerdicts()
 	return m, nil
 }
 
@@ -178,7 +208,9 @@ func (m *Manager) ChildNode(unit Location) (rmtp.NodeID, bool) {
 func (m *Manager) Counters() ManagerCounters {
 	return ManagerCounters{Malformed: m.malformed.Load(), WrongLevel: m.wrongLevel.Load(),
 		ChunksServed: m.chunksServed.Load(), BytesServed: m.bytesServed.Load(), ServeDropped: m.serveDropped.Load(),
-		ChunksReceived: m.chunksRecv.Load(), BytesReceived: m.bytesRecv.Load(), CatchUps: m.catchUps.Load()}
+		ChunksReceived: m.chunksRecv.Load(), BytesReceived: m.bytesRecv.Load(), CatchUps: m.catchUps.Load(),
+		VerdictsSent: m.verdictsSent.Load(), VerdictsDropped: m.verdictsDropped.Load(),
+		VerdictsUnacked: m.verdictsUnacked.Load(), RefusalEpisodes: m.refusalEpisodes.Load()}
 }
 
 // Close stops the manager's goroutines. It does not close the endpoint.
@@ -221,13 +253,30 @@ func (m *Manager) handle(msg *rmtp.Message) {
 			m.malformed.Add(1)
 			return
 		}
+		farm := m.cfg.Store.Level == LevelFarm
 		if Level(u.Level) != m.cfg.Store.Level {
 			m.wrongLevel.Add(1)
+			if farm {
+				m.verdict(msg, wire.ResultWrongLevel, nil)
+			}
 			return
 		}
-		// Refusals are counted per origin in the store; logging each
-		// would be a line per packet under a flood.
-		m.store.Apply(&u, uint32(msg.From), msg.Incarnation, m.cfg.Now())
+		// Refusals are counted per origin in the store and logged once
+		// per episode (noteRefusals): a line per update would be a line
+		// per packet under a flood.
+		res := m.store.Apply(&u, uint32(msg.From), msg.Incarnation, m.cfg.Now())
+		if farm {
+			// The SE counts an update done when every manager accepted
+			// it; a refused one it sends again (flow control, not loss).
+			r := wire.ResultAccepted
+			switch {
+			case res.RateLimited > 0:
+				r = wire.ResultRateLimited
+			case res.WrongOrigin > 0 && res.WrongOrigin == len(u.Groups):
+				r = wire.ResultWrongOrigin
+			}
+			m.verdict(msg, r, &res)
+		}
 		if m.cfg.Store.Level > LevelFarm {
 			for i := range u.Groups {
 				m.noteChild((m.cfg.Store.Level - 1).Unit(u.Groups[i].Origin), msg.From)
@@ -296,7 +345,9 @@ func (m *Manager) timers() {
 		case <-m.ctx.Done():
 			return
 		case <-maint.C:
-			m.store.Maintain(m.cfg.Now())
+			now := m.cfg.Now()
+			m.store.Maintain(now)
+			m.endEpisodes(now)
 		case <-watch.C:
 			if m.cfg.Store.Level == LevelFarm { // above it the "engines" are child managers, not origins
 				m.watch(down)

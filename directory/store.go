@@ -49,10 +49,10 @@ type StoreConfig struct {
 	// or this long after the new incarnation was first seen.
 	ReannounceGrace time.Duration
 	// Rate and Burst: a token bucket of operations per origin; a group
-	// beyond it is dropped whole and counted (Counters.RateLimited), so
-	// Burst must exceed the largest batch a publisher sends (a 60 KiB
-	// UPDATE holds a few thousand operations). Negative Rate disables the
-	// limit.
+	// beyond it is refused whole and counted (Counters.RateLimited). At
+	// the farm level the Manager tells the SE (a VERDICT), which sends it
+	// again later: give the SEs' publishers the same numbers
+	// (PublisherConfig.Rate, Burst). Negative Rate disables the limit.
 	Rate  float64
 	Burst float64
 	// OnChange, if set, sees every change of a record as it happens:
@@ -287,6 +287,13 @@ func (s *Store) Config() StoreConfig { return s.cfg }
 // ApplyResult says what became of one update.
 type ApplyResult struct {
 	Applied, Stale, Rejected, RateLimited int
+	// WrongOrigin counts the groups refused for their origin (their
+	// operations are in Rejected).
+	WrongOrigin int
+	// RetryAfter, when RateLimited > 0: how long until the largest
+	// refused group fits its origin's bucket (0 when it never can: it is
+	// larger than Burst, the sender must split it).
+	RetryAfter time.Duration
 	// Errs are the first few reasons for refusals (wrapping ErrBadKey,
 	// ErrKeyTooLong, ErrFull, ErrRateLimited, ErrWrongOrigin).
 	Errs []error
@@ -347,16 +354,18 @@ func (s *Store) Apply(u *wire.Update, from uint32, fromInc uint64, now time.Time
 		g := &u.Groups[gi]
 		if err := s.checkOrigin(g, from, fromInc); err != nil {
 			s.st.WrongOrigin++
+			res.WrongOrigin++
 			res.Rejected += len(g.Ops)
 			s.st.Rejected += uint64(len(g.Ops))
 			res.fail(err)
 			continue
 		}
 		src := s.source(g.Origin)
-		if !s.allow(src, len(g.Ops), now) {
+		if wait, ok := s.allow(src, len(g.Ops), now); !ok {
 			src.st.RateLimited += uint64(len(g.Ops))
 			s.st.RateLimited += uint64(len(g.Ops))
 			res.RateLimited += len(g.Ops)
+			res.RetryAfter = max(res.RetryAfter, wait)
 			res.fail(fmt.Errorf("%w: %v sent %d operations", ErrRateLimited, g.Origin, len(g.Ops)))
 			continue
 		}
@@ -401,20 +410,24 @@ func (s *Store) Apply(u *wire.Update, from uint32, fromInc uint64, now time.Time
 	return res
 }
 
-// allow takes n tokens from src's bucket.
-func (s *Store) allow(src *source, n int, now time.Time) bool {
+// allow takes n tokens from src's bucket; when they are not there it
+// says how long until they would be (0: never, n is over the burst).
+func (s *Store) allow(src *source, n int, now time.Time) (time.Duration, bool) {
 	if s.cfg.Rate < 0 {
-		return true
+		return 0, true
 	}
 	if !src.tokAt.IsZero() {
 		src.tokens = min(s.cfg.Burst, src.tokens+now.Sub(src.tokAt).Seconds()*s.cfg.Rate)
 	}
 	src.tokAt = now
 	if float64(n) > src.tokens {
-		return false
+		if float64(n) > s.cfg.Burst {
+			return 0, false
+		}
+		return time.Duration((float64(n) - src.tokens) / s.cfg.Rate * float64(time.Second)), false
 	}
 	src.tokens -= float64(n)
-	return true
+	return 0, true
 }
 
 func (s *Store) seeIncarnation(src *source, inc uint64, now time.Time) {

@@ -58,7 +58,7 @@ func startContent(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, lo
 		Location: nodeLocation(cfg),
 		MaxKey:   cfg.Directory.MaxKeyLen,
 		Initial:  initial,
-		Resync:   demux.Channel(directory.ChannelUpdates),
+		Inbox:    demux.Channel(directory.ChannelUpdates),
 		Logger:   log,
 	})
 	if err != nil {
