@@ -45,6 +45,22 @@ type DirectorySource interface {
 	// Entries returns the entries of the lowest ids, at most limit, in
 	// id order.
 	Entries(limit int) []DirectoryEntry
+	// Flow is what this node refused of the engines' updates
+	// (smDirectoryRefusedOps and the objects after it); it must be
+	// cheap, it is read once per object asked for.
+	Flow() DirectoryFlow
+}
+
+// DirectoryFlow counts the engines' directory operations a manager
+// refused (directory.StoreCounters and ManagerCounters); each only grows.
+type DirectoryFlow struct {
+	// RefusedOps: over the engine's rate limit; the engine sends them
+	// again (smDirectoryRefusedOps).
+	RefusedOps uint64
+	// RejectedOps: refused for good (smDirectoryRejectedOps).
+	RejectedOps uint64
+	// Episodes: runs of refusals of one engine (smDirectoryRefusalEpisodes).
+	Episodes uint64
 }
 
 // DirectoryConfig configures smDirectory.
@@ -69,8 +85,11 @@ const (
 	colDirAge        = 8
 )
 
-// RegisterDirectory puts smDirectoryCount, smDirectoryTable and
-// smDirectoryTableLimit on tree. Nothing is registered when it fails.
+// RegisterDirectory puts smDirectoryCount, smDirectoryTable,
+// smDirectoryTableLimit and the flow-control counters
+// (smDirectoryRefusedOps, smDirectoryRejectedOps,
+// smDirectoryRefusalEpisodes) on tree. Nothing is registered when it
+// fails.
 func RegisterDirectory(tree *agent.Tree, cfg DirectoryConfig) error {
 	if cfg.Source == nil {
 		return fmt.Errorf("%w: RegisterDirectory needs a source", ErrInvalid)
@@ -96,6 +115,9 @@ func RegisterDirectory(tree *agent.Tree, cfg DirectoryConfig) error {
 	r.scalar(SmDirectoryCount.OID(), agent.Func(func() smi.Value { return smi.Gauge32(latch32(uint64(max(src.Count(), 0)))) }))
 	r.handler(SmDirectoryEntry.OID(), d)
 	r.scalar(SmDirectoryTableLimit.OID(), agent.Const(smi.Gauge32(uint32(limit))))
+	r.scalar(SmDirectoryRefusedOps.OID(), agent.Func(func() smi.Value { return smi.Counter64(src.Flow().RefusedOps) }))
+	r.scalar(SmDirectoryRejectedOps.OID(), agent.Func(func() smi.Value { return smi.Counter64(src.Flow().RejectedOps) }))
+	r.scalar(SmDirectoryRefusalEpisodes.OID(), agent.Func(func() smi.Value { return smi.Counter64(src.Flow().Episodes) }))
 	return r.finish()
 }
 

@@ -57,9 +57,13 @@ func TestTransport(t *testing.T) {
 	}
 }
 
-type fakeDir struct{ entries []mib.DirectoryEntry }
+type fakeDir struct {
+	entries []mib.DirectoryEntry
+	flow    mib.DirectoryFlow
+}
 
-func (d *fakeDir) Count() int { return len(d.entries) }
+func (d *fakeDir) Count() int              { return len(d.entries) }
+func (d *fakeDir) Flow() mib.DirectoryFlow { return d.flow }
 func (d *fakeDir) Entries(limit int) []mib.DirectoryEntry {
 	return d.entries[:min(limit, len(d.entries))]
 }
@@ -89,6 +93,19 @@ func TestDirectory(t *testing.T) {
 	}
 	if vbs := walk(t, tree, mib.SmDirectoryTable.OID(), 100); len(vbs) != 3*7 {
 		t.Errorf("walk of the capped table: %d varbinds, want 21", len(vbs))
+	}
+	// The flow-control counters, read live, past 2^32.
+	d.flow = mib.DirectoryFlow{RefusedOps: 1 << 33, RejectedOps: 7, Episodes: 2}
+	got = get(t, tree, inst(mib.SmDirectoryRefusedOps), inst(mib.SmDirectoryRejectedOps), inst(mib.SmDirectoryRefusalEpisodes),
+		mib.SmDirectoryRefusedOps.OID().Append(1))
+	want = []smi.Value{smi.Counter64(1 << 33), smi.Counter64(7), smi.Counter64(2), smi.NoSuchInstance()}
+	for i := range want {
+		if !got[i].Equal(want[i]) {
+			t.Errorf("flow varbind %d = %s, want %s", i, got[i], want[i])
+		}
+	}
+	if vbs := walk(t, tree, mib.SmDirectory.OID(), 100); len(vbs) != 1+3*7+1+3 {
+		t.Errorf("walk of smDirectory: %d varbinds, want count, 21 table cells, limit and 3 flow counters", len(vbs))
 	}
 	for _, bad := range []int{-1, mib.MaxDirectoryRows + 1} {
 		if err := mib.RegisterDirectory(agent.NewTree(), mib.DirectoryConfig{Source: d, Limit: bad}); !errors.Is(err, mib.ErrInvalid) {

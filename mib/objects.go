@@ -97,6 +97,9 @@ const (
 	SmDirectoryForwardResyncs
 	SmDirectoryLookups
 	SmDirectoryLookupFailures
+	SmDirectoryRefusedOps
+	SmDirectoryRejectedOps
+	SmDirectoryRefusalEpisodes
 
 	SmTransportSent
 	SmTransportReceived
@@ -153,6 +156,7 @@ const (
 	SmNotificationGroup
 	SmHierarchyGroup
 	SmReconcileGroup
+	SmDirectoryFlowGroup
 
 	numIDs
 )
@@ -374,6 +378,10 @@ var defs = [numIDs]def{
 	SmDirectoryLookups:          scalar("smDirectoryLookups", SmDirectoryHierarchy, 9, synCounter64, ReadOnly),
 	SmDirectoryLookupFailures:   scalar("smDirectoryLookupFailures", SmDirectoryHierarchy, 10, synCounter64, ReadOnly),
 
+	SmDirectoryRefusedOps:      scalar("smDirectoryRefusedOps", SmDirectory, 5, synCounter64, ReadOnly),
+	SmDirectoryRejectedOps:     scalar("smDirectoryRejectedOps", SmDirectory, 6, synCounter64, ReadOnly),
+	SmDirectoryRefusalEpisodes: scalar("smDirectoryRefusalEpisodes", SmDirectory, 7, synCounter64, ReadOnly),
+
 	SmTransportSent:              scalar("smTransportSent", SmTransport, 1, synCounter64, ReadOnly),
 	SmTransportReceived:          scalar("smTransportReceived", SmTransport, 2, synCounter64, ReadOnly),
 	SmTransportRetransmits:       scalar("smTransportRetransmits", SmTransport, 3, synCounter64, ReadOnly),
@@ -430,6 +438,7 @@ var defs = [numIDs]def{
 	SmNotificationGroup:  kind("smNotificationGroup", SmGroups, 8, KindGroup),
 	SmHierarchyGroup:     kind("smHierarchyGroup", SmGroups, 9, KindGroup),
 	SmReconcileGroup:     kind("smReconcileGroup", SmGroups, 10, KindGroup),
+	SmDirectoryFlowGroup: kind("smDirectoryFlowGroup", SmGroups, 11, KindGroup),
 }
 
 // oids holds every row's full OID, computed once from defs and never

@@ -242,6 +242,13 @@ type directoryRows struct{ m *directory.Manager }
 
 func (d directoryRows) Count() int { return d.m.Store().Count() }
 
+// Flow is what the store refused of the engines' updates (the farm
+// level's flow control; zero above it).
+func (d directoryRows) Flow() mib.DirectoryFlow {
+	c := d.m.Store().Counters()
+	return mib.DirectoryFlow{RefusedOps: c.RateLimited, RejectedOps: c.Rejected, Episodes: d.m.Counters().RefusalEpisodes}
+}
+
 func (d directoryRows) Entries(limit int) []mib.DirectoryEntry {
 	infos := d.m.Store().Entries(0, limit, time.Now())
 	out := make([]mib.DirectoryEntry, len(infos))
