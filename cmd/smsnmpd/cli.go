@@ -93,7 +93,10 @@ func (f *socketFlags) call(stderr io.Writer, cmd string, args, out any) int {
 }
 
 // publish sends entries (from the arguments or -from FILE, one key per
-// line) to an SE in batches.
+// line) to an SE in batches. The SE queues them and sends them on to the
+// farm's managers at their rate (directory.publish_rate), so what the
+// command reports is both: how many it queued, and how many of those every
+// manager accepted so far; -wait waits until that is all of them.
 func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 	name := cmdPublish
 	if remove {
@@ -104,6 +107,8 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 	sf.register(fs)
 	engine := fs.Uint("engine", 0, "which SE of a multi-engine process (the demo) by node id; 0 = the only one")
 	from := fs.String("from", "", "read keys from `file`, one per line (- for standard input)")
+	wait := fs.Bool("wait", false, "wait until every manager accepted everything this command queued (exit 1 if -timeout passes first)")
+	timeout := fs.Duration("timeout", 10*time.Minute, "with -wait: give up after this `duration` (the SE keeps sending)")
 	var size uint64
 	var ttl time.Duration
 	if !remove {
@@ -118,27 +123,60 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 		fmt.Fprintf(stderr, "smsnmpd %s: -ttl %v is negative: give how long the entry lives, or 0 for never\n", name, ttl)
 		return exitUsage
 	}
+	if *timeout <= 0 {
+		fmt.Fprintf(stderr, "smsnmpd %s: -timeout must be positive\n", name)
+		return exitUsage
+	}
 	path, err := sf.path()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return pathExit(err)
 	}
-	total := 0
-	send := func(batch []string) error {
-		a := publishArgs{Engine: uint32(*engine)}
-		if remove {
-			a.Keys = batch
-		} else {
-			for _, k := range batch {
-				a.Entries = append(a.Entries, publishEntry{Key: k, Size: size, TTL: ttl})
-			}
-		}
+	status := func(a publishStatusArgs) (publishStatus, error) {
+		a.Engine = uint32(*engine)
 		ctx, cancel := context.WithTimeout(context.Background(), control.IOTimeout)
 		defer cancel()
-		var res publishResult
-		err := control.Call(ctx, path, name, a, &res)
-		total += res.Accepted
-		return err
+		var st publishStatus
+		err := control.Call(ctx, path, cmdPublishStatus, a, &st)
+		return st, err
+	}
+	before, err := status(publishStatusArgs{})
+	if err != nil {
+		fmt.Fprintf(stderr, "smsnmpd %s: %v\n", name, err)
+		return callExit(err)
+	}
+	total := 0
+	var seqFrom, seqTo uint64
+	send := func(batch []string) error {
+		for len(batch) > 0 {
+			a := publishArgs{Engine: uint32(*engine)}
+			if remove {
+				a.Keys = batch
+			} else {
+				for _, k := range batch {
+					a.Entries = append(a.Entries, publishEntry{Key: k, Size: size, TTL: ttl})
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), control.IOTimeout)
+			var res publishResult
+			err := control.Call(ctx, path, name, a, &res)
+			cancel()
+			total += res.Queued
+			if res.Queued > 0 {
+				if seqFrom == 0 {
+					seqFrom = res.From
+				}
+				seqTo = res.To
+			}
+			if err != nil {
+				return err
+			}
+			if !res.Full { // a full queue took only part: the rest again
+				return nil
+			}
+			batch = batch[min(res.Queued, len(batch)):]
+		}
+		return nil
 	}
 	keys := fs.Args()
 	if len(keys) == 0 && *from == "" {
@@ -147,13 +185,13 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 	}
 	for start := 0; start < len(keys); start += maxPublishBatch {
 		if err := send(keys[start:min(start+maxPublishBatch, len(keys))]); err != nil {
-			fmt.Fprintf(stderr, "smsnmpd %s: %v (%d accepted)\n", name, err, total)
+			fmt.Fprintf(stderr, "smsnmpd %s: %v (%d queued)\n", name, err, total)
 			return callExit(err)
 		}
 	}
 	if *from != "" {
 		if err := streamKeys(*from, send); err != nil {
-			fmt.Fprintf(stderr, "smsnmpd %s: %v (%d accepted)\n", name, err, total)
+			fmt.Fprintf(stderr, "smsnmpd %s: %v (%d queued)\n", name, err, total)
 			if errors.Is(err, errKeysInput) {
 				return exitUsage
 			}
@@ -164,8 +202,59 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 	if remove {
 		verb = "unpublished"
 	}
-	fmt.Fprintf(stdout, "%s %d entries\n", verb, total)
+	q := publishStatusArgs{From: seqFrom, To: seqTo}
+	began := time.Now()
+	st, err := status(q)
+	for err == nil && *wait && st.Outstanding > 0 && time.Since(began) < *timeout {
+		time.Sleep(min(100*time.Millisecond, time.Until(began.Add(*timeout))))
+		st, err = status(q)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "smsnmpd %s: %d queued, then: %v\n", name, total, err)
+		return callExit(err)
+	}
+	rejected := int(min(st.Rejected-before.Rejected, uint64(total)))
+	accepted := max(0, total-st.Outstanding-rejected)
+	line := fmt.Sprintf("%s %d entries: %d queued, %d accepted by every manager", verb, total, total, accepted)
+	switch {
+	case st.Outstanding == 0 && len(st.Managers) > 0:
+		line += fmt.Sprintf(" (%s)", managerList(st.Managers))
+	case st.Outstanding > 0 && !*wait:
+		line += fmt.Sprintf(" so far; the SE sends the other %d at %s (-wait waits for them)", st.Outstanding, rateText(st.Rate))
+	}
+	if *wait {
+		line += fmt.Sprintf(" in %v", time.Since(began).Round(time.Millisecond))
+	}
+	if rejected > 0 {
+		line += fmt.Sprintf("; %d refused for good by a manager (see the SE's log)", rejected)
+	}
+	fmt.Fprintln(stdout, line)
+	switch {
+	case *wait && st.Outstanding > 0:
+		fmt.Fprintf(stderr, "smsnmpd %s: %d of %d not yet accepted by every manager after %v; the SE keeps sending them\n", name, st.Outstanding, total, *timeout)
+		return exitFail
+	case *wait && rejected > 0:
+		return exitFail
+	}
 	return exitOK
+}
+
+func managerList(ms []uint32) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = strconv.FormatUint(uint64(m), 10)
+	}
+	if len(ms) == 1 {
+		return "manager " + parts[0]
+	}
+	return "managers " + strings.Join(parts, ", ")
+}
+
+func rateText(r float64) string {
+	if r < 0 {
+		return "the managers' pace"
+	}
+	return strconv.FormatFloat(r, 'f', -1, 64) + " per second"
 }
 
 // maxKeysFile bounds what -from reads.

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/smsnmpd/smsnmpd/directory"
@@ -16,6 +18,9 @@ const (
 	cmdUnpublish = "unpublish"
 	cmdLookup    = "lookup"
 	cmdDigest    = "digest"
+	// cmdPublishStatus: how much of what publish queued every manager
+	// accepted (publish -wait polls it).
+	cmdPublishStatus = "publish-status"
 )
 
 // maxPublishBatch bounds the entries of one publish command; the CLI sends
@@ -35,8 +40,43 @@ type publishEntry struct {
 	TTL  time.Duration `json:"ttl,omitempty"` // 0 = never expires
 }
 
+// publishResult says what one publish or unpublish command queued at the
+// SE: the operations go to the managers from there, at their rate. From
+// and To bound the sequence numbers of this command's operations (others'
+// may interleave) for publish-status. Full: the SE's queue was full and
+// only the first Queued of the entries were taken; send the rest again.
 type publishResult struct {
-	Accepted int `json:"accepted"`
+	Queued int    `json:"queued"`
+	From   uint64 `json:"from,omitempty"`
+	To     uint64 `json:"to,omitempty"`
+	Full   bool   `json:"full,omitempty"`
+}
+
+// queueWait bounds how long one publish command waits for room in a full
+// queue, well inside the control socket's IOTimeout.
+const queueWait = 5 * time.Second
+
+// publishStatusArgs asks about the operations of sequence numbers
+// [From, To] (0, 0: none, only the totals).
+type publishStatusArgs struct {
+	Engine uint32 `json:"engine,omitempty"`
+	From   uint64 `json:"from,omitempty"`
+	To     uint64 `json:"to,omitempty"`
+}
+
+// publishStatus is the SE's side of flow control: Outstanding operations
+// of the range are not yet accepted by every manager; the totals are the
+// publisher's (directory.PublisherStats).
+type publishStatus struct {
+	Outstanding int      `json:"outstanding"`
+	Pending     int      `json:"pending"`  // all operations not yet accepted
+	Refused     uint64   `json:"refused"`  // refused over a manager's rate limit, sent again
+	Rejected    uint64   `json:"rejected"` // refused for good
+	Resent      uint64   `json:"resent"`
+	Timeouts    uint64   `json:"verdict_timeouts"`
+	Rate        float64  `json:"rate"` // the limit followed (negative: none)
+	Burst       float64  `json:"burst"`
+	Managers    []uint32 `json:"managers"` // accepted the last update
 }
 
 type lookupArgs struct {
@@ -95,24 +135,74 @@ func (h *controlHandler) handle(ctx context.Context, cmd string, raw json.RawMes
 		if len(a.Entries)+len(a.Keys) > maxPublishBatch {
 			return nil, fmt.Errorf("more than %d entries in one command", maxPublishBatch)
 		}
-		n := 0
+		wctx, cancel := context.WithTimeout(ctx, queueWait)
+		defer cancel()
+		res := publishResult{From: c.pub.Seq() + 1}
+		// queue runs op, waiting for room while the SE's queue is full (the
+		// managers accept more slowly than this client publishes: the
+		// client is paced at their rate); when the wait runs out the
+		// client gets what was taken and sends the rest again.
+		queue := func(key string, op func() error) (bool, error) {
+			for {
+				err := op()
+				if !errors.Is(err, directory.ErrQueueFull) {
+					if err != nil {
+						return false, fmt.Errorf("%q: %w", key, err)
+					}
+					res.Queued++
+					return true, nil
+				}
+				if werr := c.pub.WaitQueue(wctx); werr != nil {
+					if wctx.Err() != nil && ctx.Err() == nil {
+						res.Full = true
+						return false, nil
+					}
+					return false, werr
+				}
+			}
+		}
 		for _, e := range a.Entries {
 			ent := directory.Entry{Key: e.Key, Size: e.Size}
 			if e.TTL > 0 {
 				ent.Expiry = time.Now().Add(e.TTL)
 			}
-			if err := c.Add(ent); err != nil {
-				return publishResult{Accepted: n}, fmt.Errorf("%q: %w", e.Key, err)
+			if ok, err := queue(e.Key, func() error { return c.Add(ent) }); !ok {
+				res.To = c.pub.Seq()
+				return res, err
 			}
-			n++
 		}
 		for _, k := range a.Keys {
-			if err := c.Remove(k); err != nil {
-				return publishResult{Accepted: n}, fmt.Errorf("%q: %w", k, err)
+			if ok, err := queue(k, func() error { return c.Remove(k) }); !ok {
+				res.To = c.pub.Seq()
+				return res, err
 			}
-			n++
 		}
-		return publishResult{Accepted: n}, nil
+		res.To = c.pub.Seq()
+		return res, nil
+	case cmdPublishStatus:
+		var a publishStatusArgs
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return nil, fmt.Errorf("malformed arguments: %w", err)
+			}
+		}
+		c, err := h.engine(a.Engine)
+		if err != nil {
+			return nil, err
+		}
+		st := c.pub.Stats()
+		out := publishStatus{Pending: st.Pending, Refused: st.Refused, Rejected: st.Rejected, Resent: st.Resent,
+			Timeouts: st.VerdictTimeouts, Rate: st.Rate, Burst: st.Burst, Managers: []uint32{}}
+		if math.IsInf(out.Burst, 0) { // no limit: JSON has no infinity
+			out.Burst = 0
+		}
+		if a.From > 0 && a.To >= a.From {
+			out.Outstanding = c.pub.Outstanding(a.From, a.To)
+		}
+		for _, m := range st.Managers {
+			out.Managers = append(out.Managers, uint32(m))
+		}
+		return out, nil
 	case cmdLookup:
 		var a lookupArgs
 		if err := json.Unmarshal(raw, &a); err != nil {

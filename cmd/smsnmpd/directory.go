@@ -54,13 +54,7 @@ func startContent(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, lo
 			}
 		}
 	}
-	pub, err := directory.NewPublisher(ep, directory.PublisherConfig{
-		Location: nodeLocation(cfg),
-		MaxKey:   cfg.Directory.MaxKeyLen,
-		Initial:  initial,
-		Inbox:    demux.Channel(directory.ChannelUpdates),
-		Logger:   log,
-	})
+	pub, err := directory.NewPublisher(ep, publisherConfig(cfg, initial, demux.Channel(directory.ChannelUpdates), log))
 	if err != nil {
 		return nil, err
 	}
@@ -195,19 +189,8 @@ func writeFileAtomic(path string, b []byte) error {
 // with the farm: by state transfer from another manager when there is
 // one, otherwise by asking the SEs to re-announce.
 func startDirectory(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, log logrus.FieldLogger) (*directory.Manager, context.CancelFunc, error) {
-	level := directory.Level(cfg.Node.Level)
-	m, err := directory.NewManager(ep, directory.ManagerConfig{
-		Store: directory.StoreConfig{
-			Level:        level,
-			Unit:         nodeLocation(cfg),
-			MaxKey:       cfg.Directory.MaxKeyLen,
-			MaxEntries:   cfg.Directory.MaxEntries,
-			TombstoneTTL: cfg.Directory.TombstoneTTL.Duration,
-			Rate:         float64(cfg.Directory.PublishRate),
-			Burst:        float64(cfg.Directory.PublishBurst),
-		},
-		Logger: log,
-	}, demux.Channel(directory.ChannelUpdates), demux.Channel(directory.ChannelTransfer))
+	m, err := directory.NewManager(ep, directory.ManagerConfig{Store: storeConfig(cfg), Logger: log},
+		demux.Channel(directory.ChannelUpdates), demux.Channel(directory.ChannelTransfer))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -235,6 +218,50 @@ func startDirectory(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, 
 		}
 	}()
 	return m, cancel, nil
+}
+
+// publishLimit is directory.publish_rate and publish_burst: the one
+// setting of an SE's updates. The SE's publisher sends at it and the farm's
+// managers admit it; were they different, the managers would refuse what
+// the SE sends (issue 14: the SE kept the library's 10,000/s against the
+// managers' 1,000/s). Flow control repairs a mismatch between two hosts'
+// files, at the cost of refusals; one process never has one.
+func publishLimit(cfg *config.Config) (rate, burst float64) {
+	return float64(cfg.Directory.PublishRate), float64(cfg.Directory.PublishBurst)
+}
+
+// publisherConfig is an SE's side of the directory.
+func publisherConfig(cfg *config.Config, initial []directory.Entry, inbox directory.Inbox, log logrus.FieldLogger) directory.PublisherConfig {
+	rate, burst := publishLimit(cfg)
+	return directory.PublisherConfig{
+		Location: nodeLocation(cfg),
+		MaxKey:   cfg.Directory.MaxKeyLen,
+		Rate:     rate,
+		Burst:    burst,
+		MaxHeld:  cfg.Directory.MaxEntries,
+		Initial:  initial,
+		Inbox:    inbox,
+		Logger:   log,
+	}
+}
+
+// storeConfig is a manager's directory of its level. The publish limit
+// applies where the SEs publish, the farm; above it the origins' updates
+// come from child managers that applied it already, and a forwarder's
+// re-announcement sends a whole unit at once (the store's default there:
+// no limit).
+func storeConfig(cfg *config.Config) directory.StoreConfig {
+	sc := directory.StoreConfig{
+		Level:        directory.Level(cfg.Node.Level),
+		Unit:         nodeLocation(cfg),
+		MaxKey:       cfg.Directory.MaxKeyLen,
+		MaxEntries:   cfg.Directory.MaxEntries,
+		TombstoneTTL: cfg.Directory.TombstoneTTL.Duration,
+	}
+	if sc.Level <= directory.LevelFarm { // 0 is the farm too (StoreConfig)
+		sc.Rate, sc.Burst = publishLimit(cfg)
+	}
+	return sc
 }
 
 // directoryRows adapts the store to smDirectoryTable.

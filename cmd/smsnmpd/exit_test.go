@@ -34,7 +34,9 @@ func fakeNode(t *testing.T, dir string, lookup func(key string) (lookupResult, e
 			if err := json.Unmarshal(raw, &a); err != nil {
 				return nil, err
 			}
-			return publishResult{Accepted: len(a.Entries)}, nil
+			return publishResult{Queued: len(a.Entries), From: 1, To: uint64(len(a.Entries))}, nil
+		case cmdPublishStatus: // everything accepted at once
+			return publishStatus{Managers: []uint32{1, 2}}, nil
 		}
 		return nil, control.ErrUnknownCommand
 	}, nil)
@@ -217,7 +219,7 @@ func TestControlRefusesNegativeTTL(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"b": ttl -1ns is negative`) {
 		t.Fatalf("negative ttl: %v, %v", res, err)
 	}
-	if r, ok := res.(publishResult); !ok || r.Accepted != 0 {
+	if r, ok := res.(publishResult); !ok || r.Queued != 0 {
 		t.Errorf("result %+v, want nothing accepted", res)
 	}
 }

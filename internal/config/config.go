@@ -271,7 +271,10 @@ type Directory struct {
 	MaxKeyLen int `toml:"max_key_len"`
 	// SNMPMaxRows caps smDirectoryTable rows (bulk export is lookup --json).
 	SNMPMaxRows int `toml:"snmp_max_rows"`
-	// PublishRate (updates/s) and PublishBurst rate-limit one SE's updates.
+	// PublishRate (updates/s) and PublishBurst limit one SE's updates: the
+	// SE sends at most that, the farm's managers admit that and refuse
+	// more (the SE then slows down and sends again). Give SEs and
+	// managers the same values.
 	PublishRate  int `toml:"publish_rate"`
 	PublishBurst int `toml:"publish_burst"`
 	// TombstoneTTL keeps removals long enough to beat late duplicates.
