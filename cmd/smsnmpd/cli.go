@@ -205,8 +205,8 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 	q := publishStatusArgs{From: seqFrom, To: seqTo}
 	began := time.Now()
 	st, err := status(q)
-	for err == nil && *wait && st.Outstanding > 0 && time.Since(began) < *timeout {
-		time.Sleep(min(100*time.Millisecond, time.Until(began.Add(*timeout))))
+	for poll := 5 * time.Millisecond; err == nil && *wait && st.Outstanding > 0 && time.Since(began) < *timeout; poll = min(2*poll, 100*time.Millisecond) {
+		time.Sleep(max(0, min(poll, time.Until(began.Add(*timeout)))))
 		st, err = status(q)
 	}
 	if err != nil {
@@ -220,7 +220,7 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 	case st.Outstanding == 0 && len(st.Managers) > 0:
 		line += fmt.Sprintf(" (%s)", managerList(st.Managers))
 	case st.Outstanding > 0 && !*wait:
-		line += fmt.Sprintf(" so far; the SE sends the other %d at %s (-wait waits for them)", st.Outstanding, rateText(st.Rate))
+		line += fmt.Sprintf(" so far (the SE sends the rest at up to %s; -wait waits for them)", rateText(st.Rate))
 	}
 	if *wait {
 		line += fmt.Sprintf(" in %v", time.Since(began).Round(time.Millisecond))

@@ -103,7 +103,8 @@ func usage(w io.Writer) {
 exit codes (every command):
   0  success
   1  failure at run time: the node stopped on an error, a command failed at the node
-     or nothing listens on its control socket; lookup: not found
+     or nothing listens on its control socket; lookup: not found; publish -wait:
+     not everything accepted by every manager within -timeout
   2  bad command line
   3  bad configuration, or a file it names (rmtp key file missing, malformed or
      readable by group/others): nothing was started
