@@ -34,6 +34,20 @@ func BenchmarkPublishVisible(b *testing.B) {
 	// Baseline: the transport alone (send, every manager acknowledged).
 	raw := f.endpoint(900, rmtp.Engine)
 	waitFor(b, 10*time.Second, "raw engine sees the managers", func() bool { return livePeers(raw) >= 2 })
+	// It reads what comes down (the managers' verdicts), as every SE does:
+	// a member that stops reading stops acknowledging, and the managers'
+	// verdicts then wait for it (bounded, see TestVerdictsWedgedMember).
+	dctx, dcancel := context.WithCancel(context.Background())
+	defer dcancel()
+	go func() {
+		for {
+			m, err := raw.Receive(dctx)
+			if err != nil {
+				return
+			}
+			m.Release()
+		}
+	}()
 	payload, _ := wire.AppendUpdate(nil, &wire.Update{Level: 1, Groups: []wire.Group{{Origin: farmUnit,
 		Ops: []wire.Op{{Kind: wire.OpAdd, Seq: 1, Key: key(0, 0)}}}}})
 	var base []time.Duration

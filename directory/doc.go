@@ -94,8 +94,12 @@
 // re-announced is swept. Each side logs a refusal episode once when it
 // starts and once when it ends (RefusalQuiet without a refusal). Memory is
 // bounded on both sides: the publisher's queue (MaxPending, ErrQueueFull,
-// WaitQueue), its entries (MaxHeld), its verdicts in flight (MaxInFlight
-// updates) and those that came early; the manager's verdict queue.
+// WaitQueue), its entries (MaxHeld), the batches on their way
+// (MaxAwaiting; a batch waiting for verdicts holds no rmtp send slot, so
+// visibility does not wait for them) and the verdicts that came early;
+// the manager's verdict queue, and its VERDICTs in flight, each given up
+// on after 500 ms so that one member that stops acknowledging (a wedged
+// process) does not hold back the others' verdicts.
 // Verdicts exist at the farm level only: above it the stores' limit is off
 // (below) and a forwarder's delivery is rmtp's acknowledgement. Counters:
 // Store.Counters, Store.Sources, Manager.Counters, Publisher.Stats.

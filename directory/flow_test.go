@@ -289,7 +289,7 @@ func TestFlowControlManagerRestart(t *testing.T) {
 func TestPublisherBounds(t *testing.T) {
 	checkNoLeak(t)
 	f := memFarm(t, memnet.Faults{})
-	f.mutPub = func(c *directory.PublisherConfig) { c.MaxPending, c.MaxHeld, c.MaxInFlight = 100, 600, 1 }
+	f.mutPub = func(c *directory.PublisherConfig) { c.MaxPending, c.MaxHeld, c.MaxAwaiting = 100, 600, 1 }
 	f.addEngines(1)
 	p := f.pubs[0]
 	// With no manager nothing is accepted: at most one batch (<= 100) is
@@ -423,5 +423,49 @@ func TestVerdicts(t *testing.T) {
 	raw.send(wrong)
 	if v := next(); v.Result != wire.ResultWrongLevel {
 		t.Errorf("an update for level 2: %+v", v)
+	}
+}
+
+// TestVerdictsWedgedMember: a member that stops reading (a wedged SE
+// process still sending heartbeats; its rmtp queue full, it acknowledges
+// nothing) must not hold back the other SEs' verdicts: every VERDICT then
+// waits for it until its send deadline, so the managers keep several in
+// flight and give up on the acknowledgements soon. 200 publications one
+// after the other, each waiting for both managers' verdicts, finish in a
+// few seconds (with 4 sends of 2 s each in flight, as first written, they
+// took about 100 s); the 60 s bound only separates the two.
+func TestVerdictsWedgedMember(t *testing.T) {
+	checkNoLeak(t)
+	f := memFarm(t, memnet.Faults{})
+	sm, bsm := f.addManager(1), f.addManager(2)
+	cfg := rmtpConfig(300, rmtp.Engine)
+	cfg.DeliveryQueue = 2
+	wedged, err := rmtp.New(f.listen(false, 300), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wedged.Close() })
+	f.addEngines(1)
+	f.waitPeers()
+	waitFor(t, 10*time.Second, "the managers see the wedged member", func() bool { return livePeers(f.mgrEPs[0]) >= 3 })
+	start := time.Now()
+	for i := range 200 {
+		if err := f.pubs[0].Add(directory.Entry{Key: key(0, i)}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := f.pubs[0].Flush(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("publication %d: %v (%+v)", i, err, f.pubs[0].Stats())
+		}
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("only %d publications accepted in 60 s: the wedged member holds the verdicts back", i)
+		}
+	}
+	t.Logf("200 publications accepted one by one in %v with a wedged member", time.Since(start).Round(time.Millisecond))
+	holdsAll(t, f, 200, sm, bsm)
+	if c := sm.Counters(); c.VerdictsUnacked == 0 {
+		t.Errorf("the wedged member acknowledged every VERDICT? %+v", c)
 	}
 }

@@ -41,6 +41,8 @@ const (
 	DefaultMaxBatchBytes = 60 << 10
 	DefaultSendTimeout   = 2 * time.Second
 	DefaultMaxInFlight   = 4
+	// DefaultMaxAwaiting: updates sent and waiting for verdicts.
+	DefaultMaxAwaiting = 64
 	// DefaultVerdictTimeout: how long the managers' verdicts on an update
 	// may take once they all acknowledged it.
 	DefaultVerdictTimeout = 5 * time.Second
@@ -102,11 +104,14 @@ type PublisherConfig struct {
 	// the update is sent again (a manager that died or restarted
 	// meanwhile, a verdict lost).
 	VerdictTimeout time.Duration
-	// MaxInFlight is how many UPDATEs may wait for the managers' verdicts
-	// at once (default 4): a new entry need not wait for the previous
-	// batch's. Order between batches does not matter to the managers
-	// (versions decide), except for SYNC_END, which waits for all.
-	MaxInFlight int
+	// MaxInFlight is how many UPDATEs rmtp may be sending at once
+	// (default 4), MaxAwaiting how many batches may be on their way in
+	// all, sent and waiting for the managers' verdicts included (default
+	// DefaultMaxAwaiting): a new entry waits neither for the previous
+	// batch's acknowledgements nor for its verdicts. Order between
+	// batches does not matter to the managers (versions decide), except
+	// for SYNC_END, which waits until all were accepted.
+	MaxInFlight, MaxAwaiting int
 	// MaxPending caps the operations waiting to be sent (default
 	// DefaultMaxPending): Add and Remove of a key not already waiting
 	// return ErrQueueFull beyond it. A re-announcement is never refused
@@ -234,7 +239,8 @@ type Publisher struct {
 	episode   *pubEpisode
 
 	wake   chan struct{}
-	slots  chan struct{}
+	slots  chan struct{} // rmtp sends
+	await  chan struct{} // batches on their way (MaxAwaiting)
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -293,6 +299,9 @@ func NewPublisher(s Sender, cfg PublisherConfig) (*Publisher, error) {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
+	if cfg.MaxAwaiting <= 0 {
+		cfg.MaxAwaiting = DefaultMaxAwaiting
+	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = DefaultMaxPending
 	}
@@ -311,7 +320,8 @@ func NewPublisher(s Sender, cfg PublisherConfig) (*Publisher, error) {
 	p := &Publisher{cfg: cfg, s: s, log: discard(cfg.Logger).WithField("engine", cfg.Location.Engine), self: rmtp.NodeID(cfg.Location.Engine),
 		held: make(map[string]*held), pidx: make(map[string]int), flights: make(map[*flight]struct{}),
 		waits: make(map[uint64]chan verdictFrom), learned: make(map[rmtp.NodeID]learned),
-		wake: make(chan struct{}, 1), slots: make(chan struct{}, cfg.MaxInFlight), limRate: cfg.Rate, limBurst: cfg.Burst}
+		wake: make(chan struct{}, 1), slots: make(chan struct{}, cfg.MaxInFlight), await: make(chan struct{}, cfg.MaxAwaiting),
+		limRate: cfg.Rate, limBurst: cfg.Burst}
 	p.tokens = p.sendBurst(cfg.Burst)
 	for _, e := range cfg.Initial {
 		if err := CheckKey(e.Key, cfg.MaxKey); err != nil {
@@ -720,9 +730,9 @@ func (p *Publisher) run() {
 			// waits until every earlier batch was accepted everywhere.
 			slots := 1
 			if flags&wire.SyncEnd != 0 {
-				slots = p.cfg.MaxInFlight
+				slots = p.cfg.MaxAwaiting
 			}
-			if !p.acquire(slots) {
+			if !p.acquire(p.await, slots) {
 				return
 			}
 			p.wg.Add(1)
@@ -735,14 +745,14 @@ func (p *Publisher) run() {
 	}
 }
 
-// acquire takes n delivery slots; false when closing.
-func (p *Publisher) acquire(n int) bool {
+// acquire takes n slots of sem; false when closing.
+func (p *Publisher) acquire(sem chan struct{}, n int) bool {
 	for i := range n {
 		select {
-		case p.slots <- struct{}{}:
+		case sem <- struct{}{}:
 		case <-p.ctx.Done():
 			for range i {
-				<-p.slots
+				<-sem
 			}
 			return false
 		}
@@ -753,7 +763,7 @@ func (p *Publisher) acquire(n int) bool {
 // done ends one delivery.
 func (p *Publisher) done(f *flight, slots int) {
 	for range slots {
-		<-p.slots
+		<-p.await
 	}
 	p.mu.Lock()
 	p.inflight--
@@ -851,6 +861,9 @@ func (p *Publisher) deliverPart(part []pendingOp, flags wire.GroupFlags) partOut
 		if !p.waitTokens(n) {
 			return partClosed
 		}
+		if !p.acquire(p.slots, 1) {
+			return partClosed
+		}
 		var sent []uint64
 		rep, ok := sendUp(p.ctx, p.s, b, p.cfg.SendTimeout, p.log, "manager", func(rep rmtp.Report, ok bool) {
 			if rep.ID != 0 {
@@ -862,6 +875,7 @@ func (p *Publisher) deliverPart(part []pendingOp, flags wire.GroupFlags) partOut
 				p.mu.Unlock()
 			}
 		})
+		<-p.slots
 		if !ok {
 			return partClosed
 		}

@@ -16,7 +16,7 @@ import (
 const (
 	// DefaultVerdictDelay is how long a verdict waits for others to share
 	// its message: every SE hears every VERDICT, so they are coalesced.
-	DefaultVerdictDelay = 5 * time.Millisecond
+	DefaultVerdictDelay = 10 * time.Millisecond
 	// DefaultRefusalQuiet ends a refusal episode: an origin refused
 	// nothing for this long.
 	DefaultRefusalQuiet = 10 * time.Second
@@ -24,8 +24,15 @@ const (
 	// the oldest go (their SEs send again when no verdict comes).
 	maxVerdictQueue = 16384
 	// maxVerdictSends is how many VERDICT messages may wait for their
-	// acknowledgements at once.
-	maxVerdictSends = 4
+	// acknowledgements at once, and verdictSendTimeout how long each
+	// does. The wait only serves repair (every member has the message as
+	// soon as it arrives), and one member that stops acknowledging (a
+	// wedged process still sending HELLOs) must not hold back the other
+	// SEs' verdicts: at most verdictSendTimeout/maxVerdictSends between
+	// two VERDICTs then. An SE that misses its verdict sends the update
+	// again after its VerdictTimeout.
+	maxVerdictSends    = 16
+	verdictSendTimeout = 500 * time.Millisecond
 	// maxEpisodes bounds the senders whose refusal episode is followed
 	// (for the log); beyond it refusals are still counted.
 	maxEpisodes = 4096
@@ -122,7 +129,7 @@ func (m *Manager) sendVerdicts() {
 			go func() {
 				defer m.wg.Done()
 				defer func() { <-sem }()
-				ctx, cancel := context.WithTimeout(m.ctx, DefaultSendTimeout)
+				ctx, cancel := context.WithTimeout(m.ctx, verdictSendTimeout)
 				_, err := m.ep.Send(ctx, ChannelUpdates, rmtp.Down, b)
 				cancel()
 				m.verdictsSent.Add(uint64(n))
