@@ -61,8 +61,7 @@
 // accepted it; a refused one, or one whose verdicts did not come within
 // VerdictTimeout (a manager that hung, died or restarted), it sends again.
 // A manager without a donor sends RESYNC down and every SE re-announces.
-// Channel 3
-// (ChannelTransfer): a manager catching up sends SNAPSHOT_REQUEST down,
+// Channel 3 (ChannelTransfer): a manager catching up sends SNAPSHOT_REQUEST down,
 // naming the donor; the donor answers SNAPSHOT_CHUNK (at most ChunkBytes,
 // default 512 KiB, inside rmtp's 1 MiB cap) by rmtp Reply; the requester
 // asks again from the chunk's cursor until LAST. Chunks are read from the
@@ -101,7 +100,10 @@
 // on after 500 ms so that one member that stops acknowledging (a wedged
 // process) does not hold back the others' verdicts.
 // Verdicts exist at the farm level only: above it the stores' limit is off
-// (below) and a forwarder's delivery is rmtp's acknowledgement. Counters:
+// (below) and a forwarder's delivery is rmtp's acknowledgement. Upgrades:
+// managers first. An older SE ignores verdicts; an SE of this version
+// under an older manager, which sends none, never counts its updates
+// accepted and sends them again every VerdictTimeout (logged once). Counters:
 // Store.Counters, Store.Sources, Manager.Counters, Publisher.Stats.
 //
 // # Forwarding up the tree (levels 1-3)
