@@ -265,9 +265,12 @@ func (m *Manager) handle(msg *rmtp.Message) {
 		// per episode (noteRefusals): a line per update would be a line
 		// per packet under a flood.
 		res := m.store.Apply(&u, uint32(msg.From), msg.Incarnation, m.cfg.Now())
-		if farm {
+		if farm && hasOps(&u) {
 			// The SE counts an update done when every manager accepted
 			// it; a refused one it sends again (flow control, not loss).
+			// One without operations (an SE's SYNC_END with nothing to
+			// re-announce) cannot be refused by the limit: it gets no
+			// verdict, and the SE takes its delivery for acceptance.
 			r := wire.ResultAccepted
 			switch {
 			case res.RateLimited > 0:
@@ -521,4 +524,14 @@ func (m *Manager) applySync(b []byte, from rmtp.NodeID) {
 	if sy.End {
 		m.log.WithFields(logrus.Fields{"child": sy.Unit.String(), "generation": sy.Generation, "dropped": n}).Info("directory: child unit re-announced")
 	}
+}
+
+// hasOps reports whether an update carries any operation.
+func hasOps(u *wire.Update) bool {
+	for i := range u.Groups {
+		if len(u.Groups[i].Ops) > 0 {
+			return true
+		}
+	}
+	return false
 }

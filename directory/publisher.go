@@ -850,6 +850,7 @@ func (p *Publisher) deliverPart(part []pendingOp, flags wire.GroupFlags) partOut
 		p.mu.Unlock()
 	}()
 	accepted := map[rmtp.NodeID]bool{}
+	judges := map[rmtp.NodeID]bool{} // managers that refused a copy
 	rejected := uint32(0)
 	for attempt := 0; ; attempt++ {
 		p.mu.Lock()
@@ -904,9 +905,15 @@ func (p *Publisher) deliverPart(part []pendingOp, flags wire.GroupFlags) partOut
 		p.early = kept
 		p.mu.Unlock()
 
+		// Every manager must accept it: those of the view the report
+		// names, those the endpoint hears (one the view does not list
+		// yet still receives the update, and may refuse it), and any that
+		// refused an earlier copy.
 		want := map[rmtp.NodeID]bool{}
-		for _, m := range rep.Members {
-			if !accepted[m] {
+		for _, m := range slices.Concat(rep.Members, p.liveManagers(), slices.Collect(maps.Keys(judges))) {
+			if n == 0 { // nothing a manager could refuse: no verdict comes
+				accepted[m] = true
+			} else if !accepted[m] {
 				want[m] = true
 			}
 		}
@@ -917,7 +924,20 @@ func (p *Publisher) deliverPart(part []pendingOp, flags wire.GroupFlags) partOut
 		for len(answered) < len(want) {
 			select {
 			case v := <-ch:
-				if !want[v.from] || answered[v.from] {
+				if answered[v.from] {
+					continue
+				}
+				if !want[v.from] {
+					// A manager nobody knew of judged it: its acceptance
+					// counts, its refusal means sending again (to it too).
+					switch {
+					case v.e.Result == wire.ResultAccepted:
+						accepted[v.from] = true
+					case v.e.Result == wire.ResultRateLimited && slices.Contains(sent, v.e.Message):
+						judges[v.from] = true
+						limited = true
+						retry = max(retry, time.Duration(v.e.RetryAfter)*time.Millisecond)
+					}
 					continue
 				}
 				switch v.e.Result {
@@ -929,6 +949,7 @@ func (p *Publisher) deliverPart(part []pendingOp, flags wire.GroupFlags) partOut
 					// late one of an earlier copy is old news.
 					if slices.Contains(sent, v.e.Message) {
 						answered[v.from] = true
+						judges[v.from] = true
 						limited = true
 						retry = max(retry, time.Duration(v.e.RetryAfter)*time.Millisecond)
 					}
@@ -948,7 +969,7 @@ func (p *Publisher) deliverPart(part []pendingOp, flags wire.GroupFlags) partOut
 			}
 		}
 		timer.Stop()
-		if allIn(want, accepted) { // every manager of this attempt has it (want may be empty: one that had not left)
+		if !limited && allIn(want, accepted) { // every manager of this attempt has it (want may be empty: one that had left)
 			p.mu.Lock()
 			p.st.Ops += uint64(n - min(n, int(rejected)))
 			p.st.Batches++
@@ -984,6 +1005,22 @@ func (p *Publisher) deliverPart(part []pendingOp, flags wire.GroupFlags) partOut
 }
 
 func set(b *bool) bool { *b = true; return true }
+
+// liveManagers are the managers the Sender's endpoint hears (alive or
+// suspect), when it can tell (an *rmtp.Endpoint can).
+func (p *Publisher) liveManagers() []rmtp.NodeID {
+	ps, ok := p.s.(interface{ Stats() rmtp.Stats })
+	if !ok {
+		return nil
+	}
+	var out []rmtp.NodeID
+	for _, pe := range ps.Stats().Peers {
+		if pe.Role == rmtp.Manager && (pe.State == rmtp.PeerAlive || pe.State == rmtp.PeerSuspect) {
+			out = append(out, pe.Node)
+		}
+	}
+	return out
+}
 
 func allIn(want, have map[rmtp.NodeID]bool) bool {
 	for m := range want {

@@ -75,6 +75,8 @@
 // sent down to every member after it applied them (coalesced: one message
 // answers every UPDATE of a few milliseconds, from all senders); a
 // publisher counts an update done only when every manager accepted it.
+// An UPDATE without operations (a SYNC_END alone) gets no verdict: the
+// limit cannot refuse it.
 // Entries 2 (≤ MaxVerdicts) × {engine node 4, its incarnation 8, the
 // UPDATE's rmtp message id 8, result 1 (1 ACCEPTED, 2 RATE_LIMITED,
 // 3 WRONG_ORIGIN, 4 WRONG_LEVEL; append-only), rejected 4 (operations of
