@@ -21,7 +21,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/smsnmpd/smsnmpd/agent"
-	"github.com/smsnmpd/smsnmpd/agent/v2c"
+	"github.com/smsnmpd/smsnmpd/agent/snmp"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
@@ -262,7 +262,7 @@ func benchAggregate(b *testing.B, n int) {
 		defer conn.Close()
 		cs := agent.NewContexts()
 		fillBenchTree(cs.Default(), i)
-		a, err := v2c.New(v2c.Config{ROCommunity: config.NewSecret("public"), Workers: 1}, cs, nil)
+		a, err := snmp.New(snmp.Config{ROCommunity: config.NewSecret("public"), Workers: 1}, cs, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

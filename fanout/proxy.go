@@ -11,6 +11,7 @@ import (
 	"github.com/gosnmp/gosnmp"
 
 	"github.com/smsnmpd/smsnmpd/internal/config"
+	"github.com/smsnmpd/smsnmpd/internal/gosnmpconv"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
@@ -83,29 +84,43 @@ func (p *proxy) do(ctx context.Context, f func(g *gosnmp.GoSNMP) (*gosnmp.SnmpPa
 	return pkt, nil
 }
 
-// get reads names, in chunks of gosnmp's MaxOids.
-func (p *proxy) get(ctx context.Context, names []smi.OID) ([]smi.Value, error) {
-	out := make([]smi.Value, 0, len(names))
+// perName asks the local agent about names, in chunks of gosnmp's
+// MaxOids, with call (Get or GetNext), and hands each answer with the
+// name it answers to each.
+func (p *proxy) perName(ctx context.Context, names []smi.OID,
+	call func(g *gosnmp.GoSNMP, oids []string) (*gosnmp.SnmpPacket, error), each func(name smi.OID, v gosnmp.SnmpPDU)) error {
 	for off := 0; off < len(names); off += gosnmp.MaxOids {
 		chunk := names[off:min(off+gosnmp.MaxOids, len(names))]
 		oids := make([]string, len(chunk))
 		for i, n := range chunk {
-			oids[i] = oidText(n)
+			oids[i] = gosnmpconv.OIDText(n)
 		}
-		pkt, err := p.do(ctx, func(g *gosnmp.GoSNMP) (*gosnmp.SnmpPacket, error) { return g.Get(oids) })
+		pkt, err := p.do(ctx, func(g *gosnmp.GoSNMP) (*gosnmp.SnmpPacket, error) { return call(g, oids) })
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if len(pkt.Variables) != len(chunk) {
-			return nil, fmt.Errorf("%w: %d answers to %d names", ErrLocalAgent, len(pkt.Variables), len(chunk))
+			return fmt.Errorf("%w: %d answers to %d names", ErrLocalAgent, len(pkt.Variables), len(chunk))
 		}
-		for _, v := range pkt.Variables {
-			val, err := valueFromPDU(v)
-			if err != nil {
-				val = smi.NoSuchInstance()
-			}
-			out = append(out, val)
+		for i, v := range pkt.Variables {
+			each(chunk[i], v)
 		}
+	}
+	return nil
+}
+
+// get reads names.
+func (p *proxy) get(ctx context.Context, names []smi.OID) ([]smi.Value, error) {
+	out := make([]smi.Value, 0, len(names))
+	err := p.perName(ctx, names, (*gosnmp.GoSNMP).Get, func(_ smi.OID, v gosnmp.SnmpPDU) {
+		val, err := gosnmpconv.ValueFromPDU(v)
+		if err != nil {
+			val = smi.NoSuchInstance()
+		}
+		out = append(out, val)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -113,26 +128,15 @@ func (p *proxy) get(ctx context.Context, names []smi.OID) ([]smi.Value, error) {
 // getNext returns the successor of each name on the local agent.
 func (p *proxy) getNext(ctx context.Context, names []smi.OID) ([]smi.VarBind, error) {
 	out := make([]smi.VarBind, 0, len(names))
-	for off := 0; off < len(names); off += gosnmp.MaxOids {
-		chunk := names[off:min(off+gosnmp.MaxOids, len(names))]
-		oids := make([]string, len(chunk))
-		for i, n := range chunk {
-			oids[i] = oidText(n)
+	err := p.perName(ctx, names, (*gosnmp.GoSNMP).GetNext, func(name smi.OID, v gosnmp.SnmpPDU) {
+		vb, err := gosnmpconv.FromPDU(v)
+		if err != nil || vb.Name.Compare(name) <= 0 {
+			vb = smi.VarBind{Name: name, Value: smi.EndOfMibView()}
 		}
-		pkt, err := p.do(ctx, func(g *gosnmp.GoSNMP) (*gosnmp.SnmpPacket, error) { return g.GetNext(oids) })
-		if err != nil {
-			return nil, err
-		}
-		if len(pkt.Variables) != len(chunk) {
-			return nil, fmt.Errorf("%w: %d answers to %d names", ErrLocalAgent, len(pkt.Variables), len(chunk))
-		}
-		for i, v := range pkt.Variables {
-			vb, err := fromPDU(v)
-			if err != nil || vb.Name.Compare(chunk[i]) <= 0 {
-				vb = smi.VarBind{Name: chunk[i], Value: smi.EndOfMibView()}
-			}
-			out = append(out, vb)
-		}
+		out = append(out, vb)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -145,7 +149,7 @@ func (p *proxy) walk(ctx context.Context, root, start smi.OID, limit int) ([]smi
 	for len(out) < limit {
 		reps := uint32(min(proxyBulk, limit-len(out)+1))
 		pkt, err := p.do(ctx, func(g *gosnmp.GoSNMP) (*gosnmp.SnmpPacket, error) {
-			return g.GetBulk([]string{oidText(cur)}, 0, reps)
+			return g.GetBulk([]string{gosnmpconv.OIDText(cur)}, 0, reps)
 		})
 		if err != nil {
 			return nil, false, err
@@ -154,7 +158,7 @@ func (p *proxy) walk(ctx context.Context, root, start smi.OID, limit int) ([]smi
 			return out, false, nil
 		}
 		for _, v := range pkt.Variables {
-			vb, err := fromPDU(v)
+			vb, err := gosnmpconv.FromPDU(v)
 			if err != nil || vb.Value.Type.IsException() || !vb.Name.HasPrefix(root) || vb.Name.Compare(cur) <= 0 {
 				return out, false, nil
 			}
@@ -174,7 +178,7 @@ func (p *proxy) walk(ctx context.Context, root, start smi.OID, limit int) ([]smi
 func (p *proxy) set(ctx context.Context, vbs []smi.VarBind) (refused bool, idx int, err error) {
 	pdus := make([]gosnmp.SnmpPDU, len(vbs))
 	for i, vb := range vbs {
-		pdus[i] = toPDU(vb)
+		pdus[i] = gosnmpconv.ToPDU(vb)
 	}
 	pkt, err := p.do(ctx, func(g *gosnmp.GoSNMP) (*gosnmp.SnmpPacket, error) { return g.Set(pdus) })
 	if err != nil {

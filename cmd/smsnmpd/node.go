@@ -18,7 +18,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agentx"
-	"github.com/smsnmpd/smsnmpd/agent/v2c"
+	"github.com/smsnmpd/smsnmpd/agent/snmp"
 	"github.com/smsnmpd/smsnmpd/directory"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/config"
@@ -47,7 +47,7 @@ type node struct {
 	system  *mib.System
 	started time.Time // sysUpTime counts from here
 
-	v2c      *v2c.Agent
+	v2c      *snmp.Agent
 	udpConn  *net.UDPConn
 	subagent *agentx.Subagent
 	// The farm objects of each frontend, set once registered; the
@@ -108,7 +108,7 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 	}
 
 	if !cfg.SNMP.Listen.IsZero() {
-		a, err := v2c.New(v2c.FromConfig(cfg.SNMP), n.udp, log)
+		a, err := snmp.New(snmp.FromConfig(cfg.SNMP), n.udp, log)
 		if err != nil {
 			return nil, err
 		}

@@ -1,8 +1,24 @@
-// Package ber is the pure BER codec of SNMP variable bindings (RFC 3416's
-// VarBindList, X.690 basic encoding rules restricted to what SNMP uses):
-// bytes in, smi values out, no I/O. The fan-out protocol carries varbinds
-// in this encoding between managers and SEs, so an SE proxying its host's
-// agent passes values through unchanged.
+// Package ber is smsnmpd's one SNMP codec (X.690 basic encoding rules as
+// SNMP uses them): variable bindings (RFC 3416's VarBindList), PDUs, and
+// the messages that carry them (SNMPv1/v2c's community message). Bytes
+// in, structs out: no I/O, no logger, no clock.
+//
+// Each type has a Decode function, Append and Len; every length read off
+// the wire is checked against what is left and a named cap before
+// anything is allocated for it, and every truncated input is an error.
+// Encoding writes minimal lengths and integers, as net-snmp and gosnmp
+// do, so a decoded message re-encodes to the same bytes.
+//
+// Two rules are settled here for every caller. An OBJECT IDENTIFIER of
+// fewer than two arcs, a first arc above 2, or a second of 40 or more
+// under 0 and 1 has no encoding: it is refused (CheckOID says so
+// beforehand), never padded to two arcs as net-snmp pads it; names
+// decoded from the wire always have at least two arcs. And a value is
+// encoded only within its type's range (Integer32, 32-bit unsigned
+// types), never truncated. DecodeVarBinds is strict (the fan-out payloads
+// carry values smsnmpd encoded); a PDU decoded from a message keeps a
+// value that is a well-formed TLV but not what its tag says as NULL, with
+// the error-status a SET of it deserves in BadValues.
 package ber
 
 import (
@@ -29,8 +45,11 @@ var (
 	ErrTooMany   = errors.New("ber: too many varbinds")
 )
 
+// BER universal tags of the envelopes.
 const (
-	tagSequence = 0x30
+	tagInteger     = 0x02
+	tagOctetString = 0x04
+	tagSequence    = 0x30
 )
 
 // AppendVarBinds appends the VarBindList encoding of vbs to b.
@@ -39,7 +58,7 @@ func AppendVarBinds(b []byte, vbs []smi.VarBind) ([]byte, error) {
 	for i, vb := range vbs {
 		l, err := varBindLen(vb)
 		if err != nil {
-			return b, fmt.Errorf("varbind %d: %w", i+1, err)
+			return b, &EncodeError{Index: i, err: err}
 		}
 		n += l
 	}
@@ -57,7 +76,7 @@ func VarBindsLen(vbs []smi.VarBind) (int, error) {
 	for i, vb := range vbs {
 		l, err := varBindLen(vb)
 		if err != nil {
-			return 0, fmt.Errorf("varbind %d: %w", i+1, err)
+			return 0, &EncodeError{Index: i, err: err}
 		}
 		n += l
 	}
@@ -65,47 +84,71 @@ func VarBindsLen(vbs []smi.VarBind) (int, error) {
 }
 
 // DecodeVarBinds decodes a VarBindList that must fill b exactly, accepting
-// at most max varbinds (0 means MaxVarBinds).
+// at most max varbinds (0 means MaxVarBinds). Every value must decode as
+// its tag says.
 func DecodeVarBinds(b []byte, max int) ([]smi.VarBind, error) {
+	vbs, _, err := decodeVarBindList(b, max, false)
+	return vbs, err
+}
+
+// decodeVarBindList is DecodeVarBinds; with lenient, a value that is a
+// well-formed TLV but does not decode as its tag says (a *ValueError) is
+// returned as NULL, and bad (allocated at the first) holds each varbind's
+// Status, noError for the others: a SET request is answered with it
+// rather than dropped.
+func decodeVarBindList(b []byte, max int, lenient bool) (out []smi.VarBind, bad []smi.ErrorStatus, err error) {
 	if max <= 0 || max > MaxVarBinds {
 		max = MaxVarBinds
 	}
 	tag, body, rest, err := readTLV(b)
 	if err != nil {
-		return nil, fmt.Errorf("varbind list: %w", err)
+		return nil, nil, fmt.Errorf("varbind list: %w", err)
 	}
 	if tag != tagSequence || len(rest) != 0 {
-		return nil, fmt.Errorf("%w: varbind list: tag 0x%02x, %d trailing bytes", ErrMalformed, tag, len(rest))
+		return nil, nil, fmt.Errorf("%w: varbind list: tag 0x%02x, %d trailing bytes", ErrMalformed, tag, len(rest))
 	}
 	// A first pass sizes the list and one array for every name's
 	// sub-identifiers, so decoding costs two allocations plus the
 	// values' own, not one per name and per growth of the list. A
 	// malformed list is left to the main pass to report.
-	var out []smi.VarBind
 	var slab []uint32
-	if n, subIDs, ok := countVarBinds(body, max); ok {
+	n, subIDs, ok := countVarBinds(body, max)
+	if ok {
 		out = make([]smi.VarBind, 0, n)
 		slab = make([]uint32, subIDs)
 	}
 	for len(body) > 0 {
 		if len(out) == max {
-			return nil, fmt.Errorf("%w: more than %d", ErrTooMany, max)
+			return nil, nil, fmt.Errorf("%w: more than %d", ErrTooMany, max)
 		}
 		tag, vb, next, err := readTLV(body)
 		if err != nil {
-			return nil, fmt.Errorf("varbind %d: %w", len(out)+1, err)
+			return nil, nil, fmt.Errorf("varbind %d: %w", len(out)+1, err)
 		}
 		if tag != tagSequence {
-			return nil, fmt.Errorf("%w: varbind %d: tag 0x%02x", ErrMalformed, len(out)+1, tag)
+			return nil, nil, fmt.Errorf("%w: varbind %d: tag 0x%02x", ErrMalformed, len(out)+1, tag)
 		}
 		v, err := decodeVarBind(vb, &slab)
+		var ve *ValueError
+		if err != nil && lenient && errors.As(err, &ve) {
+			if bad == nil {
+				bad = make([]smi.ErrorStatus, len(out), cap(out))
+			}
+			bad = append(bad, ve.Status)
+			out = append(out, v)
+			body = next
+			continue
+		}
 		if err != nil {
-			return nil, fmt.Errorf("varbind %d: %w", len(out)+1, err)
+			return nil, nil, fmt.Errorf("varbind %d: %w", len(out)+1, err)
 		}
 		out = append(out, v)
+		if bad != nil {
+			bad = append(bad, smi.NoError)
+		}
 		body = next
 	}
-	return out, nil
+	return out, bad, nil
 }
 
 // countVarBinds is DecodeVarBinds' sizing pass: how many varbinds the
@@ -152,7 +195,8 @@ func decodeVarBind(b []byte, slab *[]uint32) (smi.VarBind, error) {
 	}
 	v, err := decodeValue(smi.Type(tag), val)
 	if err != nil {
-		return smi.VarBind{}, fmt.Errorf("value of %s: %w", oid, err)
+		// The name is good: a lenient caller keeps it beside a NULL.
+		return smi.VarBind{Name: oid, Value: smi.Null()}, fmt.Errorf("value of %s: %w", oid, err)
 	}
 	return smi.VarBind{Name: oid, Value: v}, nil
 }
@@ -170,24 +214,44 @@ func decodeValue(t smi.Type, b []byte) (smi.Value, error) {
 		return smi.Value{Type: t, Uint: v}, err
 	case smi.TypeOctetString, smi.TypeOpaque:
 		if len(b) > smi.MaxOctetString {
-			return smi.Value{}, fmt.Errorf("%w: %d-octet string", ErrMalformed, len(b))
+			return smi.Value{}, valueErr(smi.WrongLength, "%d-octet string", len(b))
 		}
 		return smi.Value{Type: t, Bytes: append([]byte{}, b...)}, nil
 	case smi.TypeIPAddress:
 		if len(b) != 4 {
-			return smi.Value{}, fmt.Errorf("%w: %d-octet IpAddress", ErrMalformed, len(b))
+			return smi.Value{}, valueErr(smi.WrongLength, "%d-octet IpAddress", len(b))
 		}
 		return smi.Value{Type: t, Bytes: append([]byte{}, b...)}, nil
 	case smi.TypeObjectIdentifier:
 		o, err := decodeOID(b)
-		return smi.Value{Type: t, OID: o}, err
+		if err != nil {
+			return smi.Value{}, &ValueError{Status: smi.WrongEncoding, err: err}
+		}
+		return smi.Value{Type: t, OID: o}, nil
 	case smi.TypeNull, smi.TypeNoSuchObject, smi.TypeNoSuchInstance, smi.TypeEndOfMibView:
 		if len(b) != 0 {
-			return smi.Value{}, fmt.Errorf("%w: %s with %d content octets", ErrMalformed, t, len(b))
+			return smi.Value{}, valueErr(smi.WrongEncoding, "%s with %d content octets", t, len(b))
 		}
 		return smi.Value{Type: t}, nil
 	}
-	return smi.Value{}, fmt.Errorf("%w: unknown value tag 0x%02x", ErrMalformed, byte(t))
+	return smi.Value{}, valueErr(smi.WrongType, "unknown value tag 0x%02x", byte(t))
+}
+
+// ValueError is a value that does not decode as its tag says, inside a
+// well-formed TLV: the list around it is intact. Status is the
+// error-status RFC 3416 §4.2.5 answers a SET of it with (wrongType for a
+// tag that is no SMIv2 type, wrongLength, wrongEncoding, wrongValue for a
+// number out of its type's range). It matches ErrMalformed.
+type ValueError struct {
+	Status smi.ErrorStatus
+	err    error
+}
+
+func (e *ValueError) Error() string { return e.err.Error() }
+func (e *ValueError) Unwrap() error { return e.err }
+
+func valueErr(st smi.ErrorStatus, format string, args ...any) error {
+	return &ValueError{Status: st, err: fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)}
 }
 
 // readTLV splits one tag-length-value off b. Only single-octet tags occur
@@ -222,8 +286,11 @@ func readTLV(b []byte) (tag byte, val, rest []byte, err error) {
 }
 
 func decodeInt(b []byte, size int) (int64, error) {
-	if len(b) == 0 || len(b) > size {
-		return 0, fmt.Errorf("%w: %d-octet integer", ErrMalformed, len(b))
+	switch {
+	case len(b) == 0:
+		return 0, valueErr(smi.WrongEncoding, "empty integer")
+	case len(b) > size:
+		return 0, valueErr(smi.WrongValue, "%d-octet integer", len(b))
 	}
 	v := int64(int8(b[0]))
 	for _, c := range b[1:] {
@@ -235,11 +302,13 @@ func decodeInt(b []byte, size int) (int64, error) {
 // decodeUint accepts one leading zero octet beyond size, which BER needs
 // to keep the top bit of an unsigned value clear.
 func decodeUint(b []byte, size int) (uint64, error) {
-	if len(b) == 0 || len(b) > size+1 || (len(b) == size+1 && b[0] != 0) {
-		return 0, fmt.Errorf("%w: %d-octet unsigned", ErrMalformed, len(b))
-	}
-	if b[0]&0x80 != 0 {
-		return 0, fmt.Errorf("%w: negative unsigned", ErrMalformed)
+	switch {
+	case len(b) == 0:
+		return 0, valueErr(smi.WrongEncoding, "empty unsigned")
+	case len(b) > size+1 || (len(b) == size+1 && b[0] != 0):
+		return 0, valueErr(smi.WrongValue, "%d-octet unsigned", len(b))
+	case b[0]&0x80 != 0:
+		return 0, valueErr(smi.WrongValue, "negative unsigned")
 	}
 	var v uint64
 	for _, c := range b {

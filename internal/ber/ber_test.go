@@ -9,6 +9,7 @@ import (
 
 	"github.com/gosnmp/gosnmp"
 
+	"github.com/smsnmpd/smsnmpd/internal/gosnmpconv"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
@@ -65,40 +66,10 @@ func TestExactBytes(t *testing.T) {
 func TestEncodingMatchesGosnmp(t *testing.T) {
 	var pdus []gosnmp.SnmpPDU
 	for _, vb := range cases {
-		p := gosnmp.SnmpPDU{Name: "." + vb.Name.String()}
-		v := vb.Value
-		switch v.Type {
-		case smi.TypeInteger:
-			p.Type, p.Value = gosnmp.Integer, int(v.Int)
-		case smi.TypeOctetString:
-			p.Type, p.Value = gosnmp.OctetString, v.Bytes
-		case smi.TypeCounter32:
-			p.Type, p.Value = gosnmp.Counter32, uint32(v.Uint)
-		case smi.TypeGauge32:
-			p.Type, p.Value = gosnmp.Gauge32, uint32(v.Uint)
-		case smi.TypeTimeTicks:
-			p.Type, p.Value = gosnmp.TimeTicks, uint32(v.Uint)
-		case smi.TypeCounter64:
-			p.Type, p.Value = gosnmp.Counter64, v.Uint
-		case smi.TypeIPAddress:
-			p.Type, p.Value = gosnmp.IPAddress, netip.AddrFrom4([4]byte(v.Bytes)).String()
-		case smi.TypeObjectIdentifier:
-			p.Type, p.Value = gosnmp.ObjectIdentifier, "."+v.OID.String()
-		case smi.TypeNull:
-			p.Type = gosnmp.Null
-		case smi.TypeNoSuchObject:
-			p.Type = gosnmp.NoSuchObject
-		case smi.TypeNoSuchInstance:
-			p.Type = gosnmp.NoSuchInstance
-		case smi.TypeEndOfMibView:
-			p.Type = gosnmp.EndOfMibView
-		case smi.TypeOpaque:
-			continue // gosnmp re-encodes opaque floats; not comparable
+		if vb.Value.Type == smi.TypeOpaque || vb.Name[0] == 2 {
+			continue // gosnmp re-encodes opaque floats, and refuses 2.999
 		}
-		if vb.Name[0] == 2 {
-			continue
-		}
-		pdus = append(pdus, p)
+		pdus = append(pdus, gosnmpconv.ToPDU(vb))
 	}
 	pkt := &gosnmp.SnmpPacket{Version: gosnmp.Version2c, Community: "public", PDUType: gosnmp.GetResponse, RequestID: 1, Variables: pdus}
 	msg, err := pkt.MarshalMsg()

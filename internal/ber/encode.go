@@ -44,6 +44,16 @@ func intLen(v int64) int {
 	return n
 }
 
+// appendInt appends an INTEGER TLV in its minimal encoding.
+func appendInt(b []byte, v int64) []byte {
+	n := intLen(v)
+	b = append(b, tagInteger, byte(n))
+	for i := n - 1; i >= 0; i-- {
+		b = append(b, byte(v>>(8*i)))
+	}
+	return b
+}
+
 func uintLen(v uint64) int {
 	n := 1
 	for v > 127 {

@@ -1,6 +1,6 @@
 // Package agentxe2e holds end-to-end tests of the AgentX subagent that
 // reach beyond its package: the shipped etc/snmpd-agentx.conf fragment
 // loaded into a real snmpd, and a differential test against the built-in
-// SNMPv2c agent (agent/v2c) serving the same tree. The subagent's own
+// SNMP agent (agent/snmp) serving the same tree. The subagent's own
 // checks against snmpd live in agent/agentx.
 package agentxe2e

@@ -8,8 +8,8 @@ import (
 	"github.com/gosnmp/gosnmp"
 
 	"github.com/smsnmpd/smsnmpd/agent/agenttest"
-	"github.com/smsnmpd/smsnmpd/agent/v2c"
-	"github.com/smsnmpd/smsnmpd/agent/v2c/v2ctest"
+	"github.com/smsnmpd/smsnmpd/agent/snmp"
+	"github.com/smsnmpd/smsnmpd/agent/snmp/snmptest"
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 	"github.com/smsnmpd/smsnmpd/internal/snmpdtest"
@@ -24,11 +24,11 @@ func TestDifferentialAgentXvsV2C(t *testing.T) {
 	sd := snmpdtest.Start(t, snmpdtest.Options{})
 	runSubagent(t, sd, treeSet{"": tree.Tree})
 
-	ctxs, err := v2ctest.Contexts(agenttest.Base, tree.Tree)
+	ctxs, err := snmptest.Contexts(agenttest.Base, tree.Tree)
 	if err != nil {
 		t.Fatal(err)
 	}
-	va, err := v2c.New(v2c.Config{ROCommunity: config.NewSecret("public")}, ctxs, nil)
+	va, err := snmp.New(snmp.Config{ROCommunity: config.NewSecret("public")}, ctxs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agenttest"
-	"github.com/smsnmpd/smsnmpd/agent/v2c"
+	"github.com/smsnmpd/smsnmpd/agent/snmp"
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 	"github.com/smsnmpd/smsnmpd/test/deps"
@@ -94,9 +94,9 @@ func startSnmpd(b *testing.B) int {
 // agenttest's 10,000-row sparse table (same OIDs, same values) registered
 // directly on the default context, as package mib registers its tables,
 // plus a sysUpTime.0 of its own. (agenttest builds a Tree of its own, which
-// agent.Contexts cannot adopt; serving it through v2ctest.Mount would add a
+// agent.Contexts cannot adopt; serving it through snmptest.Mount would add a
 // second Tree dispatch per varbind that production never pays.)
-func startAgent(b *testing.B) (int, *v2c.Agent) {
+func startAgent(b *testing.B) (int, *snmp.Agent) {
 	ctxs := agent.NewContexts()
 	sparse := agent.NewTable(agenttest.SparseTable, 1, 2, 3, 4)
 	for i := 0; i < agenttest.SparseRows; i++ {
@@ -120,7 +120,7 @@ func startAgent(b *testing.B) (int, *v2c.Agent) {
 	})); err != nil {
 		b.Fatal(err)
 	}
-	a, err := v2c.New(v2c.Config{ROCommunity: config.NewSecret("public")}, ctxs, nil)
+	a, err := snmp.New(snmp.Config{ROCommunity: config.NewSecret("public")}, ctxs, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

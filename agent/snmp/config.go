@@ -1,0 +1,118 @@
+package snmp
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/smsnmpd/smsnmpd/internal/config"
+)
+
+// Defaults, in one place.
+const (
+	DefaultRequestTimeout = 5 * time.Second // snmp_exporter's timeout; Zabbix waits 3 s
+	DefaultQueueLen       = 1024
+	DefaultMaxInFlight    = config.DefaultMaxInFlight
+	DefaultTrapTimeout    = time.Second
+)
+
+// Sizes.
+const (
+	// MaxDatagram is the largest UDP payload over IPv4 (65535 - 20 - 8),
+	// the largest request accepted and the largest response ever sent.
+	MaxDatagram = 65507
+	// MinMessageSize is the smallest message size every SNMP entity must
+	// accept (RFC 3417 §3.2); a smaller configured maximum is refused.
+	MinMessageSize = 484
+)
+
+// ErrConfig is returned by New for an invalid Config.
+var ErrConfig = errors.New("snmp: invalid config")
+
+// Config configures an Agent. The zero value of every optional field means
+// its default.
+type Config struct {
+	// ROCommunity grants GET, GETNEXT and GETBULK; RWCommunity grants SET as
+	// well. At least one must be set.
+	ROCommunity config.Secret
+	RWCommunity config.Secret
+	// TrapSinks receive notifications ("host:port", UDP).
+	TrapSinks []string
+	// TrapCommunity is sent with notifications; required with TrapSinks.
+	TrapCommunity config.Secret
+	// AuthenticationTraps is the initial snmpEnableAuthenTraps: send an
+	// authenticationFailure notification (at most one a second) for a
+	// message with an unknown community.
+	AuthenticationTraps bool
+	// MaxMessageSize caps a response (MinMessageSize..MaxDatagram; 0 means
+	// MaxDatagram). A GETBULK response that would be larger is truncated,
+	// other requests are answered tooBig.
+	MaxMessageSize int
+	// Workers serve requests in parallel; 0 means GOMAXPROCS. A request
+	// waiting on the farm leaves the pool (see MaxInFlight), so the
+	// workers only ever run what answers from memory.
+	Workers int
+	// QueueLen bounds the datagrams waiting for a worker; more are dropped
+	// and counted.
+	QueueLen int
+	// MaxInFlight bounds the requests waiting on the farm (on handlers
+	// that are not agent.Local) at once: they hold no worker, only
+	// memory. Beyond it new ones are dropped and counted (BusyDrops and
+	// snmpSilentDrops). 0 means DefaultMaxInFlight.
+	MaxInFlight int
+	// RequestTimeout bounds the work for one request: an answer after the
+	// manager's timeout helps nobody.
+	RequestTimeout time.Duration
+	// SysUpTime returns sysUpTime.0 in hundredths of a second for
+	// notifications; nil means the time since New.
+	SysUpTime func() uint32
+}
+
+// FromConfig builds a Config from the [snmp] section of the process config.
+func FromConfig(s config.SNMP) Config {
+	c := Config{
+		ROCommunity:    s.ROCommunity,
+		RWCommunity:    s.RWCommunity,
+		TrapCommunity:  s.TrapCommunity,
+		MaxMessageSize: s.MaxMessageSize,
+		Workers:        s.Workers,
+		MaxInFlight:    s.MaxInFlight,
+	}
+	for _, a := range s.TrapSinks {
+		c.TrapSinks = append(c.TrapSinks, a.Address())
+	}
+	return c
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = MaxDatagram
+	}
+	if c.Workers == 0 {
+		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.QueueLen == 0 {
+		c.QueueLen = DefaultQueueLen
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case !c.ROCommunity.IsSet() && !c.RWCommunity.IsSet():
+		return fmt.Errorf("%w: no community configured", ErrConfig)
+	case c.MaxMessageSize < MinMessageSize || c.MaxMessageSize > MaxDatagram:
+		return fmt.Errorf("%w: max message size %d outside %d..%d", ErrConfig, c.MaxMessageSize, MinMessageSize, MaxDatagram)
+	case c.Workers < 0 || c.QueueLen < 0 || c.MaxInFlight < 0 || c.RequestTimeout < 0:
+		return fmt.Errorf("%w: negative workers, queue length, max in flight or timeout", ErrConfig)
+	case len(c.TrapSinks) > 0 && !c.TrapCommunity.IsSet():
+		return fmt.Errorf("%w: trap sinks without a trap community", ErrConfig)
+	}
+	return nil
+}
