@@ -123,9 +123,5 @@ func (c *communityOut) maxPDU(limit int) int {
 
 func (c *communityOut) encode(p *ber.PDU) ([]byte, error) {
 	m := c.msg(p)
-	n, err := m.Len()
-	if err != nil {
-		return nil, err
-	}
-	return m.Append(make([]byte, 0, n))
+	return m.Encode()
 }

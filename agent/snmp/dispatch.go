@@ -258,10 +258,11 @@ func (a *Agent) getBulk(ctx context.Context, r *request) *ber.PDU {
 	}
 	msg := r.reply()
 	msg.VarBinds = vbs
-	if _, err := msg.Len(); err != nil {
+	k, err := msg.Fit(r.maxPDU)
+	if err != nil {
 		return a.unencodable(r, err)
 	}
-	if k := msg.Fit(r.maxPDU); k < len(vbs) {
+	if k < len(vbs) {
 		msg.VarBinds = vbs[:k]
 		a.c.bulkTruncated.Add(1)
 	}

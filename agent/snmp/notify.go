@@ -46,16 +46,12 @@ func (a *Agent) Notify(ctx context.Context, trapOID smi.OID, vbs []smi.VarBind) 
 		Community: []byte(a.cfg.TrapCommunity.Reveal()),
 		PDU:       ber.PDU{Type: ber.PDUTrapV2, RequestID: a.trapSeq.Add(1) & 0x7fffffff, VarBinds: all},
 	}
-	n, err := m.Len()
+	pkt, err := m.Encode()
 	if err != nil {
 		return fmt.Errorf("snmp: notification: %w", err)
 	}
-	if n > MaxDatagram {
-		return fmt.Errorf("snmp: notification of %d bytes exceeds %d", n, MaxDatagram)
-	}
-	pkt, err := m.Append(make([]byte, 0, n))
-	if err != nil {
-		return fmt.Errorf("snmp: notification: %w", err)
+	if len(pkt) > MaxDatagram {
+		return fmt.Errorf("snmp: notification of %d bytes exceeds %d", len(pkt), MaxDatagram)
 	}
 	var errs []error
 	for _, sink := range a.cfg.TrapSinks {

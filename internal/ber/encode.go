@@ -54,6 +54,13 @@ func appendInt(b []byte, v int64) []byte {
 	return b
 }
 
+// appendOctets appends an OCTET STRING TLV.
+func appendOctets(b, v []byte) []byte {
+	b = append(b, tagOctetString)
+	b = appendLen(b, len(v))
+	return append(b, v...)
+}
+
 func uintLen(v uint64) int {
 	n := 1
 	for v > 127 {

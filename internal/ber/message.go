@@ -125,13 +125,27 @@ func (m *CommunityMessage) Append(b []byte) ([]byte, error) {
 		return b, err
 	}
 	pdu := tlvLen(m.PDU.contentLenWith(vbl))
+	return m.appendWith(b, m.contentLenWith(pdu), vbl), nil
+}
+
+// Encode returns m's encoding in a slice of its exact size, or an
+// *EncodeError: Len and Append in one pass over the varbinds' lengths.
+func (m *CommunityMessage) Encode() ([]byte, error) {
+	vbl, err := m.PDU.vblContentLen()
+	if err != nil {
+		return nil, err
+	}
+	pdu := tlvLen(m.PDU.contentLenWith(vbl))
+	content := m.contentLenWith(pdu)
+	return m.appendWith(make([]byte, 0, tlvLen(content)), content, vbl), nil
+}
+
+func (m *CommunityMessage) appendWith(b []byte, content, vbl int) []byte {
 	b = append(b, tagSequence)
-	b = appendLen(b, m.contentLenWith(pdu))
+	b = appendLen(b, content)
 	b = appendInt(b, int64(m.Version))
-	b = append(b, tagOctetString)
-	b = appendLen(b, len(m.Community))
-	b = append(b, m.Community...)
-	return m.PDU.appendWith(b, vbl), nil
+	b = appendOctets(b, m.Community)
+	return m.PDU.appendWith(b, vbl)
 }
 
 // MaxPDULen is the size of the largest PDU encoding that fits, with m's

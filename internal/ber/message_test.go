@@ -74,6 +74,9 @@ func TestCommunityMessageExactBytes(t *testing.T) {
 	if err != nil || !bytes.Equal(got, want) {
 		t.Errorf("response (%v):\n got %x\nwant %x", err, got, want)
 	}
+	if got, err := resp.Encode(); err != nil || !bytes.Equal(got, want) || cap(got) != len(want) {
+		t.Errorf("Encode (%v): %x, capacity %d", err, got, cap(got))
+	}
 	if n, err := resp.Len(); err != nil || n != len(want) {
 		t.Errorf("Len() = %d, %v; want %d", n, err, len(want))
 	}
@@ -325,7 +328,10 @@ func TestFit(t *testing.T) {
 		if room < 0 {
 			continue
 		}
-		k := m.PDU.Fit(room)
+		k, err := m.PDU.Fit(room)
+		if err != nil {
+			t.Fatal(err)
+		}
 		part := m
 		part.PDU.VarBinds = cases[:k]
 		if n, _ := part.Len(); k > 0 && n > limit {

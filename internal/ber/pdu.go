@@ -218,19 +218,23 @@ func (p *PDU) appendWith(b []byte, vbl int) []byte {
 	return b
 }
 
-// Fit returns how many leading varbinds of p (VarBinds, all encodable) fit
-// in a PDU encoding of at most limit octets: a GETBULK response drops the
-// trailing ones that do not (RFC 3416 §4.2.3).
-func (p *PDU) Fit(limit int) int {
+// Fit returns how many leading varbinds of p fit in a PDU encoding of at
+// most limit octets: a GETBULK response drops the trailing ones that do
+// not (RFC 3416 §4.2.3). It returns an *EncodeError for a varbind that has
+// no encoding among those that would fit.
+func (p *PDU) Fit(limit int) (int, error) {
 	n := 0
 	for i, vb := range p.VarBinds {
 		l, err := varBindLen(vb)
-		if err != nil || tlvLen(p.contentLenWith(n+l)) > limit {
-			return i
+		if err != nil {
+			return i, &EncodeError{Index: i, err: err}
+		}
+		if tlvLen(p.contentLenWith(n+l)) > limit {
+			return i, nil
 		}
 		n += l
 	}
-	return len(p.VarBinds)
+	return len(p.VarBinds), nil
 }
 
 // maxContent is the largest n such that a TLV of fixed+n content octets
