@@ -37,6 +37,7 @@ type Agent struct {
 	busyLog   logging.Limit
 	authTraps atomic.Int32 // snmpEnableAuthenTraps: 1 enabled, 2 disabled
 	lastAuth  atomic.Int64 // unix nanoseconds of the last authenticationFailure sent
+	v3        *usmModel    // nil without SNMPv3 users
 
 	c counters
 }
@@ -48,6 +49,7 @@ type counters struct {
 	oversized, unsupportedPDUs, queueDrops, panics                                 atomic.Uint64
 	outResponses, outTooBig, bulkTruncated, outTraps, trapErrors, sendErrors       atomic.Uint64
 	requestErrors, busyDrops, joined                                               atomic.Uint64
+	accessRefused, outReports                                                      atomic.Uint64
 }
 
 // Counters is a snapshot of the agent's statistics. The first group is
@@ -75,12 +77,19 @@ type Counters struct {
 	OutTraps        uint64 // notifications sent (one per sink)
 	TrapErrors      uint64 // notifications that could not be sent
 	SendErrors      uint64 // responses the socket refused
+	AccessRefused   uint64 // requests refused by a source allowlist, and SETs by a user without write access
+	OutReports      uint64 // SNMPv3 Reports sent (discovery and USM failures)
+
+	// SNMPv3 (zero without users): usmStats (RFC 3414) and snmpMPDStats
+	// (RFC 3412), snmpUnknownContexts.
+	UnsupportedSecLevels, NotInTimeWindows, UnknownUserNames, UnknownEngineIDs, WrongDigests, DecryptionErrors uint64
+	UnknownSecurityModels, InvalidMsgs, UnknownPDUHandlers, UnknownContexts                                    uint64
 }
 
 // Counters returns a snapshot of the statistics.
 func (a *Agent) Counters() Counters {
 	c := &a.c
-	return Counters{
+	out := Counters{
 		InPkts: c.inPkts.Load(), InBadVersions: c.inBadVersions.Load(),
 		InBadCommunityNames: c.inBadCommunityNames.Load(), InBadCommunityUses: c.inBadCommunityUses.Load(),
 		InASNParseErrs: c.inASNParseErrs.Load(), SilentDrops: c.silentDrops.Load(), ProxyDrops: c.proxyDrops.Load(),
@@ -89,7 +98,16 @@ func (a *Agent) Counters() Counters {
 		BulkTruncated: c.bulkTruncated.Load(), RequestErrors: c.requestErrors.Load(),
 		OutTraps: c.outTraps.Load(), TrapErrors: c.trapErrors.Load(), SendErrors: c.sendErrors.Load(),
 		BusyDrops: c.busyDrops.Load(), Joined: c.joined.Load(), Waiting: uint64(max(a.waiting.Load(), 0)),
+		AccessRefused: c.accessRefused.Load(), OutReports: c.outReports.Load(),
 	}
+	if m := a.v3; m != nil {
+		out.UnsupportedSecLevels, out.NotInTimeWindows = m.unsupportedSecLevels.Load(), m.notInTimeWindows.Load()
+		out.UnknownUserNames, out.UnknownEngineIDs = m.unknownUserNames.Load(), m.unknownEngineIDs.Load()
+		out.WrongDigests, out.DecryptionErrors = m.wrongDigests.Load(), m.decryptionErrors.Load()
+		out.UnknownSecurityModels, out.InvalidMsgs = m.unknownSecurityModels.Load(), m.invalidMsgs.Load()
+		out.UnknownPDUHandlers, out.UnknownContexts = m.unknownPDUHandlers.Load(), m.unknownContexts.Load()
+	}
+	return out
 }
 
 // New returns an agent serving the trees of contexts. log may be nil.
@@ -108,6 +126,10 @@ func New(cfg Config, contexts *agent.Contexts, log logrus.FieldLogger) (*Agent, 
 	}
 	a := &Agent{cfg: cfg, contexts: contexts, log: log.WithField("component", "snmp-agent"), start: time.Now(),
 		pend: newPending()}
+	var err error
+	if a.v3, err = newUSM(&a.cfg); err != nil {
+		return nil, err
+	}
 	a.authTraps.Store(2)
 	if cfg.AuthenticationTraps {
 		a.authTraps.Store(1)

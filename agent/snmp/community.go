@@ -18,7 +18,7 @@ import (
 
 // communityIncoming decodes and authorizes an SNMPv1 or SNMPv2c message,
 // or counts why it is dropped and returns nil.
-func (a *Agent) communityIncoming(ctx context.Context, pkt []byte, _ netip.AddrPort) *request {
+func (a *Agent) communityIncoming(ctx context.Context, pkt []byte, from netip.AddrPort) *request {
 	m, err := ber.DecodeCommunityMessage(pkt)
 	switch {
 	case errors.Is(err, ber.ErrUnsupportedPDU):
@@ -50,6 +50,10 @@ func (a *Agent) communityIncoming(ctx context.Context, pkt []byte, _ netip.AddrP
 				return nil
 			}
 		}
+	}
+	if len(a.cfg.CommunitySources) > 0 && !allowed(a.cfg.CommunitySources, from) {
+		a.c.accessRefused.Add(1)
+		return nil
 	}
 	tree, acc := a.authorize(m.Community)
 	if acc == accessNone {

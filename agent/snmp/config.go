@@ -3,9 +3,12 @@ package snmp
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"runtime"
+	"strings"
 	"time"
 
+	"github.com/smsnmpd/smsnmpd/agent/snmp/usm"
 	"github.com/smsnmpd/smsnmpd/internal/config"
 )
 
@@ -64,6 +67,16 @@ type Config struct {
 	// RequestTimeout bounds the work for one request: an answer after the
 	// manager's timeout helps nobody.
 	RequestTimeout time.Duration
+	// Users are the SNMPv3 (USM) users; none answers SNMPv3 messages as
+	// a version this agent does not serve.
+	Users []User
+	// Engine is the SNMPv3 engine (StartEngine); required with Users.
+	Engine Engine
+	// CommunitySources, when set, are the only addresses SNMPv1/v2c
+	// requests are accepted from.
+	CommunitySources []netip.Prefix
+	// Now is the clock of snmpEngineTime; nil means time.Now.
+	Now func() time.Time
 	// SysUpTime returns sysUpTime.0 in hundredths of a second for
 	// notifications; nil means the time since New.
 	SysUpTime func() uint32
@@ -82,7 +95,58 @@ func FromConfig(s config.SNMP) Config {
 	for _, a := range s.TrapSinks {
 		c.TrapSinks = append(c.TrapSinks, a.Address())
 	}
+	for _, p := range s.CommunitySources {
+		if n, err := netip.ParsePrefix(p); err == nil { // config.Validate checked them
+			c.CommunitySources = append(c.CommunitySources, n)
+		}
+	}
 	return c
+}
+
+// UsersFromConfig reads [[snmp.v3.user]]: the protocols, and the
+// passphrases from their files (config.ReadPassphrase's rules; its
+// errors wrap config.ErrPassphrase).
+func UsersFromConfig(v3 config.SNMPv3) ([]User, error) {
+	var out []User
+	for _, cu := range v3.Users {
+		u := User{Name: cu.Name, Write: cu.Write, Contexts: cu.Contexts}
+		if len(u.Contexts) == 0 {
+			u.Contexts = nil // the default context only
+		}
+		for _, p := range cu.Sources {
+			n, err := netip.ParsePrefix(p)
+			if err != nil {
+				return nil, fmt.Errorf("%w: user %q: source %q: %w", ErrConfig, cu.Name, p, err)
+			}
+			u.Sources = append(u.Sources, n)
+		}
+		auth, priv := cu.Auth, cu.Priv
+		if auth == "" {
+			auth = "SHA-256"
+		}
+		if priv == "" {
+			priv = "AES"
+		}
+		var err error
+		if !strings.EqualFold(auth, "none") {
+			if u.Auth, err = usm.ParseAuth(auth); err != nil {
+				return nil, fmt.Errorf("%w: user %q: %w", ErrConfig, cu.Name, err)
+			}
+			if u.AuthPass, err = config.ReadPassphrase(cu.AuthPassphraseFile); err != nil {
+				return nil, err
+			}
+		}
+		if !strings.EqualFold(priv, "none") {
+			if u.Priv, err = usm.ParsePriv(priv); err != nil {
+				return nil, fmt.Errorf("%w: user %q: %w", ErrConfig, cu.Name, err)
+			}
+			if u.PrivPass, err = config.ReadPassphrase(cu.PrivPassphraseFile); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 func (c *Config) setDefaults() {
@@ -105,8 +169,8 @@ func (c *Config) setDefaults() {
 
 func (c *Config) validate() error {
 	switch {
-	case !c.ROCommunity.IsSet() && !c.RWCommunity.IsSet():
-		return fmt.Errorf("%w: no community configured", ErrConfig)
+	case !c.ROCommunity.IsSet() && !c.RWCommunity.IsSet() && len(c.Users) == 0:
+		return fmt.Errorf("%w: no community and no SNMPv3 user configured", ErrConfig)
 	case c.MaxMessageSize < MinMessageSize || c.MaxMessageSize > MaxDatagram:
 		return fmt.Errorf("%w: max message size %d outside %d..%d", ErrConfig, c.MaxMessageSize, MinMessageSize, MaxDatagram)
 	case c.Workers < 0 || c.QueueLen < 0 || c.MaxInFlight < 0 || c.RequestTimeout < 0:

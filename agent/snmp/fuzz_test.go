@@ -51,12 +51,12 @@ func TestWriteSeedCorpus(t *testing.T) {
 	if os.Getenv("SNMP_WRITE_SEEDS") != "1" {
 		t.Skip("set SNMP_WRITE_SEEDS=1 to rewrite testdata/fuzz")
 	}
-	for _, target := range []string{"FuzzHandle"} {
+	for target, seeds := range map[string][][]byte{"FuzzHandle": seedRequests(), "FuzzUSM": recordedBytes(loadRecordedV3(t))} {
 		dir := filepath.Join("testdata", "fuzz", target)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for i, b := range seedRequests() {
+		for i, b := range seeds {
 			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
 			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
 				t.Fatal(err)
@@ -95,11 +95,14 @@ func FuzzHandle(f *testing.F) {
 			!bytes.Equal(rm.Community, req.Community) {
 			t.Fatalf("response %+v to %+v", rm, req)
 		}
+		// An error response echoes the request's varbinds as they came
+		// (RFC 3416 §4.2.5), so gosnmp reads the answer whenever it reads
+		// the request.
 		p, err := (&gosnmp.GoSNMP{}).SnmpDecodePacket(resp)
-		if err != nil {
+		if _, reqErr := (&gosnmp.GoSNMP{}).SnmpDecodePacket(pkt); err != nil && reqErr == nil {
 			t.Fatalf("gosnmp cannot decode the response: %v", err)
 		}
-		if p.Error == gosnmp.NoError && (req.PDU.Type == ber.PDUGet || req.PDU.Type == ber.PDUGetNext || req.PDU.Type == ber.PDUSet) &&
+		if err == nil && p.Error == gosnmp.NoError && (req.PDU.Type == ber.PDUGet || req.PDU.Type == ber.PDUGetNext || req.PDU.Type == ber.PDUSet) &&
 			len(rm.PDU.VarBinds) != len(req.PDU.VarBinds) {
 			t.Fatalf("%v: %d varbinds for %d", req.PDU.Type, len(rm.PDU.VarBinds), len(req.PDU.VarBinds))
 		}
@@ -111,4 +114,12 @@ func FuzzHandle(f *testing.F) {
 			}
 		}
 	})
+}
+
+func recordedBytes(rs []recording) [][]byte {
+	out := make([][]byte, len(rs))
+	for i, r := range rs {
+		out[i] = r.bytes
+	}
+	return out
 }

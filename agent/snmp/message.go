@@ -30,6 +30,12 @@ func (a *Agent) handle(ctx context.Context, pkt []byte, from netip.AddrPort) []b
 	switch v {
 	case ber.Version1, ber.Version2c:
 		r = a.communityIncoming(ctx, pkt, from)
+	case ber.Version3:
+		var report []byte
+		if r, report = a.usmIncoming(ctx, pkt, from); report != nil {
+			a.c.outReports.Add(1)
+			return report
+		}
 	default:
 		a.c.inBadVersions.Add(1)
 		return nil

@@ -39,6 +39,11 @@ func (a *Agent) RegisterSNMPGroup(t *agent.Tree) error {
 			return err
 		}
 	}
+	if a.v3 != nil {
+		if err := a.registerV3(t); err != nil {
+			return err
+		}
+	}
 	return t.RegisterScalar(OIDSNMPGroup.Append(30), &agent.Scalar{
 		Type: smi.TypeInteger,
 		Value: func(context.Context) (smi.Value, error) {

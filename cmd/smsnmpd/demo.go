@@ -67,6 +67,22 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitConfig
 	}
+	// One private directory (mode 0700, random name) for the whole demo:
+	// the SNMPv3 engine's state and the demo user's passphrase files, and
+	// the control socket. Removed when the demo stops.
+	stateDir, err := privateDir()
+	if err != nil {
+		log.WithError(err).Error("demo cannot start")
+		return exitFail
+	}
+	defer os.RemoveAll(stateDir)
+	var v3 demoV3
+	if !cfg.SNMP.Listen.IsZero() {
+		if v3, err = setupDemoV3(cfg, stateDir); err != nil {
+			log.WithError(err).Error("demo cannot start")
+			return exitFail
+		}
+	}
 	n, err := newNode(cfg, log, nodeOptions{descr: "smsnmpd " + version + " demo"})
 	if err != nil {
 		log.WithError(err).Error("demo cannot start")
@@ -89,14 +105,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	for i, se := range ses {
 		h.engines[uint32(i+1)] = se.content
 	}
-	sockDir, err := privateDir()
-	if err != nil {
-		log.WithError(err).Error("demo cannot start")
-		n.stop()
-		return exitFail
-	}
-	defer os.RemoveAll(sockDir)
-	sock := filepath.Join(sockDir, "control.sock")
+	sock := filepath.Join(stateDir, "control.sock")
 	if err := n.listenControl(sock, h); err != nil {
 		log.WithError(err).Error("demo cannot start")
 		n.stop()
@@ -123,6 +132,10 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		bsm.stop()
 	}()
 	printDemoCommands(stdout, cfg, *engines)
+	if v3.user != "" {
+		fmt.Fprintf(stdout, "SNMPv3 (user %s, authPriv, passphrases made for this run, files in %s):\n", v3.user, stateDir)
+		v3.print(stdout, cfg.SNMP.Listen.Address())
+	}
 	if bsmAddr != "" {
 		fmt.Fprintf(stdout, "The backup manager answers reads too (smNodeRole = backup) and refuses SETs:\n")
 		if mibs, ok := mibPath(); ok {
@@ -143,7 +156,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	return runUntilSignal(n, log, nil)
 }
 
-// privateDir makes the demo's control socket directory: mode 0700 with an
+// privateDir makes the demo's directory (state, passphrases, control socket): mode 0700 with an
 // unpredictable name, in $XDG_RUNTIME_DIR (the user's own) when there is
 // one, else in the temporary directory. A fixed name in /tmp could be
 // taken first by any local user, whose socket would then answer the
@@ -168,6 +181,8 @@ func startDemoEngines(mcfg *config.Config, count int, log logrus.FieldLogger) ([
 	var out []*southbound
 	for i := 1; i <= count; i++ {
 		c := *mcfg
+		c.Node.StateDir = "" // the manager's: SEs in one process keep nothing
+		c.SNMP.V3 = config.SNMPv3{}
 		c.Node.Role = config.RoleSE
 		c.Node.ID = uint32(i)
 		c.Node.Level = 1
@@ -264,6 +279,10 @@ func startDemoBackup(sm *config.Config, log logrus.FieldLogger) (*node, string, 
 	c := *sm
 	c.Node.ID = sm.Node.ID + 1
 	c.Node.Priority = sm.Node.Priority / 2
+	if sm.Node.StateDir != "" {
+		// An engine ID of its own: SM and BSM never share one.
+		c.Node.StateDir = filepath.Join(sm.Node.StateDir, "bsm")
+	}
 	addr := ""
 	if !sm.SNMP.Listen.IsZero() {
 		ap, err := netip.ParseAddrPort(sm.SNMP.Listen.Address())

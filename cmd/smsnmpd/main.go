@@ -76,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return lookup(args[1:], stdout, stderr)
 		case "digest":
 			return digest(args[1:], stdout, stderr)
+		case "engine-id":
+			return engineID(args[1:], stdout, stderr)
 		case "help", "-h", "-help", "--help":
 			usage(stdout)
 			return exitOK
@@ -98,6 +100,7 @@ func usage(w io.Writer) {
   smsnmpd unpublish [flags] KEY...     remove it again
   smsnmpd lookup [-json] KEY           where is KEY? asks the manager running here
   smsnmpd digest                       digest of the entries held (SEs' digests add up to their manager's)
+  smsnmpd engine-id [-config FILE]     print the node's SNMPv3 engine ID (for snmptrapd's createUser -e)
   smsnmpd version                      print version and commit
 
 exit codes (every command):

@@ -108,7 +108,11 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 	}
 
 	if !cfg.SNMP.Listen.IsZero() {
-		a, err := snmp.New(snmp.FromConfig(cfg.SNMP), n.udp, log)
+		scfg, err := snmpConfig(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		a, err := snmp.New(scfg, n.udp, log)
 		if err != nil {
 			return nil, err
 		}

@@ -55,8 +55,8 @@ func serve(args []string, stderr io.Writer) int {
 	n, err := newNode(cfg, log, nodeOptions{descr: sysDescr(cfg)})
 	if err != nil {
 		log.WithError(err).Error("cannot start")
-		if errors.Is(err, rmtp.ErrKeyFile) {
-			return exitConfig // a key file that does not parse
+		if errors.Is(err, rmtp.ErrKeyFile) || errors.Is(err, config.ErrPassphrase) {
+			return exitConfig // a key or passphrase file that cannot be used
 		}
 		return exitFail
 	}

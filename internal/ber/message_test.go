@@ -366,7 +366,14 @@ func seedMessages(t testing.TB) [][]byte {
 		b, _ := m.Append(nil)
 		out = append(out, b)
 	}
-	files, _ := filepath.Glob(filepath.Join("..", "..", "agent", "snmp", "testdata", "netsnmp", "*.hex"))
+	return append(out, recordings(t, "netsnmp")...)
+}
+
+// recordings are the messages agent/snmp recorded from net-snmp's tools
+// into testdata/<sub>.
+func recordings(t testing.TB, sub string) [][]byte {
+	var out [][]byte
+	files, _ := filepath.Glob(filepath.Join("..", "..", "agent", "snmp", "testdata", sub, "*.hex"))
 	for _, f := range files {
 		text, err := os.ReadFile(f)
 		if err != nil {
@@ -377,21 +384,24 @@ func seedMessages(t testing.TB) [][]byte {
 	return out
 }
 
-func TestWriteMessageSeeds(t *testing.T) {
+// writeSeeds rewrites testdata/fuzz/<target> when SMSNMPD_WRITE_SEEDS=1.
+func writeSeeds(t *testing.T, target string, seeds [][]byte) {
 	if os.Getenv("SMSNMPD_WRITE_SEEDS") == "" {
-		t.Skip("set SMSNMPD_WRITE_SEEDS=1 to rewrite testdata/fuzz/FuzzDecodeCommunityMessage")
+		t.Skip("set SMSNMPD_WRITE_SEEDS=1 to rewrite testdata/fuzz/" + target)
 	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzDecodeCommunityMessage")
+	dir := filepath.Join("testdata", "fuzz", target)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for i, b := range seedMessages(t) {
+	for i, b := range seeds {
 		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
+
+func TestWriteMessageSeeds(t *testing.T) { writeSeeds(t, "FuzzDecodeCommunityMessage", seedMessages(t)) }
 
 // FuzzDecodeCommunityMessage: decoding never panics; what decodes
 // re-encodes (from the raw list and, when every value decoded and

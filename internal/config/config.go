@@ -2,6 +2,7 @@ package config
 
 import (
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -74,7 +75,8 @@ type System struct {
 	Location string `toml:"location"`
 }
 
-// SNMP configures the built-in SNMPv2c agent on UDP.
+// SNMP configures the built-in SNMP agent on UDP (v1, v2c and, with
+// users, v3).
 type SNMP struct {
 	// Listen is "udp:host:port"; empty turns the built-in agent off.
 	Listen Addr `toml:"listen"`
@@ -99,6 +101,59 @@ type SNMP struct {
 	// answers them genErr (snmpd would otherwise retry, then close the
 	// session).
 	MaxInFlight int `toml:"max_inflight"`
+	// CommunitySources, when set, are the only networks (CIDRs) SNMPv1/v2c
+	// requests are accepted from; others are dropped and counted.
+	CommunitySources []string `toml:"community_sources"`
+	// V3 configures SNMPv3 (USM): [snmp.v3] and its [[snmp.v3.user]].
+	V3 SNMPv3 `toml:"v3"`
+}
+
+// SNMPv3 configures the built-in agent's SNMPv3 (the User-based Security
+// Model, RFC 3414). The engine ID and boots are kept in node.state_dir.
+type SNMPv3 struct {
+	// Users are the USM users; none turns SNMPv3 off.
+	Users []V3User `toml:"user"`
+}
+
+// V3User is one [[snmp.v3.user]].
+type V3User struct {
+	// Name is the user name (1..32 octets).
+	Name string `toml:"name"`
+	// Auth is SHA-256 (the default), SHA-224, SHA-384 or SHA-512; SHA
+	// (SHA-1) and MD5 only with Legacy; "none" for noAuthNoPriv, which the
+	// user then uses (and Priv must be "none").
+	Auth string `toml:"auth"`
+	// AuthPassphraseFile holds the authentication passphrase (at least 8
+	// characters; a trailing newline is not part of it). Like the rmtp key
+	// file, it must not be readable by group or others.
+	AuthPassphraseFile string `toml:"auth_passphrase_file"`
+	// Priv is AES (AES-128, the default), AES-192 or AES-256 (Blumenthal
+	// key extension, as net-snmp's AES-256 and gosnmp's AES256); "none"
+	// for authNoPriv.
+	Priv string `toml:"priv"`
+	// PrivPassphraseFile holds the privacy passphrase, as AuthPassphraseFile.
+	PrivPassphraseFile string `toml:"priv_passphrase_file"`
+	// Legacy allows Auth = SHA or MD5 (RFC 3414's HMAC-96).
+	Legacy bool `toml:"legacy"`
+	// Write grants SET; without it the user reads only.
+	Write bool `toml:"write"`
+	// Contexts the user may name ("" is the default context, "se3" an SE's);
+	// empty allows the default context only.
+	Contexts []string `toml:"contexts"`
+	// Sources, when set, are the only networks (CIDRs) the user's requests
+	// are accepted from.
+	Sources []string `toml:"sources"`
+}
+
+// Level is the security level the user's configuration gives it.
+func (u V3User) Level() string {
+	switch {
+	case strings.EqualFold(u.Auth, "none"):
+		return "noAuthNoPriv"
+	case strings.EqualFold(u.Priv, "none"):
+		return "authNoPriv"
+	}
+	return "authPriv"
 }
 
 // DefaultMaxInFlight is the default of snmp.max_inflight.

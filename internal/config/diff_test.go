@@ -44,6 +44,9 @@ func TestDiffCoversSchema(t *testing.T) {
 	for key := range schemaKeys() {
 		a, b := Demo(), Demo()
 		v := fieldByKey(reflect.ValueOf(b).Elem(), strings.Split(key, "."))
+		if !v.IsValid() {
+			continue // a key of an array of tables: the array is a leaf of its own
+		}
 		if v.Kind() == reflect.Struct && !reflect.PointerTo(v.Type()).Implements(textUnmarshalerType) {
 			continue // a table, not a leaf
 		}
@@ -83,6 +86,9 @@ func TestDiffCoversSchema(t *testing.T) {
 
 func fieldByKey(v reflect.Value, path []string) reflect.Value {
 	for _, p := range path {
+		if v.Kind() != reflect.Struct {
+			return reflect.Value{} // inside an array of tables
+		}
 		t := v.Type()
 		for i := 0; i < t.NumField(); i++ {
 			name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")

@@ -39,6 +39,9 @@ func walkSchema(t reflect.Type, prefix string, out map[string]keyInfo) {
 		}
 		ft := f.Type
 		out[full] = keyInfo{secret: ft == secretType}
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			ft = ft.Elem() // an array of tables: its keys are the element's
+		}
 		if ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(textUnmarshalerType) {
 			walkSchema(ft, full, out)
 		}

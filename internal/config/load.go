@@ -162,7 +162,12 @@ func lineOf(key string, lines map[string]int) int {
 }
 
 func (c *Config) resolvePaths(dir string) {
-	for _, p := range []*string{&c.Node.StateDir, &c.RMTP.KeyFile, &c.SE.ContentRoot} {
+	paths := []*string{&c.Node.StateDir, &c.RMTP.KeyFile, &c.SE.ContentRoot}
+	for i := range c.SNMP.V3.Users {
+		u := &c.SNMP.V3.Users[i]
+		paths = append(paths, &u.AuthPassphraseFile, &u.PrivPassphraseFile)
+	}
+	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -33,6 +35,7 @@ func (c *Config) Validate() error {
 	c.validateLog(v)
 	c.validateSystem(v)
 	c.validateSNMP(v)
+	c.validateSNMPv3(v)
 	c.validateAgentX(v)
 	c.validateRMTP(v)
 	c.validateSE(v)
@@ -175,6 +178,62 @@ func (c *Config) validateSNMP(v *validator) {
 	v.intRange("snmp.max_message_size", s.MaxMessageSize, MinSNMPMessage, MaxSNMPMessage)
 	v.intRange("snmp.workers", s.Workers, 0, 1024)
 	v.intRange("snmp.max_inflight", s.MaxInFlight, 1, MaxInFlight)
+}
+
+// SNMPv3 protocol names, as net-snmp's -a and -x take them.
+var (
+	v3Auth       = []string{"SHA-224", "SHA-256", "SHA-384", "SHA-512"}
+	v3AuthLegacy = []string{"SHA", "MD5"}
+	v3Priv       = []string{"AES", "AES-192", "AES-256"}
+)
+
+func (c *Config) validateSNMPv3(v *validator) {
+	s := c.SNMP
+	for i, cidr := range s.CommunitySources {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			v.add("snmp.community_sources", "entry %d %q: not a CIDR (e.g. 192.0.2.0/24)", i+1, cidr)
+		}
+	}
+	seen := map[string]bool{}
+	for i, u := range s.V3.Users {
+		key := func(k string) string { return "snmp.v3.user." + k }
+		if u.Name == "" || len(u.Name) > 32 {
+			v.add(key("name"), "user %d: name of %d octets, want 1..32", i+1, len(u.Name))
+		}
+		if seen[u.Name] {
+			v.add(key("name"), "user %q configured twice", u.Name)
+		}
+		seen[u.Name] = true
+		auth, priv := strings.ToUpper(u.Auth), strings.ToUpper(u.Priv)
+		switch {
+		case auth == "" || auth == "NONE" || slices.Contains(v3Auth, auth):
+		case slices.Contains(v3AuthLegacy, auth):
+			if !u.Legacy {
+				v.add(key("auth"), "user %q: %s is RFC 3414's legacy HMAC-96: set legacy = true to allow it, or use SHA-256", u.Name, u.Auth)
+			}
+		default:
+			v.add(key("auth"), "user %q: %q, want one of %s (or none)", u.Name, u.Auth, strings.Join(v3Auth, ", "))
+		}
+		switch {
+		case priv == "" || priv == "NONE" || slices.Contains(v3Priv, priv) || priv == "AES-128":
+		default:
+			v.add(key("priv"), "user %q: %q, want one of %s (or none)", u.Name, u.Priv, strings.Join(v3Priv, ", "))
+		}
+		if auth == "NONE" && priv != "NONE" {
+			v.add(key("priv"), "user %q: privacy needs authentication: with auth = \"none\", set priv = \"none\"", u.Name)
+		}
+		if auth != "NONE" && u.AuthPassphraseFile == "" {
+			v.add(key("auth_passphrase_file"), "user %q: required for auth %s", u.Name, u.Level())
+		}
+		if auth != "NONE" && priv != "NONE" && u.PrivPassphraseFile == "" {
+			v.add(key("priv_passphrase_file"), "user %q: required for authPriv (or set priv = \"none\")", u.Name)
+		}
+		for j, cidr := range u.Sources {
+			if _, err := netip.ParsePrefix(cidr); err != nil {
+				v.add(key("sources"), "user %q: entry %d %q: not a CIDR", u.Name, j+1, cidr)
+			}
+		}
+	}
 }
 
 func (c *Config) validateAgentX(v *validator) {

@@ -123,6 +123,9 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 	if len(cmds) < 2 {
 		t.Fatalf("demo printed %d commands, want at least 2:\n%s", len(cmds), p.out.String())
 	}
+	if !strings.Contains(p.out.String(), "snmpget -v3 -l authPriv -u demo -a SHA-256") {
+		t.Errorf("demo printed no SNMPv3 authPriv command:\n%s", p.out.String())
+	}
 	// With the standard MIB texts in place (make test fetches them) the
 	// demo must show names, not numbers.
 	if _, err := os.Stat(filepath.Join(repoRoot, ".cache", "std-mibs", "SNMPv2-MIB.mib")); err == nil || os.Getenv("CI") == "true" {
@@ -149,6 +152,8 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 			t.Errorf("node group not resolved by name through the MIB:\n%s", out)
 		case strings.HasPrefix(c, "snmptable") && strings.Count(out, " up ") != 4:
 			t.Errorf("smEngineTable does not show the 4 demo engines up:\n%s", out)
+		case strings.Contains(c, "-v3") && !strings.Contains(out, `STRING: "smsnmpd-demo"`):
+			t.Errorf("the demo's SNMPv3 command:\n%s", out)
 		case strings.Contains(c, "smAggregateSum") && !strings.Contains(out, "Gauge32: 28"):
 			// Printed after the smAllEngines SET of 7 on 4 engines.
 			t.Errorf("smAggregateSum of smSeWeight after setting 7 on 4 engines:\n%s", out)

@@ -1,0 +1,45 @@
+// Package statefile writes a node's state files (node.state_dir) so that a
+// crash leaves the old content or the new, never a torn file: a temporary
+// file in the same directory, mode 0600, synced, renamed over the old one,
+// and the directory synced. It is the shared writer issue 16 asks for;
+// the SNMP engine's state uses it first.
+package statefile
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// Write replaces path with data atomically and durably.
+func Write(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
