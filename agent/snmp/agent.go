@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/agent/snmp/usm"
 	"github.com/smsnmpd/smsnmpd/internal/logging"
 )
 
@@ -38,6 +39,7 @@ type Agent struct {
 	authTraps atomic.Int32 // snmpEnableAuthenTraps: 1 enabled, 2 disabled
 	lastAuth  atomic.Int64 // unix nanoseconds of the last authenticationFailure sent
 	v3        *usmModel    // nil without SNMPv3 users
+	inform    informer
 
 	c counters
 }
@@ -49,7 +51,7 @@ type counters struct {
 	oversized, unsupportedPDUs, queueDrops, panics                                 atomic.Uint64
 	outResponses, outTooBig, bulkTruncated, outTraps, trapErrors, sendErrors       atomic.Uint64
 	requestErrors, busyDrops, joined                                               atomic.Uint64
-	accessRefused, outReports                                                      atomic.Uint64
+	accessRefused, outReports, informsAcked, informFailures                        atomic.Uint64
 }
 
 // Counters is a snapshot of the agent's statistics. The first group is
@@ -79,6 +81,8 @@ type Counters struct {
 	SendErrors      uint64 // responses the socket refused
 	AccessRefused   uint64 // requests refused by a source allowlist, and SETs by a user without write access
 	OutReports      uint64 // SNMPv3 Reports sent (discovery and USM failures)
+	InformsAcked    uint64 // informs the receiver acknowledged
+	InformFailures  uint64 // informs not acknowledged within their retries (or beyond MaxInformsInFlight)
 
 	// SNMPv3 (zero without users): usmStats (RFC 3414) and snmpMPDStats
 	// (RFC 3412), snmpUnknownContexts.
@@ -99,6 +103,7 @@ func (a *Agent) Counters() Counters {
 		OutTraps: c.outTraps.Load(), TrapErrors: c.trapErrors.Load(), SendErrors: c.sendErrors.Load(),
 		BusyDrops: c.busyDrops.Load(), Joined: c.joined.Load(), Waiting: uint64(max(a.waiting.Load(), 0)),
 		AccessRefused: c.accessRefused.Load(), OutReports: c.outReports.Load(),
+		InformsAcked: c.informsAcked.Load(), InformFailures: c.informFailures.Load(),
 	}
 	if m := a.v3; m != nil {
 		out.UnsupportedSecLevels, out.NotInTimeWindows = m.unsupportedSecLevels.Load(), m.notInTimeWindows.Load()
@@ -125,7 +130,7 @@ func New(cfg Config, contexts *agent.Contexts, log logrus.FieldLogger) (*Agent, 
 		log = l
 	}
 	a := &Agent{cfg: cfg, contexts: contexts, log: log.WithField("component", "snmp-agent"), start: time.Now(),
-		pend: newPending()}
+		pend: newPending(), inform: informer{sem: make(chan struct{}, MaxInformsInFlight), keys: make(map[string]*usm.Keys)}}
 	var err error
 	if a.v3, err = newUSM(&a.cfg); err != nil {
 		return nil, err

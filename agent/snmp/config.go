@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +68,12 @@ type Config struct {
 	// RequestTimeout bounds the work for one request: an answer after the
 	// manager's timeout helps nobody.
 	RequestTimeout time.Duration
+	// Sinks receive notifications: SNMPv2c or SNMPv3, traps or informs.
+	Sinks []Sink
+	// InformTimeout and InformRetries: an inform is re-sent every
+	// InformTimeout until acknowledged, InformRetries times at most.
+	InformTimeout time.Duration
+	InformRetries int
 	// Users are the SNMPv3 (USM) users; none answers SNMPv3 messages as
 	// a version this agent does not serve.
 	Users []User
@@ -95,6 +102,10 @@ func FromConfig(s config.SNMP) Config {
 	for _, a := range s.TrapSinks {
 		c.TrapSinks = append(c.TrapSinks, a.Address())
 	}
+	for _, k := range s.Sinks {
+		c.Sinks = append(c.Sinks, Sink{Address: k.Address.Address(), Community: k.Community, User: k.User, Inform: k.Inform})
+	}
+	c.InformTimeout, c.InformRetries = s.InformTimeout.Duration, s.InformRetries
 	for _, p := range s.CommunitySources {
 		if n, err := netip.ParsePrefix(p); err == nil { // config.Validate checked them
 			c.CommunitySources = append(c.CommunitySources, n)
@@ -165,6 +176,12 @@ func (c *Config) setDefaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
 	}
+	if c.InformTimeout == 0 {
+		c.InformTimeout = DefaultInformTimeout
+	}
+	if c.InformRetries == 0 {
+		c.InformRetries = DefaultInformRetries
+	}
 }
 
 func (c *Config) validate() error {
@@ -177,6 +194,16 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: negative workers, queue length, max in flight or timeout", ErrConfig)
 	case len(c.TrapSinks) > 0 && !c.TrapCommunity.IsSet():
 		return fmt.Errorf("%w: trap sinks without a trap community", ErrConfig)
+	case c.InformTimeout < 0 || c.InformRetries < 0:
+		return fmt.Errorf("%w: negative inform timeout or retries", ErrConfig)
+	}
+	for _, s := range c.Sinks {
+		if s.User == "" && !s.Community.IsSet() {
+			return fmt.Errorf("%w: sink %s: neither a community nor an SNMPv3 user", ErrConfig, s.Address)
+		}
+		if s.User != "" && !slices.ContainsFunc(c.Users, func(u User) bool { return u.Name == s.User }) {
+			return fmt.Errorf("%w: sink %s: no SNMPv3 user %q", ErrConfig, s.Address, s.User)
+		}
 	}
 	return nil
 }

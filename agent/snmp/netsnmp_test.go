@@ -254,42 +254,56 @@ func TestNetSNMPSet(t *testing.T) {
 	}
 }
 
-// TestNetSNMPTrap sends a notification to a real snmptrapd started on a
-// loopback port with its own configuration.
-func TestNetSNMPTrap(t *testing.T) {
+// startTrapd starts a real snmptrapd on a loopback port with its own
+// configuration (lines added to a base that loads no MIBs and logs each
+// notification as TRAP <varbinds>), and returns its address and log file.
+// It is stopped, by its PID, when the test ends.
+func startTrapd(t *testing.T, lines ...string) (string, string) {
+	t.Helper()
 	trapd := needTool(t, "snmptrapd")
 	dir := t.TempDir()
 	port := freeUDPPort(t)
 	conf := filepath.Join(dir, "snmptrapd.conf")
-	if err := os.WriteFile(conf, []byte(strings.Join([]string{
+	if err := os.WriteFile(conf, []byte(strings.Join(append([]string{
 		"[snmp] mibs :",
 		"[snmp] persistentDir " + filepath.Join(dir, "persist"),
 		"[snmp] noPersistentLoad yes",
 		"[snmp] noPersistentSave yes",
-		"authCommunity log traps",
 		"doNotRetainNotificationLogs yes",
 		"format2 TRAP %V~%v\\n",
-		"",
-	}, "\n")), 0o600); err != nil {
+	}, append(lines, "")...), "\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logf := filepath.Join(dir, "trapd.log")
 	pidf := filepath.Join(dir, "trapd.pid")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	cmd := exec.CommandContext(ctx, trapd, "-f", "-Lf", logf, "-C", "-c", conf, "-p", pidf, "-On", "-M", "/dev/null",
 		fmt.Sprintf("udp:127.0.0.1:%d", port))
 	cmd.Env = append(os.Environ(), "SNMPCONFPATH="+dir, "MIBS=")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		_ = cmd.Process.Kill() // the PID we started, nothing else
 		_ = cmd.Wait()
-	}()
+		cancel()
+	})
+	// Bound: it logs its banner once the socket is bound.
+	for i := 0; i < 100; i++ {
+		if b, _ := os.ReadFile(logf); strings.Contains(string(b), "NET-SNMP version") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port), logf
+}
 
+// TestNetSNMPTrap sends a notification to a real snmptrapd started on a
+// loopback port with its own configuration.
+func TestNetSNMPTrap(t *testing.T) {
+	addr, logf := startTrapd(t, "authCommunity log traps")
 	cfg := testConfig()
-	cfg.TrapSinks = []string{fmt.Sprintf("127.0.0.1:%d", port)}
+	cfg.TrapSinks = []string{addr}
 	cfg.TrapCommunity = config.NewSecret("traps")
 	cfg.SysUpTime = func() uint32 { return 4242 }
 	h := newHarness(t, cfg)

@@ -29,11 +29,17 @@ func (a *Agent) sysUpTime() uint32 {
 	return uint32(time.Since(a.start) / (10 * time.Millisecond))
 }
 
-// Notify sends an SNMPv2-Trap (RFC 3416 §4.2.6) to every configured sink:
-// sysUpTime.0 and snmpTrapOID.0 = trapOID first, then vbs. It tries every
-// sink and returns the errors of those that failed, joined.
+// HasSinks reports whether any notification receiver is configured.
+func (a *Agent) HasSinks() bool { return len(a.cfg.TrapSinks) > 0 || len(a.cfg.Sinks) > 0 }
+
+// Notify sends a notification (RFC 3416 §4.2.6): sysUpTime.0 and
+// snmpTrapOID.0 = trapOID first, then vbs, as an SNMPv2-Trap to every
+// TrapSinks entry and to every Sinks entry as it says (an SNMPv2c or
+// SNMPv3 trap, or an inform re-sent on its own goroutine until
+// acknowledged: WaitInforms). It tries every sink and returns the errors
+// of the traps that failed, joined.
 func (a *Agent) Notify(ctx context.Context, trapOID smi.OID, vbs []smi.VarBind) error {
-	if len(a.cfg.TrapSinks) == 0 {
+	if !a.HasSinks() {
 		return ErrNoSinks
 	}
 	all := make([]smi.VarBind, 0, 2+len(vbs))
@@ -53,7 +59,7 @@ func (a *Agent) Notify(ctx context.Context, trapOID smi.OID, vbs []smi.VarBind) 
 	if len(pkt) > MaxDatagram {
 		return fmt.Errorf("snmp: notification of %d bytes exceeds %d", len(pkt), MaxDatagram)
 	}
-	var errs []error
+	errs := []error{a.notifySinks(ctx, all)}
 	for _, sink := range a.cfg.TrapSinks {
 		if err := a.sendTo(ctx, sink, pkt); err != nil {
 			a.c.trapErrors.Add(1)

@@ -268,8 +268,9 @@ func abs(v int64) int64 {
 	return v
 }
 
-// usmReply is the way back of one SNMPv3 message: its response or a
-// report, at the level and with the user the request had.
+// usmReply is the way back of one SNMPv3 message (its response or a
+// report, at the level and with the user the request had), or a
+// notification (v3message.go): an SNMPv3 message to encode.
 type usmReply struct {
 	a           *Agent
 	m           *usmModel
@@ -282,6 +283,24 @@ type usmReply struct {
 	user        *usmUser // nil: unauthenticated
 	level       byte
 	boots, time int32
+	// engineID is the authoritative engine's (nil: ours); keys, when set,
+	// are user's localized to it (an inform's receiver).
+	engineID []byte
+	keys     *usm.Keys
+}
+
+func (rep *usmReply) authEngine() []byte {
+	if rep.engineID != nil {
+		return rep.engineID
+	}
+	return rep.m.engine.ID
+}
+
+func (rep *usmReply) userKeys() *usm.Keys {
+	if rep.keys != nil {
+		return rep.keys
+	}
+	return rep.user.keys
 }
 
 // report returns a Report PDU carrying counter (already incremented) at
@@ -307,10 +326,10 @@ func (rep *usmReply) report(oid smi.OID, counter *atomic.Uint64, level byte) []b
 }
 
 func (rep *usmReply) params() ber.USMParams {
-	p := ber.USMParams{EngineID: rep.m.engine.ID, Boots: rep.boots, Time: rep.time, UserName: rep.userName,
+	p := ber.USMParams{EngineID: rep.authEngine(), Boots: rep.boots, Time: rep.time, UserName: rep.userName,
 		AuthParams: []byte{}, PrivParams: []byte{}}
 	if rep.level&ber.FlagAuth != 0 {
-		p.AuthParams = make([]byte, rep.user.keys.Auth.MACLen())
+		p.AuthParams = make([]byte, rep.userKeys().Auth.MACLen())
 	}
 	if rep.level&ber.FlagPriv != 0 {
 		p.PrivParams = make([]byte, 8)
@@ -319,6 +338,7 @@ func (rep *usmReply) params() ber.USMParams {
 }
 
 func (rep *usmReply) scoped(p *ber.PDU) ber.ScopedPDU {
+	// The context is always ours: a notification's data come from here.
 	return ber.ScopedPDU{ContextEngineID: rep.m.engine.ID, ContextName: rep.contextName, PDU: *p}
 }
 
@@ -337,11 +357,15 @@ func (rep *usmReply) encode(p *ber.PDU) ([]byte, error) {
 		return nil, err
 	}
 	sp := rep.params()
-	msg := ber.V3Message{MsgID: rep.msgID, MaxSize: int32(rep.a.cfg.MaxMessageSize), Flags: rep.level,
+	flags := rep.level
+	if rep.reportable && p.Type.Confirmed() {
+		flags |= ber.FlagReportable // an InformRequest we send
+	}
+	msg := ber.V3Message{MsgID: rep.msgID, MaxSize: int32(rep.a.cfg.MaxMessageSize), Flags: flags,
 		SecurityModel: ber.SecurityModelUSM}
 	if rep.level&ber.FlagPriv != 0 {
 		binary.BigEndian.PutUint64(sp.PrivParams, rep.m.salt.Add(1))
-		msg.Encrypted = rep.user.keys.Encrypt(plain, sp.Boots, sp.Time, sp.PrivParams)
+		msg.Encrypted = rep.userKeys().Encrypt(plain, sp.Boots, sp.Time, sp.PrivParams)
 	} else {
 		msg.ScopedPDU = plain
 	}
@@ -349,7 +373,7 @@ func (rep *usmReply) encode(p *ber.PDU) ([]byte, error) {
 	msg.SecurityParameters, authOff = sp.Append(nil)
 	out, secOff := msg.Append(make([]byte, 0, msg.Len()))
 	if rep.level&ber.FlagAuth != 0 {
-		rep.user.keys.Sign(out, secOff+authOff)
+		rep.userKeys().Sign(out, secOff+authOff)
 	}
 	return out, nil
 }

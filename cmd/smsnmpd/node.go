@@ -363,7 +363,7 @@ func (n *node) engineEvent(ev fanout.EngineEvent) {
 // trap sinks of the built-in agent, and through snmpd in AgentX mode.
 // mib.Notifier calls it, on the active manager only.
 func (n *node) notify(ctx context.Context, oid smi.OID, vbs []smi.VarBind) {
-	if n.v2c != nil && len(n.cfg.SNMP.TrapSinks) > 0 {
+	if n.v2c != nil && n.v2c.HasSinks() {
 		if err := n.v2c.Notify(ctx, oid, vbs); err != nil {
 			n.log.WithError(err).Warn("notification to trap sinks failed")
 		}

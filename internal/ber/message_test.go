@@ -401,7 +401,9 @@ func writeSeeds(t *testing.T, target string, seeds [][]byte) {
 	}
 }
 
-func TestWriteMessageSeeds(t *testing.T) { writeSeeds(t, "FuzzDecodeCommunityMessage", seedMessages(t)) }
+func TestWriteMessageSeeds(t *testing.T) {
+	writeSeeds(t, "FuzzDecodeCommunityMessage", seedMessages(t))
+}
 
 // FuzzDecodeCommunityMessage: decoding never panics; what decodes
 // re-encodes (from the raw list and, when every value decoded and

@@ -101,11 +101,33 @@ type SNMP struct {
 	// answers them genErr (snmpd would otherwise retry, then close the
 	// session).
 	MaxInFlight int `toml:"max_inflight"`
+	// Sinks receive notifications as SNMPv2c (community) or SNMPv3 (user)
+	// traps or informs: [[snmp.sink]].
+	Sinks []Sink `toml:"sink"`
+	// InformTimeout is how long an inform waits for its acknowledgement
+	// before it is re-sent (100ms..30s).
+	InformTimeout Duration `toml:"inform_timeout"`
+	// InformRetries is how many times an inform is re-sent at most
+	// (1..10); then it is counted as failed and logged.
+	InformRetries int `toml:"inform_retries"`
 	// CommunitySources, when set, are the only networks (CIDRs) SNMPv1/v2c
 	// requests are accepted from; others are dropped and counted.
 	CommunitySources []string `toml:"community_sources"`
 	// V3 configures SNMPv3 (USM): [snmp.v3] and its [[snmp.v3.user]].
 	V3 SNMPv3 `toml:"v3"`
+}
+
+// Sink is one [[snmp.sink]].
+type Sink struct {
+	// Address is "udp:host:port".
+	Address Addr `toml:"address"`
+	// Community sends SNMPv2c; User (an [[snmp.v3.user]]) sends SNMPv3 at
+	// that user's level. Exactly one.
+	Community Secret `toml:"community"`
+	User      string `toml:"user"`
+	// Inform asks for an acknowledgement (re-sent until it comes, at most
+	// inform_retries times); false sends a trap.
+	Inform bool `toml:"inform"`
 }
 
 // SNMPv3 configures the built-in agent's SNMPv3 (the User-based Security
@@ -358,6 +380,8 @@ func Default() *Config {
 		SNMP: SNMP{
 			MaxMessageSize: 65507,
 			MaxInFlight:    DefaultMaxInFlight,
+			InformTimeout:  Duration{time.Second},
+			InformRetries:  3,
 		},
 		AgentX: AgentX{
 			Priority:     127,

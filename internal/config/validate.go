@@ -194,6 +194,23 @@ func (c *Config) validateSNMPv3(v *validator) {
 			v.add("snmp.community_sources", "entry %d %q: not a CIDR (e.g. 192.0.2.0/24)", i+1, cidr)
 		}
 	}
+	v.durRange("snmp.inform_timeout", s.InformTimeout, 100*time.Millisecond, 30*time.Second)
+	v.intRange("snmp.inform_retries", s.InformRetries, 1, 10)
+	users := map[string]bool{}
+	for _, u := range s.V3.Users {
+		users[u.Name] = true
+	}
+	for i, k := range s.Sinks {
+		v.network("snmp.sink.address", k.Address, "udp")
+		switch {
+		case k.Address.IsZero():
+			v.add("snmp.sink.address", "sink %d: required", i+1)
+		case k.User == "" && !k.Community.IsSet(), k.User != "" && k.Community.IsSet():
+			v.add("snmp.sink", "sink %d (%s): set exactly one of community (SNMPv2c) and user (SNMPv3)", i+1, k.Address)
+		case k.User != "" && !users[k.User]:
+			v.add("snmp.sink.user", "sink %d (%s): no [[snmp.v3.user]] named %q", i+1, k.Address, k.User)
+		}
+	}
 	seen := map[string]bool{}
 	for i, u := range s.V3.Users {
 		key := func(k string) string { return "snmp.v3.user." + k }

@@ -42,7 +42,7 @@ func freePort(tb testing.TB) int {
 // startSnmpd runs an isolated snmpd (no AgentX, no SMUX, no system
 // config) on a loopback port and stops it, by its PID, when the benchmark
 // ends.
-func startSnmpd(b *testing.B) int {
+func startSnmpd(b *testing.B, extra ...string) int {
 	snmpd := deps.NeedTool(b, "snmpd")
 	dir := b.TempDir()
 	port := freePort(b)
@@ -55,6 +55,7 @@ func startSnmpd(b *testing.B) int {
 		fmt.Sprintf("agentAddress udp:127.0.0.1:%d", port),
 		"rocommunity public 127.0.0.1",
 		"dontLogTCPWrappersConnects yes",
+		strings.Join(extra, "\n"),
 		"",
 	}, "\n")
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
@@ -96,7 +97,7 @@ func startSnmpd(b *testing.B) int {
 // plus a sysUpTime.0 of its own. (agenttest builds a Tree of its own, which
 // agent.Contexts cannot adopt; serving it through snmptest.Mount would add a
 // second Tree dispatch per varbind that production never pays.)
-func startAgent(b *testing.B) (int, *snmp.Agent) {
+func startAgent(b *testing.B, users ...snmp.User) (int, *snmp.Agent) {
 	ctxs := agent.NewContexts()
 	sparse := agent.NewTable(agenttest.SparseTable, 1, 2, 3, 4)
 	for i := 0; i < agenttest.SparseRows; i++ {
@@ -120,7 +121,11 @@ func startAgent(b *testing.B) (int, *snmp.Agent) {
 	})); err != nil {
 		b.Fatal(err)
 	}
-	a, err := snmp.New(snmp.Config{ROCommunity: config.NewSecret("public")}, ctxs, nil)
+	cfg := snmp.Config{ROCommunity: config.NewSecret("public"), Users: users}
+	if len(users) > 0 {
+		cfg.Engine = snmp.Engine{ID: snmp.NewEngineID(), Boots: 1}
+	}
+	a, err := snmp.New(cfg, ctxs, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
