@@ -31,15 +31,16 @@ type Agent struct {
 	log      logrus.FieldLogger
 	start    time.Time
 
-	txSeq     atomic.Uint32
-	trapSeq   atomic.Int32
-	waiting   atomic.Int64 // requests waiting on blocking handlers (at most cfg.MaxInFlight)
-	pend      pending      // those requests, for retransmissions to join
-	busyLog   logging.Limit
-	authTraps atomic.Int32 // snmpEnableAuthenTraps: 1 enabled, 2 disabled
-	lastAuth  atomic.Int64 // unix nanoseconds of the last authenticationFailure sent
-	v3        *usmModel    // nil without SNMPv3 users
-	inform    informer
+	txSeq         atomic.Uint32
+	trapSeq       atomic.Int32
+	waiting       atomic.Int64 // requests waiting on blocking handlers (at most cfg.MaxInFlight)
+	pend          pending      // those requests, for retransmissions to join
+	busyLog       logging.Limit
+	authTraps     atomic.Int32 // snmpEnableAuthenTraps: 1 enabled, 2 disabled
+	lastAuth      atomic.Int64 // unix nanoseconds of the last authenticationFailure sent
+	v3            *usmModel    // nil without SNMPv3 users
+	communityView *view
+	inform        informer
 
 	c counters
 }
@@ -131,6 +132,7 @@ func New(cfg Config, contexts *agent.Contexts, log logrus.FieldLogger) (*Agent, 
 	}
 	a := &Agent{cfg: cfg, contexts: contexts, log: log.WithField("component", "snmp-agent"), start: time.Now(),
 		pend: newPending(), inform: informer{sem: make(chan struct{}, MaxInformsInFlight), keys: make(map[string]*usm.Keys)}}
+	a.communityView = newView(cfg.CommunityRead, cfg.CommunityWrite)
 	var err error
 	if a.v3, err = newUSM(&a.cfg); err != nil {
 		return nil, err

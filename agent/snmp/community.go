@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/internal/ber"
@@ -63,7 +64,7 @@ func (a *Agent) communityIncoming(ctx context.Context, pkt []byte, from netip.Ad
 	}
 	// One allocation for the request and its way back.
 	cr := &communityRequest{out: communityOut{version: m.Version, community: m.Community}}
-	cr.request = request{pdu: m.PDU, v1: v1, tree: tree, acc: acc, out: &cr.out,
+	cr.request = request{pdu: m.PDU, v1: v1, tree: tree, acc: acc, view: a.communityView, out: &cr.out,
 		maxPDU: cr.out.maxPDU(a.cfg.MaxMessageSize), denied: &a.c.inBadCommunityUses}
 	return &cr.request
 }
@@ -78,6 +79,9 @@ type communityRequest struct {
 // Comparisons take constant time in the configured value.
 func (a *Agent) authorize(community []byte) (*agent.Tree, access) {
 	if acc := a.match(community); acc != accessNone {
+		if a.cfg.CommunityContexts != nil && !slices.Contains(a.cfg.CommunityContexts, "") {
+			return nil, accessNone
+		}
 		return a.contexts.Default(), acc
 	}
 	at := bytes.LastIndexByte(community, '@')
@@ -88,7 +92,11 @@ func (a *Agent) authorize(community []byte) (*agent.Tree, access) {
 	if acc == accessNone {
 		return nil, accessNone
 	}
-	t := a.contexts.Tree(string(community[at+1:]))
+	ctx := string(community[at+1:])
+	if a.cfg.CommunityContexts != nil && !slices.Contains(a.cfg.CommunityContexts, ctx) {
+		return nil, accessNone
+	}
+	t := a.contexts.Tree(ctx)
 	if t == nil {
 		return nil, accessNone
 	}

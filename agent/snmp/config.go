@@ -11,6 +11,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/agent/snmp/usm"
 	"github.com/smsnmpd/smsnmpd/internal/config"
+	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
 // Defaults, in one place.
@@ -82,6 +83,13 @@ type Config struct {
 	// CommunitySources, when set, are the only addresses SNMPv1/v2c
 	// requests are accepted from.
 	CommunitySources []netip.Prefix
+	// CommunityContexts, when set, are the only contexts the communities
+	// name ("" the default one, "se3" with "public@se3"); nil allows
+	// every context that exists.
+	CommunityContexts []string
+	// CommunityRead and CommunityWrite, when set, are the only subtrees
+	// the communities read and (the read-write one) write.
+	CommunityRead, CommunityWrite []smi.OID
 	// Now is the clock of snmpEngineTime; nil means time.Now.
 	Now func() time.Time
 	// SysUpTime returns sysUpTime.0 in hundredths of a second for
@@ -111,7 +119,20 @@ func FromConfig(s config.SNMP) Config {
 			c.CommunitySources = append(c.CommunitySources, n)
 		}
 	}
+	c.CommunityContexts = s.CommunityContexts
+	c.CommunityRead, c.CommunityWrite = oids(s.CommunityReadSubtrees), oids(s.CommunityWriteSubtrees)
 	return c
+}
+
+// oids parses subtrees config.Validate checked.
+func oids(ss []string) []smi.OID {
+	var out []smi.OID
+	for _, s := range ss {
+		if o, err := smi.ParseOID(s); err == nil {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // UsersFromConfig reads [[snmp.v3.user]]: the protocols, and the
@@ -120,7 +141,8 @@ func FromConfig(s config.SNMP) Config {
 func UsersFromConfig(v3 config.SNMPv3) ([]User, error) {
 	var out []User
 	for _, cu := range v3.Users {
-		u := User{Name: cu.Name, Write: cu.Write, Contexts: cu.Contexts}
+		u := User{Name: cu.Name, Write: cu.Write, Contexts: cu.Contexts,
+			Read: oids(cu.ReadSubtrees), WriteSubtrees: oids(cu.WriteSubtrees)}
 		if len(u.Contexts) == 0 {
 			u.Contexts = nil // the default context only
 		}

@@ -41,6 +41,7 @@ type request struct {
 	v1   bool // SNMPv1: RFC 3584's rules for errors and types
 	tree *agent.Tree
 	acc  access
+	view *view // nil: the whole tree
 	// maxPDU is the largest Response PDU the model can send back.
 	maxPDU int
 	// out encodes the response in the request's model.
@@ -170,6 +171,35 @@ func (r *request) names() []smi.OID {
 	return out
 }
 
+// viewGet is the Tree's Get of the request's names, those outside its
+// read view answered noSuchObject without asking their handlers.
+func (r *request) viewGet(ctx context.Context) ([]smi.VarBind, error) {
+	names := r.names()
+	if r.view == nil || r.view.read == nil {
+		return r.tree.Get(ctx, names)
+	}
+	var ask []smi.OID
+	for _, n := range names {
+		if r.view.canRead(n) {
+			ask = append(ask, n)
+		}
+	}
+	got, err := r.tree.Get(ctx, ask)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]smi.VarBind, len(names))
+	for i, j := 0, 0; i < len(names); i++ {
+		if r.view.canRead(names[i]) {
+			out[i] = got[j]
+			j++
+			continue
+		}
+		out[i] = smi.VarBind{Name: names[i], Value: smi.NoSuchObject()}
+	}
+	return out, nil
+}
+
 func (r *request) ranges() []agent.Range {
 	out := make([]agent.Range, len(r.pdu.VarBinds))
 	for i, vb := range r.pdu.VarBinds {
@@ -179,7 +209,7 @@ func (r *request) ranges() []agent.Range {
 }
 
 func (a *Agent) get(ctx context.Context, r *request) *ber.PDU {
-	vbs, err := r.tree.Get(ctx, r.names())
+	vbs, err := r.viewGet(ctx)
 	if err != nil {
 		return a.treeError(r, err)
 	}
@@ -195,12 +225,12 @@ func (a *Agent) get(ctx context.Context, r *request) *ber.PDU {
 }
 
 func (a *Agent) getNext(ctx context.Context, r *request) *ber.PDU {
-	vbs, err := r.tree.GetNext(ctx, r.ranges())
+	vbs, err := r.view.getNext(ctx, r.tree, r.ranges())
 	if err != nil {
 		return a.treeError(r, err)
 	}
 	if r.v1 {
-		if vbs, err = a.skipCounter64(ctx, r.tree, vbs); err != nil {
+		if vbs, err = a.skipCounter64(ctx, r, vbs); err != nil {
 			return a.treeError(r, err)
 		}
 		for i, vb := range vbs {
@@ -215,7 +245,7 @@ func (a *Agent) getNext(ctx context.Context, r *request) *ber.PDU {
 // skipCounter64 continues every GETNEXT answer that is a Counter64 past it
 // (RFC 3584 §4.2.2.1), in batched rounds, until none is left or the
 // request's deadline passes. A column of Counter64 is thus skipped whole.
-func (a *Agent) skipCounter64(ctx context.Context, t *agent.Tree, vbs []smi.VarBind) ([]smi.VarBind, error) {
+func (a *Agent) skipCounter64(ctx context.Context, r *request, vbs []smi.VarBind) ([]smi.VarBind, error) {
 	for {
 		var idx []int
 		var ranges []agent.Range
@@ -231,7 +261,7 @@ func (a *Agent) skipCounter64(ctx context.Context, t *agent.Tree, vbs []smi.VarB
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		next, err := t.GetNext(ctx, ranges)
+		next, err := r.view.getNext(ctx, r.tree, ranges)
 		if err != nil {
 			return nil, err
 		}
@@ -252,7 +282,7 @@ func (a *Agent) getBulk(ctx context.Context, r *request) *ber.PDU {
 	if reps := len(r.pdu.VarBinds) - n; reps > 0 && m > 0 {
 		want = n + min(m, limit)*reps
 	}
-	vbs, err := r.tree.GetBulk(ctx, n, m, r.ranges(), max(min(want, limit), 1))
+	vbs, err := r.view.getBulk(ctx, r.tree, n, m, r.ranges(), max(min(want, limit), 1))
 	if err != nil {
 		return a.treeError(r, err)
 	}
@@ -278,6 +308,11 @@ func (a *Agent) set(ctx context.Context, r *request) *ber.PDU {
 		return a.fail(r, smi.NoAccess, 0)
 	}
 	for i, vb := range r.pdu.VarBinds {
+		if !r.view.canWrite(vb.Name) {
+			// RFC 3415 §3.2: not in the write view.
+			a.c.accessRefused.Add(1)
+			return a.fail(r, smi.NoAccess, i)
+		}
 		// A value that did not decode as its tag says, or an exception,
 		// cannot be written (RFC 3416 §4.2.5).
 		if i < len(r.pdu.BadValues) && r.pdu.BadValues[i] != smi.NoError {

@@ -44,6 +44,9 @@ type User struct {
 	// Sources, when set, are the only addresses the user's requests are
 	// accepted from.
 	Sources []netip.Prefix
+	// Read and WriteSubtrees, when set, are the only subtrees the user
+	// reads and (with Write) writes: a small VACM view.
+	Read, WriteSubtrees []smi.OID
 }
 
 // OIDs of SNMPv3's objects this agent serves and reports.
@@ -59,6 +62,7 @@ type usmUser struct {
 	User
 	keys  *usm.Keys
 	level byte // the flags (ber.FlagAuth, ber.FlagPriv) its requests must carry
+	view  *view
 }
 
 // usmModel is the agent's SNMPv3 state.
@@ -100,7 +104,7 @@ func newUSM(cfg *Config) (*usmModel, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: user %q: %w", ErrConfig, u.Name, err)
 		}
-		uu := &usmUser{User: u, keys: k}
+		uu := &usmUser{User: u, keys: k, view: newView(u.Read, u.WriteSubtrees)}
 		if u.Auth != usm.NoAuth {
 			uu.level |= ber.FlagAuth
 		}
@@ -234,7 +238,7 @@ func (a *Agent) usmIncoming(_ context.Context, pkt []byte, from netip.AddrPort) 
 		acc = accessWrite
 	}
 	ur := &usmRequest{out: *rep}
-	ur.request = request{pdu: s.PDU, tree: tree, acc: acc, out: &ur.out, denied: &a.c.accessRefused}
+	ur.request = request{pdu: s.PDU, tree: tree, acc: acc, view: u.view, out: &ur.out, denied: &a.c.accessRefused}
 	ur.request.maxPDU = ur.out.maxPDU(min(a.cfg.MaxMessageSize, int(msg.MaxSize)))
 	return &ur.request, nil
 }

@@ -358,3 +358,75 @@ func agentContexts(t testing.TB) *agent.Contexts {
 	}
 	return ctxs
 }
+
+// TestViews: a user's and the communities' read and write subtrees, and
+// the communities' contexts: outside the read view GET answers
+// noSuchObject and walks skip as if absent; outside the write view SET
+// answers noAccess, counted.
+func TestViews(t *testing.T) {
+	cfg := v3Config()
+	cfg.Users[0].Read = []smi.OID{agenttest.SparseTable, agenttest.WritableInt, agenttest.WritableStr}
+	cfg.Users[0].WriteSubtrees = []smi.OID{agenttest.WritableInt}
+	cfg.CommunityRead = []smi.OID{agenttest.ScalarInt, agenttest.SparseTable.Append(1, 3)}
+	cfg.CommunityContexts = []string{""}
+	s := serve(t, cfg)
+	full := reference(t, s.tree.Tree, agenttest.Base)
+	filter := func(in []smi.OID) []smi.VarBind {
+		var out []smi.VarBind
+		for _, vb := range full {
+			if inAny(in, vb.Name) {
+				out = append(out, vb)
+			}
+		}
+		return out
+	}
+	g := gosnmpV3(t, s.addr, "ops", gosnmp.SHA256, gosnmp.AES, gosnmp.AuthPriv)
+	g2 := s.client(t, "public", gosnmp.Version2c)
+	for _, c := range []struct {
+		g    *gosnmp.GoSNMP
+		want []smi.VarBind
+	}{{g, filter(cfg.Users[0].Read)}, {g2, filter(cfg.CommunityRead)}} {
+		var got []smi.VarBind
+		if err := c.g.BulkWalk(dotted(agenttest.Base), func(v gosnmp.SnmpPDU) error {
+			vb, err := gosnmpconv.FromPDU(v)
+			got = append(got, vb)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		sameVarBinds(t, got, c.want)
+		var walked []smi.VarBind
+		if err := c.g.Walk(dotted(agenttest.Base), func(v gosnmp.SnmpPDU) error {
+			vb, err := gosnmpconv.FromPDU(v)
+			walked = append(walked, vb)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		sameVarBinds(t, walked, c.want)
+	}
+	p, err := g.Get([]string{dotted(agenttest.ScalarInt.Append(0)), dotted(agenttest.WritableInt.Append(0))})
+	if err != nil || p.Variables[0].Type != gosnmp.NoSuchObject || p.Variables[1].Type != gosnmp.Integer {
+		t.Errorf("GET through the view: %v %+v", err, p)
+	}
+	before := s.a.Counters().AccessRefused
+	p, err = g.Set([]gosnmp.SnmpPDU{{Name: dotted(agenttest.WritableInt.Append(0)), Type: gosnmp.Integer, Value: 8},
+		{Name: dotted(agenttest.WritableStr.Append(0)), Type: gosnmp.OctetString, Value: []byte("no")}})
+	if err != nil || p.Error != gosnmp.NoAccess || p.ErrorIndex != 2 || s.tree.WritableIntValue() == 8 {
+		t.Errorf("SET outside the write view: %v %+v", err, p)
+	}
+	if s.a.Counters().AccessRefused != before+1 {
+		t.Error("the refused SET is not counted")
+	}
+	if p, err := g.Set([]gosnmp.SnmpPDU{{Name: dotted(agenttest.WritableInt.Append(0)), Type: gosnmp.Integer, Value: 8}}); err != nil ||
+		p.Error != gosnmp.NoError || s.tree.WritableIntValue() != 8 {
+		t.Errorf("SET inside the write view: %v %+v", err, p)
+	}
+	// The communities may name the default context only.
+	s.a.contexts.Ensure("se3")
+	g3 := s.client(t, "public@se3", gosnmp.Version2c)
+	g3.Timeout, g3.Retries = 300*time.Millisecond, 0
+	if _, err := g3.Get([]string{dotted(agenttest.ScalarInt.Append(0))}); err == nil {
+		t.Error("public@se3 answered with community_contexts = [\"\"]")
+	}
+}

@@ -113,6 +113,16 @@ type SNMP struct {
 	// CommunitySources, when set, are the only networks (CIDRs) SNMPv1/v2c
 	// requests are accepted from; others are dropped and counted.
 	CommunitySources []string `toml:"community_sources"`
+	// CommunityContexts, when set, are the only SNMP contexts the
+	// communities may name ("" is the default, "se3" is "public@se3");
+	// empty allows every context that exists.
+	CommunityContexts []string `toml:"community_contexts"`
+	// CommunityReadSubtrees and CommunityWriteSubtrees, when set, are the
+	// only subtrees (dotted OIDs) the communities read and (rw_community)
+	// write; outside them GET answers noSuchObject, walks skip, SET
+	// answers noAccess.
+	CommunityReadSubtrees  []string `toml:"community_read_subtrees"`
+	CommunityWriteSubtrees []string `toml:"community_write_subtrees"`
 	// V3 configures SNMPv3 (USM): [snmp.v3] and its [[snmp.v3.user]].
 	V3 SNMPv3 `toml:"v3"`
 }
@@ -165,6 +175,10 @@ type V3User struct {
 	// Sources, when set, are the only networks (CIDRs) the user's requests
 	// are accepted from.
 	Sources []string `toml:"sources"`
+	// ReadSubtrees and WriteSubtrees, when set, are the only subtrees
+	// (dotted OIDs) the user reads and (with Write) writes.
+	ReadSubtrees  []string `toml:"read_subtrees"`
+	WriteSubtrees []string `toml:"write_subtrees"`
 }
 
 // Level is the security level the user's configuration gives it.

@@ -5,8 +5,11 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
 // Limits checked by Validate, named so that code using the values can rely
@@ -196,6 +199,19 @@ func (c *Config) validateSNMPv3(v *validator) {
 	}
 	v.durRange("snmp.inform_timeout", s.InformTimeout, 100*time.Millisecond, 30*time.Second)
 	v.intRange("snmp.inform_retries", s.InformRetries, 1, 10)
+	subtrees := func(key, who string, list []string) {
+		for j, o := range list {
+			if oid, err := smi.ParseOID(o); err != nil || len(oid) < 2 {
+				v.add(key, "%sentry %d %q: not a dotted OID of two arcs or more", who, j+1, o)
+			}
+		}
+	}
+	subtrees("snmp.community_read_subtrees", "", s.CommunityReadSubtrees)
+	subtrees("snmp.community_write_subtrees", "", s.CommunityWriteSubtrees)
+	for _, u := range s.V3.Users {
+		subtrees("snmp.v3.user.read_subtrees", "user "+strconv.Quote(u.Name)+": ", u.ReadSubtrees)
+		subtrees("snmp.v3.user.write_subtrees", "user "+strconv.Quote(u.Name)+": ", u.WriteSubtrees)
+	}
 	users := map[string]bool{}
 	for _, u := range s.V3.Users {
 		users[u.Name] = true
