@@ -1,6 +1,6 @@
 // Package snmp owns smsnmpd's built-in SNMP agent on UDP (command
-// responder and notification originator), for the demo and for hosts
-// without net-snmp's snmpd. It serves the agent.Tree of each SNMP
+// responder and notification originator: SNMPv1, SNMPv2c and SNMPv3 with
+// USM), for the demo and for hosts without net-snmp's snmpd. It serves the agent.Tree of each SNMP
 // context: GET, GETNEXT, GETBULK (truncated to the message size, RFC 3416
 // §4.2.3) and SET through the Tree's test/commit/undo/cleanup phases;
 // SNMPv1 requests are answered per RFC 3584 (noSuchName, Counter64
@@ -15,13 +15,22 @@
 //   - a file per security model, which decodes and authenticates a
 //     message into a request (tree, access, the largest response it can
 //     carry) and wraps the response: community.go, the community-based
-//     model of SNMPv1 and SNMPv2c (RFC 3584 §5.2). A new model is a new
-//     file and one case in message.go;
+//     model of SNMPv1 and SNMPv2c (RFC 3584 §5.2), and usm.go, SNMPv3's
+//     message processing with the User-based Security Model (RFC 3412,
+//     RFC 3414: discovery, the 150 s time window, every usmStats report;
+//     its cryptography is package usm's, keys localized once in New). A
+//     new model is a new file and one case in message.go;
+//   - view.go, the access rules the models hand the dispatcher: read and
+//     write subtrees per user and for the communities (a small VACM),
+//     with the contexts and source networks each may use;
 //   - dispatch.go, the PDU dispatcher: runs a request on its Tree and
 //     returns the Response PDU, knowing no message format, community or
 //     user;
 //   - agent.go and wait.go: the socket, the workers and the requests
-//     waiting on the farm (below).
+//     waiting on the farm (below); notify.go and inform.go, traps and
+//     informs (SNMPv2c and SNMPv3; an SNMPv3 inform discovers its
+//     receiver's engine); engine.go, snmpEngineID and snmpEngineBoots
+//     kept in node.state_dir.
 //
 // Wire format: every message is decoded and encoded by internal/ber, once
 // (bytes to smi varbinds and back, no intermediate representation); it
@@ -63,10 +72,14 @@
 //
 // Contexts: a community "name" selects the default context; "name@ctx"
 // selects context ctx of the agent.Contexts (net-snmp's convention for
-// community-indexed contexts), when the context exists.
+// community-indexed contexts), when the context exists (and
+// Config.CommunityContexts allows it); an SNMPv3 request names its context
+// in its scoped PDU, among those its user may use.
 //
-// Communities are secrets: they are never logged nor put into errors.
+// Secrets (communities, passphrases) are config.Secret: never logged nor
+// put into errors.
 //
-// What it does not own: SNMPv3, VACM views (a community grants the whole
-// tree of its context), the system group, and the objects themselves.
+// What it does not own: the full VACM tables (the views are
+// configuration, not SNMP-writable), DES and Reeder's AES key extension,
+// the system group, and the objects themselves.
 package snmp

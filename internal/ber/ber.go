@@ -1,7 +1,10 @@
 // Package ber is smsnmpd's one SNMP codec (X.690 basic encoding rules as
 // SNMP uses them): variable bindings (RFC 3416's VarBindList), PDUs, and
-// the messages that carry them (SNMPv1/v2c's community message). Bytes
-// in, structs out: no I/O, no logger, no clock.
+// the messages that carry them: SNMPv1/v2c's community message and, for
+// SNMPv3, the message header, the scoped PDU and USM's security
+// parameters (with the offsets of the MAC). Bytes in, structs out: no
+// I/O, no logger, no clock, no cryptography (the agent authenticates and
+// decrypts around it).
 //
 // Each type has a Decode function, Append and Len; every length read off
 // the wire is checked against what is left and a named cap before
