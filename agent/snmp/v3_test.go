@@ -118,7 +118,7 @@ func TestV3NetSNMP(t *testing.T) {
 		{"wrong auth passphrase", v3args("ops", "authPriv", "SHA-256", "AES", "wrong-pass-123", testPrivPass),
 			"Authentication failure", func(c Counters) uint64 { return c.WrongDigests }},
 		{"wrong priv passphrase", v3args("ops", "authPriv", "SHA-256", "AES", testAuthPass, "wrong-pass-123"),
-			"", func(c Counters) uint64 { return c.DecryptionErrors }},
+			"Decryption error", func(c Counters) uint64 { return c.DecryptionErrors }},
 		{"unknown user", v3args("nobody", "authPriv", "SHA-256", "AES"),
 			"Unknown user name", func(c Counters) uint64 { return c.UnknownUserNames }},
 		{"noAuthNoPriv for an authPriv user", v3args("ops", "noAuthNoPriv", "", ""),
