@@ -3,14 +3,17 @@ package snmp
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gosnmp/gosnmp"
+	"github.com/sirupsen/logrus"
 
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agenttest"
@@ -428,5 +431,48 @@ func TestViews(t *testing.T) {
 	g3.Timeout, g3.Retries = 300*time.Millisecond, 0
 	if _, err := g3.Get([]string{dotted(agenttest.ScalarInt.Append(0))}); err == nil {
 		t.Error("public@se3 answered with community_contexts = [\"\"]")
+	}
+}
+
+// TestPassphrasesNeverLogged runs SNMPv3's paths that log or fail (a
+// wrong digest, an inform nobody acknowledges, a user printed by a
+// careless caller) at trace level and looks for the passphrases.
+func TestPassphrasesNeverLogged(t *testing.T) {
+	var out bytes.Buffer
+	log := logrus.New()
+	log.Out = &out
+	log.Level = logrus.TraceLevel
+	cfg := v3Config()
+	cfg.Sinks = []Sink{{Address: "127.0.0.1:" + strconv.Itoa(freeUDPPort(t)), User: "ops", Inform: true}}
+	cfg.InformTimeout, cfg.InformRetries = 100*time.Millisecond, 1
+	a, err := New(cfg, agentContexts(t), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, conn) }()
+	_, _, _ = snmpCmd(t, "snmpget", append(v3args("ops", "authPriv", "SHA-256", "AES", "wrong-pass-123", testPrivPass),
+		"udp:"+conn.LocalAddr().String(), dotted(agenttest.ScalarInt.Append(0)))...)
+	_ = a.Notify(context.Background(), smi.OID{1, 3, 6, 1, 4, 1, 8072, 1}, nil)
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_ = a.WaitInforms(wctx)
+	wcancel()
+	log.WithField("users", cfg.Users).Info("a careless caller logs the users")
+	printed := fmt.Sprintf("%v %+v %#v", cfg.Users, cfg.Users, cfg)
+	cancel()
+	<-done
+	conn.Close()
+	for _, s := range []string{testAuthPass, testPrivPass} {
+		if strings.Contains(out.String(), s) || strings.Contains(printed, s) {
+			t.Errorf("a passphrase is printed:\n%s\n%s", out.String(), printed)
+		}
+	}
+	if !strings.Contains(out.String(), "inform not acknowledged") {
+		t.Errorf("expected the inform's failure in the log:\n%s", out.String())
 	}
 }
