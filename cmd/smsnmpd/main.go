@@ -78,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return digest(args[1:], stdout, stderr)
 		case "engine-id":
 			return engineID(args[1:], stdout, stderr)
+		case cmdManpage:
+			return manpage(args[1:], stdout, stderr)
 		case "help", "-h", "-help", "--help":
 			usage(stdout)
 			return exitOK
@@ -102,6 +104,7 @@ func usage(w io.Writer) {
   smsnmpd digest                       digest of the entries held (SEs' digests add up to their manager's)
   smsnmpd engine-id [-config FILE]     print the node's SNMPv3 engine ID (for snmptrapd's createUser -e)
   smsnmpd version                      print version and commit
+  smsnmpd manpage [-completion]        print this manual page (roff), or the bash completion
 
 exit codes (every command):
   0  success
