@@ -144,5 +144,12 @@
 //
 // An SE may carry its own numbers for smEngineTable in rmtp's HELLO app
 // bytes (rmtp.Config.HelloApp = wire.AppendEngineInfo): version 1, then
-// load (4), requests (8), bytes out (8), content count (8).
+// load (4), requests (8), bytes out (8), content count (8), then optional
+// fields of type (1), length (1) and value: 1 the sender's sysName
+// (smEngineName, at most 255 bytes), 2 a manager's subtree totals (70
+// bytes: flags with bit 0 "active manager of its level", level, CDN, data
+// center, farm, term, requests, bytes out, content count, load sum, load
+// engines, engines up, suspect, down). An unknown field, and bytes a known
+// one has beyond its own, are skipped; at most wire.MaxEngineInfoLen (358)
+// bytes in all, within rmtp's 1,024 bytes of HELLO app data.
 package fanout

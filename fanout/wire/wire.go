@@ -314,13 +314,70 @@ func decodeVarBinds(b []byte, max int) ([]smi.VarBind, error) {
 }
 
 // EngineInfo is an SE's own numbers, carried in its HELLO app bytes so the
-// manager's smEngineTable needs no request to show them.
+// manager's smEngineTable needs no request to show them. A manager's
+// HELLOs carry one too, with its subtree totals: to its parent level (the
+// parent sums its children's), and to the other managers of its own level
+// (which keep theirs no lower, so a takeover continues them).
 type EngineInfo struct {
 	Load         uint32 // load average × 100
 	Requests     uint64 // requests served (Counter64)
 	BytesOut     uint64 // bytes sent (Counter64)
 	ContentCount uint64 // directory entries
+	// Name is the sender's sysName (smEngineName), at most MaxEngineName
+	// bytes: AppendEngineInfo cuts a longer one.
+	Name string
+	// Subtree, when HasSubtree, is a manager's totals of everything below
+	// it (smSubtree).
+	Subtree    Subtree
+	HasSubtree bool
 }
+
+// Subtree is what a manager reports of everything below it: its engines
+// at level 1, the sum of its children's reports above (smSubtree).
+type Subtree struct {
+	// Active: the sender is the active manager of its level, whose report
+	// the parent counts (a backup reports the same totals, not counted).
+	Active bool
+	// Level and the unit (CDN, DataCenter, Farm as its level names them,
+	// 0 beyond) say which part of the tree this is; Term is the sender's
+	// own level's term.
+	Level                 uint8
+	CDN, DataCenter, Farm uint32
+	Term                  uint64
+	// Requests and BytesOut only grow (Counter64) while the sender runs.
+	Requests, BytesOut uint64
+	ContentCount       uint64
+	// LoadSum is the sum of smEngineLoad over the LoadEngines engines up
+	// or suspect: an average across levels weighs every engine alike.
+	LoadSum     uint64
+	LoadEngines uint32
+	// Engines by state; Down counts down and left.
+	Up, Suspect, Down uint32
+}
+
+// Sizes of the engine info's optional fields.
+const (
+	// MaxEngineName bounds Name (sysName is at most 255 octets).
+	MaxEngineName = 255
+	// SubtreeLen is the encoded Subtree.
+	SubtreeLen = 1 + 1 + 4 + 4 + 4 + 8 + 8 + 8 + 8 + 8 + 4 + 4 + 4 + 4
+	// MaxEngineInfoLen is the longest encoding AppendEngineInfo makes: the
+	// fixed part, a name and a subtree. It must fit rmtp's HELLO app bytes
+	// (rmtp/wire.MaxHelloApp), which drops a longer one whole.
+	MaxEngineInfoLen = EngineInfoLen + 2 + MaxEngineName + 2 + SubtreeLen
+)
+
+// Field types after the fixed part of an engine info: type (1), length
+// (1), value. Append-only: on the wire. An unknown type is skipped, so a
+// later version may add fields an older manager ignores.
+const (
+	fieldName    = 1
+	fieldSubtree = 2
+)
+
+// activeFlag is bit 0 of a subtree's flags; the others are ignored (a
+// later version's).
+const activeFlag = 1
 
 // AppendEngineInfo appends the encoding of e.
 func AppendEngineInfo(b []byte, e EngineInfo) []byte {
@@ -328,11 +385,65 @@ func AppendEngineInfo(b []byte, e EngineInfo) []byte {
 	b = binary.BigEndian.AppendUint32(b, e.Load)
 	b = binary.BigEndian.AppendUint64(b, e.Requests)
 	b = binary.BigEndian.AppendUint64(b, e.BytesOut)
-	return binary.BigEndian.AppendUint64(b, e.ContentCount)
+	b = binary.BigEndian.AppendUint64(b, e.ContentCount)
+	if e.Name != "" {
+		name := e.Name
+		if len(name) > MaxEngineName {
+			name = name[:MaxEngineName]
+		}
+		b = append(b, fieldName, byte(len(name)))
+		b = append(b, name...)
+	}
+	if e.HasSubtree {
+		b = append(b, fieldSubtree, SubtreeLen)
+		b = appendSubtree(b, &e.Subtree)
+	}
+	return b
 }
 
-// ParseEngineInfo decodes engine numbers. Trailing bytes are allowed, so a
-// later version may append fields an older manager ignores.
+func appendSubtree(b []byte, s *Subtree) []byte {
+	var flags byte
+	if s.Active {
+		flags |= activeFlag
+	}
+	b = append(b, flags, s.Level)
+	b = binary.BigEndian.AppendUint32(b, s.CDN)
+	b = binary.BigEndian.AppendUint32(b, s.DataCenter)
+	b = binary.BigEndian.AppendUint32(b, s.Farm)
+	b = binary.BigEndian.AppendUint64(b, s.Term)
+	b = binary.BigEndian.AppendUint64(b, s.Requests)
+	b = binary.BigEndian.AppendUint64(b, s.BytesOut)
+	b = binary.BigEndian.AppendUint64(b, s.ContentCount)
+	b = binary.BigEndian.AppendUint64(b, s.LoadSum)
+	b = binary.BigEndian.AppendUint32(b, s.LoadEngines)
+	b = binary.BigEndian.AppendUint32(b, s.Up)
+	b = binary.BigEndian.AppendUint32(b, s.Suspect)
+	return binary.BigEndian.AppendUint32(b, s.Down)
+}
+
+func parseSubtree(b []byte) Subtree {
+	return Subtree{
+		Active:       b[0]&activeFlag != 0,
+		Level:        b[1],
+		CDN:          binary.BigEndian.Uint32(b[2:]),
+		DataCenter:   binary.BigEndian.Uint32(b[6:]),
+		Farm:         binary.BigEndian.Uint32(b[10:]),
+		Term:         binary.BigEndian.Uint64(b[14:]),
+		Requests:     binary.BigEndian.Uint64(b[22:]),
+		BytesOut:     binary.BigEndian.Uint64(b[30:]),
+		ContentCount: binary.BigEndian.Uint64(b[38:]),
+		LoadSum:      binary.BigEndian.Uint64(b[46:]),
+		LoadEngines:  binary.BigEndian.Uint32(b[54:]),
+		Up:           binary.BigEndian.Uint32(b[58:]),
+		Suspect:      binary.BigEndian.Uint32(b[62:]),
+		Down:         binary.BigEndian.Uint32(b[66:]),
+	}
+}
+
+// ParseEngineInfo decodes engine numbers: the fixed part, then optional
+// fields. An unknown field, and bytes a known field has beyond its own
+// (a later version's), are skipped; a field cut short, or a field given
+// twice, is an error.
 func ParseEngineInfo(b []byte) (EngineInfo, error) {
 	var e EngineInfo
 	if len(b) < 1 {
@@ -348,5 +459,30 @@ func ParseEngineInfo(b []byte) (EngineInfo, error) {
 	e.Requests = binary.BigEndian.Uint64(b[5:])
 	e.BytesOut = binary.BigEndian.Uint64(b[13:])
 	e.ContentCount = binary.BigEndian.Uint64(b[21:])
+	var seen [256]bool
+	for rest := b[EngineInfoLen:]; len(rest) > 0; {
+		if len(rest) < 2 {
+			return EngineInfo{}, fmt.Errorf("%w: engine info field header: %d of 2 bytes", ErrTruncated, len(rest))
+		}
+		typ, n := rest[0], int(rest[1])
+		if len(rest) < 2+n {
+			return EngineInfo{}, fmt.Errorf("%w: engine info field %d: %d of %d bytes", ErrTruncated, typ, len(rest)-2, n)
+		}
+		v := rest[2 : 2+n]
+		rest = rest[2+n:]
+		if seen[typ] {
+			return EngineInfo{}, fmt.Errorf("%w: engine info field %d twice", ErrMalformed, typ)
+		}
+		seen[typ] = true
+		switch typ {
+		case fieldName:
+			e.Name = string(v)
+		case fieldSubtree:
+			if n < SubtreeLen {
+				return EngineInfo{}, fmt.Errorf("%w: subtree totals: %d of %d bytes", ErrTruncated, n, SubtreeLen)
+			}
+			e.Subtree, e.HasSubtree = parseSubtree(v), true
+		}
+	}
 	return e, nil
 }

@@ -186,7 +186,7 @@ func TestEngineInfo(t *testing.T) {
 	if !bytes.Equal(b, want) {
 		t.Fatalf("got %x want %x", b, want)
 	}
-	out, err := ParseEngineInfo(append(b, 0xaa)) // a later version's extra field
+	out, err := ParseEngineInfo(append(b, 0xaa, 1, 0xff)) // a later version's extra field
 	if err != nil || out != in {
 		t.Fatalf("got %+v, %v", out, err)
 	}
@@ -257,6 +257,9 @@ func FuzzParseReply(f *testing.F) {
 // FuzzParseEngineInfo checks the HELLO app bytes decoder.
 func FuzzParseEngineInfo(f *testing.F) {
 	f.Add(AppendEngineInfo(nil, EngineInfo{Load: 1, Requests: 2, BytesOut: 3, ContentCount: 4}))
+	for _, c := range engineInfoCases {
+		f.Add(unhex(f, c.hex))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := ParseEngineInfo(b)
 		if err != nil {
