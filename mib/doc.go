@@ -38,7 +38,12 @@
 //     (smDirectoryHierarchy: the directory's forwarding to the level above
 //     and the lookups answered for other levels, from the caller's
 //     snapshot of directory.Forwarder and the lookup links; noParent(4)
-//     where there is no level above).
+//     where there is no level above), and RegisterSubtree (smSubtree:
+//     totals of everything below it, which a Subtree keeps from the
+//     heartbeats of its engines, or of the child levels' managers, and
+//     of the other managers of its level, and reports in its own);
+//   - every node: RegisterActivePeer (smNodeActivePeer, the active
+//     manager the node hears, from its rmtp view).
 //
 // Decisions the MIB documents and this package implements:
 //
@@ -59,6 +64,15 @@
 //     the active manager writes them back once the SE is up (a later
 //     successful SET of the same objects supersedes the row), so the farm
 //     ends as the NMS was told.
+//   - smSubtree's counters, unlike those sums, count an engine or a child
+//     level that appears with its whole count (so at level 1 they are the
+//     sum of the smEngineRequests and smEngineBytesOut rows, above it the
+//     sum of the children's own), because the levels above must add up to
+//     what the engines counted; they never go back while the manager runs,
+//     and the managers of a level keep theirs no lower than each other's.
+//     smEngineName is the name the engine's heartbeats carry (its
+//     sysName), in every row, empty without one, so a walk of the column
+//     finds every engine.
 //   - Sums of Integer32 saturate at its bounds, sums of Gauge32 latch at
 //     2^32-1; min, max and avg keep the input type (avg rounds half away
 //     from zero); counters have no min, max or avg, TimeTicks no sum;

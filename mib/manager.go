@@ -198,6 +198,7 @@ const (
 	colEngineRequests     = 9
 	colEngineBytesOut     = 10
 	colEngineContentCount = 11
+	colEngineName         = 12
 )
 
 // LastStatus is smEngineLastStatus. The numbers are the MIB's: append-only.
@@ -289,7 +290,7 @@ func newEngineTable(m *Manager, ttl time.Duration) *engineTable {
 		m: m, ttl: ttl,
 		t: agent.NewTable(SmEngineEntry.OID(), colEngineAddressType, colEngineAddress, colEngineState,
 			colEngineRttMicros, colEngineLastSeen, colEngineLastStatus, colEngineLoad, colEngineRequests,
-			colEngineBytesOut, colEngineContentCount),
+			colEngineBytesOut, colEngineContentCount, colEngineName),
 		counters: make(map[fanout.NodeID]*rowCounters),
 	}
 }
@@ -332,6 +333,9 @@ func (et *engineTable) refresh() int {
 			colEngineRttMicros:   smi.Gauge32(latch32(uint64(max(e.RTT, 0) / time.Microsecond))),
 			colEngineLastSeen:    smi.TimeTicks(et.m.timeStamp(e.LastSeen)),
 			colEngineLastStatus:  smi.Integer(int32(LastStatusOf(e))),
+			// Every row has a name, empty until the engine sent one: a
+			// discovery walking smEngineName finds every engine.
+			colEngineName: smi.String(engineName(e)),
 		}
 		if e.HasInfo {
 			cols[colEngineLoad] = smi.Gauge32(e.Info.Load)

@@ -282,17 +282,20 @@ func TestEngineTable(t *testing.T) {
 	f.edit(1, func(e *fakeEngine) {
 		e.row.RTT = 1500 * time.Microsecond
 		e.row.LastSeen = epoch.Add(12 * time.Second)
-		e.row.Info, e.row.HasInfo = wire.EngineInfo{Load: 150, Requests: 5000, BytesOut: 1 << 40, ContentCount: 12}, true
+		e.row.Info, e.row.HasInfo = wire.EngineInfo{Load: 150, Requests: 5000, BytesOut: 1 << 40, ContentCount: 12, Name: "farm1-se1"}, true
 	})
 	f.edit(2, func(e *fakeEngine) {
 		e.row.State, e.row.LastStatus, e.row.NoAnswers = fanout.EngineDown, fanout.StatusNoAnswer, 3
 	})
 	col := func(c uint32, id uint32) smi.OID { return mib.SmEngineEntry.OID().Append(c, id) }
 	got := get(t, tree, inst(mib.SmEngineCount), col(2, 1), col(3, 1), col(4, 1), col(5, 1), col(6, 1), col(7, 1),
-		col(8, 1), col(9, 1), col(10, 1), col(11, 1), col(4, 2), col(7, 2), col(9, 2), col(4, 3))
+		col(8, 1), col(9, 1), col(10, 1), col(11, 1), col(4, 2), col(7, 2), col(9, 2), col(4, 3), col(12, 1), col(12, 2))
 	want := []smi.Value{smi.Gauge32(2), smi.Integer(1), smi.OctetString([]byte{10, 0, 0, 1}), smi.Integer(1),
 		smi.Gauge32(1500), smi.TimeTicks(1200), smi.Integer(2), smi.Gauge32(150), smi.Counter64(5000),
-		smi.Counter64(1 << 40), smi.Gauge32(12), smi.Integer(3), smi.Integer(3), smi.NoSuchInstance(), smi.NoSuchInstance()}
+		smi.Counter64(1 << 40), smi.Gauge32(12), smi.Integer(3), smi.Integer(3), smi.NoSuchInstance(), smi.NoSuchInstance(),
+		// smEngineName: what the heartbeat carried; every row has one, so
+		// a discovery walking the column finds every engine.
+		smi.String("farm1-se1"), smi.String("")}
 	for i := range want {
 		if !got[i].Equal(want[i]) {
 			t.Errorf("varbind %d = %s, want %s", i, got[i], want[i])
@@ -304,8 +307,8 @@ func TestEngineTable(t *testing.T) {
 		t.Errorf("smEngineRequests after a restart = %s, want 5007", v)
 	}
 	vbs := walk(t, tree, mib.SmEngineTable.OID(), 100)
-	if len(vbs) != 10+6 {
-		t.Errorf("walk of smEngineTable: %d varbinds, want 16", len(vbs))
+	if len(vbs) != 11+7 {
+		t.Errorf("walk of smEngineTable: %d varbinds, want 18", len(vbs))
 	}
 	if f.getCount() != 0 {
 		t.Errorf("smEngineTable made %d fan-outs; it is served from memory", f.getCount())

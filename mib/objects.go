@@ -158,6 +158,20 @@ const (
 	SmReconcileGroup
 	SmDirectoryFlowGroup
 
+	// For network management systems (issue 19).
+	SmNodeActivePeer
+	SmEngineName
+	SmSubtree
+	SmSubtreeRequests
+	SmSubtreeBytesOut
+	SmSubtreeContentCount
+	SmSubtreeLoad
+	SmSubtreeEnginesUp
+	SmSubtreeEnginesSuspect
+	SmSubtreeEnginesDown
+	SmOperatorGroup
+	SmSubtreeGroup
+
 	numIDs
 )
 
@@ -439,6 +453,21 @@ var defs = [numIDs]def{
 	SmHierarchyGroup:     kind("smHierarchyGroup", SmGroups, 9, KindGroup),
 	SmReconcileGroup:     kind("smReconcileGroup", SmGroups, 10, KindGroup),
 	SmDirectoryFlowGroup: kind("smDirectoryFlowGroup", SmGroups, 11, KindGroup),
+
+	SmNodeActivePeer: scalar("smNodeActivePeer", SmNode, 5, Syntax{Type: smi.TypeGauge32, Ranged: true, Min: 0, Max: MaxNodeID}, ReadOnly),
+	SmEngineName:     column("smEngineName", SmEngineEntry, 12, Syntax{Type: smi.TypeOctetString, Ranged: true, Min: 0, Max: MaxEngineName}, ReadOnly),
+
+	SmSubtree:               node("smSubtree", SmObjects, 11),
+	SmSubtreeRequests:       scalar("smSubtreeRequests", SmSubtree, 1, synCounter64, ReadOnly),
+	SmSubtreeBytesOut:       scalar("smSubtreeBytesOut", SmSubtree, 2, synCounter64, ReadOnly),
+	SmSubtreeContentCount:   scalar("smSubtreeContentCount", SmSubtree, 3, synGauge, ReadOnly),
+	SmSubtreeLoad:           scalar("smSubtreeLoad", SmSubtree, 4, synGauge, ReadOnly),
+	SmSubtreeEnginesUp:      scalar("smSubtreeEnginesUp", SmSubtree, 5, synGauge, ReadOnly),
+	SmSubtreeEnginesSuspect: scalar("smSubtreeEnginesSuspect", SmSubtree, 6, synGauge, ReadOnly),
+	SmSubtreeEnginesDown:    scalar("smSubtreeEnginesDown", SmSubtree, 7, synGauge, ReadOnly),
+
+	SmOperatorGroup: kind("smOperatorGroup", SmGroups, 12, KindGroup),
+	SmSubtreeGroup:  kind("smSubtreeGroup", SmGroups, 13, KindGroup),
 }
 
 // oids holds every row's full OID, computed once from defs and never
@@ -517,3 +546,6 @@ const (
 	MaxDirectoryKey     = 1024
 	MaxDirectoryVersion = 64
 )
+
+// MaxEngineName is smEngineName's size, sysName's (DisplayString).
+const MaxEngineName = 255

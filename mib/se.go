@@ -97,6 +97,10 @@ type SEConfig struct {
 	BytesOut     func() uint64
 	ContentCount func() uint64
 
+	// Name is the engine's sysName, carried in its heartbeats
+	// (smEngineName on its managers); nil = none.
+	Name func() string
+
 	// Host reads the host's numbers; nil = &hoststat.Reader{} (/proc). An
 	// object whose read fails answers noSuchInstance (a host without
 	// /proc/loadavg has no load to report), not an error that would fail
@@ -111,6 +115,7 @@ type SE struct {
 	host  HostStats
 
 	requests, bytesOut, contentCount func() uint64
+	name                             func() string
 
 	mu     sync.Mutex
 	weight uint32
@@ -149,6 +154,7 @@ func RegisterSE(tree *agent.Tree, cfg SEConfig) (*SE, error) {
 		host = &hoststat.Reader{}
 	}
 	s.host, s.requests, s.bytesOut, s.contentCount = host, cfg.Requests, cfg.BytesOut, cfg.ContentCount
+	s.name = cfg.Name
 
 	r := registrar{tree: tree}
 	r.scalar(SmSeAdminState.OID(), &agent.Scalar{
@@ -259,9 +265,13 @@ func (s *SE) loadStore() error {
 //
 //	rmtp.Config.HelloApp = func() []byte { return wire.AppendEngineInfo(nil, se.EngineInfo()) }
 //
-// A number without a source, or a load the host cannot read, is 0.
+// A number without a source, or a load the host cannot read, is 0; the
+// name (smEngineName) is the engine's sysName when SEConfig.Name is set.
 func (s *SE) EngineInfo() wire.EngineInfo {
 	var info wire.EngineInfo
+	if s.name != nil {
+		info.Name = s.name()
+	}
 	if l, err := s.host.Load(); err == nil {
 		info.Load = l.One
 	}
