@@ -189,13 +189,14 @@ func startDemoEngines(mcfg *config.Config, count int, log logrus.FieldLogger) ([
 		c.SE = config.Default().SE
 		tree := agent.NewTree()
 		name := fmt.Sprintf("demo-se%d", i)
-		if _, err := mib.RegisterSystem(tree, mib.SystemConfig{Descr: "smsnmpd " + version + " demo engine", Name: name, Location: "loopback", Contact: mcfg.System.Contact}); err != nil {
+		sys, err := mib.RegisterSystem(tree, mib.SystemConfig{Descr: "smsnmpd " + version + " demo engine", Name: name, Location: "loopback", Contact: mcfg.System.Contact})
+		if err != nil {
 			return out, err
 		}
 		if err := mib.RegisterNode(tree, mib.NodeInfo{Role: func() mib.Role { return mib.RoleEngine }, Level: 1, ID: uint32(i)}); err != nil {
 			return out, err
 		}
-		se, err := startSE(&c, nil, tree, nil, log.WithField("se", i))
+		se, err := startSE(&c, nil, tree, nil, sys.Name, log.WithField("se", i))
 		if err != nil {
 			return out, fmt.Errorf("engine %d: %w", i, err)
 		}

@@ -45,6 +45,9 @@ type southbound struct {
 	state    *mib.FarmState
 	notifier *mib.Notifier
 	replica  *replica.Replicator
+	// A manager's totals of everything below it (smSubtree), which its
+	// heartbeats report to its parent and to the other managers.
+	subtree *mib.Subtree
 
 	stops teardown // what started, stopped in reverse by close
 }
@@ -149,7 +152,7 @@ func groupAddr(group string, port int) (netip.AddrPort, error) {
 
 // startSE joins the farm as a service engine: its own objects (system and
 // smSe groups) go on seTree, which the responder serves to the managers.
-func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mib.Store, log logrus.FieldLogger) (*southbound, error) {
+func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mib.Store, name func() string, log logrus.FieldLogger) (*southbound, error) {
 	s := &southbound{}
 	// The responder and the publisher start after the endpoint whose
 	// heartbeats report their numbers, so the heartbeat goroutine reads
@@ -184,6 +187,7 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 			return n.TxBytes
 		},
 		Host: host,
+		Name: name,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("smSe group: %w", err)
@@ -238,6 +242,8 @@ type managerHooks struct {
 	onRole  func(election.Change)    // smNodeRole, the AgentX priority, upward forwarding
 	// send hands a notification to the northbound frontends.
 	send func(ctx context.Context, trapOID smi.OID, vbs []smi.VarBind)
+	// name is the node's sysName, carried in its heartbeats (nil: none).
+	name func() string
 }
 
 // replicaSource is what a manager replicates: the farm state and the
@@ -266,7 +272,10 @@ func (r replicaSource) Adopt(st *rwire.State) {
 func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger, hooks managerHooks) (*southbound, error) {
 	s := &southbound{}
 	var err error
-	s.tr, s.ep, err = rmtpEndpoint(cfg, tr, log, nil)
+	// The managers' heartbeats carry their subtree totals (startSubtree),
+	// so the managers of a level keep the same counters.
+	hello := &helloApp{}
+	s.tr, s.ep, err = rmtpEndpoint(cfg, tr, log, hello.get)
 	if err != nil {
 		return nil, err
 	}
@@ -321,6 +330,10 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 		return nil, err
 	}
 	s.stops.push(s.coord.Close)
+	if err := startSubtree(cfg, s, hooks.name, hello, log); err != nil {
+		s.close()
+		return nil, err
+	}
 	s.state, err = mib.NewFarmState(mib.FarmStateConfig{Farm: s.coord, Active: ep.Active, Changed: changed, Logger: log,
 		StaleAfter: max(mib.DefaultStateStaleAfter, takeover+2*replica.DefaultInterval)})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	fwire "github.com/smsnmpd/smsnmpd/fanout/wire"
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/hoststat"
+	"github.com/smsnmpd/smsnmpd/mib"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 )
 
@@ -41,7 +42,7 @@ type parentLink struct {
 // parent's management operations see of this manager; term numbers the
 // forwarder's re-announcements (the own level's rmtp term, which grows at
 // every takeover).
-func startParentLink(cfg *config.Config, dir *directory.Manager, tree *agent.Tree, term func() uint64, log logrus.FieldLogger) (*parentLink, error) {
+func startParentLink(cfg *config.Config, dir *directory.Manager, tree *agent.Tree, term func() uint64, sub *mib.Subtree, name func() string, log logrus.FieldLogger) (*parentLink, error) {
 	p := cfg.RMTP.Parent
 	log = log.WithField("link", "parent")
 	var policy directory.Policy
@@ -79,10 +80,15 @@ func startParentLink(cfg *config.Config, dir *directory.Manager, tree *agent.Tre
 		return nil, err
 	}
 	// The parent's engine table shows this manager's numbers, as it
-	// shows an SE's: its host's load and bytes, its directory's size.
+	// shows an SE's: its host's load and bytes, its directory's size, its
+	// name; and its subtree totals, which the parent sums (the last
+	// computed: this runs under the parent link's lock).
 	host := &hoststat.Reader{}
 	hello := func() []byte {
-		info := fwire.EngineInfo{ContentCount: uint64(dir.Store().Count())}
+		info := fwire.EngineInfo{ContentCount: uint64(dir.Store().Count()), Name: name()}
+		if r := sub.Report(); r.Level != 0 { // computed at least once
+			info.Subtree, info.HasSubtree = r, true
+		}
 		if ld, err := host.Load(); err == nil {
 			info.Load = ld.One
 		}

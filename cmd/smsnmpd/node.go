@@ -144,9 +144,9 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 	if cfg.Node.Role == config.RoleSE {
 		// An SE answers its managers from the same tree its own agent
 		// (if any) serves: system, node and smSe groups.
-		n.farm, err = startSE(cfg, opts.rmtp, n.udp.Default(), store, log)
+		n.farm, err = startSE(cfg, opts.rmtp, n.udp.Default(), store, n.system.Name, log)
 	} else {
-		n.farm, err = startManager(cfg, opts.rmtp, log, managerHooks{onEvent: n.engineEvent, onRole: n.roleChange, send: n.notify})
+		n.farm, err = startManager(cfg, opts.rmtp, log, managerHooks{onEvent: n.engineEvent, onRole: n.roleChange, send: n.notify, name: n.system.Name})
 		if err == nil {
 			err = n.registerFarmMIB()
 		}
@@ -199,7 +199,7 @@ func (n *node) startHierarchy() error {
 			return err
 		}
 		ep := n.farm.ep
-		l, err := startParentLink(n.cfg, n.farm.dir, t, ep.Term, n.log)
+		l, err := startParentLink(n.cfg, n.farm.dir, t, ep.Term, n.farm.subtree, n.system.Name, n.log)
 		if err != nil {
 			return err
 		}
@@ -297,6 +297,9 @@ func (n *node) registerFarmMIB() error {
 			return err
 		}
 		if err := mib.RegisterForwarding(t, mib.ForwardingConfig{Stats: n.forwardingStats}); err != nil {
+			return err
+		}
+		if err := mib.RegisterSubtree(t, n.farm.subtree); err != nil {
 			return err
 		}
 	}
@@ -431,7 +434,7 @@ func (n *node) registerServiceManagerMIB(t *agent.Tree) error {
 	if n.cfg.Node.Role == config.RoleSE {
 		level = 1
 	}
-	return mib.RegisterNode(t, mib.NodeInfo{
+	err := mib.RegisterNode(t, mib.NodeInfo{
 		Role:  func() mib.Role { return mib.Role(n.role.Load()) },
 		Level: level,
 		ID:    n.cfg.Node.ID,
@@ -443,6 +446,15 @@ func (n *node) registerServiceManagerMIB(t *agent.Tree) error {
 			}
 			return 0
 		},
+	})
+	if err != nil {
+		return err
+	}
+	return mib.RegisterActivePeer(t, func() uint32 {
+		if f := n.farm; f != nil && f.ep != nil {
+			return activePeer(f.ep)
+		}
+		return 0
 	})
 }
 
