@@ -7,8 +7,10 @@
 //
 // It checks what each level stores under the typical forwarding policy
 // (Fig 1, Fig 2a), lookups that climb the tree and resolve summaries
-// downward, a data center cut off and healed, and the level-2 SM killed
-// during a stream of updates. It owns no product code. It needs root, ip
+// downward, the subtree totals (smSubtree) at levels 2, 3 and 4 against
+// what the SEs below count themselves, an SE's death and restart in them,
+// a data center cut off and healed, and the level-2 SM killed during a
+// stream of updates. It owns no product code. It needs root, ip
 // and nft; it skips without them, except with CI=true, where it fails.
 //
 // Run: go test -count=1 -v ./test/hierarchy/

@@ -37,6 +37,7 @@ func TestHierarchy(t *testing.T) {
 
 	t.Run("levels", func(t *testing.T) { checkLevels(withT(tr, t), m) })
 	t.Run("lookups", func(t *testing.T) { checkLookups(withT(tr, t)) })
+	t.Run("totals", func(t *testing.T) { checkTotals(withT(tr, t)) })
 	t.Run("partition", func(t *testing.T) { checkPartition(withT(tr, t), m) })
 	t.Run("failover", func(t *testing.T) { checkFailover(withT(tr, t), m) })
 	tr.checkAlive()
@@ -373,9 +374,11 @@ func checkFailover(tr *tree, m *model) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var killed time.Time
+	var totalsBefore totals // level 3's smSubtree just before the kill
 	streamStart := time.Now()
 	for i := 0; i < total; i += batch {
 		if i == killAfter {
+			totalsBefore = tr.subtree(l3)
 			tr.kill(sm)
 			killed = time.Now()
 		}
@@ -412,6 +415,13 @@ func checkFailover(tr *tree, m *model) {
 	})
 	converged := time.Now()
 	stopSampling()
+	// Level 3 counted the data center through the SM, now through the
+	// BSM: its counters did not go back, and it still counts every SE.
+	if x := tr.subtree(l3); x.requests < totalsBefore.requests || x.bytes < totalsBefore.bytes || x.up != totalsBefore.up {
+		t.Errorf("%s smSubtree after the level-2 takeover: %v; before the kill: %v", l3.name(), x, totalsBefore)
+	} else {
+		t.Logf("failover: %s smSubtree before the kill %v, after the takeover %v", l3.name(), totalsBefore, x)
+	}
 	stall, stallAt := longestStall(samples, uint64(wantSE))
 	t.Logf("failover: levels 3 and 4 complete %v after the kill, %v after the stream's end; level 3's longest stall %v, from %v after the kill",
 		converged.Sub(killed).Round(time.Millisecond), converged.Sub(streamEnd).Round(time.Millisecond),
