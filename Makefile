@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/')
 E2E_PKGS  = $(shell $(GO) list ./test/... 2>/dev/null | grep -v '/test/bench')
 
-.PHONY: all build demo deps check test test-unit test-e2e bench fuzz clean
+.PHONY: all build demo deps check test test-unit test-e2e bench fuzz deb clean
 
 all: build
 
@@ -52,6 +52,36 @@ fuzz:
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; done
+
+# The Debian package: bin/smsnmpd_<version>_<arch>.deb (DEB_OUT=dir to put
+# it elsewhere). nfpm runs with `go run` at a pinned version, so nothing
+# needs installing by hand; the standard MIB texts the package ships come
+# from test/deps/install.sh mibs (no root needed when apt's lists exist).
+NFPM_VERSION   ?= v2.45.2
+NFPM           ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+DEB_VERSION    ?= $(shell sh etc/packaging/version.sh)
+DEB_GOARCH     ?= $(shell $(GO) env GOARCH)
+DEB_ARCH       ?= $(shell $(GO) env GOARCH | sed 's/^386$$/i386/; s/^arm$$/armhf/')
+DEB_MAINTAINER ?= smsnmpd maintainers <smsnmpd@users.noreply.github.com>
+DEB_OUT        ?= bin
+DEB_STAGE       = bin/deb
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+STD_MIBS       ?= $(or $(SMSNMPD_STD_MIBS),.cache/std-mibs)
+DEB_FILE        = $(DEB_OUT)/smsnmpd_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+deb:
+	sh test/deps/install.sh mibs
+	rm -rf $(DEB_STAGE) && mkdir -p $(DEB_STAGE)/mibs $(DEB_OUT)
+	CGO_ENABLED=0 $(GO) build -trimpath -buildmode=pie -ldflags "-s -w -X main.version=$(DEB_VERSION) -X main.commit=$(COMMIT)" -o $(DEB_STAGE)/smsnmpd ./cmd/smsnmpd
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(DEB_STAGE)/smsnmpd manpage | gzip -9n > $(DEB_STAGE)/smsnmpd.8.gz
+	$(DEB_STAGE)/smsnmpd manpage -completion > $(DEB_STAGE)/smsnmpd.bash
+	sh etc/packaging/render-unit.sh > $(DEB_STAGE)/smsnmpd.service
+	sh etc/packaging/changelog.sh '$(DEB_VERSION)' '$(DEB_MAINTAINER)' | gzip -9n > $(DEB_STAGE)/changelog.gz
+	cp $(STD_MIBS)/SNMPv2-SMI.mib $(STD_MIBS)/SNMPv2-TC.mib $(STD_MIBS)/SNMPv2-CONF.mib \
+	   $(STD_MIBS)/SNMPv2-MIB.mib $(STD_MIBS)/INET-ADDRESS-MIB.mib $(DEB_STAGE)/mibs/
+	DEB_VERSION='$(DEB_VERSION)' DEB_GOARCH='$(DEB_GOARCH)' DEB_MAINTAINER='$(DEB_MAINTAINER)' \
+	  SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(NFPM) package -f etc/packaging/nfpm.yaml -p deb -t $(DEB_FILE)
+	@echo "$(DEB_FILE)"
 
 clean:
 	rm -rf bin

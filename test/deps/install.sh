@@ -3,12 +3,23 @@
 # missing, and says exactly what is missing when it cannot install it.
 #
 #   test/deps/install.sh          # idempotent; silent and fast when all is there
+#   test/deps/install.sh mibs     # only the standard MIB texts (make deb, make demo)
 #
 # Needs:
 #   - Debian packages: snmp snmpd snmptrapd (net-snmp tools and agents the
 #     end-to-end tests run), libsnmp-base (NET-SNMP-MIB, which
 #     SERVICE-MANAGER-MIB imports; snmp depends on it), smitools (smilint),
 #     nftables (packet loss in namespace tests), iproute2 (ip netns).
+#   - For the tests against real monitoring systems and the package
+#     (test/zabbix, test/exporter, test/deb): a Zabbix 6.0 server with its
+#     PostgreSQL and the PHP frontend whose JSON-RPC API the test drives
+#     (postgresql zabbix-server-pgsql zabbix-frontend-php php-pgsql
+#     php-cli), snmp_exporter and its generator
+#     (prometheus-snmp-exporter), Prometheus and promtool (prometheus),
+#     lintian and man-db (the package's checks), systemd
+#     (systemd-analyze verify of the unit; nothing starts it). None of
+#     their postinsts starts a daemon on a machine without systemd as
+#     init; the tests start private instances on 127.0.0.1.
 #   - The standard IETF MIB modules (SNMPv2-SMI, -TC, -CONF, SNMPv2-MIB, ...)
 #     that smilint and the net-snmp tools need to read SERVICE-MANAGER-MIB.
 #     Debian main ships no IETF MIB text; the erlang-snmp package does, so
@@ -31,6 +42,16 @@ MIBS=${SMSNMPD_STD_MIBS:-$DEFAULT_MIBS}
 # directories) read it too.
 case $MIBS in /*) ;; *) MIBS=$ROOT/$MIBS ;; esac
 PKGS="snmp snmpd snmptrapd libsnmp-base smitools nftables iproute2"
+PKGS="$PKGS postgresql zabbix-server-pgsql zabbix-frontend-php php-pgsql php-cli"
+PKGS="$PKGS prometheus-snmp-exporter prometheus lintian man-db systemd"
+case ${1:-} in
+mibs) PKGS="" ;;
+"") ;;
+*)
+	echo "usage: $0 [mibs]" >&2
+	exit 2
+	;;
+esac
 # The modules the project's MIB and tests import; the whole set is kept.
 STD_MODULES="SNMPv2-SMI SNMPv2-TC SNMPv2-CONF SNMPv2-MIB INET-ADDRESS-MIB"
 
