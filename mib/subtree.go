@@ -81,6 +81,11 @@ type Subtree struct {
 	now func() time.Time
 	log logrus.FieldLogger
 
+	// updating serializes Update from reading the rows to applying
+	// them: rows applied out of the order they were read would look like
+	// counters going back (restarts).
+	updating sync.Mutex
+
 	mu      sync.Mutex
 	at      time.Time // of the last update; zero: none yet
 	engines map[fanout.NodeID]*rowCounters
@@ -172,6 +177,8 @@ func (s *Subtree) fresh() wire.Subtree {
 // Update computes the totals from the rows and the peers' reports and
 // returns the report.
 func (s *Subtree) Update() wire.Subtree {
+	s.updating.Lock()
+	defer s.updating.Unlock()
 	rows := s.cfg.Engines()
 	var peers []wire.Subtree
 	if s.cfg.Peers != nil {

@@ -362,3 +362,34 @@ func TestRegisterActivePeer(t *testing.T) {
 		t.Error("RegisterActivePeer(nil) accepted")
 	}
 }
+
+// Updates racing each other (the heartbeat loop and SNMP reads) apply the
+// rows in the order they were read: rows applied out of order would look
+// like an engine going back, a restart, and count it twice.
+func TestSubtreeConcurrentUpdates(t *testing.T) {
+	var mu sync.Mutex
+	var n uint64
+	engines := func() []fanout.Engine {
+		mu.Lock()
+		n++
+		v := n
+		mu.Unlock()
+		time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond) // let readers overtake each other
+		return []fanout.Engine{{ID: 1, State: fanout.EngineUp, HasInfo: true, Info: wire.EngineInfo{Requests: v}}}
+	}
+	s := newSubtree(t, mib.SubtreeConfig{Level: 1, Engines: engines})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				s.Update()
+			}
+		}()
+	}
+	wg.Wait()
+	if got := s.Report().Requests; got != n {
+		t.Errorf("after %d readings of a counter that only rose to %d, smSubtreeRequests %d", n, n, got)
+	}
+}
