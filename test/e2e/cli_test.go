@@ -113,6 +113,10 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 	p.waitOutput(t, "built-in SNMPv2c agent serving", 10*time.Second)
 	// The four demo engines announce themselves within a few heartbeats.
 	p.waitOutput(t, "engine=4", 10*time.Second)
+	// The commands come once the manager won its election and the backup
+	// runs (their last line is the lookup), which on a loaded machine is
+	// later than the engines' first heartbeats.
+	p.waitOutput(t, " lookup -socket unix:", 10*time.Second)
 	var cmds []string
 	for _, line := range strings.Split(p.out.String(), "\n") {
 		line = strings.TrimSpace(line)
