@@ -98,9 +98,9 @@ func (f *socketFlags) call(stderr io.Writer, cmd string, args, out any) int {
 // command reports is both: how many it queued, and how many of those every
 // manager accepted so far; -wait waits until that is all of them.
 func publish(args []string, stdout, stderr io.Writer, remove bool) int {
-	name := cmdPublish
+	name := control.CmdPublish
 	if remove {
-		name = cmdUnpublish
+		name = control.CmdUnpublish
 	}
 	fs := newFlagSet(name, stderr)
 	var sf socketFlags
@@ -132,15 +132,15 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 		fmt.Fprintln(stderr, err)
 		return pathExit(err)
 	}
-	status := func(a publishStatusArgs) (publishStatus, error) {
+	status := func(a control.PublishStatusArgs) (control.PublishStatus, error) {
 		a.Engine = uint32(*engine)
 		ctx, cancel := context.WithTimeout(context.Background(), control.IOTimeout)
 		defer cancel()
-		var st publishStatus
-		err := control.Call(ctx, path, cmdPublishStatus, a, &st)
+		var st control.PublishStatus
+		err := control.Call(ctx, path, control.CmdPublishStatus, a, &st)
 		return st, err
 	}
-	before, err := status(publishStatusArgs{})
+	before, err := status(control.PublishStatusArgs{})
 	if err != nil {
 		fmt.Fprintf(stderr, "smsnmpd %s: %v\n", name, err)
 		return callExit(err)
@@ -149,16 +149,16 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 	var seqFrom, seqTo uint64
 	send := func(batch []string) error {
 		for len(batch) > 0 {
-			a := publishArgs{Engine: uint32(*engine)}
+			a := control.PublishArgs{Engine: uint32(*engine)}
 			if remove {
 				a.Keys = batch
 			} else {
 				for _, k := range batch {
-					a.Entries = append(a.Entries, publishEntry{Key: k, Size: size, TTL: ttl})
+					a.Entries = append(a.Entries, control.PublishEntry{Key: k, Size: size, TTL: ttl})
 				}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), control.IOTimeout)
-			var res publishResult
+			var res control.PublishResult
 			err := control.Call(ctx, path, name, a, &res)
 			cancel()
 			total += res.Queued
@@ -183,8 +183,8 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 		fmt.Fprintf(stderr, "usage: smsnmpd %s [flags] KEY... (smsnmpd %s -h)\n", name, name)
 		return exitUsage
 	}
-	for start := 0; start < len(keys); start += maxPublishBatch {
-		if err := send(keys[start:min(start+maxPublishBatch, len(keys))]); err != nil {
+	for start := 0; start < len(keys); start += control.MaxPublishBatch {
+		if err := send(keys[start:min(start+control.MaxPublishBatch, len(keys))]); err != nil {
 			fmt.Fprintf(stderr, "smsnmpd %s: %v (%d queued)\n", name, err, total)
 			return callExit(err)
 		}
@@ -202,7 +202,7 @@ func publish(args []string, stdout, stderr io.Writer, remove bool) int {
 	if remove {
 		verb = "unpublished"
 	}
-	q := publishStatusArgs{From: seqFrom, To: seqTo}
+	q := control.PublishStatusArgs{From: seqFrom, To: seqTo}
 	began := time.Now()
 	st, err := status(q)
 	for poll := 5 * time.Millisecond; err == nil && *wait && st.Outstanding > 0 && time.Since(began) < *timeout; poll = min(2*poll, 100*time.Millisecond) {
@@ -264,7 +264,7 @@ const maxKeysFile = 64 << 20
 var errKeysInput = errors.New("reading keys")
 
 // streamKeys reads keys, one per line ("#" comments and blank lines
-// skipped), and hands them to send in batches of at most maxPublishBatch:
+// skipped), and hands them to send in batches of at most control.MaxPublishBatch:
 // a batch goes when it is full, when the input pauses (a pipe feeding
 // keys as content arrives is published as it goes, not at EOF), and at
 // the end.
@@ -278,7 +278,7 @@ func streamKeys(name string, send func([]string) error) error {
 		defer f.Close()
 		r = f
 	}
-	lines := make(chan string, maxPublishBatch)
+	lines := make(chan string, control.MaxPublishBatch)
 	readErr := make(chan error, 1)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -323,7 +323,7 @@ func streamKeys(name string, send func([]string) error) error {
 				return nil
 			}
 			batch = append(batch, k)
-			if len(batch) == maxPublishBatch {
+			if len(batch) == control.MaxPublishBatch {
 				if err := flush(); err != nil {
 					return err
 				}
@@ -343,12 +343,12 @@ const streamPause = 20 * time.Millisecond
 
 // lookup asks a manager where a key is.
 func lookup(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet(cmdLookup, stderr)
+	fs := newFlagSet(control.CmdLookup, stderr)
 	var sf socketFlags
 	sf.register(fs)
 	asJSON := fs.Bool("json", false, "print the whole answer (hits, unresolved summaries and the path taken) as JSON")
 	local := fs.Bool("local", false, "answer from this node's own directory only: no climbing, no summary resolved downward")
-	timeout := fs.Duration("timeout", lookupTimeout, "bound a lookup across levels")
+	timeout := fs.Duration("timeout", control.LookupTimeout, "bound a lookup across levels")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -356,9 +356,9 @@ func lookup(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: smsnmpd lookup [-json] [-local] [-timeout D] [-socket unix:/path | -config FILE] KEY")
 		return exitUsage
 	}
-	var res lookupResult
-	a := lookupArgs{Key: fs.Arg(0), Local: *local, TimeoutMs: int(timeout.Milliseconds())}
-	if code := sf.call(stderr, cmdLookup, a, &res); code != exitOK {
+	var res control.LookupResult
+	a := control.LookupArgs{Key: fs.Arg(0), Local: *local, TimeoutMs: int(timeout.Milliseconds())}
+	if code := sf.call(stderr, control.CmdLookup, a, &res); code != exitOK {
 		return code
 	}
 	if res.Hits == nil {
@@ -382,7 +382,7 @@ func lookup(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func printHits(w io.Writer, res lookupResult) {
+func printHits(w io.Writer, res control.LookupResult) {
 	if len(res.Hits) == 0 {
 		fmt.Fprintf(w, "%s: not found\n", res.Key)
 	} else {
@@ -429,7 +429,7 @@ func downMark(h directory.Hit) string {
 
 // digest prints the digest of the entries the node holds.
 func digest(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet(cmdDigest, stderr)
+	fs := newFlagSet(control.CmdDigest, stderr)
 	var sf socketFlags
 	sf.register(fs)
 	engine := fs.Uint("engine", 0, "which SE of a multi-engine process (the demo); 0 = the node itself")
@@ -438,7 +438,7 @@ func digest(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	a := digestArgs{Engine: uint32(*engine)}
+	a := control.DigestArgs{Engine: uint32(*engine)}
 	if *unit != "" {
 		u, err := parseLocation(*unit)
 		if err != nil {
@@ -447,8 +447,8 @@ func digest(args []string, stdout, stderr io.Writer) int {
 		}
 		a.Unit = u
 	}
-	var res digestOut
-	if code := sf.call(stderr, cmdDigest, a, &res); code != exitOK {
+	var res control.DigestResult
+	if code := sf.call(stderr, control.CmdDigest, a, &res); code != exitOK {
 		return code
 	}
 	if *asJSON {

@@ -18,25 +18,25 @@ import (
 
 // fakeNode is a control socket answering lookup and publish as a node
 // would, from canned answers.
-func fakeNode(t *testing.T, dir string, lookup func(key string) (lookupResult, error)) string {
+func fakeNode(t *testing.T, dir string, lookup func(key string) (control.LookupResult, error)) string {
 	t.Helper()
 	path := filepath.Join(dir, "control.sock")
 	srv, err := control.Listen(path, func(_ context.Context, cmd string, raw json.RawMessage) (any, error) {
 		switch cmd {
-		case cmdLookup:
-			var a lookupArgs
+		case control.CmdLookup:
+			var a control.LookupArgs
 			if err := json.Unmarshal(raw, &a); err != nil {
 				return nil, err
 			}
 			return lookup(a.Key)
-		case cmdPublish:
-			var a publishArgs
+		case control.CmdPublish:
+			var a control.PublishArgs
 			if err := json.Unmarshal(raw, &a); err != nil {
 				return nil, err
 			}
-			return publishResult{Queued: len(a.Entries), From: 1, To: uint64(len(a.Entries))}, nil
-		case cmdPublishStatus: // everything accepted at once
-			return publishStatus{Managers: []uint32{1, 2}}, nil
+			return control.PublishResult{Queued: len(a.Entries), From: 1, To: uint64(len(a.Entries))}, nil
+		case control.CmdPublishStatus: // everything accepted at once
+			return control.PublishStatus{Managers: []uint32{1, 2}}, nil
 		}
 		return nil, control.ErrUnknownCommand
 	}, nil)
@@ -91,16 +91,16 @@ const goodKey = "1 0123456789abcdef0123456789abcdef\n"
 func TestExitCodes(t *testing.T) {
 	dir := shortDir(t)
 	hit := directory.Hit{Location: directory.Location{CDN: 1, DataCenter: 1, Farm: 1, Engine: 2}, Size: 7, Hops: 2}
-	node := fakeNode(t, dir, func(key string) (lookupResult, error) {
+	node := fakeNode(t, dir, func(key string) (control.LookupResult, error) {
 		switch key {
 		case "here":
-			return lookupResult{Key: key, Hits: []directory.Hit{hit}, Path: []directory.Step{{Via: "self", Level: 1, Hits: 1}}}, nil
+			return control.LookupResult{Key: key, Hits: []directory.Hit{hit}, Path: []directory.Step{{Via: "self", Level: 1, Hits: 1}}}, nil
 		case "partial":
-			return lookupResult{Key: key, Path: []directory.Step{{Via: "self", Level: 1}, {Via: "parent", Level: 2, Error: "no answer"}}}, nil
+			return control.LookupResult{Key: key, Path: []directory.Step{{Via: "self", Level: 1}, {Via: "parent", Level: 2, Error: "no answer"}}}, nil
 		case "broken":
-			return lookupResult{}, errors.New("the directory is closed")
+			return control.LookupResult{}, errors.New("the directory is closed")
 		}
-		return lookupResult{Key: key, Path: []directory.Step{{Via: "self", Level: 1}}}, nil
+		return control.LookupResult{Key: key, Path: []directory.Step{{Via: "self", Level: 1}}}, nil
 	})
 	sock := "unix:" + node
 	badCfg := writeFile(t, filepath.Join(dir, "bad.toml"), "[node]\nrole = \"se\"\nid = 1\nmisspelt = 2\n", 0o600)
@@ -194,9 +194,9 @@ func TestExitUntrustedSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	asked := 0
-	path := fakeNode(t, tmp, func(key string) (lookupResult, error) {
+	path := fakeNode(t, tmp, func(key string) (control.LookupResult, error) {
 		asked++
-		return lookupResult{Key: key, Hits: []directory.Hit{{Location: directory.Location{CDN: 6, Engine: 6}}}}, nil
+		return control.LookupResult{Key: key, Hits: []directory.Hit{{Location: directory.Location{CDN: 6, Engine: 6}}}}, nil
 	})
 	if err := os.Chown(path, 65534, 65534); err != nil {
 		t.Fatal(err)
@@ -214,12 +214,12 @@ func TestExitUntrustedSocket(t *testing.T) {
 // expires") before adding anything, with a clear error.
 func TestControlRefusesNegativeTTL(t *testing.T) {
 	h := &controlHandler{}
-	raw, _ := json.Marshal(publishArgs{Entries: []publishEntry{{Key: "a", TTL: 1e9}, {Key: "b", TTL: -1}}})
-	res, err := h.handle(context.Background(), cmdPublish, raw)
+	raw, _ := json.Marshal(control.PublishArgs{Entries: []control.PublishEntry{{Key: "a", TTL: 1e9}, {Key: "b", TTL: -1}}})
+	res, err := h.handle(context.Background(), control.CmdPublish, raw)
 	if err == nil || !strings.Contains(err.Error(), `"b": ttl -1ns is negative`) {
 		t.Fatalf("negative ttl: %v, %v", res, err)
 	}
-	if r, ok := res.(publishResult); !ok || r.Queued != 0 {
+	if r, ok := res.(control.PublishResult); !ok || r.Queued != 0 {
 		t.Errorf("result %+v, want nothing accepted", res)
 	}
 }

@@ -2,7 +2,9 @@
 // `smsnmpd publish`, `unpublish` and `lookup` reach the running SE or
 // manager on the same host. It owns the socket's life (create with safe
 // permissions, remove on close), the framing (one JSON object per line,
-// bounded) and the client; what a command does is the caller's Handler.
+// bounded), the client, and the commands' names, arguments and results
+// (commands.go: the protocol between the CLI and the node); what a
+// command does is the caller's Handler (package node executes them).
 //
 // The socket is a unix socket, mode 0660, so access is the file system's:
 // root and the service's group. Nothing here listens on the network. The
