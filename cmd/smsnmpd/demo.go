@@ -12,10 +12,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/logging"
 	"github.com/smsnmpd/smsnmpd/mib"
+	"github.com/smsnmpd/smsnmpd/node"
 )
 
 const demoManagerID = 1000000
@@ -83,37 +83,33 @@ func demo(args []string, stdout, stderr io.Writer) int {
 			return exitFail
 		}
 	}
-	n, err := newNode(cfg, log, nodeOptions{descr: "smsnmpd " + version + " demo"})
+	n, err := node.New(cfg, log, node.Options{Descr: "smsnmpd " + version + " demo", Version: version})
 	if err != nil {
 		log.WithError(err).Error("demo cannot start")
 		return exitFail
 	}
 	ses, err := startDemoEngines(cfg, *engines, log)
-	if err != nil {
-		log.WithError(err).Error("demo cannot start its engines")
-		n.stop()
-		return exitFail
-	}
 	defer func() {
 		for _, se := range ses {
-			se.close()
+			se.Stop()
 		}
 	}()
-	// One control socket for the whole demo: publish to any of its SEs,
-	// look up at its manager.
-	h := &controlHandler{dir: n.farm.dir, node: cfg.Node.ID, at: nodeLocation(cfg), engines: map[uint32]*contentSide{}}
-	for i, se := range ses {
-		h.engines[uint32(i+1)] = se.content
+	if err != nil {
+		log.WithError(err).Error("demo cannot start its engines")
+		n.Stop()
+		return exitFail
 	}
 	sock := filepath.Join(stateDir, "control.sock")
-	if err := n.listenControl(sock, h); err != nil {
+	// One control socket for the whole demo: publish to any of its SEs,
+	// look up at its manager.
+	if err := n.ListenControl(sock, ses...); err != nil {
 		log.WithError(err).Error("demo cannot start")
-		n.stop()
+		n.Stop()
 		return exitFail
 	}
 	// Print the commands once they work: the manager wins its election
 	// after one observation window (a few heartbeats).
-	for deadline := time.Now().Add(5 * time.Second); mib.Role(n.role.Load()) != mib.RoleManager && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); n.Role() != mib.RoleManager && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// The backup manager (BSM): same farm, a worse election priority, its
@@ -122,14 +118,14 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	bsm, bsmAddr, err := startDemoBackup(cfg, log)
 	if err != nil {
 		log.WithError(err).Error("demo cannot start its backup manager")
-		n.stop()
+		n.Stop()
 		return exitFail
 	}
 	bctx, bcancel := context.WithCancel(context.Background())
-	bsm.start(bctx)
+	bsm.Start(bctx)
 	defer func() {
 		bcancel()
-		bsm.stop()
+		bsm.Stop()
 	}()
 	printDemoCommands(stdout, cfg, *engines)
 	if v3.user != "" {
@@ -176,9 +172,10 @@ func privateDir() (string, error) {
 }
 
 // startDemoEngines starts SEs 1..count in this process, each with its own
-// sockets on the farm's groups, as separate hosts would have.
-func startDemoEngines(mcfg *config.Config, count int, log logrus.FieldLogger) ([]*southbound, error) {
-	var out []*southbound
+// sockets on the farm's groups, as separate hosts would have. It returns
+// those that started, to be stopped, with its error.
+func startDemoEngines(mcfg *config.Config, count int, log logrus.FieldLogger) ([]*node.Node, error) {
+	var out []*node.Node
 	for i := 1; i <= count; i++ {
 		c := *mcfg
 		c.Node.StateDir = "" // the manager's: SEs in one process keep nothing
@@ -187,16 +184,10 @@ func startDemoEngines(mcfg *config.Config, count int, log logrus.FieldLogger) ([
 		c.Node.ID = uint32(i)
 		c.Node.Level = 1
 		c.SE = config.Default().SE
-		tree := agent.NewTree()
-		name := fmt.Sprintf("demo-se%d", i)
-		sys, err := mib.RegisterSystem(tree, mib.SystemConfig{Descr: "smsnmpd " + version + " demo engine", Name: name, Location: "loopback", Contact: mcfg.System.Contact})
-		if err != nil {
-			return out, err
-		}
-		if err := mib.RegisterNode(tree, mib.NodeInfo{Role: func() mib.Role { return mib.RoleEngine }, Level: 1, ID: uint32(i)}); err != nil {
-			return out, err
-		}
-		se, err := startSE(&c, nil, tree, nil, sys.Name, log.WithField("se", i))
+		// Served to the managers only: no agent, no socket.
+		c.SNMP.Listen, c.AgentX.Socket, c.Control.Socket = config.Addr{}, config.Addr{}, config.Addr{}
+		c.System.Name, c.System.Location = fmt.Sprintf("demo-se%d", i), "loopback"
+		se, err := node.New(&c, log.WithField("se", i), node.Options{Descr: "smsnmpd " + version + " demo engine", Version: version})
 		if err != nil {
 			return out, fmt.Errorf("engine %d: %w", i, err)
 		}
@@ -276,7 +267,7 @@ func mibPath() (string, bool) {
 // another node id, a lower election priority and, when the SM serves the
 // built-in agent, its own agent two ports up (AgentX: one worse priority,
 // so the shared snmpd routes to the SM).
-func startDemoBackup(sm *config.Config, log logrus.FieldLogger) (*node, string, error) {
+func startDemoBackup(sm *config.Config, log logrus.FieldLogger) (*node.Node, string, error) {
 	c := *sm
 	c.Node.ID = sm.Node.ID + 1
 	c.Node.Priority = sm.Node.Priority / 2
@@ -295,7 +286,7 @@ func startDemoBackup(sm *config.Config, log logrus.FieldLogger) (*node, string, 
 			return nil, "", err
 		}
 	}
-	n, err := newNode(&c, log.WithField("node", "bsm"), nodeOptions{descr: "smsnmpd " + version + " demo backup manager"})
+	n, err := node.New(&c, log.WithField("node", "bsm"), node.Options{Descr: "smsnmpd " + version + " demo backup manager", Version: version})
 	if err != nil {
 		return nil, "", err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/logging"
+	"github.com/smsnmpd/smsnmpd/node"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 )
 
@@ -52,7 +53,7 @@ func serve(args []string, stderr io.Writer) int {
 			return exitConfig
 		}
 	}
-	n, err := newNode(cfg, log, nodeOptions{descr: sysDescr(cfg)})
+	n, err := node.New(cfg, log, node.Options{Descr: sysDescr(cfg), Version: version})
 	if err != nil {
 		log.WithError(err).Error("cannot start")
 		if errors.Is(err, rmtp.ErrKeyFile) || errors.Is(err, config.ErrPassphrase) {
@@ -93,14 +94,14 @@ func sysDescr(cfg *config.Config) string {
 
 // runUntilSignal runs n until SIGINT/SIGTERM (or a frontend failing),
 // calling reload on SIGHUP, and stops it within the shutdown grace.
-func runUntilSignal(n *node, log logrus.FieldLogger, reload func()) int {
+func runUntilSignal(n *node.Node, log logrus.FieldLogger, reload func()) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	n.start(ctx)
+	n.Start(ctx)
 	code := exitOK
 	for done := false; !done; {
 		select {
@@ -113,13 +114,13 @@ func runUntilSignal(n *node, log logrus.FieldLogger, reload func()) int {
 			}
 			log.WithField("signal", s.String()).Info("stopping")
 			done = true
-		case err := <-n.errs:
+		case err := <-n.Errs():
 			log.WithError(err).Error("stopping after a failure")
 			code, done = exitFail, true
 		}
 	}
 	cancel()
-	if err := n.stop(); err != nil {
+	if err := n.Stop(); err != nil {
 		log.WithError(err).Warn("unclean stop")
 	}
 	log.Info("stopped")

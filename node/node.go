@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -33,9 +33,9 @@ import (
 // to end the process within 2 s.
 const shutdownGrace = 1500 * time.Millisecond
 
-// node is one running smsnmpd node: its handler trees and the northbound
+// Node is one running smsnmpd node: its handler trees and the northbound
 // frontends serving them.
-type node struct {
+type Node struct {
 	cfg  *config.Config
 	log  logrus.FieldLogger
 	role atomic.Int32 // mib.Role
@@ -64,17 +64,18 @@ type node struct {
 	errs chan error
 }
 
-// nodeOptions are what the command line adds to the configuration.
-type nodeOptions struct {
-	descr string         // sysDescr
-	rmtp  rmtp.Transport // nil: open the configured multicast groups
+// Options are what the command line adds to the configuration.
+type Options struct {
+	Descr   string         // sysDescr
+	Version string         // the AgentX session's description
+	RMTP    rmtp.Transport // nil: open the configured multicast groups
 }
 
-// newNode builds the trees and binds the sockets, so that every error an
+// New builds the trees and binds the sockets, so that every error an
 // operator can fix (an address in use, a bad socket path) is reported
 // before anything runs.
-func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*node, error) {
-	n := &node{cfg: cfg, log: log, udp: agent.NewContexts(), ax: agent.NewContexts(), errs: make(chan error, 4), started: time.Now()}
+func New(cfg *config.Config, log logrus.FieldLogger, opts Options) (*Node, error) {
+	n := &Node{cfg: cfg, log: log, udp: agent.NewContexts(), ax: agent.NewContexts(), errs: make(chan error, 4), started: time.Now()}
 	n.role.Store(int32(roleOf(cfg)))
 
 	var store mib.Store
@@ -90,7 +91,7 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 		}
 	}
 	sys, err := mib.RegisterSystem(n.udp.Default(), mib.SystemConfig{
-		Descr:    opts.descr,
+		Descr:    opts.Descr,
 		Contact:  cfg.System.Contact,
 		Name:     cfg.System.Name,
 		Location: cfg.System.Location,
@@ -131,7 +132,7 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 	}
 	if !cfg.AgentX.Socket.IsZero() {
 		axcfg := agentx.FromConfig(cfg.AgentX)
-		axcfg.Description = "smsnmpd " + version
+		axcfg.Description = "smsnmpd " + opts.Version
 		axcfg.Priority = n.agentxPriority(roleOf(cfg)) // a manager starts as a backup
 		axcfg.MaxInFlight = cfg.SNMP.MaxInFlight
 		n.subagent = agentx.New(axcfg, n.ax, log)
@@ -144,9 +145,9 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 	if cfg.Node.Role == config.RoleSE {
 		// An SE answers its managers from the same tree its own agent
 		// (if any) serves: system, node and smSe groups.
-		n.farm, err = startSE(cfg, opts.rmtp, n.udp.Default(), store, n.system.Name, log)
+		n.farm, err = startSE(cfg, opts.RMTP, n.udp.Default(), store, n.system.Name, log)
 	} else {
-		n.farm, err = startManager(cfg, opts.rmtp, log, managerHooks{onEvent: n.engineEvent, onRole: n.roleChange, send: n.notify, name: n.system.Name})
+		n.farm, err = startManager(cfg, opts.RMTP, log, managerHooks{onEvent: n.engineEvent, onRole: n.roleChange, send: n.notify, name: n.system.Name})
 		if err == nil {
 			err = n.registerFarmMIB()
 		}
@@ -160,14 +161,7 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 		return nil, fmt.Errorf("farm: %w", err)
 	}
 	if !cfg.Control.Socket.IsZero() {
-		h := &controlHandler{dir: n.farm.dir, node: cfg.Node.ID, at: nodeLocation(cfg), engines: map[uint32]*contentSide{}}
-		if n.lookups != nil {
-			h.resolver = n.lookups.res
-		}
-		if n.farm.content != nil {
-			h.engines[cfg.Node.ID] = n.farm.content
-		}
-		if err := n.listenControl(cfg.Control.Socket.Address(), h); err != nil {
+		if err := n.listenControl(cfg.Control.Socket.Address(), n.controlHandler()); err != nil {
 			n.closeFarm()
 			n.closeSockets()
 			return nil, err
@@ -176,7 +170,31 @@ func newNode(cfg *config.Config, log logrus.FieldLogger, opts nodeOptions) (*nod
 	return n, nil
 }
 
-func (n *node) listenControl(path string, h *controlHandler) error {
+// ListenControl serves the control socket at path for this node and the
+// SEs given (the demo runs several in one process: publish to any of them,
+// look up at this one).
+func (n *Node) ListenControl(path string, engines ...*Node) error {
+	h := n.controlHandler()
+	for _, e := range engines {
+		if e.farm != nil && e.farm.content != nil {
+			h.engines[e.cfg.Node.ID] = e.farm.content
+		}
+	}
+	return n.listenControl(path, h)
+}
+
+func (n *Node) controlHandler() *controlHandler {
+	h := &controlHandler{dir: n.farm.dir, node: n.cfg.Node.ID, at: nodeLocation(n.cfg), engines: map[uint32]*contentSide{}}
+	if n.lookups != nil {
+		h.resolver = n.lookups.res
+	}
+	if n.farm.content != nil {
+		h.engines[n.cfg.Node.ID] = n.farm.content
+	}
+	return h
+}
+
+func (n *Node) listenControl(path string, h *controlHandler) error {
 	srv, err := control.Listen(path, h.handle, n.log)
 	if err != nil {
 		return fmt.Errorf("control.socket: %w", err)
@@ -187,7 +205,7 @@ func (n *node) listenControl(path string, h *controlHandler) error {
 
 // startHierarchy joins the parent level (levels 1..3 with rmtp.parent)
 // and starts the resolver across levels.
-func (n *node) startHierarchy() error {
+func (n *Node) startHierarchy() error {
 	if n.cfg.RMTP.Parent.Mode != config.ParentNone && n.cfg.RMTP.Parent.Mode != "" {
 		// What the parent's management operations see of this manager:
 		// its node group and directory, read-only.
@@ -222,7 +240,7 @@ func (n *node) startHierarchy() error {
 
 // forwardingStats is smDirectoryHierarchy: the parent link's forwarder
 // and the lookups answered for other levels.
-func (n *node) forwardingStats() mib.ForwardingStats {
+func (n *Node) forwardingStats() mib.ForwardingStats {
 	st := mib.ForwardingStats{Policy: mib.ForwardNoParent}
 	n.mgrMu.Lock()
 	p, lk := n.parent, n.lookups
@@ -254,7 +272,7 @@ func (n *node) forwardingStats() mib.ForwardingStats {
 
 // closeFarm stops what runs on rmtp: the resolver, the parent link, the
 // farm side.
-func (n *node) closeFarm() error {
+func (n *Node) closeFarm() error {
 	var errs []error
 	n.mgrMu.Lock()
 	p, lk := n.parent, n.lookups
@@ -275,7 +293,7 @@ func (n *node) closeFarm() error {
 // registerFarmMIB puts the manager's farm objects (engine table,
 // aggregates, per-engine proxy, all-engines SET, transport counters) on
 // both frontends' trees.
-func (n *node) registerFarmMIB() error {
+func (n *Node) registerFarmMIB() error {
 	counters := func() rmtp.Counters { return n.farm.ep.Stats().Counters }
 	for _, c := range []*agent.Contexts{n.udp, n.ax} {
 		t := c.Default()
@@ -319,7 +337,7 @@ func (n *node) registerFarmMIB() error {
 // "public@se<id>"). The context stays when the engine goes down (it answers
 // noSuchInstance meanwhile): its name, like its smEngineTable row, is
 // stable across restarts.
-func (n *node) engineContext(id fanout.NodeID) {
+func (n *Node) engineContext(id fanout.NodeID) {
 	// Above the farm the "engines" are the child levels' managers, which
 	// serve SNMP themselves: no "se<N>" context for them.
 	if !n.cfg.Manager.EngineContexts || n.cfg.Node.Level > 1 {
@@ -356,7 +374,7 @@ func (n *node) engineContext(id fanout.NodeID) {
 // engineEvent gives an engine that came up its SNMP context. Its
 // smEngineUp/smEngineDown is the farm side's (startManager): only the
 // active manager sends it.
-func (n *node) engineEvent(ev fanout.EngineEvent) {
+func (n *Node) engineEvent(ev fanout.EngineEvent) {
 	if ev.Up {
 		n.engineContext(ev.Engine.ID)
 	}
@@ -365,7 +383,7 @@ func (n *node) engineEvent(ev fanout.EngineEvent) {
 // notify sends a notification through every northbound frontend: to the
 // trap sinks of the built-in agent, and through snmpd in AgentX mode.
 // mib.Notifier calls it, on the active manager only.
-func (n *node) notify(ctx context.Context, oid smi.OID, vbs []smi.VarBind) {
+func (n *Node) notify(ctx context.Context, oid smi.OID, vbs []smi.VarBind) {
 	if n.v2c != nil && n.v2c.HasSinks() {
 		if err := n.v2c.Notify(ctx, oid, vbs); err != nil {
 			n.log.WithError(err).Warn("notification to trap sinks failed")
@@ -378,7 +396,7 @@ func (n *node) notify(ctx context.Context, oid smi.OID, vbs []smi.VarBind) {
 	}
 }
 
-func (n *node) closeSockets() {
+func (n *Node) closeSockets() {
 	if n.udpConn != nil {
 		n.udpConn.Close()
 	}
@@ -397,7 +415,7 @@ func roleOf(cfg *config.Config) mib.Role {
 // priority (the active manager holds the better one, so a shared snmpd
 // routes to it). smManagerTakeover is the farm side's (southbound's
 // roleChange), sent after this returns.
-func (n *node) roleChange(c election.Change) {
+func (n *Node) roleChange(c election.Change) {
 	role := mib.RoleBackup
 	if c.Role == election.Active {
 		role = mib.RoleManager
@@ -419,7 +437,7 @@ func (n *node) roleChange(c election.Change) {
 }
 
 // agentxPriority: lower wins in snmpd; a backup registers one worse.
-func (n *node) agentxPriority(role mib.Role) uint8 {
+func (n *Node) agentxPriority(role mib.Role) uint8 {
 	p := n.cfg.AgentX.Priority
 	if role != mib.RoleManager && p < 255 {
 		p++
@@ -429,7 +447,7 @@ func (n *node) agentxPriority(role mib.Role) uint8 {
 
 // registerServiceManagerMIB puts this node's SERVICE-MANAGER-MIB objects on
 // a tree. It runs once per frontend tree; the objects read shared state.
-func (n *node) registerServiceManagerMIB(t *agent.Tree) error {
+func (n *Node) registerServiceManagerMIB(t *agent.Tree) error {
 	level := n.cfg.Node.Level
 	if n.cfg.Node.Role == config.RoleSE {
 		level = 1
@@ -458,8 +476,8 @@ func (n *node) registerServiceManagerMIB(t *agent.Tree) error {
 	})
 }
 
-// start runs the frontends until ctx is done.
-func (n *node) start(ctx context.Context) {
+// Start runs the frontends until ctx is done.
+func (n *Node) Start(ctx context.Context) {
 	if n.v2c != nil {
 		n.log.WithField("listen", n.udpConn.LocalAddr().String()).Info("built-in SNMPv2c agent serving")
 		n.spawn(func() error { return n.v2c.Serve(ctx, n.udpConn) })
@@ -470,7 +488,7 @@ func (n *node) start(ctx context.Context) {
 	}
 }
 
-func (n *node) spawn(f func() error) {
+func (n *Node) spawn(f func() error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -480,9 +498,15 @@ func (n *node) spawn(f func() error) {
 	}()
 }
 
-// stop waits, at most shutdownGrace, for the frontends to finish after
+// Errs reports a frontend that failed.
+func (n *Node) Errs() <-chan error { return n.errs }
+
+// Role is smNodeRole now.
+func (n *Node) Role() mib.Role { return mib.Role(n.role.Load()) }
+
+// Stop waits, at most shutdownGrace, for the frontends to finish after
 // their context was cancelled, and closes the sockets.
-func (n *node) stop() error {
+func (n *Node) Stop() error {
 	done := make(chan struct{})
 	go func() { n.wg.Wait(); close(done) }()
 	var err error
