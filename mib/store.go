@@ -7,8 +7,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
+
+	"github.com/smsnmpd/smsnmpd/internal/statefile"
 )
 
 // ErrStore is returned when persisted values cannot be read or written.
@@ -31,8 +32,9 @@ type Store interface {
 const MaxStateFile = 1 << 20
 
 // FileStore is a Store in one JSON file (an object of strings). Writes go
-// to a temporary file that is synced and renamed over the old one, so a
-// crash leaves the old or the new file, never a torn one. It is safe for
+// through internal/statefile (a temporary file synced and renamed over the
+// old one, the directory synced), so a crash leaves the old or the new
+// file, never a torn one. It is safe for
 // concurrent use within one process; two processes must not share a path.
 type FileStore struct {
 	path string
@@ -89,43 +91,8 @@ func (f *FileStore) Save(key, value string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStore, err)
 	}
-	if err := writeFileSync(f.path, append(b, '\n')); err != nil {
+	if err := statefile.Write(f.path, append(b, '\n')); err != nil {
 		return fmt.Errorf("%w: %w", ErrStore, err)
 	}
 	return nil
-}
-
-// writeFileSync replaces path with data durably: temp file, fsync,
-// rename, fsync of the directory so the rename itself survives a crash.
-func writeFileSync(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/directory"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/config"
+	"github.com/smsnmpd/smsnmpd/internal/statefile"
 	"github.com/smsnmpd/smsnmpd/mib"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 )
@@ -145,7 +146,7 @@ func (c *contentSide) save() {
 	}
 	b, err := json.Marshal(c.pub.Entries())
 	if err == nil {
-		err = writeFileAtomic(c.saved, b)
+		err = statefile.Write(c.saved, b) // a crash leaves the old list or the new
 	}
 	if err != nil {
 		c.markDirty()
@@ -157,32 +158,6 @@ func (c *contentSide) close() {
 	c.cancel()
 	c.wg.Wait()
 	_ = c.pub.Close()
-}
-
-// writeFileAtomic replaces path with b: write a temporary file, sync,
-// rename, so a crash leaves the old or the new list, never half of one.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // startDirectory runs a manager's directory of its level and catches up
