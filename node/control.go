@@ -17,17 +17,58 @@ import (
 const queueWait = 5 * time.Second
 
 // controlHandler executes control commands against what this process
-// runs: the SEs' publishers (by node id) and the manager's directory.
+// runs: the SEs' publishers (by node id), the manager's directory, and
+// the nodes' snapshots.
 type controlHandler struct {
 	engines  map[uint32]*contentSide
 	dir      *directory.Manager
 	resolver *directory.Resolver // nil: answer from dir only
 	node     uint32
 	at       directory.Location // where this node sits: hops count from here
+	self     *Node              // status; nil: no status
+	others   map[uint32]*Node   // status -engine: the other nodes of this process
+}
+
+// controlHandler serves n and the SEs given (the demo's).
+func (n *Node) controlHandler(engines []*Node) *controlHandler {
+	h := &controlHandler{dir: n.farm.dir, node: n.cfg.Node.ID, at: nodeLocation(n.cfg), self: n,
+		engines: map[uint32]*contentSide{}, others: map[uint32]*Node{}}
+	n.mgrMu.Lock()
+	if n.lookups != nil {
+		h.resolver = n.lookups.res
+	}
+	n.mgrMu.Unlock()
+	for _, e := range append([]*Node{n}, engines...) {
+		if e.farm != nil && e.farm.content != nil {
+			h.engines[e.cfg.Node.ID] = e.farm.content
+		}
+		if e != n {
+			h.others[e.cfg.Node.ID] = e
+		}
+	}
+	return h
 }
 
 func (h *controlHandler) handle(ctx context.Context, cmd string, raw json.RawMessage) (any, error) {
 	switch cmd {
+	case control.CmdStatus:
+		var a control.StatusArgs
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return nil, fmt.Errorf("malformed arguments: %w", err)
+			}
+		}
+		n := h.self
+		if a.Engine != 0 && (n == nil || a.Engine != n.cfg.Node.ID) {
+			n = h.others[a.Engine]
+			if n == nil {
+				return nil, fmt.Errorf("no engine %d runs here", a.Engine)
+			}
+		}
+		if n == nil {
+			return nil, errors.New("no node to report on")
+		}
+		return n.Snapshot(), nil
 	case control.CmdPublish, control.CmdUnpublish:
 		var a control.PublishArgs
 		if err := json.Unmarshal(raw, &a); err != nil {

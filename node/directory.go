@@ -162,12 +162,16 @@ func (c *contentSide) close() {
 
 // startDirectory runs a manager's directory of its level and catches up
 // with the farm: by state transfer from another manager when there is
-// one, otherwise by asking the SEs to re-announce.
-func startDirectory(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, log logrus.FieldLogger) (*directory.Manager, context.CancelFunc, error) {
+// one, otherwise by asking the SEs to re-announce. event (nil: none)
+// hears how the catch-up ended.
+func startDirectory(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, event func(Event), log logrus.FieldLogger) (*directory.Manager, context.CancelFunc, error) {
 	m, err := directory.NewManager(ep, directory.ManagerConfig{Store: storeConfig(cfg), Logger: log},
 		demux.Channel(directory.ChannelUpdates), demux.Channel(directory.ChannelTransfer))
 	if err != nil {
 		return nil, nil, err
+	}
+	if event == nil {
+		event = func(Event) {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -180,15 +184,21 @@ func startDirectory(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, 
 		}
 		cctx, ccancel := context.WithTimeout(ctx, time.Minute)
 		defer ccancel()
-		_, err := m.CatchUp(cctx) // the directory logs the transfer
+		res, err := m.CatchUp(cctx) // the directory logs the transfer
 		switch {
+		case err == nil:
+			event(Event{Kind: EventDirectory, Detail: fmt.Sprintf("caught up from manager %d: %d records in %v", res.Donor, res.Records, res.Elapsed.Round(time.Millisecond))})
 		case errors.Is(err, directory.ErrNoDonor):
 			if err := m.RequestResync(cctx); err != nil && ctx.Err() == nil {
 				log.WithError(err).Warn("directory: asking the SEs to re-announce failed")
+				event(Event{Kind: EventDirectory, Detail: "no other manager to catch up from; asking the SEs to re-announce failed: " + err.Error()})
+			} else if err == nil {
+				event(Event{Kind: EventDirectory, Detail: "no other manager to catch up from: the SEs were asked to re-announce"})
 			}
 		case err != nil:
 			if ctx.Err() == nil {
 				log.WithError(err).Warn("directory: catch-up failed; the SEs' updates keep arriving")
+				event(Event{Kind: EventDirectory, Detail: "catch-up failed: " + err.Error()})
 			}
 		}
 	}()

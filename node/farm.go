@@ -244,6 +244,9 @@ type managerHooks struct {
 	send func(ctx context.Context, trapOID smi.OID, vbs []smi.VarBind)
 	// name is the node's sysName, carried in its heartbeats (nil: none).
 	name func() string
+	// event records what Snapshot lists of the manager's recent past
+	// (nil: nothing).
+	event func(Event)
 }
 
 // replicaSource is what a manager replicates: the farm state and the
@@ -360,7 +363,7 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 	}
 	s.stops.pushClose(s.replica.Close)
 	var dirStop context.CancelFunc
-	s.dir, dirStop, err = startDirectory(cfg, s.ep, s.demux, log)
+	s.dir, dirStop, err = startDirectory(cfg, s.ep, s.demux, hooks.event, log)
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("directory: %w", err)

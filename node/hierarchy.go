@@ -36,13 +36,14 @@ type parentLink struct {
 	stops teardown
 
 	policy directory.Policy // what goes up
+	mode   config.ParentMode
 }
 
-// startParentLink joins the parent level's group. tree is what the
-// parent's management operations see of this manager; term numbers the
-// forwarder's re-announcements (the own level's rmtp term, which grows at
-// every takeover).
-func startParentLink(cfg *config.Config, dir *directory.Manager, tree *agent.Tree, term func() uint64, sub *mib.Subtree, name func() string, log logrus.FieldLogger) (*parentLink, error) {
+// startParentLink joins the parent level's group, over tr when given (tests)
+// or as rmtp.parent says. tree is what the parent's management operations
+// see of this manager; term numbers the forwarder's re-announcements (the
+// own level's rmtp term, which grows at every takeover).
+func startParentLink(cfg *config.Config, tr rmtp.Transport, dir *directory.Manager, tree *agent.Tree, term func() uint64, sub *mib.Subtree, name func() string, log logrus.FieldLogger) (*parentLink, error) {
 	p := cfg.RMTP.Parent
 	log = log.WithField("link", "parent")
 	var policy directory.Policy
@@ -54,10 +55,11 @@ func startParentLink(cfg *config.Config, dir *directory.Manager, tree *agent.Tre
 	default:
 		policy = directory.PolicyFull
 	}
-	l := &parentLink{policy: policy}
+	l := &parentLink{policy: policy, mode: p.Mode, tr: tr}
 	var err error
-	switch p.Mode {
-	case config.ParentMulticast:
+	switch {
+	case tr != nil:
+	case p.Mode == config.ParentMulticast:
 		down, err1 := groupAddr(p.Group, p.Port)
 		up, err2 := groupAddr(p.ManagerGroup, p.Port)
 		if err := errors.Join(err1, err2); err != nil {
@@ -65,7 +67,7 @@ func startParentLink(cfg *config.Config, dir *directory.Manager, tree *agent.Tre
 		}
 		l.tr, err = rmtp.ListenMulticast(rmtp.MulticastConfig{Interface: p.Interface, Down: down, Up: up,
 			TTL: cfg.RMTP.TTL, ReadBuffer: cfg.RMTP.RecvBuffer, Logger: log})
-	case config.ParentUnicast:
+	case p.Mode == config.ParentUnicast:
 		l.tr, err = listenUnicast("rmtp.parent", p.Listen, p.Peers, cfg.RMTP.RecvBuffer, log)
 	default:
 		return nil, fmt.Errorf("rmtp.parent.mode %q has no link", p.Mode)

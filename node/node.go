@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -29,16 +28,26 @@ import (
 	"github.com/smsnmpd/smsnmpd/rmtp"
 )
 
-// shutdownGrace bounds a clean stop: operators and systemd expect SIGTERM
-// to end the process within 2 s.
-const shutdownGrace = 1500 * time.Millisecond
+// ShutdownGrace is how long a clean stop may wait for the frontends:
+// operators and systemd expect SIGTERM to end the process within 2 s.
+const ShutdownGrace = 1500 * time.Millisecond
 
-// Node is one running smsnmpd node: its handler trees and the northbound
-// frontends serving them.
+// Errors of the node's life.
+var (
+	// ErrRunning: Run was called while the node runs.
+	ErrRunning = errors.New("node: already running")
+	// ErrStopped: Run was called after Shutdown.
+	ErrStopped = errors.New("node: stopped")
+)
+
+// Node is one running smsnmpd node: its handler trees, the northbound
+// frontends serving them, and its farm side (an SE's responder and
+// publisher, or a manager's coordinator, directory, election and links).
 type Node struct {
-	cfg  *config.Config
-	log  logrus.FieldLogger
-	role atomic.Int32 // mib.Role
+	cfg     *config.Config
+	log     logrus.FieldLogger
+	version string
+	role    atomic.Int32 // mib.Role
 
 	// udp is what the built-in agent serves: the SNMPv2-MIB system and snmp
 	// groups and SERVICE-MANAGER-MIB. ax is what is registered with snmpd,
@@ -59,34 +68,70 @@ type Node struct {
 	parent     *parentLink // a manager of level 1..3 with a parent; guarded by mgrMu
 	lookups    *lookups    // a manager's resolver across levels
 	control    *control.Server
+	events     eventRing // what Snapshot shows of the node's recent past
 
-	wg   sync.WaitGroup
-	errs chan error
+	// stops is what New started, stopped in reverse by Shutdown (or by New
+	// itself when it fails halfway).
+	stops teardown
+	// The life of Run: guarded by lifeMu.
+	lifeMu    sync.Mutex
+	runCancel context.CancelFunc
+	runDone   chan struct{}
+	stopped   bool
 }
 
-// Options are what the command line adds to the configuration.
+// Options are what the caller adds to the configuration.
 type Options struct {
-	Descr   string         // sysDescr
-	Version string         // the AgentX session's description
-	RMTP    rmtp.Transport // nil: open the configured multicast groups
+	Descr   string             // sysDescr
+	Version string             // the software's version: the AgentX session's description, Snapshot
+	Logger  logrus.FieldLogger // nil: discard
+	// RMTP is the transport of the node's own group (tests, an in-memory
+	// network); nil opens the configured multicast groups or unicast peers.
+	RMTP rmtp.Transport
+	// ParentRMTP is the transport of a manager's parent link (tests); nil
+	// opens rmtp.parent as configured.
+	ParentRMTP rmtp.Transport
+	// CrashAfterSave is a test-only knob ("KEY=VALUE", e.g.
+	// "smSeWeight=7"): an SE kills itself with SIGKILL right after it
+	// persisted that value (crash.go). Empty on every real node.
+	CrashAfterSave string
 }
 
-// New builds the trees and binds the sockets, so that every error an
-// operator can fix (an address in use, a bad socket path) is reported
-// before anything runs.
-func New(cfg *config.Config, log logrus.FieldLogger, opts Options) (*Node, error) {
-	n := &Node{cfg: cfg, log: log, udp: agent.NewContexts(), ax: agent.NewContexts(), errs: make(chan error, 4), started: time.Now()}
+// New builds the trees, binds the sockets and joins the farm, so that every
+// error an operator can fix (an address in use, a bad socket path) is
+// reported before the frontends serve. The farm side runs from here on (an
+// SE answers its managers, a manager takes part in the election); Run
+// serves the northbound frontends, Shutdown stops everything. When New
+// fails, what it had started is stopped again.
+func New(cfg *config.Config, opts Options) (*Node, error) {
+	log := opts.Logger
+	if log == nil {
+		l := logrus.New()
+		l.Out = io.Discard
+		log = l
+	}
+	n := &Node{cfg: cfg, log: log, version: opts.Version, udp: agent.NewContexts(), ax: agent.NewContexts(), started: time.Now()}
 	n.role.Store(int32(roleOf(cfg)))
+	if err := n.start(opts); err != nil {
+		if serr := n.stops.run(); serr != nil {
+			log.WithError(serr).Warn("stopping what had started")
+		}
+		return nil, err
+	}
+	return n, nil
+}
 
+func (n *Node) start(opts Options) error {
+	cfg, log := n.cfg, n.log
 	var store mib.Store
 	if cfg.Node.StateDir != "" {
 		// systemd's StateDirectory= creates it in production; a node started
 		// by hand (etc/*.toml) creates its own, private to the service user.
 		if err := os.MkdirAll(cfg.Node.StateDir, 0o700); err != nil {
-			return nil, fmt.Errorf("node.state_dir: %w", err)
+			return fmt.Errorf("node.state_dir: %w", err)
 		}
 		store = mib.NewFileStore(filepath.Join(cfg.Node.StateDir, "system.json"))
-		if v := os.Getenv(crashAfterSaveEnv); v != "" && cfg.Node.Role == config.RoleSE {
+		if v := opts.CrashAfterSave; v != "" && cfg.Node.Role == config.RoleSE {
 			store = crashAfterSave(store, v, log)
 		}
 	}
@@ -99,36 +144,37 @@ func New(cfg *config.Config, log logrus.FieldLogger, opts Options) (*Node, error
 		Start:    n.started,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("system group: %w", err)
+		return fmt.Errorf("system group: %w", err)
 	}
 	n.system = sys
 	for _, c := range []*agent.Contexts{n.udp, n.ax} {
 		if err := n.registerServiceManagerMIB(c.Default()); err != nil {
-			return nil, err
+			return err
 		}
 	}
 
 	if !cfg.SNMP.Listen.IsZero() {
 		scfg, err := snmpConfig(cfg, log)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		a, err := snmp.New(scfg, n.udp, log)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := a.RegisterSNMPGroup(n.udp.Default()); err != nil {
-			return nil, fmt.Errorf("snmp group: %w", err)
+			return fmt.Errorf("snmp group: %w", err)
 		}
 		ap, err := netip.ParseAddrPort(cfg.SNMP.Listen.Address())
 		if err != nil {
-			return nil, fmt.Errorf("snmp.listen: %w", err)
+			return fmt.Errorf("snmp.listen: %w", err)
 		}
 		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
 		if err != nil {
-			return nil, fmt.Errorf("snmp.listen: %w", err)
+			return fmt.Errorf("snmp.listen: %w", err)
 		}
 		n.v2c, n.udpConn = a, conn
+		n.stops.push(conn.Close)
 	}
 	if !cfg.AgentX.Socket.IsZero() {
 		axcfg := agentx.FromConfig(cfg.AgentX)
@@ -138,74 +184,59 @@ func New(cfg *config.Config, log logrus.FieldLogger, opts Options) (*Node, error
 		n.subagent = agentx.New(axcfg, n.ax, log)
 	}
 	if n.v2c == nil && n.subagent == nil && cfg.Node.Role == config.RoleManager {
-		return nil, errors.New("a manager needs a northbound agent: set snmp.listen or agentx.socket")
+		return errors.New("a manager needs a northbound agent: set snmp.listen or agentx.socket")
 	}
 	// The farm side last: everything above can fail without having joined
 	// the group.
+	n.stops.push(n.closeFarm)
 	if cfg.Node.Role == config.RoleSE {
 		// An SE answers its managers from the same tree its own agent
 		// (if any) serves: system, node and smSe groups.
 		n.farm, err = startSE(cfg, opts.RMTP, n.udp.Default(), store, n.system.Name, log)
 	} else {
-		n.farm, err = startManager(cfg, opts.RMTP, log, managerHooks{onEvent: n.engineEvent, onRole: n.roleChange, send: n.notify, name: n.system.Name})
+		n.farm, err = startManager(cfg, opts.RMTP, log, managerHooks{onEvent: n.engineEvent, onRole: n.roleChange, send: n.notify, name: n.system.Name, event: n.events.add})
 		if err == nil {
 			err = n.registerFarmMIB()
 		}
 		if err == nil {
-			err = n.startHierarchy()
+			err = n.startHierarchy(opts.ParentRMTP)
 		}
 	}
 	if err != nil {
-		n.closeFarm()
-		n.closeSockets()
-		return nil, fmt.Errorf("farm: %w", err)
+		return fmt.Errorf("farm: %w", err)
 	}
 	if !cfg.Control.Socket.IsZero() {
-		if err := n.listenControl(cfg.Control.Socket.Address(), n.controlHandler()); err != nil {
-			n.closeFarm()
-			n.closeSockets()
-			return nil, err
+		if err := n.ListenControl(cfg.Control.Socket.Address()); err != nil {
+			return err
 		}
 	}
-	return n, nil
+	return nil
 }
 
-// ListenControl serves the control socket at path for this node and the
-// SEs given (the demo runs several in one process: publish to any of them,
-// look up at this one).
+// ListenControl serves the control socket at path (control.socket does it
+// for a node of its own) for this node and the SEs given: the demo runs
+// several in one process, and its one socket publishes to any of them and
+// looks up at this one. Shutdown closes it.
 func (n *Node) ListenControl(path string, engines ...*Node) error {
-	h := n.controlHandler()
-	for _, e := range engines {
-		if e.farm != nil && e.farm.content != nil {
-			h.engines[e.cfg.Node.ID] = e.farm.content
-		}
-	}
-	return n.listenControl(path, h)
-}
-
-func (n *Node) controlHandler() *controlHandler {
-	h := &controlHandler{dir: n.farm.dir, node: n.cfg.Node.ID, at: nodeLocation(n.cfg), engines: map[uint32]*contentSide{}}
-	if n.lookups != nil {
-		h.resolver = n.lookups.res
-	}
-	if n.farm.content != nil {
-		h.engines[n.cfg.Node.ID] = n.farm.content
-	}
-	return h
-}
-
-func (n *Node) listenControl(path string, h *controlHandler) error {
+	h := n.controlHandler(engines)
 	srv, err := control.Listen(path, h.handle, n.log)
 	if err != nil {
 		return fmt.Errorf("control.socket: %w", err)
 	}
+	n.lifeMu.Lock()
+	defer n.lifeMu.Unlock()
+	if n.stopped {
+		srv.Close()
+		return ErrStopped
+	}
 	n.control = srv
+	n.stops.push(srv.Close)
 	return nil
 }
 
 // startHierarchy joins the parent level (levels 1..3 with rmtp.parent)
 // and starts the resolver across levels.
-func (n *Node) startHierarchy() error {
+func (n *Node) startHierarchy(tr rmtp.Transport) error {
 	if n.cfg.RMTP.Parent.Mode != config.ParentNone && n.cfg.RMTP.Parent.Mode != "" {
 		// What the parent's management operations see of this manager:
 		// its node group and directory, read-only.
@@ -217,10 +248,11 @@ func (n *Node) startHierarchy() error {
 			return err
 		}
 		ep := n.farm.ep
-		l, err := startParentLink(n.cfg, n.farm.dir, t, ep.Term, n.farm.subtree, n.system.Name, n.log)
+		l, err := startParentLink(n.cfg, tr, n.farm.dir, t, ep.Term, n.farm.subtree, n.system.Name, n.log)
 		if err != nil {
 			return err
 		}
+		n.events.add(Event{Kind: EventParentLink, Detail: string(n.cfg.RMTP.Parent.Mode) + ", forward " + l.policy.String()})
 		n.mgrMu.Lock()
 		n.parent = l
 		// Only the active manager of a level forwards upward; a takeover
@@ -375,6 +407,14 @@ func (n *Node) engineContext(id fanout.NodeID) {
 // smEngineUp/smEngineDown is the farm side's (startManager): only the
 // active manager sends it.
 func (n *Node) engineEvent(ev fanout.EngineEvent) {
+	e := Event{Time: ev.At, Kind: EventEngineDown, Engine: uint32(ev.Engine.ID), Incarnation: ev.Engine.Incarnation}
+	switch {
+	case ev.Restarted:
+		e.Kind = EventEngineRestarted
+	case ev.Up:
+		e.Kind = EventEngineUp
+	}
+	n.events.add(e)
 	if ev.Up {
 		n.engineContext(ev.Engine.ID)
 	}
@@ -393,12 +433,6 @@ func (n *Node) notify(ctx context.Context, oid smi.OID, vbs []smi.VarBind) {
 		if err := n.subagent.Notify(ctx, oid, vbs); err != nil {
 			n.log.WithError(err).Warn("notification through the AgentX master failed")
 		}
-	}
-}
-
-func (n *Node) closeSockets() {
-	if n.udpConn != nil {
-		n.udpConn.Close()
 	}
 }
 
@@ -421,6 +455,7 @@ func (n *Node) roleChange(c election.Change) {
 		role = mib.RoleManager
 	}
 	n.role.Store(int32(role))
+	n.events.add(Event{Kind: EventRole, Role: role.String(), Cause: c.Cause.String(), Term: c.Term})
 	n.mgrMu.Lock()
 	if n.parent != nil {
 		n.parent.fw.SetActive(role == mib.RoleManager) // only the active manager forwards upward
@@ -476,85 +511,87 @@ func (n *Node) registerServiceManagerMIB(t *agent.Tree) error {
 	})
 }
 
-// Start runs the frontends until ctx is done.
-func (n *Node) Start(ctx context.Context) {
+// Run serves the northbound frontends (the built-in SNMP agent, the AgentX
+// subagent) until ctx is done or one of them fails, then stops them and
+// waits for them: it returns nil after ctx ended, else the failure. A node
+// without frontends (an SE that only answers its managers) waits for ctx.
+// Run runs once; Shutdown stops the rest of the node.
+func (n *Node) Run(ctx context.Context) error {
+	n.lifeMu.Lock()
+	switch {
+	case n.stopped:
+		n.lifeMu.Unlock()
+		return ErrStopped
+	case n.runDone != nil:
+		n.lifeMu.Unlock()
+		return ErrRunning
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	n.runCancel, n.runDone = cancel, done
+	n.lifeMu.Unlock()
+	defer close(done)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	failed := make(chan error, 2)
+	spawn := func(f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+				failed <- err
+			}
+		}()
+	}
 	if n.v2c != nil {
 		n.log.WithField("listen", n.udpConn.LocalAddr().String()).Info("built-in SNMPv2c agent serving")
-		n.spawn(func() error { return n.v2c.Serve(ctx, n.udpConn) })
+		spawn(func() error { return n.v2c.Serve(ctx, n.udpConn) })
 	}
 	if n.subagent != nil {
 		n.log.WithField("master", n.cfg.AgentX.Socket.String()).Info("AgentX subagent starting")
-		n.spawn(func() error { return n.subagent.Run(ctx) })
+		spawn(func() error { return n.subagent.Run(ctx) })
 	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-failed:
+	}
+	cancel()
+	wg.Wait()
+	return err
 }
-
-func (n *Node) spawn(f func() error) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := f(); err != nil && !errors.Is(err, context.Canceled) {
-			n.errs <- err
-		}
-	}()
-}
-
-// Errs reports a frontend that failed.
-func (n *Node) Errs() <-chan error { return n.errs }
 
 // Role is smNodeRole now.
 func (n *Node) Role() mib.Role { return mib.Role(n.role.Load()) }
 
-// Stop waits, at most shutdownGrace, for the frontends to finish after
-// their context was cancelled, and closes the sockets.
-func (n *Node) Stop() error {
-	done := make(chan struct{})
-	go func() { n.wg.Wait(); close(done) }()
+// Shutdown stops the node: it ends Run, waits for the frontends until ctx
+// is done (ShutdownGrace is what an operator expects), then closes the
+// control socket, the parent link, the farm side (an SE leaves its group
+// gracefully) and the sockets, in the reverse order of their start. It
+// returns an error when the frontends did not finish in time (everything
+// is closed all the same) or a component failed to close. A second call
+// does nothing.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.lifeMu.Lock()
+	if n.stopped {
+		n.lifeMu.Unlock()
+		return nil
+	}
+	n.stopped = true
+	cancel, done := n.runCancel, n.runDone
+	n.lifeMu.Unlock()
 	var err error
-	select {
-	case <-done:
-	case <-time.After(shutdownGrace):
-		err = fmt.Errorf("shutdown: frontends still busy after %v", shutdownGrace)
+	if cancel != nil {
+		cancel()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("shutdown: frontends still busy: %w", ctx.Err())
+		}
 	}
-	if n.control != nil {
-		n.control.Close()
-	}
-	if ferr := n.closeFarm(); ferr != nil && err == nil {
-		err = ferr
-	}
-	n.closeSockets()
-	return err
-}
-
-// crashAfterSaveEnv is a test-only knob, not a configuration key: set to
-// KEY=VALUE (e.g. smSeWeight=7) in an SE's environment, the SE kills
-// itself with SIGKILL right after it persisted that value, before it
-// answers the COMMIT that wrote it. test/e2e uses it to interrupt a SET
-// deterministically at its worst moment (an engine that has written and
-// persisted the new value while the others will undo it). Nothing else
-// reads it; never set it on a production node.
-const crashAfterSaveEnv = "SMSNMPD_TEST_CRASH_AFTER_SAVE"
-
-// crashStore is a Store that dies after one particular save.
-type crashStore struct {
-	mib.Store
-	key, value string
-}
-
-func crashAfterSave(s mib.Store, spec string, log logrus.FieldLogger) mib.Store {
-	key, value, ok := strings.Cut(spec, "=")
-	if !ok {
-		log.WithField(crashAfterSaveEnv, spec).Warn("test knob ignored: not KEY=VALUE")
-		return s
-	}
-	log.WithField(crashAfterSaveEnv, spec).Warn("test knob set: this SE kills itself after saving that value")
-	return &crashStore{Store: s, key: key, value: value}
-}
-
-func (c *crashStore) Save(key, value string) error {
-	err := c.Store.Save(key, value)
-	if err == nil && key == c.key && value == c.value {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // the signal is on its way
+	if serr := n.stops.run(); serr != nil && err == nil {
+		err = serr
 	}
 	return err
 }

@@ -83,7 +83,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 			return exitFail
 		}
 	}
-	n, err := node.New(cfg, log, node.Options{Descr: "smsnmpd " + version + " demo", Version: version})
+	n, err := node.New(cfg, node.Options{Descr: "smsnmpd " + version + " demo", Version: version, Logger: log})
 	if err != nil {
 		log.WithError(err).Error("demo cannot start")
 		return exitFail
@@ -91,12 +91,12 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	ses, err := startDemoEngines(cfg, *engines, log)
 	defer func() {
 		for _, se := range ses {
-			se.Stop()
+			stopDemoNode(se)
 		}
 	}()
 	if err != nil {
 		log.WithError(err).Error("demo cannot start its engines")
-		n.Stop()
+		stopDemoNode(n)
 		return exitFail
 	}
 	sock := filepath.Join(stateDir, "control.sock")
@@ -104,7 +104,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	// look up at its manager.
 	if err := n.ListenControl(sock, ses...); err != nil {
 		log.WithError(err).Error("demo cannot start")
-		n.Stop()
+		stopDemoNode(n)
 		return exitFail
 	}
 	// Print the commands once they work: the manager wins its election
@@ -118,14 +118,18 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	bsm, bsmAddr, err := startDemoBackup(cfg, log)
 	if err != nil {
 		log.WithError(err).Error("demo cannot start its backup manager")
-		n.Stop()
+		stopDemoNode(n)
 		return exitFail
 	}
 	bctx, bcancel := context.WithCancel(context.Background())
-	bsm.Start(bctx)
+	go func() {
+		if err := bsm.Run(bctx); err != nil {
+			log.WithError(err).Error("the demo's backup manager stopped serving")
+		}
+	}()
 	defer func() {
 		bcancel()
-		bsm.Stop()
+		stopDemoNode(bsm)
 	}()
 	printDemoCommands(stdout, cfg, *engines)
 	if v3.user != "" {
@@ -141,15 +145,29 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *engines > 0 {
-		exe, err := os.Executable()
-		if err != nil {
-			exe = "smsnmpd"
-		}
+		exe := exeName()
 		fmt.Fprintf(stdout, "Content location (directory) on the same farm:\n")
 		fmt.Fprintf(stdout, "  %s publish -socket unix:%s -engine 2 -size 1048576 video/intro.mp4\n", exe, sock)
 		fmt.Fprintf(stdout, "  %s lookup -socket unix:%s video/intro.mp4\n", exe, sock)
 	}
+	fmt.Fprintf(stdout, "What the manager reports of itself (-engine N: SE N; -json: everything):\n")
+	fmt.Fprintf(stdout, "  %s status -socket unix:%s\n", exeName(), sock)
 	return runUntilSignal(n, log, nil)
+}
+
+func exeName() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "smsnmpd"
+	}
+	return exe
+}
+
+// stopDemoNode stops one of the demo's nodes within the shutdown grace.
+func stopDemoNode(n *node.Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), node.ShutdownGrace)
+	defer cancel()
+	_ = n.Shutdown(ctx)
 }
 
 // privateDir makes the demo's directory (state, passphrases, control socket): mode 0700 with an
@@ -187,7 +205,7 @@ func startDemoEngines(mcfg *config.Config, count int, log logrus.FieldLogger) ([
 		// Served to the managers only: no agent, no socket.
 		c.SNMP.Listen, c.AgentX.Socket, c.Control.Socket = config.Addr{}, config.Addr{}, config.Addr{}
 		c.System.Name, c.System.Location = fmt.Sprintf("demo-se%d", i), "loopback"
-		se, err := node.New(&c, log.WithField("se", i), node.Options{Descr: "smsnmpd " + version + " demo engine", Version: version})
+		se, err := node.New(&c, node.Options{Descr: "smsnmpd " + version + " demo engine", Version: version, Logger: log.WithField("se", i)})
 		if err != nil {
 			return out, fmt.Errorf("engine %d: %w", i, err)
 		}
@@ -286,7 +304,7 @@ func startDemoBackup(sm *config.Config, log logrus.FieldLogger) (*node.Node, str
 			return nil, "", err
 		}
 	}
-	n, err := node.New(&c, log.WithField("node", "bsm"), node.Options{Descr: "smsnmpd " + version + " demo backup manager", Version: version})
+	n, err := node.New(&c, node.Options{Descr: "smsnmpd " + version + " demo backup manager", Version: version, Logger: log.WithField("node", "bsm")})
 	if err != nil {
 		return nil, "", err
 	}

@@ -7,10 +7,15 @@
 //	smsnmpd check-config FILE
 //	smsnmpd publish|unpublish [-socket unix:/path] KEY...
 //	smsnmpd lookup [-json] KEY
+//	smsnmpd status [-json]
 //	smsnmpd version
 //
-// This package only parses flags, loads the configuration, wires the
-// packages together and handles signals; the work is done elsewhere.
+// This package is flags, configuration loading, signals and wiring: it
+// loads and checks the configuration, builds the node (package node, which
+// owns everything a running node does) and runs it until a signal, or
+// starts the demo's nodes in one process. The other commands are clients
+// of a running node's control socket (internal/control): their flags, and
+// how they print what the node answers.
 package main
 
 import (
@@ -80,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return engineID(args[1:], stdout, stderr)
 		case cmdManpage:
 			return manpage(args[1:], stdout, stderr)
+		case "status":
+			return status(args[1:], stdout, stderr)
 		case "help", "-h", "-help", "--help":
 			usage(stdout)
 			return exitOK
@@ -103,6 +110,7 @@ func usage(w io.Writer) {
   smsnmpd lookup [-json] KEY           where is KEY? asks the manager running here
   smsnmpd digest                       digest of the entries held (SEs' digests add up to their manager's)
   smsnmpd engine-id [-config FILE]     print the node's SNMPv3 engine ID (for snmptrapd's createUser -e)
+  smsnmpd status [-json]               what the node running here reports: role, term, view, engines, links, events
   smsnmpd version                      print version and commit
   smsnmpd manpage [-completion]        print this manual page (roff), or the bash completion
 

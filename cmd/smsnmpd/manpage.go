@@ -276,7 +276,7 @@ var manFiles = [][2]string{
 	{"/etc/smsnmpd/smsnmpd.toml", "The node's configuration (mode 0640, group smsnmpd)."},
 	{"/etc/smsnmpd/rmtp.key", "The group key of rmtp (the default rmtp.key_file): lines of a key id and 32 bytes in hex; mode 0600, owned by the service user. Every member of a group holds the same file. The service does not start without it."},
 	{"/var/lib/smsnmpd", "node.state_dir: what SNMP writes (sysContact, sysName, sysLocation, smSeWeight...), the election's term, an engine's published entries."},
-	{"/run/smsnmpd/control.sock", "control.socket: the local socket of publish, unpublish, lookup and digest."},
+	{"/run/smsnmpd/control.sock", "control.socket: the local socket of publish, unpublish, lookup, digest and status."},
 	{"/usr/share/snmp/mibs/SERVICE-MANAGER-MIB.txt", "The MIB, with the standard modules it imports: snmptranslate -m +SERVICE-MANAGER-MIB -IR smEngineTable."},
 }
 

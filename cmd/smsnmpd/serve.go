@@ -53,7 +53,8 @@ func serve(args []string, stderr io.Writer) int {
 			return exitConfig
 		}
 	}
-	n, err := node.New(cfg, log, node.Options{Descr: sysDescr(cfg), Version: version})
+	n, err := node.New(cfg, node.Options{Descr: sysDescr(cfg), Version: version, Logger: log,
+		CrashAfterSave: os.Getenv(crashAfterSaveEnv)})
 	if err != nil {
 		log.WithError(err).Error("cannot start")
 		if errors.Is(err, rmtp.ErrKeyFile) || errors.Is(err, config.ErrPassphrase) {
@@ -92,6 +93,12 @@ func sysDescr(cfg *config.Config) string {
 	return fmt.Sprintf("smsnmpd %s, %s level %d node %d", version, cfg.Node.Role, cfg.Node.Level, cfg.Node.ID)
 }
 
+// crashAfterSaveEnv is a test-only knob, not a configuration key: an SE
+// given KEY=VALUE in it kills itself right after it persisted that value
+// (node.Options.CrashAfterSave; test/e2e's interrupted SET). Never set it
+// on a production node.
+const crashAfterSaveEnv = "SMSNMPD_TEST_CRASH_AFTER_SAVE"
+
 // runUntilSignal runs n until SIGINT/SIGTERM (or a frontend failing),
 // calling reload on SIGHUP, and stops it within the shutdown grace.
 func runUntilSignal(n *node.Node, log logrus.FieldLogger, reload func()) int {
@@ -101,7 +108,8 @@ func runUntilSignal(n *node.Node, log logrus.FieldLogger, reload func()) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	n.Start(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- n.Run(ctx) }()
 	code := exitOK
 	for done := false; !done; {
 		select {
@@ -114,13 +122,18 @@ func runUntilSignal(n *node.Node, log logrus.FieldLogger, reload func()) int {
 			}
 			log.WithField("signal", s.String()).Info("stopping")
 			done = true
-		case err := <-n.Errs():
-			log.WithError(err).Error("stopping after a failure")
-			code, done = exitFail, true
+		case err := <-ran:
+			if err != nil {
+				log.WithError(err).Error("stopping after a failure")
+				code = exitFail
+			}
+			done = true
 		}
 	}
 	cancel()
-	if err := n.Stop(); err != nil {
+	sctx, scancel := context.WithTimeout(context.Background(), node.ShutdownGrace)
+	defer scancel()
+	if err := n.Shutdown(sctx); err != nil {
 		log.WithError(err).Warn("unclean stop")
 	}
 	log.Info("stopped")

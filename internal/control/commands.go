@@ -18,6 +18,9 @@ const (
 	CmdPublishStatus = "publish-status"
 	CmdLookup        = "lookup"
 	CmdDigest        = "digest"
+	// CmdStatus answers the node's node.Snapshot: role, term, view,
+	// engines, links, directory, flow control, recent events (StatusArgs).
+	CmdStatus = "status"
 )
 
 // MaxPublishBatch bounds the entries of one publish command; the CLI sends
@@ -104,4 +107,11 @@ type DigestArgs struct {
 type DigestResult struct {
 	Digest  string `json:"digest"` // A and B in hex, "/", the entry count
 	Entries uint64 `json:"entries"`
+}
+
+// StatusArgs are the arguments of status; its result is a node.Snapshot.
+type StatusArgs struct {
+	// Engine picks another node of a multi-node process (the demo's SEs)
+	// by node id; 0 = the node the socket belongs to.
+	Engine uint32 `json:"engine,omitempty"`
 }
