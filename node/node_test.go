@@ -131,12 +131,14 @@ func TestSnapshotOfAManagerAndAnEngine(t *testing.T) {
 	mcfg.Control.Socket = config.MustAddr("unix:" + socketIn(t))
 	scfg := testConfig(t, config.RoleSE, 7)
 	scfg.Control.Socket = config.MustAddr("unix:" + socketIn(t))
+	scfg.System.Name = "cache-7"
 	mgr := start(t, mcfg, farm.Attach(true, memnet.Faults{}, 1))
 	se := start(t, scfg, farm.Attach(false, memnet.Faults{}, 2))
 
-	eventually(t, "the manager active with engine 7 up", func() bool {
+	eventually(t, "the manager active with engine 7 up, named, in its totals", func() bool {
 		s := mgr.Snapshot()
-		return s.Role == "manager" && len(s.Engines) == 1 && s.Engines[0].State == "up"
+		return s.Role == "manager" && len(s.Engines) == 1 && s.Engines[0].State == "up" && s.Engines[0].Name == "cache-7" &&
+			s.Subtree != nil && s.Subtree.Up == 1
 	})
 	eventually(t, "the engine in the manager's view", func() bool {
 		s := se.Snapshot()
@@ -165,7 +167,7 @@ func TestSnapshotOfAManagerAndAnEngine(t *testing.T) {
 		t.Errorf("manager events %+v", m.Events)
 	}
 	s := se.Snapshot()
-	if s.Role != "engine" || s.Level != 1 || s.Location.Engine != 7 || s.Term != m.Term || s.Manager != nil || s.Engines != nil || s.Directory != nil {
+	if s.Role != "engine" || s.Name != "cache-7" || s.Level != 1 || s.Location.Engine != 7 || s.Term != m.Term || s.Manager != nil || s.Engines != nil || s.Directory != nil {
 		t.Errorf("engine: %+v", s)
 	}
 	if s.Engine == nil || s.Publisher == nil || s.Publisher.Rate != float64(scfg.Directory.PublishRate) {

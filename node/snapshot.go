@@ -30,6 +30,7 @@ type Snapshot struct {
 	Taken   time.Time `json:"taken"`
 	Version string    `json:"version,omitempty"`
 	Node    uint32    `json:"node"`
+	Name    string    `json:"name,omitempty"` // sysName
 	// Role is smNodeRole: "engine" (an SE), "manager" (the active one of
 	// its level) or "backup".
 	Role  string `json:"role"`
@@ -49,7 +50,10 @@ type Snapshot struct {
 	Parent *ParentLink `json:"parent,omitempty"`
 	// Engines is a manager's smEngineTable, by id: at level 1 the SEs,
 	// above it the child level's managers.
-	Engines   []Engine       `json:"engines,omitempty"`
+	Engines []Engine `json:"engines,omitempty"`
+	// Subtree is a manager's totals of everything below it (smSubtree),
+	// as last computed (every heartbeat).
+	Subtree   *Subtree       `json:"subtree,omitempty"`
 	Manager   *ManagerState  `json:"manager,omitempty"`
 	Engine    *EngineState   `json:"engine,omitempty"`
 	Directory *DirectoryInfo `json:"directory,omitempty"`
@@ -169,6 +173,7 @@ type Lookups struct {
 // Engine is one row of a manager's smEngineTable.
 type Engine struct {
 	ID           uint32    `json:"id"`
+	Name         string    `json:"name,omitempty"` // its sysName, from its heartbeats (smEngineName)
 	Incarnation  uint64    `json:"incarnation"`
 	Addr         string    `json:"addr,omitempty"`
 	State        string    `json:"state"` // up, suspect, down
@@ -182,6 +187,18 @@ type Engine struct {
 	Requests     uint64    `json:"requests"`
 	BytesOut     uint64    `json:"bytes_out"`
 	ContentCount uint64    `json:"content_count"`
+}
+
+// Subtree is smSubtree: the engines below a manager, however many levels
+// down, and their numbers.
+type Subtree struct {
+	Requests     uint64  `json:"requests"`
+	BytesOut     uint64  `json:"bytes_out"`
+	ContentCount uint64  `json:"content_count"`
+	Load         float64 `json:"load"` // average over the engines up or suspect
+	Up           uint32  `json:"up"`
+	Suspect      uint32  `json:"suspect"`
+	Down         uint32  `json:"down"`
 }
 
 // ManagerState is a manager's election, fan-out and farm state.
@@ -306,7 +323,7 @@ type Process struct {
 // concurrently and after Shutdown.
 func (n *Node) Snapshot() Snapshot {
 	cfg := n.cfg
-	s := Snapshot{Taken: time.Now(), Version: n.version, Node: cfg.Node.ID, Role: n.Role().String(),
+	s := Snapshot{Taken: time.Now(), Version: n.version, Node: cfg.Node.ID, Name: n.system.Name(), Role: n.Role().String(),
 		Level: cfg.Node.Level, Location: nodeLocation(cfg), Started: n.started, Process: processStats()}
 	if cfg.Node.Role == config.RoleSE {
 		s.Level = 1
@@ -323,6 +340,15 @@ func (n *Node) Snapshot() Snapshot {
 			s.Engines = append(s.Engines, engineOf(e))
 		}
 		s.Manager = n.managerState(f)
+	}
+	if f.subtree != nil {
+		if r := f.subtree.Report(); r.Level != 0 { // computed at least once
+			st := &Subtree{Requests: r.Requests, BytesOut: r.BytesOut, ContentCount: r.ContentCount, Up: r.Up, Suspect: r.Suspect, Down: r.Down}
+			if r.LoadEngines > 0 {
+				st.Load = float64(r.LoadSum) / float64(r.LoadEngines) / 100
+			}
+			s.Subtree = st
+		}
 	}
 	if f.resp != nil {
 		c := f.resp.Counters()
@@ -418,6 +444,7 @@ func engineOf(e fanout.Engine) Engine {
 		out.LastStatus = e.LastStatus.String()
 	}
 	if e.HasInfo {
+		out.Name = e.Info.Name
 		out.Load = float64(e.Info.Load) / 100
 		out.Requests, out.BytesOut, out.ContentCount = e.Info.Requests, e.Info.BytesOut, e.Info.ContentCount
 	}

@@ -8,14 +8,18 @@
 //	smsnmpd publish|unpublish [-socket unix:/path] KEY...
 //	smsnmpd lookup [-json] KEY
 //	smsnmpd status [-json]
+//	smsnmpd engine-id [-config FILE]
+//	smsnmpd manpage [-completion]
 //	smsnmpd version
 //
 // This package is flags, configuration loading, signals and wiring: it
 // loads and checks the configuration, builds the node (package node, which
 // owns everything a running node does) and runs it until a signal, or
-// starts the demo's nodes in one process. The other commands are clients
-// of a running node's control socket (internal/control): their flags, and
-// how they print what the node answers.
+// starts the demo's nodes in one process. publish, unpublish, lookup,
+// digest and status are clients of a running node's control socket
+// (internal/control): their flags, and how they print what the node
+// answers; engine-id reads the node's state directory; manpage prints
+// smsnmpd(8) from this CLI's own help.
 package main
 
 import (

@@ -58,7 +58,11 @@ func status(args []string, stdout, stderr io.Writer) int {
 }
 
 func printStatus(w io.Writer, s node.Snapshot) {
-	fmt.Fprintf(w, "node %d: %s, level %d, %s", s.Node, s.Role, s.Level, where(s.Location))
+	fmt.Fprintf(w, "node %d", s.Node)
+	if s.Name != "" {
+		fmt.Fprintf(w, " (%s)", s.Name)
+	}
+	fmt.Fprintf(w, ": %s, level %d, %s", s.Role, s.Level, where(s.Location))
 	if s.Version != "" {
 		fmt.Fprintf(w, ", smsnmpd %s", s.Version)
 	}
@@ -93,12 +97,16 @@ func printStatus(w io.Writer, s node.Snapshot) {
 		}
 		fmt.Fprintf(w, "engines: %d (%d up)\n", len(s.Engines), up)
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "  id\tstate\taddress\trtt\tload\trequests\tbytes out\tcontent\tlast status\t")
+		fmt.Fprintln(tw, "  id\tname\tstate\taddress\trtt\tload\trequests\tbytes out\tcontent\tlast status\t")
 		for _, e := range s.Engines {
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%v\t%.2f\t%d\t%d\t%d\t%s\t\n", e.ID, e.State, e.Addr,
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%v\t%.2f\t%d\t%d\t%d\t%s\t\n", e.ID, e.Name, e.State, e.Addr,
 				time.Duration(e.RTTMicros)*time.Microsecond, e.Load, e.Requests, e.BytesOut, e.ContentCount, e.LastStatus)
 		}
 		tw.Flush()
+	}
+	if t := s.Subtree; t != nil {
+		fmt.Fprintf(w, "below: %d engine(s) up, %d suspect, %d down; %d requests, %d bytes out, %d entries, load %.2f\n",
+			t.Up, t.Suspect, t.Down, t.Requests, t.BytesOut, t.ContentCount, t.Load)
 	}
 	if p := s.Parent; p != nil {
 		fmt.Fprintf(w, "parent link: %s, forward %s; queue %d, %d ops up, %d retries, %d overflows; forwarding %s\n",

@@ -48,11 +48,12 @@ func statusNode(t *testing.T, snap node.Snapshot) string {
 // the node sent, fields this CLI does not know included.
 func TestStatusPrintsTheSnapshot(t *testing.T) {
 	at := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
-	snap := node.Snapshot{Taken: at.Add(90 * time.Second), Started: at, Version: "1.2.3", Node: 1000, Role: "backup", Level: 1, Term: 4,
-		View:    node.View{Owner: 1001, Term: 4, Version: 9, Members: []node.Member{{Node: 7, Role: "engine"}, {Node: 1000, Role: "manager"}, {Node: 1001, Role: "manager"}}},
-		Farm:    node.Link{Peers: []node.Peer{{Node: 1001, Role: "manager", State: "alive", Active: true}, {Node: 7, Role: "engine", State: "alive"}}, Transport: node.Transport{Sent: 12, AuthFailures: 2}},
-		Engines: []node.Engine{{ID: 7, State: "up", Addr: "10.0.0.7:7730", RTTMicros: 250, Load: 1.5, Requests: 99, ContentCount: 3, LastStatus: "ok"}},
-		Manager: &node.ManagerState{Election: "backup", Cause: "fenced", Owner: 1001, StaleTerm: 5, ReconcilesPending: 1, Fanout: node.Fanout{Transactions: 40, UndoFailed: 1}},
+	snap := node.Snapshot{Taken: at.Add(90 * time.Second), Started: at, Version: "1.2.3", Node: 1000, Name: "bsm-a", Role: "backup", Level: 1, Term: 4,
+		View:      node.View{Owner: 1001, Term: 4, Version: 9, Members: []node.Member{{Node: 7, Role: "engine"}, {Node: 1000, Role: "manager"}, {Node: 1001, Role: "manager"}}},
+		Farm:      node.Link{Peers: []node.Peer{{Node: 1001, Role: "manager", State: "alive", Active: true}, {Node: 7, Role: "engine", State: "alive"}}, Transport: node.Transport{Sent: 12, AuthFailures: 2}},
+		Subtree:   &node.Subtree{Up: 1, Down: 2, Requests: 99},
+		Engines:   []node.Engine{{ID: 7, Name: "cache-7", State: "up", Addr: "10.0.0.7:7730", RTTMicros: 250, Load: 1.5, Requests: 99, ContentCount: 3, LastStatus: "ok"}},
+		Manager:   &node.ManagerState{Election: "backup", Cause: "fenced", Owner: 1001, StaleTerm: 5, ReconcilesPending: 1, Fanout: node.Fanout{Transactions: 40, UndoFailed: 1}},
 		Directory: &node.DirectoryInfo{Entries: 3, MaxEntries: 100, Flow: node.Flow{RefusedOps: 6, RefusalEpisodes: 1}},
 		Events: []node.Event{{Time: at.Add(time.Second), Kind: node.EventRole, Role: "backup", Cause: "fenced", Term: 4},
 			{Time: at.Add(2 * time.Second), Kind: node.EventEngineDown, Engine: 7}},
@@ -63,13 +64,15 @@ func TestStatusPrintsTheSnapshot(t *testing.T) {
 		t.Fatalf("status: exit %d\n%s", code, out.String())
 	}
 	for _, want := range []string{
-		"node 1000: backup, level 1, cdn 0 / datacenter 0 / farm 0, smsnmpd 1.2.3, up 1m30s",
+		"node 1000 (bsm-a): backup, level 1, cdn 0 / datacenter 0 / farm 0, smsnmpd 1.2.3, up 1m30s",
 		"view: term 4, owner 1001, version 9, 3 member(s)",
 		"election: backup (fenced), following 1001, fenced: the SEs obey term 5",
 		"1 engine(s) to reconcile",
 		"farm group: 1001 manager alive active, 7 engine alive",
 		"engines: 1 (1 up)",
 		"10.0.0.7:7730",
+		"cache-7",
+		"below: 1 engine(s) up, 0 suspect, 2 down; 99 requests",
 		"directory: 3 entries (cap 100), 0 updates; refused 6 ops over the rate",
 		"2 auth failures",
 		"recent events (2 of 2",

@@ -83,7 +83,7 @@ func TestStatusOfARunningFarm(t *testing.T) {
 		t.Errorf("manager's events lack engine 2 up (%v), down (%v) or the election (%v): %+v", up, down, elected, m.Events)
 	}
 	out, code := cli(t, "status", "-socket", "unix:"+f.socket("manager"))
-	if code != 0 || !strings.Contains(out, "node 1000: manager, level 1") || !strings.Contains(out, "engines: 2 (1 up)") {
+	if code != 0 || !strings.Contains(out, "node 1000") || !strings.Contains(out, ": manager, level 1") || !strings.Contains(out, "engines: 2 (1 up)") {
 		t.Errorf("status (text): exit %d:\n%s", code, out)
 	}
 }
