@@ -565,6 +565,9 @@ func (n *Node) Run(ctx context.Context) error {
 // Role is smNodeRole now.
 func (n *Node) Role() mib.Role { return mib.Role(n.role.Load()) }
 
+// Active reports whether the node is the active manager of its level.
+func (n *Node) Active() bool { return n.Role() == mib.RoleManager }
+
 // Shutdown stops the node: it ends Run, waits for the frontends until ctx
 // is done (ShutdownGrace is what an operator expects), then closes the
 // control socket, the parent link, the farm side (an SE leaves its group

@@ -144,6 +144,9 @@ func TestSnapshotOfAManagerAndAnEngine(t *testing.T) {
 		s := se.Snapshot()
 		return s.View.Owner == 1000 && len(s.View.Members) == 2
 	})
+	if !mgr.Active() || se.Active() {
+		t.Errorf("Active: manager %v, engine %v", mgr.Active(), se.Active())
+	}
 	m := mgr.Snapshot()
 	if m.Node != 1000 || m.Level != 1 || m.Version != "test" || m.Term == 0 || m.View.Term != m.Term || m.View.Owner != 1000 {
 		t.Errorf("manager: node %d level %d version %q term %d, view %+v", m.Node, m.Level, m.Version, m.Term, m.View)

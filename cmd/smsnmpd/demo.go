@@ -14,7 +14,6 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/logging"
-	"github.com/smsnmpd/smsnmpd/mib"
 	"github.com/smsnmpd/smsnmpd/node"
 )
 
@@ -109,7 +108,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	}
 	// Print the commands once they work: the manager wins its election
 	// after one observation window (a few heartbeats).
-	for deadline := time.Now().Add(5 * time.Second); n.Role() != mib.RoleManager && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); !n.Active() && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// The backup manager (BSM): same farm, a worse election priority, its
