@@ -51,6 +51,8 @@ func (n *Node) controlHandler(engines []*Node) *controlHandler {
 
 func (h *controlHandler) handle(ctx context.Context, cmd string, raw json.RawMessage) (any, error) {
 	switch cmd {
+	case control.CmdStats:
+		return processStats(), nil
 	case control.CmdStatus:
 		var a control.StatusArgs
 		if len(raw) > 0 {

@@ -189,6 +189,11 @@ func TestSnapshotOfAManagerAndAnEngine(t *testing.T) {
 	if got.Node != 1000 || got.Role != "manager" || len(got.Engines) != 1 || got.Manager == nil || len(got.Events) == 0 {
 		t.Errorf("status over the socket: %+v", got)
 	}
+	var ps Process
+	if err := control.Call(ctx, mcfg.Control.Socket.Address(), control.CmdStats, nil, &ps); err != nil ||
+		ps.PID != os.Getpid() || ps.Goroutines < 1 || ps.HeapBytes == 0 {
+		t.Errorf("stats: %+v, %v; want this process's pid, its goroutines, a heap", ps, err)
+	}
 	if err := control.Call(ctx, mcfg.Control.Socket.Address(), control.CmdStatus, control.StatusArgs{Engine: 9}, &got); err == nil {
 		t.Error("status of an engine that does not run here answered")
 	}

@@ -21,6 +21,10 @@ const (
 	// CmdStatus answers the node's node.Snapshot: role, term, view,
 	// engines, links, directory, flow control, recent events (StatusArgs).
 	CmdStatus = "status"
+	// CmdStats answers figures of the node's process that nothing else
+	// exposes (pid, goroutines, live heap: node.Process), for leak checks
+	// (test/chaos polls it). Read-only; no arguments.
+	CmdStats = "stats"
 )
 
 // MaxPublishBatch bounds the entries of one publish command; the CLI sends
