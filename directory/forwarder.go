@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -164,13 +165,7 @@ func NewForwarder(up Sender, store *Store, cfg ForwarderConfig) (*Forwarder, err
 	}
 	f.unobserve = store.observe(f.onChange, func() {
 		// Under the store's lock: the counts start from what it holds.
-		for k, rs := range store.keys {
-			for _, r := range rs {
-				if !r.removed {
-					f.counts[k]++
-				}
-			}
-		}
+		store.eachLiveKey(func(k string, n int) { f.counts[strings.Clone(k)] = n })
 	})
 	f.wg.Add(1)
 	go f.run()

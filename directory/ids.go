@@ -5,18 +5,16 @@ import (
 	"slices"
 )
 
-// idBuckets splits the id space by its top bits; each bucket is a sorted
-// slice, so an insert moves a few hundred ids at a million entries, and
-// iteration in id order (smDirectoryTable, snapshot cursors) is a walk.
-const idBucketBits = 12
+// idBucketBits splits the id space by its top bits; each bucket is a
+// slice of record indices sorted by id, so an insert moves a few hundred
+// indices at ten million entries, and iteration in id order
+// (smDirectoryTable, snapshot cursors) is a walk.
+const idBucketBits = 14
 
-// idIndex maps stable entry ids to records and iterates them in order.
+// idIndex orders the records by their stable entry id.
 type idIndex struct {
-	byID    map[uint32]*record
 	buckets [1 << idBucketBits][]uint32
 }
-
-func newIDIndex() *idIndex { return &idIndex{byID: make(map[uint32]*record)} }
 
 func bucketOf(id uint32) int { return int(id >> (32 - idBucketBits)) }
 
@@ -33,47 +31,70 @@ func hashID(key string, loc Location) uint32 {
 	return h.Sum32()
 }
 
-// assign gives r an id: want if free (a donor's id during catch-up), else
-// the hash of its identity, probing upward past collisions. 0 is never an
-// id (SNMP index 0 is legal but confuses operators and tools).
-func (x *idIndex) assign(r *record, want uint32) {
-	id := want
-	if id == 0 || x.byID[id] != nil {
-		id = hashID(r.key, r.loc)
-	}
-	for id == 0 || x.byID[id] != nil {
-		id++
-	}
-	r.id = id
-	x.byID[id] = r
-	b := &x.buckets[bucketOf(id)]
-	i, _ := slices.BinarySearch(*b, id)
-	*b = slices.Insert(*b, i, id)
+// search returns where id is, or would be, in its bucket.
+func (s *Store) searchID(id uint32) (b *[]uint32, i int, found bool) {
+	b = &s.ids.buckets[bucketOf(id)]
+	i, found = slices.BinarySearchFunc(*b, id, func(ri, id uint32) int {
+		switch x := s.recs.at(ri).id; {
+		case x < id:
+			return -1
+		case x > id:
+			return 1
+		}
+		return 0
+	})
+	return b, i, found
 }
 
-func (x *idIndex) remove(id uint32) {
-	delete(x.byID, id)
-	b := &x.buckets[bucketOf(id)]
-	if i, ok := slices.BinarySearch(*b, id); ok {
+func (s *Store) idTaken(id uint32) bool {
+	_, _, ok := s.searchID(id)
+	return ok
+}
+
+// assignID gives record ri (key at loc) an id: want if free (a donor's id
+// during catch-up), else the hash of its identity, probing upward past
+// collisions. 0 is never an id (SNMP index 0 is legal but confuses
+// operators and tools).
+func (s *Store) assignID(ri uint32, key string, loc Location, want uint32) {
+	id := want
+	if id == 0 || s.idTaken(id) {
+		id = hashID(key, loc)
+	}
+	for id == 0 || s.idTaken(id) {
+		id++
+	}
+	s.recs.at(ri).id = id
+	b, i, _ := s.searchID(id)
+	if len(*b) == cap(*b) {
+		// Grow by an eighth, not by doubling: the slack is memory per entry.
+		nb := make([]uint32, len(*b), len(*b)+len(*b)/8+4)
+		copy(nb, *b)
+		*b = nb
+	}
+	*b = slices.Insert(*b, i, ri)
+}
+
+func (s *Store) removeID(id uint32) {
+	if b, i, ok := s.searchID(id); ok {
 		*b = slices.Delete(*b, i, i+1)
 	}
 }
 
-// after calls f for the records with ids above after, in id order, until
-// f returns false.
-func (x *idIndex) after(after uint32, f func(*record) bool) {
-	start := bucketOf(after)
-	for bi := start; bi < len(x.buckets); bi++ {
-		b := x.buckets[bi]
+// afterID calls f for the records with ids above after, in id order,
+// until f returns false.
+func (s *Store) afterID(after uint32, f func(ri uint32) bool) {
+	if after == ^uint32(0) {
+		return
+	}
+	start := bucketOf(after + 1)
+	for bi := start; bi < len(s.ids.buckets); bi++ {
+		b := s.ids.buckets[bi]
 		i := 0
 		if bi == start {
-			i, _ = slices.BinarySearch(b, after+1)
-			if after == ^uint32(0) {
-				return
-			}
+			_, i, _ = s.searchID(after + 1)
 		}
 		for ; i < len(b); i++ {
-			if !f(x.byID[b[i]]) {
+			if !f(b[i]) {
 				return
 			}
 		}

@@ -46,14 +46,19 @@ func (s *Store) Snapshot(after uint32, maxBytes int) wire.SnapshotChunk {
 		i uint64
 	}]bool)
 	full := false
-	s.ids.after(after, func(r *record) bool {
-		rec := wire.Record{ID: r.id, Origin: r.loc, Incarnation: r.ver.Incarnation, Seq: r.ver.Seq, Removed: r.removed,
-			Key: r.key, Size: r.size, Expiry: r.expiry}
+	s.afterID(after, func(ri uint32) bool {
+		r := s.recs.at(ri)
+		loc, ver := s.srcOf(ri).loc, s.version(ri)
+		_, rsize, expiry := s.recs.values(ri)
+		// The key is a view of the arena: the chunk is encoded before the
+		// bytes could go (arena chunks are never written over).
+		rec := wire.Record{ID: r.id, Origin: loc, Incarnation: ver.Incarnation, Seq: ver.Seq, Removed: r.bits&recRemoved != 0,
+			Key: s.arena.view(r.key), Size: rsize, Expiry: expiry}
 		n := wire.RecordLen(&rec)
 		ok := struct {
 			l Location
 			i uint64
-		}{r.loc, r.ver.Incarnation}
+		}{loc, ver.Incarnation}
 		if !origins[ok] {
 			n += wire.OriginLen
 		}

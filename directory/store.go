@@ -3,7 +3,9 @@ package directory
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,22 +108,34 @@ type Change struct {
 	Synced uint64
 }
 
-func (s *Store) changed(r *record, why ChangeReason, wasLive bool) {
-	if s.cfg.OnChange == nil && len(s.observers) == 0 {
-		return
-	}
-	c := Change{Reason: why, Key: r.key, Origin: r.loc, Version: r.ver, Removed: r.removed || why == ChangeSwept || why == ChangeResynced,
-		Size: r.size, Expiry: r.expiry, WasLive: wasLive}
+func (s *Store) feeding() bool { return s.cfg.OnChange != nil || len(s.observers) > 0 }
+
+// change describes record ri's state for the feed: build it before the
+// record is dropped, emit it after, so observers see the store as changed.
+func (s *Store) change(ri uint32, why ChangeReason, wasLive bool) Change {
+	r := s.recs.at(ri)
+	_, size, expiry := s.recs.values(ri)
+	src := s.srcOf(ri)
+	c := Change{Reason: why, Key: strings.Clone(s.arena.view(r.key)), Origin: src.loc, Version: s.version(ri),
+		Removed: r.bits&recRemoved != 0 || why == ChangeSwept || why == ChangeResynced, Size: size, Expiry: expiry, WasLive: wasLive}
 	if why == ChangeSwept {
-		if src := s.sources[r.loc]; src != nil {
-			c.Synced = src.synced
-		}
+		c.Synced = src.synced
 	}
+	return c
+}
+
+func (s *Store) emit(c Change) {
 	if s.cfg.OnChange != nil {
 		s.cfg.OnChange(c)
 	}
 	for _, o := range s.observers {
 		o.f(c)
+	}
+}
+
+func (s *Store) changed(ri uint32, why ChangeReason, wasLive bool) {
+	if s.feeding() {
+		s.emit(s.change(ri, why, wasLive))
 	}
 }
 
@@ -188,22 +202,82 @@ func (c *StoreConfig) fill() error {
 	return nil
 }
 
-// record is one (key, origin) pair: live, or a tombstone.
-type record struct {
-	id      uint32
-	key     string
-	loc     Location
-	ver     Version
-	size    uint64
-	expiry  uint64 // Unix ms, 0 never
-	removed bool
-	gone    bool   // dropped from the store; timer queue items skip it
-	stored  int64  // Unix ns when this node stored the current version (no pointer for the GC to chase, unlike time.Time)
-	touched uint64 // Store.tick when an operation last named this record (ApplySync)
+// liveAt reports whether record ri is live at nowMs (not removed, not
+// past its expiry).
+func (s *Store) liveAt(ri uint32, nowMs uint64) bool {
+	if s.recs.at(ri).bits&recRemoved != 0 {
+		return false
+	}
+	_, _, e := s.recs.values(ri)
+	return e == 0 || e > nowMs
 }
 
-func (r *record) liveAt(nowMs uint64) bool {
-	return !r.removed && (r.expiry == 0 || r.expiry > nowMs)
+func (s *Store) removed(ri uint32) bool { return s.recs.at(ri).bits&recRemoved != 0 }
+
+func (s *Store) version(ri uint32) Version {
+	seq, _, _ := s.recs.values(ri)
+	return Version{Incarnation: s.oincs.list[s.recs.at(ri).oi].inc, Seq: seq}
+}
+
+func (s *Store) srcOf(ri uint32) *source { return s.srcList[s.oincs.list[s.recs.at(ri).oi].src] }
+
+// findRec returns the record of key held by src (0: none) and the key's
+// table slot (-1: no record holds the key).
+func (s *Store) findRec(src *source, key string) (uint32, int) {
+	slot := s.findKey(key)
+	if slot < 0 {
+		return 0, -1
+	}
+	for ri := s.ktab.slots[slot]; ri != 0; ri = s.recs.at(ri).next {
+		if s.oincs.list[s.recs.at(ri).oi].src == src.idx {
+			return ri, slot
+		}
+	}
+	return 0, slot
+}
+
+// eachRecord calls f for every record slot in use (f may drop the record).
+func (s *Store) eachRecord(f func(ri uint32)) {
+	for ri := uint32(1); ri < s.recs.n; ri++ {
+		if s.recs.at(ri).bits&recInUse != 0 {
+			f(ri)
+		}
+	}
+}
+
+// liveRecords counts the records of key that are not removed.
+func (s *Store) liveRecords(key string) int {
+	slot := s.findKey(key)
+	if slot < 0 {
+		return 0
+	}
+	n := 0
+	for ri := s.ktab.slots[slot]; ri != 0; ri = s.recs.at(ri).next {
+		if !s.removed(ri) {
+			n++
+		}
+	}
+	return n
+}
+
+// eachLiveKey calls f for every key with a record that is not removed,
+// with their number; the key is a view, to be cloned if kept. Callers hold
+// the lock.
+func (s *Store) eachLiveKey(f func(key string, live int)) {
+	for _, head := range s.ktab.slots {
+		if head == 0 {
+			continue
+		}
+		n := 0
+		for ri := head; ri != 0; ri = s.recs.at(ri).next {
+			if !s.removed(ri) {
+				n++
+			}
+		}
+		if n > 0 {
+			f(s.arena.view(s.recs.at(head).key), n)
+		}
+	}
 }
 
 // source is what the store knows of one origin (an SE at the farm level).
@@ -213,7 +287,8 @@ type source struct {
 	synced   uint64    // highest incarnation whose re-announcement completed
 	newIncAt time.Time // when inc went above synced
 	down     bool
-	recs     map[string]*record
+	idx      uint32 // in Store.srcList
+	n        int    // records held (live and tombstones)
 	tokens   float64
 	tokAt    time.Time
 	st       SourceCounters
@@ -252,24 +327,29 @@ type Store struct {
 
 	mu      sync.RWMutex
 	sources map[Location]*source
-	keys    map[string][]*record
+	srcList []*source // by source index
+	recs    recPages
+	arena   keyArena
+	ktab    keyTable
+	oincs   oincTable
 	ids     *idIndex
+	// touched marks the records named since their child unit's SYNC
+	// BEGIN (ApplySync).
+	touched touchBits
 	live    int
 	tombs   int
 	st      Counters
 	timers  timerQueues
 	// observers see changes like cfg.OnChange (forwarders).
 	observers []*observer
-	// tick counts SYNC BEGINs; feeders are the child units re-announcing.
-	tick    uint64
+	// feeders are the child units re-announcing.
 	feeders map[Location]*feeder
 }
 
 // feeder is the re-announcement state of one child unit (ApplySync).
 type feeder struct {
-	gen   uint64
-	begin uint64 // tick at BEGIN
-	open  bool
+	gen  uint64
+	open bool
 }
 
 // NewStore returns an empty store.
@@ -277,8 +357,8 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	return &Store{cfg: cfg, sources: make(map[Location]*source), keys: make(map[string][]*record), ids: newIDIndex(),
-		feeders: make(map[Location]*feeder)}, nil
+	return &Store{cfg: cfg, sources: make(map[Location]*source), ids: &idIndex{},
+		ktab: keyTable{seed: maphash.MakeSeed()}, feeders: make(map[Location]*feeder)}, nil
 }
 
 // Config returns the filled configuration.
@@ -311,8 +391,9 @@ func (r *ApplyResult) Err() error { return errors.Join(r.Errs...) }
 func (s *Store) source(loc Location) *source {
 	src := s.sources[loc]
 	if src == nil {
-		src = &source{loc: loc, recs: make(map[string]*record), tokens: s.cfg.Burst}
+		src = &source{loc: loc, idx: uint32(len(s.srcList)), tokens: s.cfg.Burst}
 		s.sources[loc] = src
+		s.srcList = append(s.srcList, src)
 	}
 	return src
 }
@@ -433,7 +514,7 @@ func (s *Store) allow(src *source, n int, now time.Time) (time.Duration, bool) {
 func (s *Store) seeIncarnation(src *source, inc uint64, now time.Time) {
 	if inc > src.inc {
 		src.inc = inc
-		if src.synced != 0 || len(src.recs) > 0 {
+		if src.synced != 0 || src.n > 0 {
 			src.newIncAt = now
 		} else {
 			src.synced = inc // nothing older to wait for
@@ -448,15 +529,15 @@ func (s *Store) put(src *source, key string, v Version, removed bool, size, expi
 	if err := CheckKey(key, s.cfg.MaxKey); err != nil {
 		return err
 	}
-	r := src.recs[key]
-	if r != nil {
-		r.touched = s.tick // named by its child's re-announcement even when nothing changes
-		if !r.ver.Less(v) {
+	ri, slot := s.findRec(src, key)
+	if ri != 0 {
+		s.touched.set(ri) // named by its child's re-announcement even when nothing changes
+		if !s.version(ri).Less(v) {
 			return errStale
 		}
 	}
-	wasLive := r != nil && !r.removed
-	if r == nil {
+	wasLive := ri != 0 && !s.removed(ri)
+	if ri == 0 {
 		if removed && s.tombs >= s.cfg.MaxTombstones {
 			return nil // nothing held, no room to remember the removal: nothing to do
 		}
@@ -464,55 +545,100 @@ func (s *Store) put(src *source, key string, v Version, removed bool, size, expi
 			s.st.Full++
 			return fmt.Errorf("%w: %d entries", ErrFull, s.live)
 		}
-		r = &record{key: key, loc: src.loc, removed: true, touched: s.tick}
-		s.ids.assign(r, want)
-		src.recs[key] = r
-		s.keys[key] = append(s.keys[key], r)
+		ri = s.recs.alloc()
+		r := s.recs.at(ri)
+		r.bits = recInUse | recRemoved
+		r.oi = s.oincs.ref(src.idx, v.Incarnation)
+		if slot >= 0 {
+			// The key is held by another origin: share it, first in its list.
+			head := s.ktab.slots[slot]
+			r.key, r.next = s.recs.at(head).key, head
+			s.ktab.slots[slot] = ri
+		} else {
+			r.key = s.arena.add(key)
+			s.insertKey(key, ri)
+		}
+		s.assignID(ri, key, src.loc, want)
+		s.touched.set(ri)
+		src.n++
 		s.tombs++ // counted as a tombstone until made live below
 	}
-	if r.removed && !removed {
+	r := s.recs.at(ri)
+	if r.bits&recRemoved != 0 && !removed {
 		if s.live >= s.cfg.MaxEntries {
 			s.st.Full++
 			return fmt.Errorf("%w: %d entries", ErrFull, s.live)
 		}
 		s.tombs--
 		s.live++
-	} else if !r.removed && removed {
+	} else if r.bits&recRemoved == 0 && removed {
 		s.live--
 		s.tombs++
 	}
-	r.ver, r.removed, r.size, r.expiry, r.stored = v, removed, size, expiry, now.UnixNano()
-	if removed {
-		r.size, r.expiry = 0, 0
-		s.timers.tombstone(r)
-	} else if expiry != 0 {
-		s.timers.expire(r, expiry)
+	if o := s.oincs.list[r.oi]; o.inc != v.Incarnation {
+		s.oincs.unref(r.oi)
+		r.oi = s.oincs.ref(src.idx, v.Incarnation)
 	}
-	s.changed(r, ChangeApplied, wasLive)
+	if removed {
+		size, expiry = 0, 0
+		r.bits |= recRemoved
+	} else {
+		r.bits &^= recRemoved
+	}
+	s.recs.setValues(ri, v.Seq, size, expiry)
+	r.stored = unixSeconds(now)
+	if removed {
+		s.queueTombstone(ri, now)
+	} else if expiry != 0 {
+		s.queueExpiry(ri, expiry)
+	}
+	s.changed(ri, ChangeApplied, wasLive)
 	return nil
 }
 
-// drop forgets a record entirely.
-func (s *Store) drop(src *source, r *record) {
-	if r.removed {
+func unixSeconds(t time.Time) uint32 { return uint32(min(max(t.Unix(), 0), 1<<32-1)) }
+
+// drop forgets record ri entirely.
+func (s *Store) drop(ri uint32) {
+	r := s.recs.at(ri)
+	if r.bits&recRemoved != 0 {
 		s.tombs--
 	} else {
 		s.live--
 	}
-	r.gone = true
 	// The source stays even when empty: its incarnation floor and rate
 	// bucket must outlive its records (a few hundred bytes per SE ever seen).
-	delete(src.recs, r.key)
-	s.ids.remove(r.id)
-	rs := s.keys[r.key]
-	if i := slices.Index(rs, r); i >= 0 {
-		rs = slices.Delete(rs, i, i+1)
-	}
-	if len(rs) == 0 {
-		delete(s.keys, r.key)
+	s.srcOf(ri).n--
+	s.removeID(r.id)
+	slot := s.findKey(s.arena.view(r.key))
+	if head := s.ktab.slots[slot]; head == ri {
+		if r.next == 0 {
+			s.arena.drop(r.key)
+			s.deleteKeySlot(slot)
+		} else {
+			s.ktab.slots[slot] = r.next
+		}
 	} else {
-		s.keys[r.key] = rs
+		p := s.recs.at(head)
+		for p.next != ri {
+			p = s.recs.at(p.next)
+		}
+		p.next = r.next
 	}
+	s.oincs.unref(r.oi)
+	s.touched.clear(ri)
+	s.recs.release(ri)
+}
+
+// dropChanged drops ri and reports it to the feed.
+func (s *Store) dropChanged(ri uint32, why ChangeReason, wasLive bool) {
+	if !s.feeding() {
+		s.drop(ri)
+		return
+	}
+	c := s.change(ri, why, wasLive)
+	s.drop(ri)
+	s.emit(c)
 }
 
 // sweep ends src's re-announcement at incarnation inc: what older
@@ -521,14 +647,15 @@ func (s *Store) drop(src *source, r *record) {
 func (s *Store) sweep(src *source, inc uint64) {
 	src.synced = inc
 	src.newIncAt = time.Time{}
-	for _, r := range src.recs {
-		if r.ver.Incarnation < inc {
-			wasLive := !r.removed
-			s.drop(src, r)
-			s.st.Swept++
-			s.changed(r, ChangeSwept, wasLive)
-		}
+	if src.n == 0 {
+		return
 	}
+	s.eachRecord(func(ri uint32) {
+		if o := s.oincs.list[s.recs.at(ri).oi]; o.src == src.idx && o.inc < inc {
+			s.st.Swept++
+			s.dropChanged(ri, ChangeSwept, !s.removed(ri))
+		}
+	})
 }
 
 // Maintain does the timed work: expired entries become tombstones,
@@ -546,27 +673,32 @@ func (s *Store) Maintain(now time.Time) {
 		}
 	}
 	for {
-		r, ok := s.timers.nextExpired(nowMs)
+		ri, ok := s.nextExpired(nowMs)
 		if !ok {
 			break
 		}
 		// Keep the version: a late copy of an older add must still lose.
-		r.removed, r.size, r.expiry, r.stored = true, 0, 0, now.UnixNano()
+		r := s.recs.at(ri)
+		seq, _, _ := s.recs.values(ri)
+		r.bits |= recRemoved
+		s.recs.setValues(ri, seq, 0, 0)
+		r.stored = unixSeconds(now)
 		s.live--
 		s.tombs++
 		s.st.Expired++
-		s.changed(r, ChangeExpired, true)
-		s.timers.tombstone(r)
+		s.changed(ri, ChangeExpired, true)
+		s.queueTombstone(ri, now)
 	}
 	for {
-		r, ok := s.timers.nextTombstone(now.Add(-s.cfg.TombstoneTTL))
+		ri, ok := s.nextTombstone(now.Add(-s.cfg.TombstoneTTL))
 		if !ok {
 			break
 		}
-		s.drop(s.sources[r.loc], r)
+		s.drop(ri)
 		s.st.TombstonesGone++
 	}
-	s.timers.compact(s.live + s.tombs)
+	s.compactTimers(s.live + s.tombs)
+	s.compactArena()
 }
 
 // SetDown marks an origin down (its SE was declared down) or back up. Its
@@ -600,16 +732,25 @@ func (s *Store) Lookup(key string, from Location, now time.Time) []Hit {
 	nowMs := expiryMillis(now)
 	s.mu.RLock()
 	var hits []Hit
-	for _, r := range s.keys[key] {
-		if !r.liveAt(nowMs) {
-			continue
+	if slot := s.findKey(key); slot >= 0 {
+		for ri := s.ktab.slots[slot]; ri != 0; ri = s.recs.at(ri).next {
+			if !s.liveAt(ri, nowMs) {
+				continue
+			}
+			hits = append(hits, s.hit(ri, from))
 		}
-		hits = append(hits, Hit{ID: r.id, Location: r.loc, Size: r.size, Version: r.ver, Expiry: millisTime(r.expiry),
-			Stored: time.Unix(0, r.stored), Down: s.sources[r.loc] != nil && s.sources[r.loc].down, Hops: Hops(from, r.loc)})
 	}
 	s.mu.RUnlock()
 	sortHits(hits)
 	return hits
+}
+
+func (s *Store) hit(ri uint32, from Location) Hit {
+	r := s.recs.at(ri)
+	src := s.srcOf(ri)
+	_, size, expiry := s.recs.values(ri)
+	return Hit{ID: r.id, Location: src.loc, Size: size, Version: s.version(ri), Expiry: millisTime(expiry),
+		Stored: time.Unix(int64(r.stored), 0), Down: src.down, Hops: Hops(from, src.loc)}
 }
 
 func compareLoc(a, b Location) int {
@@ -646,11 +787,11 @@ func (s *Store) Entries(after uint32, limit int, now time.Time) []EntryInfo {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	s.ids.after(after, func(r *record) bool {
-		if r.liveAt(nowMs) {
-			src := s.sources[r.loc]
-			out = append(out, EntryInfo{ID: r.id, Key: r.key, Location: r.loc, Size: r.size, Version: r.ver,
-				Expiry: millisTime(r.expiry), Stored: time.Unix(0, r.stored), Down: src != nil && src.down})
+	s.afterID(after, func(ri uint32) bool {
+		if s.liveAt(ri, nowMs) {
+			h := s.hit(ri, Location{})
+			out = append(out, EntryInfo{ID: h.ID, Key: strings.Clone(s.arena.view(s.recs.at(ri).key)), Location: h.Location,
+				Size: h.Size, Version: h.Version, Expiry: h.Expiry, Stored: h.Stored, Down: h.Down})
 		}
 		return len(out) < limit
 	})
@@ -685,17 +826,17 @@ func (s *Store) DigestIn(unit Location, now time.Time) Digest {
 	var d Digest
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for origin, src := range s.sources {
-		if !Contains(unit, origin) {
-			continue
+	s.eachRecord(func(ri uint32) {
+		if loc := s.srcOf(ri).loc; Contains(unit, loc) && s.liveAt(ri, nowMs) {
+			s.digestAdd(&d, ri)
 		}
-		for _, r := range src.recs {
-			if r.liveAt(nowMs) {
-				d.add(r.key, r.loc, r.ver, r.size, r.expiry)
-			}
-		}
-	}
+	})
 	return d
+}
+
+func (s *Store) digestAdd(d *Digest, ri uint32) {
+	_, size, expiry := s.recs.values(ri)
+	d.add(s.arena.view(s.recs.at(ri).key), s.srcOf(ri).loc, s.version(ri), size, expiry)
 }
 
 // Counters returns the totals.
@@ -721,7 +862,7 @@ func (s *Store) Sources() []SourceInfo {
 	out := make([]SourceInfo, 0, len(s.sources))
 	for _, src := range s.sources {
 		out = append(out, SourceInfo{Location: src.loc, Incarnation: src.inc, Synced: src.synced, Down: src.down,
-			Entries: len(src.recs), SourceCounters: src.st})
+			Entries: src.n, SourceCounters: src.st})
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b SourceInfo) int { return compareLoc(a.Location, b.Location) })
@@ -735,12 +876,12 @@ func (s *Store) DigestOf(origin Location, now time.Time) Digest {
 	var d Digest
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if src := s.sources[origin]; src != nil {
-		for _, r := range src.recs {
-			if r.liveAt(nowMs) {
-				d.add(r.key, r.loc, r.ver, r.size, r.expiry)
+	if src := s.sources[origin]; src != nil && src.n > 0 {
+		s.eachRecord(func(ri uint32) {
+			if s.srcOf(ri) == src && s.liveAt(ri, nowMs) {
+				s.digestAdd(&d, ri)
 			}
-		}
+		})
 	}
 	return d
 }
@@ -771,8 +912,12 @@ func (s *Store) ApplySync(m *wire.Sync) (int, error) {
 	}
 	if !m.End {
 		if m.Generation > f.gen {
-			s.tick++
-			f.gen, f.begin, f.open = m.Generation, s.tick, true
+			f.gen, f.open = m.Generation, true
+			s.eachRecord(func(ri uint32) {
+				if Contains(m.Unit, s.srcOf(ri).loc) {
+					s.touched.clear(ri)
+				}
+			})
 		}
 		return 0, nil
 	}
@@ -782,23 +927,18 @@ func (s *Store) ApplySync(m *wire.Sync) (int, error) {
 	f.open = false
 	s.st.Syncs++
 	n := 0
-	for _, src := range s.sources {
-		if !Contains(m.Unit, src.loc) {
-			continue
+	s.eachRecord(func(ri uint32) {
+		if !Contains(m.Unit, s.srcOf(ri).loc) || s.touched.has(ri) {
+			return
 		}
-		for _, r := range src.recs {
-			if r.touched >= f.begin {
-				continue
-			}
-			wasLive := !r.removed
-			s.drop(src, r)
-			n++
-			if wasLive {
-				s.st.Resynced++
-				s.changed(r, ChangeResynced, true)
-			}
+		n++
+		if s.removed(ri) {
+			s.drop(ri)
+			return
 		}
-	}
+		s.st.Resynced++
+		s.dropChanged(ri, ChangeResynced, true)
+	})
 	return n, nil
 }
 
