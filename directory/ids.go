@@ -46,25 +46,22 @@ func (s *Store) searchID(id uint32) (b *[]uint32, i int, found bool) {
 	return b, i, found
 }
 
-func (s *Store) idTaken(id uint32) bool {
-	_, _, ok := s.searchID(id)
-	return ok
-}
-
 // assignID gives record ri (key at loc) an id: want if free (a donor's id
 // during catch-up), else the hash of its identity, probing upward past
 // collisions. 0 is never an id (SNMP index 0 is legal but confuses
 // operators and tools).
 func (s *Store) assignID(ri uint32, key string, loc Location, want uint32) {
 	id := want
-	if id == 0 || s.idTaken(id) {
+	b, i, taken := s.searchID(id)
+	if id == 0 || taken {
 		id = hashID(key, loc)
+		b, i, taken = s.searchID(id)
 	}
-	for id == 0 || s.idTaken(id) {
+	for id == 0 || taken {
 		id++
+		b, i, taken = s.searchID(id)
 	}
 	s.recs.at(ri).id = id
-	b, i, _ := s.searchID(id)
 	if len(*b) == cap(*b) {
 		// Grow by an eighth, not by doubling: the slack is memory per entry.
 		nb := make([]uint32, len(*b), len(*b)+len(*b)/8+4)

@@ -1,7 +1,6 @@
 package directory
 
 import (
-	"encoding/binary"
 	"hash/maphash"
 	"math/bits"
 	"unsafe"
@@ -15,9 +14,9 @@ import (
 // table of record indices. Nothing here holds a pointer per record, so the
 // garbage collector has nothing to mark but a few hundred page headers.
 //
-// Per live record with one origin: 40 bytes of record, about 5 of key
-// table, 4 to 5 of id index, 2 to 5 of arena framing and padding, plus the
-// key's own bytes once.
+// Per live record with one origin: 40 bytes of record, about 7 of key
+// table (slot and tag at 60-80 % load), 4 to 5 of id index, 1 to 3 of
+// arena framing and padding, plus the key's own bytes once.
 
 // rec is one (key, origin) pair: live, or a tombstone. Index 0 is never a
 // record (0 means "none" in next and in the key table).
@@ -125,10 +124,11 @@ func (p *recPages) setValues(i uint32, seq, size, expiry uint64) {
 	r.bits |= uint16(expiry%1000) << recMsShift
 }
 
-// keyArena stores each distinct key once: a 2-byte length and the bytes,
-// padded to 4, in chunks of arenaChunk bytes that are only ever appended
-// to. A reference is the offset in 4-byte units (16 GiB of keys at most).
-// Bytes of keys no record holds any more are garbage until compact.
+// keyArena stores each distinct key once: its length (one byte below
+// 128, else two) and its bytes, padded to 2, in chunks of arenaChunk bytes
+// that are only ever appended to. A reference is the offset in 2-byte
+// units (8 GiB of keys at most: arenaMaxChunks). Bytes of keys no record
+// holds any more are garbage until compactArena.
 type keyArena struct {
 	chunks  [][]byte
 	used    uint64 // bytes allocated, chunk ends included
@@ -136,11 +136,23 @@ type keyArena struct {
 }
 
 const (
-	arenaChunkBit = 20
-	arenaChunk    = 1 << arenaChunkBit
+	arenaChunkBit  = 20
+	arenaChunk     = 1 << arenaChunkBit
+	arenaMaxChunks = 1 << (32 + 1 - arenaChunkBit)
 )
 
-func keyFrame(n int) int { return (2 + n + 3) &^ 3 }
+func keyFrame(n int) int {
+	if n >= 128 {
+		n++
+	}
+	return (1 + n + 1) &^ 1
+}
+
+// full reports whether a key of n bytes would not fit any more.
+func (a *keyArena) full(n int) bool {
+	c := len(a.chunks)
+	return c >= arenaMaxChunks && len(a.chunks[c-1])+keyFrame(n) > arenaChunk
+}
 
 func (a *keyArena) add(key string) uint32 {
 	n := keyFrame(len(key))
@@ -154,25 +166,35 @@ func (a *keyArena) add(key string) uint32 {
 	}
 	ch := a.chunks[c]
 	off := len(ch)
-	ch = binary.LittleEndian.AppendUint16(ch, uint16(len(key)))
+	if len(key) < 128 {
+		ch = append(ch, byte(len(key)))
+	} else {
+		ch = append(ch, byte(len(key)>>8)|0x80, byte(len(key)))
+	}
 	ch = append(ch, key...)
 	ch = ch[:off+n]
 	a.chunks[c] = ch
 	a.used += uint64(n)
-	return uint32((c<<arenaChunkBit + off) >> 2)
+	return uint32((c<<arenaChunkBit + off) >> 1)
 }
 
 // bytes returns the key's bytes in place (never to be modified).
 func (a *keyArena) bytes(ref uint32) []byte {
-	o := uint64(ref) << 2
+	o := uint64(ref) << 1
 	ch := a.chunks[o>>arenaChunkBit]
 	off := int(o & (arenaChunk - 1))
-	n := int(binary.LittleEndian.Uint16(ch[off:]))
-	return ch[off+2 : off+2+n]
+	n := int(ch[off])
+	off++
+	if n >= 128 {
+		n = (n&0x7f)<<8 | int(ch[off])
+		off++
+	}
+	return ch[off : off+n]
 }
 
-// view is the key as a string sharing the arena's bytes: for comparing
-// and hashing only, never kept (compact moves keys).
+// view is the key as a string sharing the arena's bytes. The bytes are
+// never written over, so a view stays valid; but it keeps its whole chunk
+// alive, so anything kept beyond a call gets a copy.
 func (a *keyArena) view(ref uint32) string {
 	b := a.bytes(ref)
 	return unsafe.String(unsafe.SliceData(b), len(b))
@@ -183,10 +205,14 @@ func (a *keyArena) drop(ref uint32) {
 }
 
 // keyTable maps a key to the first of its records: linear probing over
-// record indices, sized so that at most 85 % of the slots are used.
+// record indices, at most 80 % of the slots used. Each slot has an 8-bit
+// tag from the key's hash beside it, so a probe reads a key's bytes only
+// when the tags agree (one in 256 otherwise): probing stays inside two
+// sequential arrays instead of jumping to records and the arena.
 type keyTable struct {
 	seed  maphash.Seed
 	slots []uint32
+	tags  []uint8
 	n     int
 }
 
@@ -195,19 +221,23 @@ func (t *keyTable) home(h uint64) int {
 	return int(hi)
 }
 
-// find returns the slot holding key, or -1.
+func tagOf(h uint64) uint8 { return uint8(h) }
+
+// findKey returns the slot holding key, or -1.
 func (s *Store) findKey(key string) int {
 	t := &s.ktab
 	if len(t.slots) == 0 {
 		return -1
 	}
-	i := t.home(maphash.String(t.seed, key))
+	h := maphash.String(t.seed, key)
+	tag := tagOf(h)
+	i := t.home(h)
 	for {
 		v := t.slots[i]
 		if v == 0 {
 			return -1
 		}
-		if s.arena.view(s.recs.at(v).key) == key {
+		if t.tags[i] == tag && s.arena.view(s.recs.at(v).key) == key {
 			return i
 		}
 		if i++; i == len(t.slots) {
@@ -219,34 +249,32 @@ func (s *Store) findKey(key string) int {
 // insertKey makes head the first record of a key not in the table.
 func (s *Store) insertKey(key string, head uint32) {
 	t := &s.ktab
-	if (t.n+1)*100 > len(t.slots)*85 {
+	if (t.n+1)*100 > len(t.slots)*80 {
 		s.growKeys()
 	}
-	i := t.home(maphash.String(t.seed, key))
+	t.place(maphash.String(t.seed, key), head)
+	t.n++
+}
+
+func (t *keyTable) place(h uint64, v uint32) {
+	i := t.home(h)
 	for t.slots[i] != 0 {
 		if i++; i == len(t.slots) {
 			i = 0
 		}
 	}
-	t.slots[i] = head
-	t.n++
+	t.slots[i], t.tags[i] = v, tagOf(h)
 }
 
 func (s *Store) growKeys() {
 	t := &s.ktab
 	old := t.slots
-	t.slots = make([]uint32, max(64, (t.n+1)*100/70))
+	n := max(64, (t.n+1)*100/60)
+	t.slots, t.tags = make([]uint32, n), make([]uint8, n)
 	for _, v := range old {
-		if v == 0 {
-			continue
+		if v != 0 {
+			t.place(maphash.String(t.seed, s.arena.view(s.recs.at(v).key)), v)
 		}
-		i := t.home(maphash.String(t.seed, s.arena.view(s.recs.at(v).key)))
-		for t.slots[i] != 0 {
-			if i++; i == len(t.slots) {
-				i = 0
-			}
-		}
-		t.slots[i] = v
 	}
 }
 
@@ -254,7 +282,7 @@ func (s *Store) growKeys() {
 // tombstones accumulate in the table.
 func (s *Store) deleteKeySlot(i int) {
 	t := &s.ktab
-	t.slots[i] = 0
+	t.slots[i], t.tags[i] = 0, 0
 	t.n--
 	j := i
 	for {
@@ -268,7 +296,8 @@ func (s *Store) deleteKeySlot(i int) {
 		h := t.home(maphash.String(t.seed, s.arena.view(s.recs.at(v).key)))
 		// v may move to i unless its home lies cyclically in (i, j].
 		if (i <= j && (h <= i || h > j)) || (i > j && h <= i && h > j) {
-			t.slots[i], t.slots[j] = v, 0
+			t.slots[i], t.tags[i] = v, t.tags[j]
+			t.slots[j], t.tags[j] = 0, 0
 			i = j
 		}
 	}

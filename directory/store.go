@@ -545,6 +545,10 @@ func (s *Store) put(src *source, key string, v Version, removed bool, size, expi
 			s.st.Full++
 			return fmt.Errorf("%w: %d entries", ErrFull, s.live)
 		}
+		if slot < 0 && s.arena.full(len(key)) {
+			s.st.Full++
+			return fmt.Errorf("%w: 8 GiB of keys", ErrFull)
+		}
 		ri = s.recs.alloc()
 		r := s.recs.at(ri)
 		r.bits = recInUse | recRemoved
