@@ -12,9 +12,9 @@
 //	     0    1 version   1; anything else is ErrVersion
 //	     1    1 type      1 UPDATE, 2 SNAPSHOT_REQUEST, 3 SNAPSHOT_CHUNK,
 //	                      4 RESYNC, 5 SYNC, 6 LOOKUP, 7 LOOKUP_ANSWER,
-//	                      8 VERDICT (append-only)
-//	     2    1 level     UPDATE, SYNC: level of the directory the sender
-//	                      feeds (1 = farm); VERDICT: level of the
+//	                      8 VERDICT, 9 DIGEST (append-only)
+//	     2    1 level     UPDATE, SYNC, DIGEST: level of the directory the
+//	                      sender feeds (1 = farm); VERDICT: level of the
 //	                      directory that judged; 0 otherwise
 //	     3    1 flags     type-specific; undefined bits are an error
 //
@@ -83,6 +83,20 @@
 // an accepted update refused for good), retry after 4 (milliseconds until
 // a rate-limited update fits), rate 4 and burst 4 (the manager's limit for
 // that sender, operations per second and at once; 0 = none)} = 37 bytes.
+//
+// DIGEST (flags 0x01 BEGIN, 0x02 END): a Bloom filter of the keys of the
+// sender's unit (issue 22, the digest forwarding policy): unit Location
+// 16, generation 8, algorithm 1 (1 = FNV-1a 64 seeded, Kirsch-Mitzenmacher
+// double hashing: DigestFNVKM), hashes k 1 (1..MaxDigestHashes), seed 8,
+// bits m 8 (1..MaxDigestBits), keys 8 (in the filter when sent), offset 4
+// and piece length 4 (≤ MaxDigestPiece; offset + length ≤ ⌈m/8⌉), the
+// piece (bit i is bit i%8, least significant first, of byte i/8), set
+// positions 4 (≤ MaxDigestPositions) × 4, cleared positions 4 × 4 (each
+// < m). A full send is the bitset in pieces from BEGIN to END of one
+// generation (higher than any before, across the unit's managers); the
+// receiver keeps answering from the previous generation until END. After
+// it, DIGESTs of the same generation carry the positions whose bit changed,
+// with the bit's value now, so a duplicate changes nothing.
 //
 // Every count is checked against its cap and against the bytes left before
 // anything is allocated; trailing bytes are an error; encodings are

@@ -45,3 +45,4 @@ func FuzzSync(f *testing.F)            { fuzzCodec(f, "Sync") }
 func FuzzLookupQuery(f *testing.F)     { fuzzCodec(f, "LookupQuery") }
 func FuzzLookupAnswer(f *testing.F)    { fuzzCodec(f, "LookupAnswer") }
 func FuzzVerdict(f *testing.F)         { fuzzCodec(f, "Verdict") }
+func FuzzDigest(f *testing.F)          { fuzzCodec(f, "Digest") }

@@ -66,6 +66,7 @@ const (
 	TypeLookup          Type = 6
 	TypeLookupAnswer    Type = 7
 	TypeVerdict         Type = 8
+	TypeDigest          Type = 9
 )
 
 func (t Type) String() string {
@@ -86,6 +87,8 @@ func (t Type) String() string {
 		return "LOOKUP_ANSWER"
 	case TypeVerdict:
 		return "VERDICT"
+	case TypeDigest:
+		return "DIGEST"
 	}
 	return fmt.Sprintf("Type(%d)", uint8(t))
 }
@@ -341,7 +344,7 @@ func (r *reader) prefix(want Type, flagMask uint8) (level, flags uint8) {
 		r.err = fmt.Errorf("%w: %v, want %v", ErrType, Type(p[1]), want)
 		return 0, 0
 	}
-	if want != TypeUpdate && want != TypeSync && want != TypeVerdict && p[2] != 0 {
+	if want != TypeUpdate && want != TypeSync && want != TypeVerdict && want != TypeDigest && p[2] != 0 {
 		r.err = fmt.Errorf("%w: level %d on %v", ErrFlags, p[2], want)
 		return 0, 0
 	}

@@ -47,6 +47,10 @@ var codecs = map[string]codec{
 		func(b []byte) (any, error) { return ParseVerdict(b) },
 		func(v any) ([]byte, error) { d := v.(Verdict); return AppendVerdict(nil, &d) },
 	},
+	"Digest": {
+		func(b []byte) (any, error) { return ParseDigest(b) },
+		func(v any) ([]byte, error) { d := v.(Digest); return AppendDigest(nil, &d) },
+	},
 	"Resync": {
 		func(b []byte) (any, error) { return struct{}{}, ParseResync(b) },
 		func(any) ([]byte, error) { return AppendResync(nil), nil },
@@ -144,6 +148,18 @@ var exact = []struct {
 	},
 	{"verdict wrong level", "Verdict", Verdict{Level: 1, Entries: []VerdictEntry{{Engine: 1, Incarnation: 2, Message: 3, Result: ResultWrongLevel}}},
 		h("01080100", "0001", "00000001", "0000000000000002", "0000000000000003", "04", strings.Repeat("00", 16))},
+	{"digest begin", "Digest", Digest{Level: 4, Flags: DigestBegin, Unit: Location{1, 0, 0, 0}, Generation: 0x0102030405060708,
+		Algorithm: DigestFNVKM, Hashes: 7, Seed: 0x1122334455667788, Bits: 20, Keys: 2, Piece: []byte{0x05, 0x80, 0x00}},
+		h("01090401", "00000001000000000000000000000000", "0102030405060708", "01", "07", "1122334455667788",
+			"0000000000000014", "0000000000000002", "00000000", "00000003", "058000", "00000000", "00000000")},
+	{"digest delta", "Digest", Digest{Level: 4, Unit: Location{2, 0, 0, 0}, Generation: 9, Algorithm: DigestFNVKM, Hashes: 3,
+		Bits: 1000, Keys: 5, Set: []uint32{7, 999}, Clear: []uint32{3}},
+		h("01090400", "00000002000000000000000000000000", "0000000000000009", "01", "03", "0000000000000000",
+			"00000000000003e8", "0000000000000005", "00000000", "00000000", "00000002", "00000007", "000003e7", "00000001", "00000003")},
+	{"digest end piece", "Digest", Digest{Level: 3, Flags: DigestEnd, Unit: Location{1, 2, 0, 0}, Generation: 1, Algorithm: DigestFNVKM,
+		Hashes: 1, Bits: 16, Offset: 1, Piece: []byte{0xff}},
+		h("01090302", "00000001000000020000000000000000", "0000000000000001", "01", "01", "0000000000000000",
+			"0000000000000010", "0000000000000000", "00000001", "00000001", "ff", "00000000", "00000000")},
 }
 
 func unhex(t testing.TB, s string) []byte {
@@ -244,6 +260,18 @@ func TestRejects(t *testing.T) {
 		{"answer step via", "LookupAnswer", h("01070000", strings.Repeat("00", 12), "0000", "0000", "0000", "01",
 			"00000001", "01", strings.Repeat("00", 16), "04", "0000", "0000", "0000"), ErrFlags},
 		{"level on a request", "SnapshotRequest", "01020100" + "00000007" + "00000000" + "00000000", ErrFlags},
+		{"digest flags", "Digest", h("01090404", strings.Repeat("00", 24), "01", "07", strings.Repeat("00", 8), "0000000000000010", strings.Repeat("00", 8), "00000000", "00000000", "00000000", "00000000"), ErrFlags},
+		{"digest algorithm 2", "Digest", h("01090400", strings.Repeat("00", 24), "02", "07", strings.Repeat("00", 8), "0000000000000010", strings.Repeat("00", 8), "00000000", "00000000", "00000000", "00000000"), ErrFlags},
+		{"digest no hashes", "Digest", h("01090400", strings.Repeat("00", 24), "01", "00", strings.Repeat("00", 8), "0000000000000010", strings.Repeat("00", 8), "00000000", "00000000", "00000000", "00000000"), ErrCount},
+		{"digest 33 hashes", "Digest", h("01090400", strings.Repeat("00", 24), "01", "21", strings.Repeat("00", 8), "0000000000000010", strings.Repeat("00", 8), "00000000", "00000000", "00000000", "00000000"), ErrCount},
+		{"digest no bits", "Digest", h("01090400", strings.Repeat("00", 24), "01", "07", strings.Repeat("00", 8), "0000000000000000", strings.Repeat("00", 8), "00000000", "00000000", "00000000", "00000000"), ErrCount},
+		{"digest over 2^32 bits", "Digest", h("01090400", strings.Repeat("00", 24), "01", "07", strings.Repeat("00", 8), "0000000100000001", strings.Repeat("00", 8), "00000000", "00000000", "00000000", "00000000"), ErrCount},
+		{"digest piece past the bits", "Digest", h("01090400", strings.Repeat("00", 24), "01", "07", strings.Repeat("00", 8), "0000000000000010", strings.Repeat("00", 8), "00000002", "00000001", "ff", "00000000", "00000000"), ErrIndex},
+		{"digest position past the bits", "Digest", h("01090400", strings.Repeat("00", 24), "01", "07", strings.Repeat("00", 8), "0000000000000010", strings.Repeat("00", 8), "00000000", "00000000", "00000001", "00000010", "00000000"), ErrIndex},
+		{"digest clear past the bits", "Digest", h("01090400", strings.Repeat("00", 24), "01", "07", strings.Repeat("00", 8), "0000000000000010", strings.Repeat("00", 8), "00000000", "00000000", "00000000", "00000001", "00000011"), ErrIndex},
+		{"digest too many positions", "Digest", h("01090400", strings.Repeat("00", 24), "01", "07", strings.Repeat("00", 8), "0000000000000010", strings.Repeat("00", 8), "00000000", "00000000", "00020001"), ErrCount},
+		{"digest positions over bytes", "Digest", h("01090400", strings.Repeat("00", 24), "01", "07", strings.Repeat("00", 8), "0000000000000010", strings.Repeat("00", 8), "00000000", "00000000", "00000002", "00000001"), ErrTruncated},
+		{"digest piece over bytes", "Digest", h("01090400", strings.Repeat("00", 24), "01", "07", strings.Repeat("00", 8), "0000000000000010", strings.Repeat("00", 8), "00000000", "00000005", "ff"), ErrTruncated},
 		{"verdict flags", "Verdict", "01080101" + "0000", ErrFlags},
 		{"verdict result 0", "Verdict", h("01080100", "0001", strings.Repeat("00", 20), "00", strings.Repeat("00", 16)), ErrResult},
 		{"verdict result 5", "Verdict", h("01080100", "0001", strings.Repeat("00", 20), "05", strings.Repeat("00", 16)), ErrResult},
@@ -260,6 +288,9 @@ func TestRejects(t *testing.T) {
 	}
 	if _, err := AppendUpdate(nil, &Update{Groups: []Group{{Ops: []Op{{Kind: 9, Key: "k"}}}}}); !errors.Is(err, ErrOpKind) {
 		t.Errorf("encoding op kind 9: %v", err)
+	}
+	if _, err := AppendDigest(nil, &Digest{Algorithm: DigestFNVKM, Hashes: 1, Bits: 8, Set: []uint32{8}}); !errors.Is(err, ErrIndex) {
+		t.Errorf("encoding a position past the bits: %v", err)
 	}
 	if _, err := AppendVerdict(nil, &Verdict{Entries: []VerdictEntry{{Result: 9}}}); !errors.Is(err, ErrResult) {
 		t.Errorf("encoding verdict result 9: %v", err)
@@ -289,6 +320,10 @@ func TestLengths(t *testing.T) {
 	}
 	if want := SnapshotChunkOverhead + SourceLen + OriginLen + RecordLen(&recs[0]) + RecordLen(&recs[1]); len(b) != want {
 		t.Fatalf("chunk %d bytes, helpers say %d", len(b), want)
+	}
+	d := Digest{Algorithm: DigestFNVKM, Hashes: 2, Bits: 64, Piece: []byte{1, 2, 3}, Set: []uint32{1}, Clear: []uint32{2, 3}}
+	if b, err = AppendDigest(nil, &d); err != nil || len(b) != DigestLen(&d) {
+		t.Fatalf("digest %d bytes (%v), helpers say %d", len(b), err, DigestLen(&d))
 	}
 	v := Verdict{Entries: []VerdictEntry{{Result: ResultAccepted}, {Result: ResultRateLimited}}}
 	if b, err = AppendVerdict(nil, &v); err != nil || len(b) != VerdictOverhead+2*VerdictEntryLen {
