@@ -72,6 +72,9 @@ const (
 	PolicyFull    Policy = 1 // every entry, with its origin and version
 	PolicySummary Policy = 2 // the key and this level's unit id
 	PolicyNone    Policy = 3 // nothing
+	// PolicyDigest: a Bloom filter of this level's keys (issue 22); the
+	// parent answers "maybe in this unit" and asks this level.
+	PolicyDigest Policy = 4
 )
 
 func (p Policy) String() string {
@@ -82,18 +85,20 @@ func (p Policy) String() string {
 		return "summary"
 	case PolicyNone:
 		return "none"
+	case PolicyDigest:
+		return "digest"
 	}
 	return fmt.Sprintf("Policy(%d)", uint8(p))
 }
 
-// ParsePolicy parses "full", "summary" or "none".
+// ParsePolicy parses "full", "summary", "digest" or "none".
 func ParsePolicy(s string) (Policy, error) {
-	for _, p := range []Policy{PolicyFull, PolicySummary, PolicyNone} {
+	for _, p := range []Policy{PolicyFull, PolicySummary, PolicyNone, PolicyDigest} {
 		if s == p.String() {
 			return p, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: forwarding policy %q (want full, summary or none)", ErrInvalid, s)
+	return 0, fmt.Errorf("%w: forwarding policy %q (want full, summary, digest or none)", ErrInvalid, s)
 }
 
 // Summarize is what a level of unit u forwards for loc under PolicySummary:

@@ -44,6 +44,11 @@ type ForwarderConfig struct {
 	// Resync, if set, is read for RESYNC from the parent's managers (a
 	// parent that lost its directory): the forwarder re-announces.
 	Resync Inbox
+	// FPRate is the digest policy's false-positive rate (default
+	// DefaultFPRate, 0 < FPRate < 1); MinDigestKeys the smallest key count
+	// a digest is sized for (default DefaultMinDigestKeys).
+	FPRate        float64
+	MinDigestKeys int
 	Logger logrus.FieldLogger
 }
 
@@ -59,6 +64,15 @@ type ForwarderStats struct {
 	Overflows  uint64 // queue overflows (each costs a re-announcement)
 	Resyncs    uint64 // re-announcements completed
 	Generation uint64 // of the last re-announcement
+	// Digest policy: the filter's size, keys, share of bits set, the
+	// false-positive rate that fill gives (fill^k), and rebuilds for
+	// growth. Its DIGEST bytes are Bytes.
+	DigestBits     uint64
+	DigestHashes   uint8
+	DigestKeys     uint64
+	DigestFill     float64
+	DigestFP       float64
+	DigestRebuilds uint64
 }
 
 type fwdKey struct {
@@ -115,6 +129,8 @@ type Forwarder struct {
 	idle       []chan struct{}
 	st         ForwarderStats
 
+	dg        *digestState // PolicyDigest
+
 	unobserve func()
 	wake      chan struct{}
 	ctx       context.Context
@@ -134,7 +150,7 @@ func NewForwarder(up Sender, store *Store, cfg ForwarderConfig) (*Forwarder, err
 		return nil, fmt.Errorf("%w: level %v has no parent to forward to", ErrInvalid, sc.Level)
 	}
 	switch cfg.Policy {
-	case PolicyFull, PolicySummary, PolicyNone:
+	case PolicyFull, PolicySummary, PolicyNone, PolicyDigest:
 	default:
 		return nil, fmt.Errorf("%w: forwarding policy %v", ErrInvalid, cfg.Policy)
 	}
@@ -153,6 +169,15 @@ func NewForwarder(up Sender, store *Store, cfg ForwarderConfig) (*Forwarder, err
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = DefaultSendTimeout
 	}
+	if cfg.FPRate == 0 {
+		cfg.FPRate = DefaultFPRate
+	}
+	if !(cfg.FPRate > 0 && cfg.FPRate < 1) {
+		return nil, fmt.Errorf("%w: false-positive rate %v outside (0, 1)", ErrInvalid, cfg.FPRate)
+	}
+	if cfg.MinDigestKeys <= 0 {
+		cfg.MinDigestKeys = DefaultMinDigestKeys
+	}
 	if cfg.Epoch == nil {
 		cfg.Epoch = func() uint64 { return uint64(time.Now().UnixNano()) }
 	}
@@ -163,8 +188,16 @@ func NewForwarder(up Sender, store *Store, cfg ForwarderConfig) (*Forwarder, err
 	if cfg.Policy == PolicyNone {
 		return f, nil
 	}
+	if cfg.Policy == PolicyDigest {
+		f.dg = &digestState{fp: cfg.FPRate, minKeys: cfg.MinDigestKeys, dirty: make(map[uint32]struct{})}
+	}
 	f.unobserve = store.observe(f.onChange, func() {
-		// Under the store's lock: the counts start from what it holds.
+		// Under the store's lock: the counts (digest: the filter) start
+		// from what it holds.
+		if f.dg != nil {
+			f.dg.build(store)
+			return
+		}
 		store.eachLiveKey(func(k string, n int) { f.counts[strings.Clone(k)] = n })
 	})
 	f.wg.Add(1)
@@ -242,7 +275,14 @@ func (f *Forwarder) Stats() ForwarderStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.st
-	s.Active, s.Pending = f.active, len(f.fifo)
+	s.Active, s.Pending = f.active, f.pendingLocked()
+	if f.dg != nil {
+		cb := f.dg.cb
+		s.DigestBits, s.DigestHashes, s.DigestKeys = cb.m, cb.k, uint64(f.dg.keys)
+		s.DigestFill = cb.fill()
+		s.DigestFP = estimatedFP(s.DigestFill, cb.k)
+		s.DigestRebuilds = f.dg.rebuilds
+	}
 	return s
 }
 
@@ -273,10 +313,23 @@ func (f *Forwarder) kick() {
 func (f *Forwarder) clearLocked() {
 	f.fifo = f.fifo[:0:0]
 	clear(f.items)
+	if f.dg != nil {
+		clear(f.dg.dirty)
+	}
+}
+
+// pendingLocked counts what waits to go up: operations, or under the
+// digest policy changed positions.
+func (f *Forwarder) pendingLocked() int {
+	n := len(f.fifo)
+	if f.dg != nil {
+		n += len(f.dg.dirty)
+	}
+	return n
 }
 
 func (f *Forwarder) idleLocked() bool {
-	return !f.active || (len(f.fifo) == 0 && !f.needResync && !f.busy)
+	return !f.active || (f.pendingLocked() == 0 && !f.needResync && !f.busy)
 }
 
 func (f *Forwarder) notifyIdleLocked() {
@@ -294,6 +347,10 @@ func (f *Forwarder) notifyIdleLocked() {
 func (f *Forwarder) onChange(c Change) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.dg != nil {
+		f.onDigestChange(c)
+		return
+	}
 	if f.cfg.Policy == PolicySummary {
 		d := 0
 		switch live := !c.Removed; {
@@ -426,7 +483,7 @@ func (f *Forwarder) run() {
 		}
 		for {
 			f.mu.Lock()
-			if !f.active || (len(f.fifo) == 0 && !f.needResync) {
+			if !f.active || (f.pendingLocked() == 0 && !f.needResync) {
 				f.busy = false
 				f.notifyIdleLocked()
 				f.mu.Unlock()
@@ -437,6 +494,14 @@ func (f *Forwarder) run() {
 			if f.needResync {
 				f.mu.Unlock()
 				f.resync(actx)
+				continue
+			}
+			if f.dg != nil {
+				b := f.takeDigestLocked()
+				f.mu.Unlock()
+				if b != nil {
+					f.deliver(actx, b, 0)
+				}
 				continue
 			}
 			u, n := f.takeLocked()
@@ -484,9 +549,12 @@ func (f *Forwarder) resync(ctx context.Context) {
 	f.mu.Unlock()
 	f.log.WithFields(logrus.Fields{"generation": gen, "policy": f.cfg.Policy}).Info("directory: re-announcing upward")
 	var ok bool
-	if f.cfg.Policy == PolicySummary {
+	switch f.cfg.Policy {
+	case PolicySummary:
 		ok = f.resyncSummary(ctx, gen, keys)
-	} else {
+	case PolicyDigest:
+		ok = f.resyncDigest(ctx, gen)
+	default:
 		ok = f.resyncFull(ctx, gen)
 	}
 	if ok {

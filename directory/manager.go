@@ -244,6 +244,10 @@ func (m *Manager) handle(msg *rmtp.Message) {
 			m.applySync(msg.Payload, msg.From)
 			return
 		}
+		if err == nil && t == wire.TypeDigest {
+			m.applyDigest(msg.Payload, msg.From)
+			return
+		}
 		if err != nil || t != wire.TypeUpdate {
 			m.malformed.Add(1)
 			return
@@ -523,6 +527,28 @@ func (m *Manager) applySync(b []byte, from rmtp.NodeID) {
 	m.noteChild(sy.Unit, from)
 	if sy.End {
 		m.log.WithFields(logrus.Fields{"child": sy.Unit.String(), "generation": sy.Generation, "dropped": n}).Info("directory: child unit re-announced")
+	}
+}
+
+// applyDigest applies a child unit's DIGEST (Store.ApplyDigest).
+func (m *Manager) applyDigest(b []byte, from rmtp.NodeID) {
+	d, err := wire.ParseDigest(b)
+	if err != nil {
+		m.malformed.Add(1)
+		return
+	}
+	if Level(d.Level) != m.cfg.Store.Level {
+		m.wrongLevel.Add(1)
+		return
+	}
+	if err := m.store.ApplyDigest(&d); err != nil {
+		m.log.WithError(err).Warn("directory: digest refused")
+		return
+	}
+	m.noteChild(d.Unit, from)
+	if d.Flags&wire.DigestEnd != 0 {
+		m.log.WithFields(logrus.Fields{"child": d.Unit.String(), "generation": d.Generation, "bits": d.Bits,
+			"keys": d.Keys}).Info("directory: child unit's digest received")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -81,6 +82,24 @@ type Resolver struct {
 	cfg  ResolverConfig
 	unit Location
 	lvl  Level
+
+	digestAsked, digestFound, falseHits atomic.Uint64
+}
+
+// ResolverStats count the lookups a Resolver resolved through its child
+// units' digests.
+type ResolverStats struct {
+	DigestAsked uint64 // digest matches asked of the child unit
+	DigestFound uint64 // of those, the child had the key
+	// FalseHits: the child answered that it holds no such key (a false
+	// positive of the digest, or a key removed since the digest was
+	// sent); each ended as a miss of that unit.
+	FalseHits uint64
+}
+
+// Stats returns the totals.
+func (r *Resolver) Stats() ResolverStats {
+	return ResolverStats{DigestAsked: r.digestAsked.Load(), DigestFound: r.digestFound.Load(), FalseHits: r.falseHits.Load()}
 }
 
 // NewResolver returns a resolver.
@@ -126,6 +145,18 @@ func (r *Resolver) Resolve(ctx context.Context, q Query) (Resolution, error) {
 			self.Hits++
 		}
 	}
+	// Child units whose digest matches: "maybe there", resolved like a
+	// summary (a unit that also has a summary record is asked once).
+	for _, h := range r.cfg.Store.DigestMatches(q.Key, q.From) {
+		if !q.Down && Contains(h.Location, q.From) {
+			continue // the asker's own unit: it had no hit, or the query would not have climbed
+		}
+		if !slices.ContainsFunc(summaries, func(s Hit) bool { return s.Location == h.Location }) {
+			summaries = append(summaries, h)
+			self.Summaries++
+		}
+	}
+	sortHits(summaries)
 	res.Path = append(res.Path, self)
 	for i, s := range summaries {
 		if i >= maxSummariesPerStep || len(res.Path) >= maxResolveSteps {
@@ -156,7 +187,18 @@ func (r *Resolver) Resolve(ctx context.Context, q Query) (Resolution, error) {
 		res.Path = append(res.Path, sub.Path...)
 		res.Hits = append(res.Hits, sub.Hits...)
 		res.Unresolved = append(res.Unresolved, sub.Unresolved...)
-		if err != nil || len(sub.Hits) == 0 && len(sub.Unresolved) == 0 {
+		none := err == nil && len(sub.Hits) == 0 && len(sub.Unresolved) == 0
+		if s.Maybe {
+			r.digestAsked.Add(1)
+			switch {
+			case none:
+				r.falseHits.Add(1) // the child said no: a miss, not "somewhere there"
+				continue
+			case len(sub.Hits) > 0:
+				r.digestFound.Add(1)
+			}
+		}
+		if err != nil || none {
 			res.Unresolved = append(res.Unresolved, s)
 		}
 	}

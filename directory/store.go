@@ -20,6 +20,8 @@ const (
 	DefaultReannounceGrace = 30 * time.Second
 	DefaultRate            = 20000 // operations per second per origin
 	DefaultBurst           = 50000
+	// DefaultMaxDigestBytes caps the child units' digests a store keeps.
+	DefaultMaxDigestBytes = 1 << 30
 	// maxApplyErrors bounds the errors one ApplyResult keeps.
 	maxApplyErrors = 8
 )
@@ -57,6 +59,9 @@ type StoreConfig struct {
 	// (PublisherConfig.Rate, Burst). Negative Rate disables the limit.
 	Rate  float64
 	Burst float64
+	// MaxDigestBytes caps the bytes of the child units' digests held
+	// (default DefaultMaxDigestBytes); a digest beyond it is refused.
+	MaxDigestBytes int
 	// OnChange, if set, sees every change of a record as it happens:
 	// accepted operations (updates and snapshot merges), expiries and
 	// sweeps. It is the feed issue 8's upward forwarder reads. It runs
@@ -183,6 +188,9 @@ func (c *StoreConfig) fill() error {
 	}
 	if c.TombstoneTTL <= 0 {
 		c.TombstoneTTL = DefaultTombstoneTTL
+	}
+	if c.MaxDigestBytes <= 0 {
+		c.MaxDigestBytes = DefaultMaxDigestBytes
 	}
 	if c.ReannounceGrace <= 0 {
 		c.ReannounceGrace = DefaultReannounceGrace
@@ -317,6 +325,9 @@ type Counters struct {
 	Merged         uint64 // snapshot records applied
 	Resynced       uint64 // records dropped because their child unit re-announced without them
 	Syncs          uint64 // re-announcements of child units completed (SYNC END applied)
+	Digests        uint64 // DIGEST messages applied
+	DigestStale    uint64 // DIGESTs of a generation older than held, or without their BEGIN
+	DigestRefused  uint64 // DIGESTs refused: parameters that changed within a generation, over MaxDigestBytes
 }
 
 // Store is one level's directory: records per (key, origin), versioned per
@@ -344,6 +355,9 @@ type Store struct {
 	observers []*observer
 	// feeders are the child units re-announcing.
 	feeders map[Location]*feeder
+	// digests are the child units' Bloom filters (digest policy).
+	digests     map[Location]*unitDigest
+	digestBytes int
 }
 
 // feeder is the re-announcement state of one child unit (ApplySync).
@@ -358,7 +372,7 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 		return nil, err
 	}
 	return &Store{cfg: cfg, sources: make(map[Location]*source), ids: &idIndex{},
-		ktab: keyTable{seed: maphash.MakeSeed()}, feeders: make(map[Location]*feeder)}, nil
+		ktab: keyTable{seed: maphash.MakeSeed()}, feeders: make(map[Location]*feeder), digests: make(map[Location]*unitDigest)}, nil
 }
 
 // Config returns the filled configuration.
@@ -727,6 +741,10 @@ type Hit struct {
 	Stored   time.Time `json:"stored"`          // when this node stored this version
 	Down     bool      `json:"down"`            // the origin was declared down: the entry is kept but may be unreachable
 	Hops     int       `json:"hops"`            // tree hops from the asking location
+	// Maybe: the unit's digest matches the key (digest policy): it may be
+	// there, and only the unit's manager can say (a false positive is a
+	// miss there).
+	Maybe bool `json:"maybe,omitempty"`
 }
 
 // Lookup returns the live locations of key, nearest first: origins that
