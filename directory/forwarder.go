@@ -49,7 +49,7 @@ type ForwarderConfig struct {
 	// a digest is sized for (default DefaultMinDigestKeys).
 	FPRate        float64
 	MinDigestKeys int
-	Logger logrus.FieldLogger
+	Logger        logrus.FieldLogger
 }
 
 // ForwarderStats are a forwarder's totals.
@@ -129,7 +129,7 @@ type Forwarder struct {
 	idle       []chan struct{}
 	st         ForwarderStats
 
-	dg        *digestState // PolicyDigest
+	dg *digestState // PolicyDigest
 
 	unobserve func()
 	wake      chan struct{}
