@@ -19,6 +19,7 @@ const (
 	ForwardNone    ForwardPolicy = 3
 	// ForwardNoParent: a level 4 manager, or no rmtp.parent configured.
 	ForwardNoParent ForwardPolicy = 4
+	ForwardDigest   ForwardPolicy = 5
 )
 
 // String returns the MIB label.
@@ -32,12 +33,14 @@ func (p ForwardPolicy) String() string {
 		return "none"
 	case ForwardNoParent:
 		return "noParent"
+	case ForwardDigest:
+		return "digest"
 	}
 	return "ForwardPolicy(" + strconv.Itoa(int(p)) + ")"
 }
 
 // Valid reports whether p is one of the MIB's policies.
-func (p ForwardPolicy) Valid() bool { return p >= ForwardFull && p <= ForwardNoParent }
+func (p ForwardPolicy) Valid() bool { return p >= ForwardFull && p <= ForwardDigest }
 
 // ForwardingStats is what smDirectoryHierarchy reports, gathered by the
 // caller from the directory's Forwarder (directory.ForwarderStats) and
@@ -62,6 +65,14 @@ type ForwardingStats struct {
 	// many in flight). From directory.LinkStats summed over the links:
 	// Lookups = Served+Dropped, LookupFailures = Failed+Dropped.
 	Lookups, LookupFailures uint64
+	// Digest policy (ForwardDigest): the filter sent up (size in octets,
+	// keys, share of bits set and the false-positive rate it gives, both
+	// 0..1) and its octets acknowledged; DigestFalseHits, at a parent,
+	// counts digest matches whose unit held no such key.
+	DigestSize, DigestKeys   uint64
+	DigestFill, DigestFPRate float64
+	DigestBytes              uint64
+	DigestFalseHits          uint64
 }
 
 // ForwardingConfig configures smDirectoryHierarchy.
@@ -88,6 +99,20 @@ var hierarchyObjects = []struct {
 	{SmDirectoryForwardResyncs, func(s *ForwardingStats) smi.Value { return smi.Counter64(s.Resyncs) }},
 	{SmDirectoryLookups, func(s *ForwardingStats) smi.Value { return smi.Counter64(s.Lookups) }},
 	{SmDirectoryLookupFailures, func(s *ForwardingStats) smi.Value { return smi.Counter64(s.LookupFailures) }},
+	{SmDirectoryDigestSize, func(s *ForwardingStats) smi.Value { return smi.Gauge32(latch32(s.DigestSize)) }},
+	{SmDirectoryDigestKeys, func(s *ForwardingStats) smi.Value { return smi.Gauge32(latch32(s.DigestKeys)) }},
+	{SmDirectoryDigestFill, func(s *ForwardingStats) smi.Value { return smi.Gauge32(ppm(s.DigestFill)) }},
+	{SmDirectoryDigestFpRate, func(s *ForwardingStats) smi.Value { return smi.Gauge32(ppm(s.DigestFPRate)) }},
+	{SmDirectoryDigestBytesSent, func(s *ForwardingStats) smi.Value { return smi.Counter64(s.DigestBytes) }},
+	{SmDirectoryDigestFalseHits, func(s *ForwardingStats) smi.Value { return smi.Counter64(s.DigestFalseHits) }},
+}
+
+// ppm is a share 0..1 in parts per million (out of range: clamped).
+func ppm(f float64) uint32 {
+	if !(f > 0) {
+		return 0
+	}
+	return uint32(min(f, 1)*1e6 + 0.5)
 }
 
 // truthValue is SNMPv2-TC's TruthValue: true(1), false(2).

@@ -15,13 +15,16 @@ import (
 var hierarchyIDs = []mib.ID{mib.SmDirectoryForwardPolicy, mib.SmDirectoryForwardActive,
 	mib.SmDirectoryForwardPending, mib.SmDirectoryForwardOps, mib.SmDirectoryForwardBytes,
 	mib.SmDirectoryForwardRetries, mib.SmDirectoryForwardOverflows, mib.SmDirectoryForwardResyncs,
-	mib.SmDirectoryLookups, mib.SmDirectoryLookupFailures}
+	mib.SmDirectoryLookups, mib.SmDirectoryLookupFailures,
+	mib.SmDirectoryDigestSize, mib.SmDirectoryDigestKeys, mib.SmDirectoryDigestFill, mib.SmDirectoryDigestFpRate,
+	mib.SmDirectoryDigestBytesSent, mib.SmDirectoryDigestFalseHits}
 
 func TestForwarding(t *testing.T) {
 	tree := agent.NewTree()
 	var reads atomic.Int64
-	s := mib.ForwardingStats{Policy: mib.ForwardSummary, Active: true, Pending: 7, Ops: 1 << 40, Bytes: 5,
-		Retries: 6, Overflows: 8, Resyncs: 9, Lookups: 10, LookupFailures: 3}
+	s := mib.ForwardingStats{Policy: mib.ForwardDigest, Active: true, Pending: 7, Ops: 1 << 40, Bytes: 5,
+		Retries: 6, Overflows: 8, Resyncs: 9, Lookups: 10, LookupFailures: 3,
+		DigestSize: 1 << 33, DigestKeys: 1000, DigestFill: 0.4823, DigestFPRate: 0.00612, DigestBytes: 1 << 35, DigestFalseHits: 11}
 	if err := mib.RegisterForwarding(tree, mib.ForwardingConfig{Stats: func() mib.ForwardingStats {
 		reads.Add(1)
 		return s
@@ -32,8 +35,9 @@ func TestForwarding(t *testing.T) {
 	for i, id := range hierarchyIDs {
 		names[i] = inst(id)
 	}
-	want := []smi.Value{smi.Integer(2), smi.Integer(1), smi.Gauge32(7), smi.Counter64(1 << 40), smi.Counter64(5),
-		smi.Counter64(6), smi.Counter64(8), smi.Counter64(9), smi.Counter64(10), smi.Counter64(3)}
+	want := []smi.Value{smi.Integer(5), smi.Integer(1), smi.Gauge32(7), smi.Counter64(1 << 40), smi.Counter64(5),
+		smi.Counter64(6), smi.Counter64(8), smi.Counter64(9), smi.Counter64(10), smi.Counter64(3),
+		smi.Gauge32(1<<32 - 1), smi.Gauge32(1000), smi.Gauge32(482300), smi.Gauge32(6120), smi.Counter64(1 << 35), smi.Counter64(11)}
 	got := get(t, tree, names...)
 	for i := range want {
 		if !got[i].Equal(want[i]) {
@@ -80,7 +84,7 @@ func TestForwarding(t *testing.T) {
 	// and past the last one leaves it.
 	next, err := tree.GetNext(context.Background(), []agent.Range{
 		{Start: mib.SmDirectoryHierarchy.OID()},
-		{Start: inst(mib.SmDirectoryLookupFailures)},
+		{Start: inst(mib.SmDirectoryDigestFalseHits)},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +93,7 @@ func TestForwarding(t *testing.T) {
 		t.Errorf("GETNEXT at the group's edges = %v", next)
 	}
 
-	odd := get(t, tree, mib.SmDirectoryForwardOps.OID().Append(1), mib.SmDirectoryHierarchy.OID().Append(11, 0))
+	odd := get(t, tree, mib.SmDirectoryForwardOps.OID().Append(1), mib.SmDirectoryHierarchy.OID().Append(17, 0))
 	if odd[0].Type != smi.TypeNoSuchInstance || odd[1].Type != smi.TypeNoSuchObject {
 		t.Errorf("GET of non-instances = %v", odd)
 	}
@@ -139,7 +143,7 @@ func TestRegisterForwardingFails(t *testing.T) {
 // labels equal.
 func TestForwardPolicyMatchesMIB(t *testing.T) {
 	enum := mib.SmDirectoryForwardPolicy.Object().Syntax.Enum
-	if len(enum) != 4 {
+	if len(enum) != 5 {
 		t.Fatalf("smDirectoryForwardPolicy has %d labels in the table", len(enum))
 	}
 	for _, e := range enum {
@@ -148,7 +152,7 @@ func TestForwardPolicyMatchesMIB(t *testing.T) {
 			t.Errorf("smDirectoryForwardPolicy %s(%d): ForwardPolicy(%d) is %q, valid=%v", e.Label, e.Value, e.Value, p, p.Valid())
 		}
 	}
-	if mib.ForwardPolicy(0).Valid() || mib.ForwardPolicy(5).Valid() {
+	if mib.ForwardPolicy(0).Valid() || mib.ForwardPolicy(6).Valid() {
 		t.Error("policies outside the MIB's enumeration are valid")
 	}
 }

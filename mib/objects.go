@@ -172,6 +172,15 @@ const (
 	SmOperatorGroup
 	SmSubtreeGroup
 
+	// Digest forwarding (issue 22).
+	SmDirectoryDigestSize
+	SmDirectoryDigestKeys
+	SmDirectoryDigestFill
+	SmDirectoryDigestFpRate
+	SmDirectoryDigestBytesSent
+	SmDirectoryDigestFalseHits
+	SmDirectoryDigestGroup
+
 	numIDs
 )
 
@@ -277,6 +286,7 @@ var (
 		{"unknown", 0}, {"ipv4", 1}, {"ipv6", 2}, {"ipv4z", 3}, {"ipv6z", 4}, {"dns", 16}}}
 	synInetAddress = Syntax{Type: smi.TypeOctetString, Ranged: true, Min: 0, Max: 255}
 	synTruthValue  = Syntax{Type: smi.TypeInteger, Enum: []Enum{{"true", 1}, {"false", 2}}}
+	synPPM         = Syntax{Type: smi.TypeGauge32, Ranged: true, Min: 0, Max: 1000000}
 )
 
 // Helpers that keep a row of the table on one line.
@@ -381,7 +391,7 @@ var defs = [numIDs]def{
 
 	SmDirectoryHierarchy: node("smDirectoryHierarchy", SmDirectory, 4),
 	SmDirectoryForwardPolicy: scalar("smDirectoryForwardPolicy", SmDirectoryHierarchy, 1, Syntax{Type: smi.TypeInteger,
-		Enum: []Enum{{"full", 1}, {"summary", 2}, {"none", 3}, {"noParent", 4}}}, ReadOnly),
+		Enum: []Enum{{"full", 1}, {"summary", 2}, {"none", 3}, {"noParent", 4}, {"digest", 5}}}, ReadOnly),
 	SmDirectoryForwardActive:    scalar("smDirectoryForwardActive", SmDirectoryHierarchy, 2, synTruthValue, ReadOnly),
 	SmDirectoryForwardPending:   scalar("smDirectoryForwardPending", SmDirectoryHierarchy, 3, synGauge, ReadOnly),
 	SmDirectoryForwardOps:       scalar("smDirectoryForwardOps", SmDirectoryHierarchy, 4, synCounter64, ReadOnly),
@@ -465,6 +475,14 @@ var defs = [numIDs]def{
 	SmSubtreeEnginesUp:      scalar("smSubtreeEnginesUp", SmSubtree, 5, synGauge, ReadOnly),
 	SmSubtreeEnginesSuspect: scalar("smSubtreeEnginesSuspect", SmSubtree, 6, synGauge, ReadOnly),
 	SmSubtreeEnginesDown:    scalar("smSubtreeEnginesDown", SmSubtree, 7, synGauge, ReadOnly),
+
+	SmDirectoryDigestSize:      scalar("smDirectoryDigestSize", SmDirectoryHierarchy, 11, synGauge, ReadOnly),
+	SmDirectoryDigestKeys:      scalar("smDirectoryDigestKeys", SmDirectoryHierarchy, 12, synGauge, ReadOnly),
+	SmDirectoryDigestFill:      scalar("smDirectoryDigestFill", SmDirectoryHierarchy, 13, synPPM, ReadOnly),
+	SmDirectoryDigestFpRate:    scalar("smDirectoryDigestFpRate", SmDirectoryHierarchy, 14, synPPM, ReadOnly),
+	SmDirectoryDigestBytesSent: scalar("smDirectoryDigestBytesSent", SmDirectoryHierarchy, 15, synCounter64, ReadOnly),
+	SmDirectoryDigestFalseHits: scalar("smDirectoryDigestFalseHits", SmDirectoryHierarchy, 16, synCounter64, ReadOnly),
+	SmDirectoryDigestGroup:     kind("smDirectoryDigestGroup", SmGroups, 14, KindGroup),
 
 	SmOperatorGroup: kind("smOperatorGroup", SmGroups, 12, KindGroup),
 	SmSubtreeGroup:  kind("smSubtreeGroup", SmGroups, 13, KindGroup),

@@ -52,6 +52,8 @@ func startParentLink(cfg *config.Config, tr rmtp.Transport, dir *directory.Manag
 		policy = directory.PolicySummary
 	case config.ForwardNone:
 		policy = directory.PolicyNone
+	case config.ForwardDigest:
+		policy = directory.PolicyDigest
 	default:
 		policy = directory.PolicyFull
 	}
@@ -118,6 +120,7 @@ func startParentLink(cfg *config.Config, tr rmtp.Transport, dir *directory.Manag
 	l.stops.push(l.resp.Close)
 	l.fw, err = directory.NewForwarder(l.ep, dir.Store(), directory.ForwarderConfig{
 		Policy: policy,
+		FPRate: cfg.Directory.DigestFPRate,
 		Epoch:  func() uint64 { return term() << 32 },
 		Resync: l.demux.Channel(directory.ChannelUpdates),
 		Logger: log,

@@ -284,13 +284,22 @@ func (n *Node) forwardingStats() mib.ForwardingStats {
 			st.Policy = mib.ForwardSummary
 		case directory.PolicyNone:
 			st.Policy = mib.ForwardNone
+		case directory.PolicyDigest:
+			st.Policy = mib.ForwardDigest
 		default:
 			st.Policy = mib.ForwardFull
 		}
 		fs := p.fw.Stats()
 		st.Active, st.Pending, st.Ops, st.Bytes = fs.Active, uint64(max(fs.Pending, 0)), fs.Ops, fs.Bytes
 		st.Retries, st.Overflows, st.Resyncs = fs.Retries, fs.Overflows, fs.Resyncs
+		if p.policy == directory.PolicyDigest {
+			st.DigestSize, st.DigestKeys, st.DigestBytes = (fs.DigestBits+7)/8, fs.DigestKeys, fs.Bytes
+			st.DigestFill, st.DigestFPRate = fs.DigestFill, fs.DigestFP
+		}
 		links = append(links, p.up.Stats())
+	}
+	if lk != nil {
+		st.DigestFalseHits = lk.res.Stats().FalseHits
 	}
 	if lk != nil && lk.down != nil {
 		links = append(links, lk.down.Stats())

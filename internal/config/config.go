@@ -354,8 +354,13 @@ type Fanout struct {
 
 // Directory configures content location entries (DESIGN.md §7).
 type Directory struct {
-	// Forward is what this level forwards to its parent: full, summary, none.
+	// Forward is what this level forwards to its parent: full, summary,
+	// digest, none.
 	Forward ForwardPolicy `toml:"forward,omitempty"`
+	// DigestFPRate is the false-positive rate of the Bloom filter sent
+	// under forward = "digest" (about 9.6 bits and 7 hashes per key at
+	// 0.01).
+	DigestFPRate float64 `toml:"digest_fp_rate,omitempty"`
 	// MaxEntries caps the entries this node stores.
 	MaxEntries int `toml:"max_entries"`
 	// MaxKeyLen caps a content key (bytes).
@@ -448,6 +453,7 @@ func Default() *Config {
 		},
 		Directory: Directory{
 			Forward:      ForwardFull,
+			DigestFPRate: 0.01,
 			MaxEntries:   1000000,
 			MaxKeyLen:    1024,
 			SNMPMaxRows:  10000,

@@ -57,6 +57,8 @@ func TestDiffCoversSchema(t *testing.T) {
 			v.SetInt(v.Int() + 1)
 		case reflect.Uint32:
 			v.SetUint(v.Uint() + 1)
+		case reflect.Float64:
+			v.SetFloat(v.Float() + 0.5)
 		case reflect.Bool:
 			v.SetBool(!v.Bool())
 		case reflect.Slice:

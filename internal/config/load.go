@@ -104,6 +104,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		{RoleSE, []string{"manager"}, "[manager] applies to role \"manager\" only"},
 		{RoleSE, []string{"rmtp", "parent"}, "[rmtp.parent] applies to role \"manager\" only"},
 		{RoleSE, []string{"directory", "forward"}, "an SE forwards nothing; the forwarding policy is a manager's"},
+		{RoleSE, []string{"directory", "digest_fp_rate"}, "an SE forwards nothing; the digest is a manager's"},
 	} {
 		if cfg.Node.Role == r.role && md.IsDefined(r.key...) {
 			ks := toml.Key(r.key).String()
@@ -273,6 +274,7 @@ func (c *Config) WriteTOML(w io.Writer) error {
 		v.Manager = Manager{}
 		v.RMTP.Parent = Parent{}
 		v.Directory.Forward = ""
+		v.Directory.DigestFPRate = 0
 	case RoleManager:
 		v.SE = SE{}
 	}

@@ -311,16 +311,17 @@ const (
 	ForwardFull    ForwardPolicy = "full"    // every entry
 	ForwardSummary ForwardPolicy = "summary" // the key and this level's unit id
 	ForwardNone    ForwardPolicy = "none"    // nothing
+	ForwardDigest  ForwardPolicy = "digest"  // a Bloom filter of this level's keys
 )
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (p *ForwardPolicy) UnmarshalText(b []byte) error {
 	switch v := ForwardPolicy(b); v {
-	case ForwardFull, ForwardSummary, ForwardNone:
+	case ForwardFull, ForwardSummary, ForwardNone, ForwardDigest:
 		*p = v
 		return nil
 	default:
-		return fmt.Errorf("unknown forwarding policy %q (want \"full\", \"summary\" or \"none\")", string(b))
+		return fmt.Errorf("unknown forwarding policy %q (want \"full\", \"summary\", \"digest\" or \"none\")", string(b))
 	}
 }
 

@@ -443,6 +443,9 @@ func (c *Config) validateDirectory(v *validator) {
 	if err := p.UnmarshalText([]byte(d.Forward)); err != nil {
 		v.add("directory.forward", "%v", err)
 	}
+	if c.Node.Role != RoleSE && !(d.DigestFPRate >= 0.0001 && d.DigestFPRate <= 0.5) {
+		v.add("directory.digest_fp_rate", "must be between 0.0001 and 0.5, got %v", d.DigestFPRate)
+	}
 	v.intRange("directory.max_entries", d.MaxEntries, 1, 100000000)
 	v.intRange("directory.max_key_len", d.MaxKeyLen, 1, 65535)
 	v.intRange("directory.snmp_max_rows", d.SNMPMaxRows, 0, 100000) // mib.MaxDirectoryRows
