@@ -10,7 +10,10 @@
 // downward, the subtree totals (smSubtree) at levels 2, 3 and 4 against
 // what the SEs below count themselves, an SE's death and restart in them,
 // a data center cut off and healed, and the level-2 SM killed during a
-// stream of updates. It owns no product code. It needs root, ip
+// stream of updates; all of it twice, with level 3 forwarding summary
+// (TestHierarchy) and digest (TestHierarchyDigest, issue 22: level 4
+// holds only Bloom filters and resolves every lookup through them). It
+// owns no product code. It needs root, ip
 // and nft; it skips without them, except with CI=true, where it fails.
 //
 // Run: go test -count=1 -v ./test/hierarchy/

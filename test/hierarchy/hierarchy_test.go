@@ -11,12 +11,19 @@ import (
 
 // The 4-level tree of issue 8 in namespaces: what each level stores, lookups
 // across levels, a data center cut off and healed, and a level-2 failover
-// during a stream of updates.
-func TestHierarchy(t *testing.T) {
+// during a stream of updates; level 3 forwards summary.
+func TestHierarchy(t *testing.T) { runHierarchy(t, "summary") }
+
+// TestHierarchyDigest: the same tree, checks and lookups, with level 3
+// forwarding a Bloom filter of its CDN's keys (issue 22): level 4 holds no
+// record, and resolves every lookup through the digests.
+func TestHierarchyDigest(t *testing.T) { runHierarchy(t, "digest") }
+
+func runHierarchy(t *testing.T, l3Forward string) {
 	requireRoot(t)
 	begin := time.Now()
 	nw := newNetwork(t)
-	tr := newTree(t, nw)
+	tr := newTree(t, nw, l3Forward)
 	t.Cleanup(tr.dumpLogs) // runs after the processes were stopped: the logs are complete
 	tr.checkConfigs()
 	t.Logf("network: %d namespaces, %d LANs, built in %v", len(nw.hosts)+2, len(nw.lans), time.Since(begin).Round(time.Millisecond))
@@ -30,13 +37,16 @@ func TestHierarchy(t *testing.T) {
 	tr.startAll()
 	t.Logf("%d processes started in %v", len(tr.order), time.Since(started).Round(time.Millisecond))
 
-	m := &model{records: map[string][]location{}}
+	m := &model{records: map[string][]location{}, digestTop: l3Forward == "digest"}
 	publishInitial(tr, m)
 	took := tr.waitCounts(m, tr.managers(), 15*time.Second)
 	t.Logf("initial %d keys visible at every level %v after the last publish", len(m.records), took.Round(time.Millisecond))
 
 	t.Run("levels", func(t *testing.T) { checkLevels(withT(tr, t), m) })
 	t.Run("lookups", func(t *testing.T) { checkLookups(withT(tr, t)) })
+	if m.digestTop {
+		t.Run("digest objects", func(t *testing.T) { checkDigestObjects(withT(tr, t)) })
+	}
 	t.Run("totals", func(t *testing.T) { checkTotals(withT(tr, t)) })
 	t.Run("partition", func(t *testing.T) { checkPartition(withT(tr, t), m) })
 	t.Run("failover", func(t *testing.T) { checkFailover(withT(tr, t), m) })
@@ -291,6 +301,9 @@ func checkPartition(tr *tree, m *model) {
 		if r, code := tr.lookup(n, added[0], true); code == 0 {
 			t.Errorf("during the cut %s already holds %q at %v: the link was not cut", n.name(), added[0], r.locations())
 		}
+		if n == l4 && m.digestTop {
+			continue // level 4 holds no record under digest
+		}
 		if _, code := tr.lookup(n, removed, true); code != 0 {
 			t.Errorf("during the cut %s already dropped %q: the link was not cut", n.name(), removed)
 		}
@@ -324,6 +337,22 @@ func checkPartition(tr *tree, m *model) {
 		}
 		return ""
 	})
+	if m.digestTop {
+		// Level 4's digest of CDN 2 follows: another CDN finds the added
+		// keys and no longer the removed one.
+		from := tr.node(l1ID(1, 1))
+		waitUntil(t, 20*time.Second, "another CDN resolves the partition's updates through level 4's digest", func() string {
+			for _, k := range added {
+				if r, code := tr.lookup(from, k, false); code != 0 || !slices.Equal(r.locations(), []location{loc}) {
+					return fmt.Sprintf("lookup %q from %s: exit %d, hits %v, path %s", k, from.name(), code, r.locations(), r.pathString())
+				}
+			}
+			if r, code := tr.lookup(from, removed, false); code != 1 {
+				return fmt.Sprintf("removed %q from %s: exit %d, hits %v", removed, from.name(), code, r.locations())
+			}
+			return ""
+		})
+	}
 	t.Logf("partition: cut %v, levels 3 and 4 converged %v after the heal",
 		heal.Sub(cut).Round(time.Millisecond), time.Since(heal).Round(time.Millisecond))
 	tr.waitCounts(m, tr.managers(), 5*time.Second)
@@ -445,4 +474,25 @@ func checkFailover(tr *tree, m *model) {
 		}
 	}
 	tr.waitCounts(m, live, 5*time.Second)
+}
+
+// checkDigestObjects: level 3 says it forwards digest(5) with a filter of
+// its keys, and level 4 resolved the cross-CDN lookups without a false
+// hit at this size (a filter sized for at least 1,024 keys holding a few
+// dozen has a false-positive rate far below 10^-6).
+func checkDigestObjects(tr *tree) {
+	t := tr.t
+	const h = ".1.3.6.1.4.1.8072.9999.9999.42.1.7.4."
+	for c := 1; c <= cdns; c++ {
+		n := tr.node(l3ID(c))
+		v, err := tr.snmpGetAll(n, h+"1.0", h+"11.0", h+"12.0", h+"15.0")
+		if err != nil || len(v) != 4 || v[0] != "5" || v[1] == "0" || v[2] == "0" || v[3] == "0" {
+			t.Errorf("%s smDirectoryForwardPolicy, DigestSize, DigestKeys, DigestBytesSent = %v (%v), want 5 and non-zero", n.name(), v, err)
+		} else {
+			t.Logf("%s: digest of %s octets, %s keys, %s octets sent", n.name(), v[1], v[2], v[3])
+		}
+	}
+	if v, err := tr.snmpGet(tr.node(l4ID), h+"16.0"); err != nil || v != "0" {
+		t.Errorf("level 4 smDirectoryDigestFalseHits = %q (%v), want 0", v, err)
+	}
 }

@@ -12,6 +12,8 @@ import (
 // records (key, SE location) the tree must converge to.
 type model struct {
 	records map[string][]location
+	// digestTop: level 3 forwards digest, so level 4 holds no record.
+	digestTop bool
 }
 
 func (m *model) add(key string, loc location) {
@@ -46,6 +48,9 @@ func (m *model) stores(n *node, key string) []location {
 				out = append(out, l)
 			}
 		case 4:
+			if m.digestTop {
+				continue
+			}
 			s := location{CDN: l.CDN}
 			if !slices.Contains(out, s) {
 				out = append(out, s)

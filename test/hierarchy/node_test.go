@@ -105,6 +105,8 @@ type tree struct {
 	keyFile string
 	nodes   map[uint32]*node
 	order   []*node // start order: top down
+	// l3Forward is level 3's directory.forward ("summary" or "digest").
+	l3Forward string
 }
 
 func (tr *tree) node(id uint32) *node {
@@ -117,9 +119,9 @@ func (tr *tree) node(id uint32) *node {
 
 // newTree lays out the LANs and nodes and writes every configuration; it
 // starts nothing.
-func newTree(t *testing.T, nw *network) *tree {
+func newTree(t *testing.T, nw *network, l3Forward string) *tree {
 	t.Helper()
-	tr := &tree{t: t, net: nw, dir: t.TempDir(), nodes: map[uint32]*node{}}
+	tr := &tree{t: t, net: nw, dir: t.TempDir(), nodes: map[uint32]*node{}, l3Forward: l3Forward}
 	tr.writeKey()
 	// check-config wants every location id set (1..); a level-3 or
 	// level-4 manager's unit keeps only what its level names, so the
@@ -264,8 +266,8 @@ listen = "udp:%s:%d"
 peers = ["udp:%s:%d"]
 
 [directory]
-forward = "summary"
-`, n.ip, l3ParentPort, tr.node(l4ID).ip, l4Port)
+forward = %q
+`, n.ip, l3ParentPort, tr.node(l4ID).ip, l4Port, tr.l3Forward)
 	case kindL4:
 		b.WriteString(`
 [rmtp.parent]
