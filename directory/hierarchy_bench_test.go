@@ -46,7 +46,7 @@ func (s *seenAt) hook(l directory.Level, c *directory.StoreConfig) {
 // headers, ACKs and heartbeats included, less the same LANs' idle
 // traffic over the same time.
 func BenchmarkHierarchyPropagation(b *testing.B) {
-	for _, pol := range []directory.Policy{directory.PolicyFull, directory.PolicySummary} {
+	for _, pol := range []directory.Policy{directory.PolicyFull, directory.PolicySummary, directory.PolicyDigest} {
 		b.Run("level3-"+pol.String(), func(b *testing.B) { benchPropagation(b, pol) })
 	}
 }
@@ -57,6 +57,13 @@ func benchPropagation(b *testing.B, pol directory.Policy) {
 		seen.when[l] = map[string]time.Time{}
 	}
 	tr := buildTree(b, 3, 2, 2, memnet.Faults{}, func(uint32) directory.Policy { return pol }, seen.hook, nil)
+	var watch *digestWatch
+	if pol == directory.PolicyDigest {
+		// Level 4 holds no record: a key is visible there when its CDN's
+		// digest matches it.
+		watch = newDigestWatch(tr.active(directory.Location{}).m.Store(), seen)
+		defer watch.stop()
+	}
 	// Wire bytes per LAN level: taps on every network.
 	var wireBytes [5]atomic.Uint64
 	for u, n := range tr.nets {
@@ -99,6 +106,9 @@ func benchPropagation(b *testing.B, pol directory.Policy) {
 			time.Sleep(d)
 		}
 		published[i] = time.Now()
+		if watch != nil {
+			watch.add(keys[i])
+		}
 		if err := s.pub.Add(directory.Entry{Key: keys[i], Size: 1 << 20}); err != nil {
 			b.Fatal(err)
 		}
@@ -222,4 +232,56 @@ func BenchmarkHierarchyLookup(b *testing.B) {
 			b.ReportMetric(float64(over)/float64(max(in, 1)), "rmtp/inproc")
 		})
 	}
+}
+
+// digestWatch polls a level-4 store for the keys waiting to match a
+// digest and records when each first does (as seenAt's hook does for
+// records).
+type digestWatch struct {
+	mu      sync.Mutex
+	pending []string
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func newDigestWatch(s *directory.Store, seen *seenAt) *digestWatch {
+	w := &digestWatch{done: make(chan struct{})}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		for {
+			select {
+			case <-w.done:
+				return
+			default:
+			}
+			w.mu.Lock()
+			keep := w.pending[:0]
+			for _, k := range w.pending {
+				if len(s.DigestMatches(k, directory.Location{})) > 0 {
+					now := time.Now()
+					seen.mu.Lock()
+					seen.when[4][k] = now
+					seen.mu.Unlock()
+				} else {
+					keep = append(keep, k)
+				}
+			}
+			w.pending = keep
+			w.mu.Unlock()
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	return w
+}
+
+func (w *digestWatch) add(k string) {
+	w.mu.Lock()
+	w.pending = append(w.pending, k)
+	w.mu.Unlock()
+}
+
+func (w *digestWatch) stop() {
+	close(w.done)
+	w.wg.Wait()
 }
