@@ -34,6 +34,7 @@ type farmNet struct {
 	pubs     []*directory.Publisher
 	mutStore func(*directory.StoreConfig)
 	mutPub   func(*directory.PublisherConfig)
+	mutMgr   func(*directory.ManagerConfig)
 }
 
 func memFarm(t testing.TB, f memnet.Faults) *farmNet {
@@ -75,6 +76,9 @@ func (f *farmNet) addManager(id rmtp.NodeID) *directory.Manager {
 		WatchInterval: 20 * time.Millisecond, Logger: testLogger(f.t)}
 	if f.mutStore != nil {
 		f.mutStore(&cfg.Store)
+	}
+	if f.mutMgr != nil {
+		f.mutMgr(&cfg)
 	}
 	m, err := directory.NewManager(ep, cfg, ep)
 	if err != nil {
