@@ -25,7 +25,7 @@ type Endpoint interface {
 
 // Manager defaults.
 const (
-	DefaultTransferTimeout  = 5 * time.Second
+	DefaultTransferTimeout = 5 * time.Second
 	// DefaultTransferRate paces a catch-up: the donor is the active
 	// manager, serving the farm meanwhile (about 20 s for 10^7 entries).
 	DefaultTransferRate     = 32 << 20 // bytes per second

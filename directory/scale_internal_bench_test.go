@@ -164,7 +164,9 @@ func BenchmarkLevel4(b *testing.B) {
 
 type resolverPeer struct{ r *Resolver }
 
-func (p resolverPeer) Resolve(ctx context.Context, q Query) (Resolution, error) { return p.r.Resolve(ctx, q) }
+func (p resolverPeer) Resolve(ctx context.Context, q Query) (Resolution, error) {
+	return p.r.Resolve(ctx, q)
+}
 
 func pctl(d []time.Duration, p float64) time.Duration {
 	slices.Sort(d)
