@@ -124,6 +124,12 @@ type PublisherConfig struct {
 	// ending with SYNC_END, so the managers drop what the previous
 	// incarnation held and this one does not.
 	Initial []Entry
+	// InitialFrom, if set, is called once by NewPublisher, after Initial,
+	// with a function taking one more initial entry at a time: a caller
+	// reading a large list from a file (published.json) streams it in
+	// without holding it twice. An error from it, or from add (a bad key,
+	// more than MaxHeld), fails NewPublisher.
+	InitialFrom func(add func(Entry) error) error
 	// Inbox is read for what the managers send down on ChannelUpdates:
 	// their VERDICTs on this SE's updates and RESYNC requests. Required:
 	// without the verdicts the publisher cannot know its updates were
@@ -323,11 +329,25 @@ func NewPublisher(s Sender, cfg PublisherConfig) (*Publisher, error) {
 		wake: make(chan struct{}, 1), slots: make(chan struct{}, cfg.MaxInFlight), await: make(chan struct{}, cfg.MaxAwaiting),
 		limRate: cfg.Rate, limBurst: cfg.Burst}
 	p.tokens = p.sendBurst(cfg.Burst)
-	for _, e := range cfg.Initial {
+	addInitial := func(e Entry) error {
 		if err := CheckKey(e.Key, cfg.MaxKey); err != nil {
-			return nil, fmt.Errorf("initial entry %q: %w", e.Key, err)
+			return fmt.Errorf("initial entry %q: %w", e.Key, err)
+		}
+		if _, dup := p.held[e.Key]; !dup && len(p.held) >= cfg.MaxHeld {
+			return fmt.Errorf("%w: more than %d initial entries", ErrFull, cfg.MaxHeld)
 		}
 		p.held[e.Key] = &held{size: e.Size, expiry: expiryMillis(e.Expiry)}
+		return nil
+	}
+	for _, e := range cfg.Initial {
+		if err := addInitial(e); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.InitialFrom != nil {
+		if err := cfg.InitialFrom(addInitial); err != nil {
+			return nil, err
+		}
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.mu.Lock()

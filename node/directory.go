@@ -1,10 +1,12 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -41,21 +43,12 @@ const publishedFile = "published.json"
 
 func startContent(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, log logrus.FieldLogger) (*contentSide, error) {
 	c := &contentSide{log: log}
-	var initial []directory.Entry
+	pc := publisherConfig(cfg, nil, demux.Channel(directory.ChannelUpdates), log)
 	if cfg.Node.StateDir != "" {
 		c.saved = filepath.Join(cfg.Node.StateDir, publishedFile)
-		b, err := os.ReadFile(c.saved)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			return nil, fmt.Errorf("published entries: %w", err)
-		default:
-			if err := json.Unmarshal(b, &initial); err != nil {
-				return nil, fmt.Errorf("published entries in %s: %w", c.saved, err)
-			}
-		}
+		pc.InitialFrom = readPublished(c.saved)
 	}
-	pub, err := directory.NewPublisher(ep, publisherConfig(cfg, initial, demux.Channel(directory.ChannelUpdates), log))
+	pub, err := directory.NewPublisher(ep, pc)
 	if err != nil {
 		return nil, err
 	}
@@ -144,11 +137,7 @@ func (c *contentSide) save() {
 	if !dirty || c.saved == "" {
 		return
 	}
-	b, err := json.Marshal(c.pub.Entries())
-	if err == nil {
-		err = statefile.Write(c.saved, b) // a crash leaves the old list or the new
-	}
-	if err != nil {
+	if err := writePublished(c.saved, c.pub.Entries()); err != nil {
 		c.markDirty()
 		c.log.WithError(err).Error("saving the published entries failed; retrying")
 	}
@@ -158,6 +147,70 @@ func (c *contentSide) close() {
 	c.cancel()
 	c.wg.Wait()
 	_ = c.pub.Close()
+}
+
+// readPublished streams the entries of the state file into the
+// publisher, one at a time (10^6 entries are some 60 MB of JSON: neither
+// the file nor a slice of its entries is held beside the publisher's
+// own). A missing file is no entry.
+func readPublished(path string) func(add func(directory.Entry) error) error {
+	return func(add func(directory.Entry) error) error {
+		f, err := os.Open(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("published entries: %w", err)
+		}
+		defer f.Close()
+		dec := json.NewDecoder(bufio.NewReaderSize(f, 256<<10))
+		bad := func(err error) error {
+			return fmt.Errorf("published entries in %s at byte %d: %w", path, dec.InputOffset(), err)
+		}
+		if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+			if err == nil {
+				err = fmt.Errorf("want a JSON array, got %v", t)
+			}
+			return bad(err)
+		}
+		for dec.More() {
+			var e directory.Entry
+			if err := dec.Decode(&e); err != nil {
+				return bad(err)
+			}
+			if err := add(e); err != nil {
+				return bad(err)
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return bad(err)
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return bad(fmt.Errorf("data after the array"))
+		}
+		return nil
+	}
+}
+
+// writePublished replaces the state file with entries, encoded one at a
+// time into the file (no second copy of the list as JSON in memory).
+func writePublished(path string, entries []directory.Entry) error {
+	return statefile.WriteFunc(path, func(w io.Writer) error { // a crash leaves the old list or the new
+		bw := bufio.NewWriterSize(w, 256<<10)
+		bw.WriteByte('[')
+		for i := range entries {
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			b, err := json.Marshal(&entries[i])
+			if err != nil {
+				return err
+			}
+			bw.Write(b)
+		}
+		bw.WriteByte(']')
+		return bw.Flush()
+	})
 }
 
 // startDirectory runs a manager's directory of its level and catches up

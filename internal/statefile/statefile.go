@@ -6,12 +6,22 @@
 package statefile
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 )
 
 // Write replaces path with data atomically and durably.
 func Write(path string, data []byte) error {
+	return WriteFunc(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFunc is Write with the content written by write, so a large file
+// need not be held in memory first.
+func WriteFunc(path string, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -22,7 +32,7 @@ func Write(path string, data []byte) error {
 		tmp.Close()
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
+	if err := write(tmp); err != nil {
 		tmp.Close()
 		return err
 	}
