@@ -101,6 +101,9 @@ type Manager struct {
 	chunksRecv, bytesRecv, catchUps                                atomic.Uint64
 	verdictsSent, verdictsDropped, verdictsUnacked                 atomic.Uint64
 	refusalEpisodes                                                atomic.Uint64
+	// full: the store refused adds at MaxEntries since the last check
+	// (logged once when it starts, once when there is room again).
+	full atomic.Bool
 
 	// Verdicts waiting to go down (farm level), and the SEs' refusal
 	// episodes.
@@ -279,6 +282,7 @@ func (m *Manager) handle(msg *rmtp.Message) {
 		// per episode (noteRefusals): a line per update would be a line
 		// per packet under a flood.
 		res := m.store.Apply(&u, uint32(msg.From), msg.Incarnation, m.cfg.Now())
+		m.noteFull(&res)
 		if farm && hasOps(&u) {
 			// The SE counts an update done when every manager accepted
 			// it; a refused one it sends again (flow control, not loss).
@@ -365,6 +369,10 @@ func (m *Manager) timers() {
 			now := m.cfg.Now()
 			m.store.Maintain(now)
 			m.endEpisodes(now)
+			if m.full.Load() && m.store.Count() < m.cfg.Store.MaxEntries {
+				m.full.Store(false)
+				m.log.WithField("entries", m.store.Count()).Info("directory: below max_entries again; new entries accepted")
+			}
 		case <-watch.C:
 			if m.cfg.Store.Level == LevelFarm { // above it the "engines" are child managers, not origins
 				m.watch(down)
@@ -545,6 +553,23 @@ func (m *Manager) applySync(b []byte, from rmtp.NodeID) {
 	m.noteChild(sy.Unit, from)
 	if sy.End {
 		m.log.WithFields(logrus.Fields{"child": sy.Unit.String(), "generation": sy.Generation, "dropped": n}).Info("directory: child unit re-announced")
+	}
+}
+
+// noteFull logs, once per episode, that the directory reached its cap
+// (directory.max_entries) and refuses new entries: a farm's SEs are told
+// for each update (its VERDICT counts them refused for good, publish
+// -wait exits 1), a child level's forwarder is not, so the log line is
+// what an operator of either sees first (smDirectoryRejectedOps counts).
+func (m *Manager) noteFull(res *ApplyResult) {
+	for _, err := range res.Errs {
+		if errors.Is(err, ErrFull) {
+			if !m.full.Swap(true) {
+				m.log.WithFields(logrus.Fields{"max_entries": m.cfg.Store.MaxEntries, "entries": m.store.Count()}).
+					Warn("directory: full; new entries refused until some are removed or expire (raise directory.max_entries)")
+			}
+			return
+		}
 	}
 }
 
