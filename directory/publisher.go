@@ -225,7 +225,8 @@ type Publisher struct {
 	held      map[string]*held
 	seq       uint64
 	pending   []pendingOp
-	pidx      map[string]int
+	pidx      map[string]int // key -> pbase + its index in pending
+	pbase     int            // operations taken from the front of pending so far
 	syncBegin bool
 	syncLeft  int // operations from the queue's front that belong to the re-announcement
 	syncEnd   bool
@@ -511,10 +512,11 @@ func (p *Publisher) queueLocked(op wire.Op, h *held) {
 	op.Seq = p.seq
 	h.ver = Version{p.cfg.Incarnation, p.seq}
 	if i, ok := p.pidx[op.Key]; ok {
+		i -= p.pbase
 		p.pending[i] = pendingOp{op: op, since: p.pending[i].since}
 		p.st.Coalesced++
 	} else {
-		p.pidx[op.Key] = len(p.pending)
+		p.pidx[op.Key] = p.pbase + len(p.pending)
 		p.pending = append(p.pending, pendingOp{op: op, since: op.Seq})
 	}
 	p.kick()
@@ -667,10 +669,12 @@ func (p *Publisher) take() (*flight, wire.GroupFlags) {
 	for _, o := range f.ops {
 		delete(p.pidx, o.op.Key)
 	}
-	p.pending = slices.Delete(p.pending, 0, n)
-	for k, i := range p.pidx {
-		p.pidx[k] = i - n
-	}
+	// Taking from the front costs the batch, not the queue: a
+	// re-announcement of 10^6 entries re-indexed every waiting key for
+	// each of its thousand batches (71 s instead of 20 at 50,000/s).
+	clear(p.pending[:n])
+	p.pending = p.pending[n:]
+	p.pbase += n
 	var flags wire.GroupFlags
 	if p.syncBegin {
 		flags |= wire.SyncBegin
