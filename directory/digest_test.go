@@ -213,3 +213,29 @@ func TestHierarchyDigest(t *testing.T) {
 		}
 	})
 }
+
+// TestHierarchyMixedPolicies: one tree, three policies at level 3 → 4
+// (CDN 1 digest, CDN 2 summary, CDN 3 full): level 4 holds CDN 3's
+// records, CDN 2's summaries and CDN 1's digest, and every key is found
+// from every other CDN, through whichever each CDN forwards.
+func TestHierarchyMixedPolicies(t *testing.T) {
+	checkNoLeak(t)
+	policy3 := func(c uint32) directory.Policy {
+		return [...]directory.Policy{1: directory.PolicyDigest, 2: directory.PolicySummary, 3: directory.PolicyFull}[c]
+	}
+	tr := buildTree(t, 3, 2, 2, memnet.Faults{Loss: 0.02, Dup: 0.01, Reorder: 0.01}, policy3, nil, nil)
+	for _, s := range tr.ses {
+		for i := range 10 {
+			if err := s.pub.Add(directory.Entry{Key: hkey(s.loc, i), Size: uint64(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tr.flushSEs()
+	tr.converge("level 4 holds CDN 3's records and CDN 2's summaries")
+	tr.eventually("every key from every other CDN", func() string { return tr.crossCDN(nil) })
+	l4 := tr.active(directory.Location{})
+	if ds := l4.m.Store().Digests(); len(ds) != 1 || ds[0].Unit != (directory.Location{CDN: 1}) || ds[0].Keys != 40 {
+		t.Fatalf("level 4 digests %+v, want CDN 1's of 40 keys", ds)
+	}
+}
