@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"github.com/smsnmpd/smsnmpd/directory/wire"
 )
@@ -40,6 +41,13 @@ type digestState struct {
 	gen      uint64 // of the last full send
 	buf      []uint32
 	rebuilds uint64
+	// During a rebuild (off the store's lock): the keys that changed
+	// since the rebuild's snapshot, with whether each was live in it.
+	building bool
+	changed  map[string]bool
+	// testHold, if set, runs in a rebuild between the snapshot and the
+	// settling (tests: changes land in between).
+	testHold func()
 }
 
 // build sizes and fills the filter from the store's live keys (under the
@@ -74,6 +82,11 @@ func (f *Forwarder) onDigestChange(c Change) {
 	}
 	n := f.store.liveRecords(c.Key)
 	dg := f.dg
+	if dg.building {
+		if _, seen := dg.changed[c.Key]; !seen {
+			dg.changed[strings.Clone(c.Key)] = d == -1 // leaving now: it was live at the snapshot
+		}
+	}
 	flip := func(i uint32) {
 		if f.active && !f.needResync {
 			dg.dirty[i] = struct{}{}
@@ -83,12 +96,8 @@ func (f *Forwarder) onDigestChange(c Change) {
 	case d == 1 && n == 1:
 		dg.keys++
 		dg.buf = dg.cb.add(c.Key, dg.buf, flip)
-		if dg.keys >= 2*dg.capKeys {
-			dg.build(f.store)
-			dg.rebuilds++
-			f.resyncLocked()
-			f.log.WithFields(map[string]any{"keys": dg.keys, "bits": dg.cb.m, "hashes": dg.cb.k}).Info("directory: digest rebuilt for twice its keys")
-			return
+		if dg.keys >= 2*dg.capKeys && !dg.building {
+			f.startRebuild()
 		}
 	case d == -1 && n == 0:
 		dg.keys--
@@ -104,6 +113,56 @@ func (f *Forwarder) onDigestChange(c Change) {
 	if len(dg.dirty) > 0 {
 		f.kick()
 	}
+}
+
+// startRebuild sizes a new filter for the keys there are now and fills
+// it off the store's lock (hashing 10^7 keys takes seconds): it takes
+// the keys as views (the arena never writes over them) under the lock,
+// which the feed holds here, and the changes from then on are noted in
+// changed; the old filter keeps serving until the new one replaces it.
+func (f *Forwarder) startRebuild() {
+	dg := f.dg
+	keys := make([]string, 0, dg.keys)
+	f.store.eachLiveKey(func(k string, _ int) { keys = append(keys, k) })
+	dg.building, dg.changed = true, make(map[string]bool)
+	f.wg.Add(1)
+	go f.rebuild(keys)
+}
+
+func (f *Forwarder) rebuild(keys []string) {
+	defer f.wg.Done()
+	dg := f.dg
+	capKeys := max(len(keys), dg.minKeys)
+	m, k := bloomSize(capKeys, dg.fp)
+	nb := newCountingBloom(bloomParams{k: k, seed: rand.Uint64(), m: m})
+	var buf []uint32
+	for i, key := range keys {
+		if i%4096 == 0 && f.ctx.Err() != nil {
+			return
+		}
+		buf = nb.add(key, buf, nil)
+	}
+	if dg.testHold != nil {
+		dg.testHold()
+	}
+	// The store's lock first, as the feed takes them: the changes since
+	// the snapshot are settled against what the store holds now.
+	f.store.mu.Lock()
+	defer f.store.mu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for key, wasLive := range dg.changed {
+		switch live := f.store.liveRecords(key) > 0; {
+		case wasLive && !live:
+			buf = nb.remove(key, buf, nil)
+		case !wasLive && live:
+			buf = nb.add(key, buf, nil)
+		}
+	}
+	dg.cb, dg.capKeys, dg.building, dg.changed = nb, capKeys, false, nil
+	dg.rebuilds++
+	f.resyncLocked()
+	f.log.WithFields(map[string]any{"keys": dg.keys, "bits": m, "hashes": k}).Info("directory: digest rebuilt for twice its keys")
 }
 
 // resyncLocked asks for a full send (when active).
