@@ -133,7 +133,8 @@
 //     that reached 15 stays, so no key's bit is ever cleared while the
 //     key is in), sized for its key count at ForwarderConfig.FPRate
 //     (default 1 %: 9.6 bits and 7 hashes per key) and rebuilt with a new
-//     seed when the keys reach twice that. The algorithm, k, m and the
+//     seed when the keys reach twice that (filled off the store's lock;
+//     the old filter serves meanwhile). The algorithm, k, m and the
 //     seed travel with every DIGEST. The parent keeps the last complete
 //     generation per child unit (Store.ApplyDigest) and answers from it
 //     while the next one arrives. A level that receives digests forwards
