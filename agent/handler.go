@@ -6,24 +6,6 @@ import (
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
-// Range is an AgentX search range (RFC 2741 §5.2): the object sought is the
-// first one after Start (or at Start when Include) and before End. A nil or
-// empty End means no upper bound. SNMP GETNEXT is the range (name, false, nil).
-type Range struct {
-	Start   smi.OID
-	Include bool
-	End     smi.OID
-}
-
-// contains reports whether o lies inside the range.
-func (r Range) contains(o smi.OID) bool {
-	c := o.Compare(r.Start)
-	if c < 0 || (c == 0 && !r.Include) {
-		return false
-	}
-	return len(r.End) == 0 || o.Compare(r.End) < 0
-}
-
 // Handler serves every OID under the root it is registered at. Requests are
 // batched: one SNMP request touching 128 objects of a handler is one call,
 // so a handler backed by a multicast to a farm sends one transaction, not 128.
@@ -34,20 +16,13 @@ type Handler interface {
 	// Get returns one value per name, in order. A name without a value gets
 	// smi.NoSuchInstance() (or smi.NoSuchObject() when the object itself
 	// does not exist). A non-nil error fails the whole request with genErr,
-	// or with the status of a *smi.SetError.
+	// or with the status of a *smi.Error.
 	Get(ctx context.Context, names []smi.OID) ([]smi.Value, error)
 	// GetNext returns, per range, the first instance of this handler's
 	// subtree inside the range, or a VarBind whose value is
 	// smi.EndOfMibView() when the handler holds none there. The Tree checks
 	// the answer and moves on to the next handler on endOfMibView.
-	GetNext(ctx context.Context, ranges []Range) ([]smi.VarBind, error)
-}
-
-// TxID names one SET transaction across its phases. The AgentX session uses
-// its session and transaction ids; the UDP agent numbers its own requests.
-type TxID struct {
-	Session     uint32
-	Transaction uint32
+	GetNext(ctx context.Context, ranges []smi.Range) ([]smi.VarBind, error)
 }
 
 // Setter is implemented by handlers with writable objects. The Tree calls the
@@ -55,14 +30,14 @@ type TxID struct {
 // this handler's subtree (in request order):
 // TestSet, then either CommitSet or (on any failure) nothing, then UndoSet if
 // any CommitSet failed, and always CleanupSet last. A failing phase returns
-// the index (into vbs) of the offending varbind and an error, a *smi.SetError
+// the index (into vbs) of the offending varbind and an error, a *smi.Error
 // to choose the error status. Reservations made in TestSet must be released
 // by CleanupSet.
 type Setter interface {
-	TestSet(ctx context.Context, tx TxID, vbs []smi.VarBind) (int, error)
-	CommitSet(ctx context.Context, tx TxID, vbs []smi.VarBind) (int, error)
-	UndoSet(ctx context.Context, tx TxID, vbs []smi.VarBind) (int, error)
-	CleanupSet(ctx context.Context, tx TxID, vbs []smi.VarBind)
+	TestSet(ctx context.Context, tx smi.TxID, vbs []smi.VarBind) (int, error)
+	CommitSet(ctx context.Context, tx smi.TxID, vbs []smi.VarBind) (int, error)
+	UndoSet(ctx context.Context, tx smi.TxID, vbs []smi.VarBind) (int, error)
+	CleanupSet(ctx context.Context, tx smi.TxID, vbs []smi.VarBind)
 }
 
 // Local is implemented by handlers that answer from memory and never block

@@ -19,14 +19,14 @@ type Scalar struct {
 	// Type is the object's syntax type; a SET of another type is wrongType.
 	Type smi.Type
 	// Check validates a new value in the test phase (range, length,
-	// enumeration); return a *smi.SetError such as wrongValue. Optional.
+	// enumeration); return a *smi.Error such as wrongValue. Optional.
 	Check func(v smi.Value) error
 	// Set applies a value in the commit phase, and the old value again in
 	// the undo phase. nil makes the object read-only.
 	Set func(ctx context.Context, v smi.Value) error
 
 	mu  sync.Mutex
-	old map[TxID]smi.Value // value before commit, per transaction, for undo
+	old map[smi.TxID]smi.Value // value before commit, per transaction, for undo
 }
 
 // Const is a read-only scalar with a fixed value.
@@ -68,10 +68,10 @@ func (h *scalarHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Value, 
 	return out, nil
 }
 
-func (h *scalarHandler) GetNext(ctx context.Context, ranges []Range) ([]smi.VarBind, error) {
+func (h *scalarHandler) GetNext(ctx context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	out := make([]smi.VarBind, len(ranges))
 	for i, r := range ranges {
-		if !r.contains(h.inst) {
+		if !r.Contains(h.inst) {
 			out[i] = smi.VarBind{Name: r.Start, Value: smi.EndOfMibView()}
 			continue
 		}
@@ -84,7 +84,7 @@ func (h *scalarHandler) GetNext(ctx context.Context, ranges []Range) ([]smi.VarB
 	return out, nil
 }
 
-func (h *scalarHandler) TestSet(_ context.Context, _ TxID, vbs []smi.VarBind) (int, error) {
+func (h *scalarHandler) TestSet(_ context.Context, _ smi.TxID, vbs []smi.VarBind) (int, error) {
 	for i, vb := range vbs {
 		switch {
 		case h.s.Set == nil:
@@ -105,14 +105,14 @@ func (h *scalarHandler) TestSet(_ context.Context, _ TxID, vbs []smi.VarBind) (i
 	return 0, nil
 }
 
-func (h *scalarHandler) CommitSet(ctx context.Context, tx TxID, vbs []smi.VarBind) (int, error) {
+func (h *scalarHandler) CommitSet(ctx context.Context, tx smi.TxID, vbs []smi.VarBind) (int, error) {
 	old, err := h.s.Value(ctx)
 	if err != nil {
 		return 0, err
 	}
 	h.s.mu.Lock()
 	if h.s.old == nil {
-		h.s.old = make(map[TxID]smi.Value)
+		h.s.old = make(map[smi.TxID]smi.Value)
 	}
 	h.s.old[tx] = old
 	h.s.mu.Unlock()
@@ -128,7 +128,7 @@ func (h *scalarHandler) CommitSet(ctx context.Context, tx TxID, vbs []smi.VarBin
 	return 0, nil
 }
 
-func (h *scalarHandler) UndoSet(ctx context.Context, tx TxID, _ []smi.VarBind) (int, error) {
+func (h *scalarHandler) UndoSet(ctx context.Context, tx smi.TxID, _ []smi.VarBind) (int, error) {
 	h.s.mu.Lock()
 	old, ok := h.s.old[tx]
 	h.s.mu.Unlock()
@@ -138,7 +138,7 @@ func (h *scalarHandler) UndoSet(ctx context.Context, tx TxID, _ []smi.VarBind) (
 	return 0, h.s.Set(ctx, old)
 }
 
-func (h *scalarHandler) CleanupSet(_ context.Context, tx TxID, _ []smi.VarBind) {
+func (h *scalarHandler) CleanupSet(_ context.Context, tx smi.TxID, _ []smi.VarBind) {
 	h.s.mu.Lock()
 	delete(h.s.old, tx)
 	h.s.mu.Unlock()

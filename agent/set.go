@@ -25,9 +25,9 @@ type setGroup struct {
 
 // TestSet runs the test phase of transaction tx: every varbind is checked
 // by the handler owning it, which reserves what COMMIT will need. On
-// failure the error is a *RequestError naming the varbind; the caller must
+// failure the error is a *smi.Error naming the varbind; the caller must
 // still call CleanupSet.
-func (t *Tree) TestSet(ctx context.Context, tx TxID, vbs []smi.VarBind) error {
+func (t *Tree) TestSet(ctx context.Context, tx smi.TxID, vbs []smi.VarBind) error {
 	st := &setTx{started: t.now(), vbs: vbs}
 	if err := t.addSet(tx, st); err != nil {
 		return err
@@ -36,10 +36,10 @@ func (t *Tree) TestSet(ctx context.Context, tx TxID, vbs []smi.VarBind) error {
 	for i, vb := range vbs {
 		reg := t.lookup(vb.Name)
 		if reg == nil {
-			return &RequestError{Status: smi.NotWritable, Index: i, Err: fmt.Errorf("set %s: no such object", vb.Name)}
+			return &smi.Error{Status: smi.NotWritable, Index: i, Err: fmt.Errorf("set %s: no such object", vb.Name)}
 		}
 		if _, ok := reg.h.(Setter); !ok {
-			return &RequestError{Status: smi.NotWritable, Index: i, Err: fmt.Errorf("set %s: read-only subtree", vb.Name)}
+			return &smi.Error{Status: smi.NotWritable, Index: i, Err: fmt.Errorf("set %s: read-only subtree", vb.Name)}
 		}
 		regs[i] = reg
 	}
@@ -66,10 +66,10 @@ func (t *Tree) TestSet(ctx context.Context, tx TxID, vbs []smi.VarBind) error {
 // CommitSet runs the commit phase of a transaction that passed TestSet.
 // Every group is committed even after a failure, so that UndoSet has one
 // consistent notion of what was attempted.
-func (t *Tree) CommitSet(ctx context.Context, tx TxID) error {
+func (t *Tree) CommitSet(ctx context.Context, tx smi.TxID) error {
 	st, err := t.getSet(tx)
 	if err != nil {
-		return &RequestError{Status: smi.CommitFailed, Err: err}
+		return &smi.Error{Status: smi.CommitFailed, Err: err}
 	}
 	for _, g := range st.groups {
 		if err := waitFor(ctx, g.reg, g.idx[0], smi.CommitFailed); err != nil {
@@ -84,10 +84,10 @@ func (t *Tree) CommitSet(ctx context.Context, tx TxID) error {
 }
 
 // UndoSet reverts every group that was committed.
-func (t *Tree) UndoSet(ctx context.Context, tx TxID) error {
+func (t *Tree) UndoSet(ctx context.Context, tx smi.TxID) error {
 	st, err := t.getSet(tx)
 	if err != nil {
-		return &RequestError{Status: smi.UndoFailed, Err: err}
+		return &smi.Error{Status: smi.UndoFailed, Err: err}
 	}
 	var first error
 	for _, g := range st.groups {
@@ -109,7 +109,7 @@ func (t *Tree) UndoSet(ctx context.Context, tx TxID) error {
 
 // CleanupSet ends the transaction: every handler that saw TestSet releases
 // its reservations. It has no answer, as in AgentX.
-func (t *Tree) CleanupSet(ctx context.Context, tx TxID) {
+func (t *Tree) CleanupSet(ctx context.Context, tx smi.TxID) {
 	t.setMu.Lock()
 	st := t.sets[tx]
 	delete(t.sets, tx)
@@ -130,7 +130,7 @@ func (t *Tree) CleanupSet(ctx context.Context, tx TxID) {
 // agent): test, commit, undo on a failed commit, cleanup. Per RFC 3416
 // §4.2.5 a failed commit answers commitFailed when the undo worked and
 // undoFailed when it did not.
-func (t *Tree) Set(ctx context.Context, tx TxID, vbs []smi.VarBind) error {
+func (t *Tree) Set(ctx context.Context, tx smi.TxID, vbs []smi.VarBind) error {
 	defer t.CleanupSet(context.WithoutCancel(ctx), tx)
 	if err := t.TestSet(ctx, tx, vbs); err != nil {
 		return err
@@ -139,11 +139,11 @@ func (t *Tree) Set(ctx context.Context, tx TxID, vbs []smi.VarBind) error {
 		// Undo must run even when the request's context is done: a
 		// half-applied SET is worse than a late answer.
 		uctx := context.WithoutCancel(ctx)
-		_, idx := StatusOf(err)
+		_, idx := smi.StatusOf(err)
 		if uerr := t.UndoSet(uctx, tx); uerr != nil {
-			return &RequestError{Status: smi.UndoFailed, Index: idx, Err: fmt.Errorf("%w (after %v)", uerr, err)}
+			return &smi.Error{Status: smi.UndoFailed, Index: idx, Err: fmt.Errorf("%w (after %v)", uerr, err)}
 		}
-		return &RequestError{Status: smi.CommitFailed, Index: idx, Err: err}
+		return &smi.Error{Status: smi.CommitFailed, Index: idx, Err: err}
 	}
 	return nil
 }
@@ -153,14 +153,14 @@ func (g *setGroup) fail(j int, err error, def smi.ErrorStatus, phase string) err
 	if j >= 0 && j < len(g.idx) {
 		idx = g.idx[j]
 	}
-	return &RequestError{Status: statusFor(err, def), Index: idx, Err: fmt.Errorf("%s %s: %w", phase, g.reg.root, err)}
+	return &smi.Error{Status: statusFor(err, def), Index: idx, Err: fmt.Errorf("%s %s: %w", phase, g.reg.root, err)}
 }
 
 // addSet records a new transaction. When the table is full, transactions
 // abandoned for longer than PendingSetTTL are cleaned up first, so handlers
 // release what they reserved for a master that went away mid-SET.
-func (t *Tree) addSet(tx TxID, st *setTx) error {
-	var expired []TxID
+func (t *Tree) addSet(tx smi.TxID, st *setTx) error {
+	var expired []smi.TxID
 	defer func() {
 		for _, id := range expired {
 			t.CleanupSet(context.Background(), id)
@@ -169,7 +169,7 @@ func (t *Tree) addSet(tx TxID, st *setTx) error {
 	t.setMu.Lock()
 	defer t.setMu.Unlock()
 	if _, dup := t.sets[tx]; dup {
-		return &RequestError{Status: smi.GenErr, Err: fmt.Errorf("set transaction %v already in progress", tx)}
+		return &smi.Error{Status: smi.GenErr, Err: fmt.Errorf("set transaction %v already in progress", tx)}
 	}
 	if len(t.sets) >= MaxPendingSets {
 		cutoff := t.now().Add(-PendingSetTTL)
@@ -179,19 +179,19 @@ func (t *Tree) addSet(tx TxID, st *setTx) error {
 			}
 		}
 		if len(t.sets)-len(expired) >= MaxPendingSets {
-			return &RequestError{Status: smi.ResourceUnavailable, Err: fmt.Errorf("%d set transactions in progress", len(t.sets))}
+			return &smi.Error{Status: smi.ResourceUnavailable, Err: fmt.Errorf("%d set transactions in progress", len(t.sets))}
 		}
 	}
 	t.sets[tx] = st
 	return nil
 }
 
-func (t *Tree) getSet(tx TxID) (*setTx, error) {
+func (t *Tree) getSet(tx smi.TxID) (*setTx, error) {
 	t.setMu.Lock()
 	defer t.setMu.Unlock()
 	st := t.sets[tx]
 	if st == nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnknownTx, tx)
+		return nil, fmt.Errorf("%w: %v", smi.ErrUnknownTx, tx)
 	}
 	return st, nil
 }

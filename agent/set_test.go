@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agenttest"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
@@ -44,8 +43,8 @@ func TestSetPhases(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			tr := agenttest.New(agenttest.Options{})
-			err := tr.Set(ctx, agent.TxID{Transaction: uint32(i)}, c.vbs)
-			st, idx := agent.StatusOf(err)
+			err := tr.Set(ctx, smi.TxID{Transaction: uint32(i)}, c.vbs)
+			st, idx := smi.StatusOf(err)
 			if st != c.wantStatus || (err != nil && idx != c.wantIndex) {
 				t.Fatalf("Set = %v (status %v index %d), want %v index %d", err, st, idx, c.wantStatus, c.wantIndex)
 			}
@@ -62,11 +61,11 @@ func TestSetPhases(t *testing.T) {
 func TestSetPhaseErrorsForUnknownTransactions(t *testing.T) {
 	ctx := context.Background()
 	tr := agenttest.New(agenttest.Options{})
-	tx := agent.TxID{Session: 1, Transaction: 1}
-	if st, _ := agent.StatusOf(tr.CommitSet(ctx, tx)); st != smi.CommitFailed {
+	tx := smi.TxID{Session: 1, Transaction: 1}
+	if st, _ := smi.StatusOf(tr.CommitSet(ctx, tx)); st != smi.CommitFailed {
 		t.Errorf("commit of unknown transaction: %v", st)
 	}
-	if st, _ := agent.StatusOf(tr.UndoSet(ctx, tx)); st != smi.UndoFailed {
+	if st, _ := smi.StatusOf(tr.UndoSet(ctx, tx)); st != smi.UndoFailed {
 		t.Errorf("undo of unknown transaction: %v", st)
 	}
 	tr.CleanupSet(ctx, tx) // must not panic
@@ -74,7 +73,7 @@ func TestSetPhaseErrorsForUnknownTransactions(t *testing.T) {
 	if err := tr.TestSet(ctx, tx, vbs); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := agent.StatusOf(tr.TestSet(ctx, tx, vbs)); st != smi.GenErr {
+	if st, _ := smi.StatusOf(tr.TestSet(ctx, tx, vbs)); st != smi.GenErr {
 		t.Errorf("second TestSet with the same transaction id: %v, want genErr", st)
 	}
 	tr.CleanupSet(ctx, tx)

@@ -116,7 +116,7 @@ func (t *Table) Get(_ context.Context, names []smi.OID) ([]smi.Value, error) {
 }
 
 // GetNext implements Handler.
-func (t *Table) GetNext(_ context.Context, ranges []Range) ([]smi.VarBind, error) {
+func (t *Table) GetNext(_ context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	out := make([]smi.VarBind, len(ranges))
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -126,7 +126,7 @@ func (t *Table) GetNext(_ context.Context, ranges []Range) ([]smi.VarBind, error
 	return out, nil
 }
 
-func (t *Table) next(r Range) smi.VarBind {
+func (t *Table) next(r smi.Range) smi.VarBind {
 	end := smi.VarBind{Name: r.Start, Value: smi.EndOfMibView()}
 	startCol, startIdx, inside := uint32(0), smi.OID(nil), false
 	switch {

@@ -25,7 +25,7 @@ type Tree struct {
 	regs *oidMap[*registration]
 
 	setMu sync.Mutex
-	sets  map[TxID]*setTx
+	sets  map[smi.TxID]*setTx
 	now   func() time.Time
 }
 
@@ -36,7 +36,7 @@ type registration struct {
 
 // NewTree returns an empty tree.
 func NewTree() *Tree {
-	return &Tree{regs: newOIDMap[*registration](), sets: make(map[TxID]*setTx), now: time.Now}
+	return &Tree{regs: newOIDMap[*registration](), sets: make(map[smi.TxID]*setTx), now: time.Now}
 }
 
 // Register makes h answer for every OID under root. It fails with
@@ -91,7 +91,7 @@ func (t *Tree) lookup(o smi.OID) *registration {
 }
 
 // firstFor returns the first registration that may hold an OID of r.
-func (t *Tree) firstFor(r Range) *registration {
+func (t *Tree) firstFor(r smi.Range) *registration {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if f := t.regs.Floor(r.Start); f != nil && r.Start.HasPrefix(f.key) {
@@ -250,7 +250,7 @@ func runBatches(ctx context.Context, batches []batch, fn func(b *batch) error) e
 
 func handlerError(err error, b *batch, what string) error {
 	st := statusFor(err, smi.GenErr)
-	return &RequestError{Status: st, Index: b.idx[0], Err: fmt.Errorf("%s %s: %w", what, b.reg.root, err)}
+	return &smi.Error{Status: st, Index: b.idx[0], Err: fmt.Errorf("%s %s: %w", what, b.reg.root, err)}
 }
 
 // Get answers an SNMP GET: one varbind per name, exception values where
@@ -298,7 +298,7 @@ func (t *Tree) Get(ctx context.Context, names []smi.OID) ([]smi.VarBind, error) 
 // GetNext answers one varbind per range: the first instance inside it, or
 // endOfMibView named by the range's start. Ranges travel from handler to
 // handler in rounds, each round one batched call per handler.
-func (t *Tree) GetNext(ctx context.Context, ranges []Range) ([]smi.VarBind, error) {
+func (t *Tree) GetNext(ctx context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	if len(ranges) == 1 {
 		return t.getNext1(ctx, ranges)
 	}
@@ -316,7 +316,7 @@ func (t *Tree) GetNext(ctx context.Context, ranges []Range) ([]smi.VarBind, erro
 		err := runBatches(ctx, batches, func(b *batch) error {
 			req := ranges
 			if len(b.idx) != len(ranges) {
-				req = make([]Range, len(b.idx))
+				req = make([]smi.Range, len(b.idx))
 				for j, i := range b.idx {
 					req[j] = ranges[i]
 				}
@@ -333,7 +333,7 @@ func (t *Tree) GetNext(ctx context.Context, ranges []Range) ([]smi.VarBind, erro
 				// The Tree, not the handler, guarantees walk order: an
 				// answer outside the range or the subtree counts as none.
 				if vb.Value.Type.IsException() || !vb.Value.Type.Valid() ||
-					!vb.Name.HasPrefix(b.reg.root) || !ranges[i].contains(vb.Name) {
+					!vb.Name.HasPrefix(b.reg.root) || !ranges[i].Contains(vb.Name) {
 					cur[i] = t.after(b.reg, ranges[i].End)
 					continue
 				}
@@ -354,19 +354,19 @@ func (t *Tree) GetNext(ctx context.Context, ranges []Range) ([]smi.VarBind, erro
 // once every repeater has reached endOfMibView, and once maxVarBinds
 // varbinds are collected when maxVarBinds > 0 (the caller's message size
 // decides the rest).
-func (t *Tree) GetBulk(ctx context.Context, nonRepeaters, maxRepetitions int, ranges []Range, maxVarBinds int) ([]smi.VarBind, error) {
+func (t *Tree) GetBulk(ctx context.Context, nonRepeaters, maxRepetitions int, ranges []smi.Range, maxVarBinds int) ([]smi.VarBind, error) {
 	n := min(max(nonRepeaters, 0), len(ranges))
 	m := max(maxRepetitions, 0)
 	out, err := t.GetNext(ctx, ranges[:n])
 	if err != nil {
 		return nil, err
 	}
-	reps := append([]Range(nil), ranges[n:]...)
+	reps := append([]smi.Range(nil), ranges[n:]...)
 	if len(reps) == 0 || m == 0 {
 		return out, nil
 	}
 	done := make([]bool, len(reps))
-	ask := make([]Range, 0, len(reps))
+	ask := make([]smi.Range, 0, len(reps))
 	askIdx := make([]int, 0, len(reps))
 	row := make([]smi.VarBind, len(reps))
 	for round := 0; round < m; round++ {
@@ -390,7 +390,7 @@ func (t *Tree) GetBulk(ctx context.Context, nonRepeaters, maxRepetitions int, ra
 				done[i] = true
 				continue
 			}
-			reps[i] = Range{Start: res[j].Name, End: reps[i].End}
+			reps[i] = smi.Range{Start: res[j].Name, End: reps[i].End}
 		}
 		for _, vb := range row {
 			if maxVarBinds > 0 && len(out) >= maxVarBinds {
@@ -416,7 +416,7 @@ func allTrue(b []bool) bool {
 
 // getNext1 is GetNext for one range (every step of a walk): no grouping,
 // no goroutines, no closures.
-func (t *Tree) getNext1(ctx context.Context, ranges []Range) ([]smi.VarBind, error) {
+func (t *Tree) getNext1(ctx context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	r := ranges[0]
 	for reg := t.firstFor(r); reg != nil; reg = t.after(reg, r.End) {
 		if err := waitFor(ctx, reg, 0, smi.GenErr); err != nil {
@@ -430,7 +430,7 @@ func (t *Tree) getNext1(ctx context.Context, ranges []Range) ([]smi.VarBind, err
 			return nil, handlerError(fmt.Errorf("%d answers for 1 range", len(vbs)), &batch{reg: reg, idx: []int{0}}, "getnext")
 		}
 		vb := vbs[0]
-		if vb.Value.Type.IsException() || !vb.Value.Type.Valid() || !vb.Name.HasPrefix(reg.root) || !r.contains(vb.Name) {
+		if vb.Value.Type.IsException() || !vb.Value.Type.Valid() || !vb.Name.HasPrefix(reg.root) || !r.Contains(vb.Name) {
 			continue
 		}
 		return vbs, nil

@@ -28,7 +28,7 @@ func (h *sliceHandler) Get(_ context.Context, names []smi.OID) ([]smi.Value, err
 	return out, nil
 }
 
-func (h *sliceHandler) GetNext(_ context.Context, ranges []Range) ([]smi.VarBind, error) {
+func (h *sliceHandler) GetNext(_ context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	out := make([]smi.VarBind, len(ranges))
 	for i, r := range ranges {
 		out[i] = firstIn(h.vbs, r)
@@ -37,9 +37,9 @@ func (h *sliceHandler) GetNext(_ context.Context, ranges []Range) ([]smi.VarBind
 }
 
 // firstIn is the reference answer to a search range over a sorted list.
-func firstIn(ref []smi.VarBind, r Range) smi.VarBind {
+func firstIn(ref []smi.VarBind, r smi.Range) smi.VarBind {
 	for _, vb := range ref {
-		if r.contains(vb.Name) {
+		if r.Contains(vb.Name) {
 			return vb
 		}
 	}
@@ -139,7 +139,7 @@ func TestTreeMatchesSortedReferenceOnRandomTrees(t *testing.T) {
 			if steps > len(ref)+1 {
 				t.Fatalf("seed %d: walk did not end after %d steps", seed, steps)
 			}
-			vbs, err := tr.GetNext(ctx, []Range{{Start: cur}})
+			vbs, err := tr.GetNext(ctx, []smi.Range{{Start: cur}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,9 +157,9 @@ func TestTreeMatchesSortedReferenceOnRandomTrees(t *testing.T) {
 		}
 
 		// Random search ranges, batched in one request.
-		var ranges []Range
+		var ranges []smi.Range
 		for i := 0; i < 50; i++ {
-			rg := Range{Start: randomOID(r), Include: r.IntN(2) == 0}
+			rg := smi.Range{Start: randomOID(r), Include: r.IntN(2) == 0}
 			if r.IntN(3) == 0 {
 				rg.End = randomOID(r)
 			}
@@ -213,7 +213,7 @@ func TestTreeMatchesSortedReferenceOnRandomTrees(t *testing.T) {
 	}
 }
 
-func bulkReference(ref []smi.VarBind, nonRep, maxRep int, ranges []Range) []smi.VarBind {
+func bulkReference(ref []smi.VarBind, nonRep, maxRep int, ranges []smi.Range) []smi.VarBind {
 	var out []smi.VarBind
 	n := min(nonRep, len(ranges))
 	for _, rg := range ranges[:n] {
@@ -227,10 +227,10 @@ func bulkReference(ref []smi.VarBind, nonRep, maxRep int, ranges []Range) []smi.
 			out = append(out, vb)
 			if vb.Value.Type == smi.TypeEndOfMibView {
 				ended++
-				reps[i] = Range{Start: reps[i].Start, Include: false, End: smi.OID{0}} // stays ended
+				reps[i] = smi.Range{Start: reps[i].Start, Include: false, End: smi.OID{0}} // stays ended
 				continue
 			}
-			reps[i] = Range{Start: vb.Name, End: reps[i].End}
+			reps[i] = smi.Range{Start: vb.Name, End: reps[i].End}
 		}
 		if ended == len(reps) {
 			break
@@ -271,7 +271,7 @@ func (l *liar) Get(_ context.Context, names []smi.OID) ([]smi.Value, error) {
 	return []smi.Value{smi.EndOfMibView()}, nil // wrong kind for a GET, and maybe wrong count
 }
 
-func (l *liar) GetNext(_ context.Context, ranges []Range) ([]smi.VarBind, error) {
+func (l *liar) GetNext(_ context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	out := make([]smi.VarBind, len(ranges))
 	for i := range ranges {
 		out[i] = smi.VarBind{Name: smi.OID{1, 3}, Value: smi.Integer(1)} // before everything
@@ -288,7 +288,7 @@ func TestTreeContainsMisbehavingHandlers(t *testing.T) {
 	if err := tr.RegisterScalar(base.Append(2), Const(smi.Integer(5))); err != nil {
 		t.Fatal(err)
 	}
-	vbs, err := tr.GetNext(ctx, []Range{{Start: base}})
+	vbs, err := tr.GetNext(ctx, []smi.Range{{Start: base}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func TestTreeContainsMisbehavingHandlers(t *testing.T) {
 	}
 	// Two names, one answer: a handler bug is genErr, never a short response.
 	_, err = tr.Get(ctx, []smi.OID{base.Append(1, 1), base.Append(1, 2)})
-	if st, idx := StatusOf(err); st != smi.GenErr || idx != 0 {
+	if st, idx := smi.StatusOf(err); st != smi.GenErr || idx != 0 {
 		t.Errorf("short answer from handler: status %v index %d, want genErr 0", st, idx)
 	}
 }
@@ -343,14 +343,14 @@ func TestGetBulkCapsVarbinds(t *testing.T) {
 		tab.SetRow(smi.OID{i}, Columns{1: smi.Integer(int32(i))})
 	}
 	must(t, tr.RegisterTable(tab))
-	got, err := tr.GetBulk(context.Background(), 0, 1000, []Range{{Start: base}}, 37)
+	got, err := tr.GetBulk(context.Background(), 0, 1000, []smi.Range{{Start: base}}, 37)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 37 || !got[36].Name.Equal(base.Append(1, 1, 1, 37)) {
 		t.Fatalf("bulk capped at 37: got %d varbinds ending %v", len(got), got[len(got)-1])
 	}
-	got, _ = tr.GetBulk(context.Background(), 0, 1000, []Range{{Start: base}}, 0)
+	got, _ = tr.GetBulk(context.Background(), 0, 1000, []smi.Range{{Start: base}}, 0)
 	if len(got) != 101 || got[100].Value.Type != smi.TypeEndOfMibView {
 		t.Fatalf("bulk to the end: %d varbinds, last %v; want 100 rows then endOfMibView", len(got), got[len(got)-1])
 	}
@@ -388,7 +388,7 @@ func BenchmarkGetNextTable(b *testing.B) {
 	cur := smi.OID(base)
 	b.ReportAllocs()
 	for b.Loop() {
-		vbs, _ := tr.GetNext(ctx, []Range{{Start: cur}})
+		vbs, _ := tr.GetNext(ctx, []smi.Range{{Start: cur}})
 		cur = vbs[0].Name
 		if vbs[0].Value.Type == smi.TypeEndOfMibView {
 			cur = base

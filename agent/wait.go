@@ -11,7 +11,7 @@ import (
 // ErrBusy is what a frontend's wait hook returns when it already has as
 // many requests waiting on blocking handlers as it allows: the request is
 // refused before any such handler runs. The Tree returns it wrapped in a
-// *RequestError (genErr for reads, resourceUnavailable for a SET's test
+// *smi.Error (genErr for reads, resourceUnavailable for a SET's test
 // phase); errors.Is finds it.
 var ErrBusy = errors.New("agent: too many requests waiting on handlers")
 
@@ -44,7 +44,7 @@ func waitFor(ctx context.Context, reg *registration, idx int, st smi.ErrorStatus
 		return nil
 	}
 	if err := wait(); err != nil {
-		return &RequestError{Status: st, Index: idx, Err: fmt.Errorf("%s: %w", reg.root, err)}
+		return &smi.Error{Status: st, Index: idx, Err: fmt.Errorf("%s: %w", reg.root, err)}
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ func (h *slowHandler) Get(_ context.Context, names []smi.OID) ([]smi.Value, erro
 	return out, nil
 }
 
-func (h *slowHandler) GetNext(_ context.Context, rs []agent.Range) ([]smi.VarBind, error) {
+func (h *slowHandler) GetNext(_ context.Context, rs []smi.Range) ([]smi.VarBind, error) {
 	h.nexts.Add(1)
 	out := make([]smi.VarBind, len(rs))
 	for i, r := range rs {
@@ -34,17 +34,17 @@ func (h *slowHandler) GetNext(_ context.Context, rs []agent.Range) ([]smi.VarBin
 	return out, nil
 }
 
-func (h *slowHandler) TestSet(context.Context, agent.TxID, []smi.VarBind) (int, error) {
+func (h *slowHandler) TestSet(context.Context, smi.TxID, []smi.VarBind) (int, error) {
 	h.tests.Add(1)
 	return 0, nil
 }
-func (h *slowHandler) CommitSet(context.Context, agent.TxID, []smi.VarBind) (int, error) {
+func (h *slowHandler) CommitSet(context.Context, smi.TxID, []smi.VarBind) (int, error) {
 	return 0, nil
 }
-func (h *slowHandler) UndoSet(context.Context, agent.TxID, []smi.VarBind) (int, error) {
+func (h *slowHandler) UndoSet(context.Context, smi.TxID, []smi.VarBind) (int, error) {
 	return 0, nil
 }
-func (h *slowHandler) CleanupSet(context.Context, agent.TxID, []smi.VarBind) { h.cleanups.Add(1) }
+func (h *slowHandler) CleanupSet(context.Context, smi.TxID, []smi.VarBind) { h.cleanups.Add(1) }
 
 // hook is a frontend's wait hook: it counts its calls and answers err.
 type hook struct {
@@ -82,10 +82,10 @@ func TestWaitHookOnlyBeforeBlockingHandlers(t *testing.T) {
 	if _, err := tr.Get(ctx, []smi.OID{localInst, localInst}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tr.GetNext(ctx, []agent.Range{{Start: localInst[:len(localInst)-1], End: localInst.Append(1)}}); err != nil {
+	if _, err := tr.GetNext(ctx, []smi.Range{{Start: localInst[:len(localInst)-1], End: localInst.Append(1)}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.Set(ctx, agent.TxID{Transaction: 1}, []smi.VarBind{{Name: localInst, Value: smi.Integer(3)}}); err != nil {
+	if err := tr.Set(ctx, smi.TxID{Transaction: 1}, []smi.VarBind{{Name: localInst, Value: smi.Integer(3)}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := k.calls.Load(); n != 0 {
@@ -99,7 +99,7 @@ func TestWaitHookOnlyBeforeBlockingHandlers(t *testing.T) {
 	}
 	k.calls.Store(0)
 	// One range starting before both subtrees: the slow one comes first.
-	if _, err := tr.GetNext(ctx, []agent.Range{{Start: localInst[:len(localInst)-2]}}); err != nil {
+	if _, err := tr.GetNext(ctx, []smi.Range{{Start: localInst[:len(localInst)-2]}}); err != nil {
 		t.Fatal(err)
 	}
 	if k.calls.Load() == 0 {
@@ -116,14 +116,14 @@ func TestWaitHookRefusal(t *testing.T) {
 	ctx := agent.WithWait(context.Background(), k.wait)
 
 	_, err := tr.Get(ctx, []smi.OID{localInst, slowInst})
-	if st, idx := agent.StatusOf(err); !errors.Is(err, agent.ErrBusy) || st != smi.GenErr || idx != 1 {
+	if st, idx := smi.StatusOf(err); !errors.Is(err, agent.ErrBusy) || st != smi.GenErr || idx != 1 {
 		t.Errorf("Get refused: %v (status %v index %d), want ErrBusy as genErr at index 1", err, st, idx)
 	}
-	_, err = tr.GetNext(ctx, []agent.Range{{Start: slowInst}, {Start: localInst[:len(localInst)-1]}})
+	_, err = tr.GetNext(ctx, []smi.Range{{Start: slowInst}, {Start: localInst[:len(localInst)-1]}})
 	if !errors.Is(err, agent.ErrBusy) {
 		t.Errorf("GetNext refused: %v", err)
 	}
-	_, err = tr.GetBulk(ctx, 0, 5, []agent.Range{{Start: slowInst[:len(slowInst)-2]}}, 0)
+	_, err = tr.GetBulk(ctx, 0, 5, []smi.Range{{Start: slowInst[:len(slowInst)-2]}}, 0)
 	if !errors.Is(err, agent.ErrBusy) {
 		t.Errorf("GetBulk refused: %v", err)
 	}
@@ -131,11 +131,11 @@ func TestWaitHookRefusal(t *testing.T) {
 		t.Errorf("the blocking handler ran %d times after a refusal", slow.gets.Load()+slow.nexts.Load())
 	}
 
-	err = tr.Set(ctx, agent.TxID{Transaction: 2}, []smi.VarBind{
+	err = tr.Set(ctx, smi.TxID{Transaction: 2}, []smi.VarBind{
 		{Name: localInst, Value: smi.Integer(4)},
 		{Name: slowInst, Value: smi.Integer(4)},
 	})
-	if st, idx := agent.StatusOf(err); !errors.Is(err, agent.ErrBusy) || st != smi.ResourceUnavailable || idx != 1 {
+	if st, idx := smi.StatusOf(err); !errors.Is(err, agent.ErrBusy) || st != smi.ResourceUnavailable || idx != 1 {
 		t.Errorf("SET refused: %v (status %v index %d), want ErrBusy as resourceUnavailable at index 1", err, st, idx)
 	}
 	if slow.tests.Load() != 0 || slow.cleanups.Load() != 0 {
@@ -143,7 +143,7 @@ func TestWaitHookRefusal(t *testing.T) {
 	}
 	// The transaction is gone: the same id can be tested again.
 	k.err = nil
-	if err := tr.Set(ctx, agent.TxID{Transaction: 2}, []smi.VarBind{{Name: slowInst, Value: smi.Integer(4)}}); err != nil {
+	if err := tr.Set(ctx, smi.TxID{Transaction: 2}, []smi.VarBind{{Name: slowInst, Value: smi.Integer(4)}}); err != nil {
 		t.Errorf("SET after the refusal: %v", err)
 	}
 	if slow.tests.Load() != 1 || slow.cleanups.Load() != 1 {

@@ -61,7 +61,9 @@ const (
 	// up/down events.
 	DefaultPollInterval = 100 * time.Millisecond
 	// MaxSets bounds the SET transactions a coordinator holds between
-	// phases; SetTTL drops one abandoned by its caller.
+	// phases, and those a Responder holds reservations for (as many as
+	// the agent.Tree it serves holds); SetTTL drops one abandoned by its
+	// caller.
 	MaxSets = 256
 	SetTTL  = 30 * time.Second
 	// maxRounds bounds the re-requests of one transaction.
@@ -77,9 +79,6 @@ var (
 	ErrNoEngines = errors.New("fanout: no engines to ask")
 	// ErrTooMany is returned for a transaction over MaxVarBinds.
 	ErrTooMany = errors.New("fanout: too many varbinds")
-	// ErrUnknownSet is returned for a SET phase of a transaction the
-	// coordinator does not hold (never tested, cleaned up or expired).
-	ErrUnknownSet = errors.New("fanout: unknown set transaction")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("fanout: closed")
 )

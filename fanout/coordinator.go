@@ -13,7 +13,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/fanout/wire"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 	"github.com/smsnmpd/smsnmpd/rmtp"
@@ -42,7 +41,7 @@ type Coordinator struct {
 	closed  bool
 	pend    map[pendKey]*pending
 	engines map[NodeID]*Engine
-	sets    map[agent.TxID]*setState
+	sets    map[smi.TxID]*setState
 	snaps   snapCache
 	cnt     CoordinatorCounters
 
@@ -137,7 +136,7 @@ func NewCoordinator(ep *rmtp.Endpoint, in Inbox, cfg CoordinatorConfig) (*Coordi
 	cfg.fill()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Coordinator{ep: ep, in: in, cfg: cfg, log: cfg.Logger.WithField("component", "fanout-coordinator"),
-		pend: make(map[pendKey]*pending), engines: make(map[NodeID]*Engine), sets: make(map[agent.TxID]*setState),
+		pend: make(map[pendKey]*pending), engines: make(map[NodeID]*Engine), sets: make(map[smi.TxID]*setState),
 		snaps: newSnapCache(), ctx: ctx, cancel: cancel}
 	c.wg.Add(2)
 	go c.readLoop(ctx)

@@ -14,7 +14,7 @@
 //     phases (TEST, COMMIT, UNDO, CLEANUP) across the SEs with per-phase
 //     deadlines; keeps per-SE state (smEngineTable) and counters.
 //   - the Responder (SE side): answers those requests from the SE's own
-//     agent.Tree and, when configured, by proxying to the host's SNMP agent
+//     objects (its agent.Tree, seen through the small Tree interface) and, when configured, by proxying to the host's SNMP agent
 //     with gosnmp; caches replies per (manager, incarnation, transaction)
 //     so that a repeated request is answered again, never executed again;
 //     refuses operations carrying a term older than the newest one seen;
@@ -23,7 +23,9 @@
 // It does not own the transport (package rmtp: segments, ACK/NAK, the
 // membership view and the delivery report), the SE's own objects (package
 // mib registers them on the tree the Responder is given), aggregate
-// functions or the northbound frontends (packages mib and agent).
+// functions or the northbound frontends (packages mib and agent), and
+// imports neither: what it shares with them (OIDs, search ranges, SET
+// transaction ids, the SNMP error-status error) is package internal/smi's.
 //
 // # Using it (manager side, e.g. package mib)
 //
@@ -31,10 +33,10 @@
 //	res, _ := c.Get(ctx, nil, names)          // nil targets: every engine of the view
 //	for _, r := range res.Replies { ... }      // per-SE varbinds, Status, Incarnation
 //	res.Missing, res.Responders()              // who is marked, the responder count
-//	snap, _ := c.Snapshot(ctx, targets, root)  // cached walk; snap.Next(engine, agent.Range)
-//	_, err := c.TestSet(ctx, tx, targets, vbs) // agent.Setter phases keyed by agent.TxID;
-//	c.CommitSet(ctx, tx); c.UndoSet(ctx, tx)   // errors are *agent.RequestError wrapping
-//	c.CleanupSet(ctx, tx)                      // *PhaseError (per-engine detail)
+//	snap, _ := c.Snapshot(ctx, targets, root)  // cached walk; snap.Next(engine, smi.Range)
+//	_, err := c.TestSet(ctx, tx, targets, vbs) // agent.Setter phases keyed by smi.TxID;
+//	c.CommitSet(ctx, tx); c.UndoSet(ctx, tx)   // errors are *smi.Error (status, index)
+//	c.CleanupSet(ctx, tx)                      // wrapping *PhaseError (per-engine detail)
 //	c.Engines(); c.Counters()                  // smEngineTable rows, smTransport-style totals
 //
 // SE side: fanout.NewResponder(ep, inbox, fanout.ResponderConfig{Tree: tree,

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agenttest"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/fanout/wire"
@@ -175,7 +174,7 @@ func TestSetOneRefuses(t *testing.T) {
 		{Name: weightOID.Append(0), Value: smi.Gauge32(6)},
 	}
 	_, err := f.coord.Set(ctx, nil, vbs)
-	st, idx := agent.StatusOf(err)
+	st, idx := smi.StatusOf(err)
 	if st != smi.WrongValue || idx != 1 {
 		t.Fatalf("got %v (status %s index %d), want wrongValue at 1", err, st, idx)
 	}
@@ -220,7 +219,7 @@ func TestCommitFailedUndone(t *testing.T) {
 	ctx := ctxT(t)
 	vbs := []smi.VarBind{{Name: agenttest.WritableInt.Append(0), Value: smi.Integer(500)}, {Name: agenttest.CommitFails.Append(0), Value: smi.Integer(13)}}
 	_, err := f.coord.Set(ctx, nil, vbs)
-	if st, _ := agent.StatusOf(err); st != smi.CommitFailed {
+	if st, _ := smi.StatusOf(err); st != smi.CommitFailed {
 		t.Fatalf("got %v, want commitFailed", err)
 	}
 	for _, s := range f.ses {
@@ -237,7 +236,7 @@ func TestEngineKilledBetweenTestAndCommit(t *testing.T) {
 	checkNoLeak(t)
 	f := newFarm(t, 3, farmOpts{resp: fanout.ResponderConfig{ReservationTTL: 200 * time.Millisecond}})
 	ctx := ctxT(t)
-	key := agent.TxID{Session: 1, Transaction: 1}
+	key := smi.TxID{Session: 1, Transaction: 1}
 	vbs := []smi.VarBind{{Name: weightOID.Append(0), Value: smi.Gauge32(7)}}
 	if _, err := f.coord.TestSet(ctx, key, nil, vbs); err != nil {
 		t.Fatal(err)
@@ -251,7 +250,7 @@ func TestEngineKilledBetweenTestAndCommit(t *testing.T) {
 	f.waitEngines(2)
 	_, err := f.coord.CommitSet(ctx, key)
 	var pe *fanout.PhaseError
-	if st, _ := agent.StatusOf(err); st != smi.CommitFailed || !errors.As(err, &pe) || len(pe.Missing) != 1 || pe.Missing[0] != f.ses[0].id {
+	if st, _ := smi.StatusOf(err); st != smi.CommitFailed || !errors.As(err, &pe) || len(pe.Missing) != 1 || pe.Missing[0] != f.ses[0].id {
 		t.Fatalf("commit: %v", err)
 	}
 	if _, err := f.coord.UndoSet(ctx, key); err != nil {
@@ -285,13 +284,13 @@ func TestCommitAfterExpiry(t *testing.T) {
 	checkNoLeak(t)
 	f := newFarm(t, 2, farmOpts{resp: fanout.ResponderConfig{ReservationTTL: 50 * time.Millisecond}})
 	ctx := ctxT(t)
-	key := agent.TxID{Session: 1, Transaction: 2}
+	key := smi.TxID{Session: 1, Transaction: 2}
 	if _, err := f.coord.TestSet(ctx, key, nil, []smi.VarBind{{Name: weightOID.Append(0), Value: smi.Gauge32(3)}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "expiry", func() bool { return f.ses[0].resp.Reservations() == 0 && f.ses[1].resp.Reservations() == 0 })
 	res, err := f.coord.CommitSet(ctx, key)
-	if st, _ := agent.StatusOf(err); st != smi.CommitFailed {
+	if st, _ := smi.StatusOf(err); st != smi.CommitFailed {
 		t.Fatalf("commit after expiry: %v", err)
 	}
 	for _, r := range res.Replies {
@@ -338,7 +337,7 @@ func TestSnapshotServesWalk(t *testing.T) {
 	ctx := ctxT(t)
 	root := agenttest.SparseTable.Append(2)
 	var got []smi.VarBind
-	r := agent.Range{Start: root}
+	r := smi.Range{Start: root}
 	for range agenttest.SparseRows + 1 {
 		snap, err := f.coord.Snapshot(ctx, []rmtp.NodeID{f.ses[1].id}, root)
 		if err != nil {
@@ -349,7 +348,7 @@ func TestSnapshotServesWalk(t *testing.T) {
 			break
 		}
 		got = append(got, vb)
-		r = agent.Range{Start: vb.Name}
+		r = smi.Range{Start: vb.Name}
 	}
 	c := f.coord.Counters()
 	if len(got) != fanout.DefaultWalkCap {
@@ -485,7 +484,7 @@ func TestUndoUnconfirmedNamesDiverged(t *testing.T) {
 	if _, err := f.coord.Set(ctx, nil, []smi.VarBind{{Name: name, Value: smi.Gauge32(4)}}); err != nil {
 		t.Fatal(err)
 	}
-	key := agent.TxID{Session: 1, Transaction: 9}
+	key := smi.TxID{Session: 1, Transaction: 9}
 	after := []smi.VarBind{{Name: name, Value: smi.Gauge32(7)}}
 	res, err := f.coord.TestSet(ctx, key, nil, after)
 	if err != nil {
@@ -503,7 +502,7 @@ func TestUndoUnconfirmedNamesDiverged(t *testing.T) {
 	victim.kill()
 	_, err = f.coord.UndoSet(ctx, key)
 	var pe *fanout.PhaseError
-	if st, _ := agent.StatusOf(err); st != smi.UndoFailed || !errors.As(err, &pe) {
+	if st, _ := smi.StatusOf(err); st != smi.UndoFailed || !errors.As(err, &pe) {
 		t.Fatalf("undo with an engine dead: %v", err)
 	}
 	if len(pe.Diverged) != 1 {

@@ -229,3 +229,13 @@ func checkNoLeak(t *testing.T) {
 	t.Helper()
 	leaktest.Check(t, "smsnmpd/")
 }
+
+// The SE's agent.Tree is what a Responder serves.
+var _ fanout.Tree = (*agent.Tree)(nil)
+
+// A Responder holds as many SET reservations as the tree under it.
+func TestReservationsBoundedAsTheTree(t *testing.T) {
+	if fanout.MaxSets != agent.MaxPendingSets {
+		t.Errorf("fanout.MaxSets %d, agent.MaxPendingSets %d", fanout.MaxSets, agent.MaxPendingSets)
+	}
+}

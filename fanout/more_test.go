@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agenttest"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/config"
@@ -325,7 +324,7 @@ func TestSnapshotSharedAndInvalidated(t *testing.T) {
 	if c := f.coord.Counters(); c.Transactions != 1 || c.SnapshotMisses != 1 || c.SnapshotHits != 7 {
 		t.Fatalf("counters %+v", c)
 	}
-	if vb, ok := snaps[0].Next(f.ses[0].id, agent.Range{Start: weightOID}); !ok || vb.Value.Uint != 0 {
+	if vb, ok := snaps[0].Next(f.ses[0].id, smi.Range{Start: weightOID}); !ok || vb.Value.Uint != 0 {
 		t.Fatalf("weight before: %v %v", vb, ok)
 	}
 	if _, err := f.coord.Set(ctx, nil, []smi.VarBind{{Name: weightOID.Append(0), Value: smi.Gauge32(4)}}); err != nil {
@@ -335,7 +334,7 @@ func TestSnapshotSharedAndInvalidated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if vb, ok := s.Next(f.ses[1].id, agent.Range{Start: weightOID}); !ok || vb.Value.Uint != 4 {
+	if vb, ok := s.Next(f.ses[1].id, smi.Range{Start: weightOID}); !ok || vb.Value.Uint != 4 {
 		t.Fatalf("weight after the SET served from a stale snapshot: %v %v", vb, ok)
 	}
 }

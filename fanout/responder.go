@@ -12,11 +12,25 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/fanout/wire"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 )
+
+// Tree is what a Responder needs of the SE's own objects: the reads and
+// the SET phases, keyed by transaction. *agent.Tree implements it.
+type Tree interface {
+	// Roots are the subtrees it owns, in OID order.
+	Roots() []smi.OID
+	Get(ctx context.Context, names []smi.OID) ([]smi.VarBind, error)
+	GetNext(ctx context.Context, ranges []smi.Range) ([]smi.VarBind, error)
+	GetBulk(ctx context.Context, nonRepeaters, maxRepetitions int, ranges []smi.Range, maxVarBinds int) ([]smi.VarBind, error)
+	// The SET phases fail with an *smi.Error naming the varbind.
+	TestSet(ctx context.Context, tx smi.TxID, vbs []smi.VarBind) error
+	CommitSet(ctx context.Context, tx smi.TxID) error
+	UndoSet(ctx context.Context, tx smi.TxID) error
+	CleanupSet(ctx context.Context, tx smi.TxID)
+}
 
 // Responder defaults.
 const (
@@ -38,8 +52,8 @@ const (
 // ResponderConfig configures a Responder. Zero fields take the defaults.
 type ResponderConfig struct {
 	Channel uint8
-	// Tree holds the SE's own objects (required).
-	Tree *agent.Tree
+	// Tree holds the SE's own objects (required): its agent.Tree.
+	Tree Tree
 	// LocalAgent, if set, answers every OID the tree does not hold.
 	LocalAgent *LocalAgent
 	// ReservationTTL releases a SET reservation (CleanupSet) when neither
@@ -104,7 +118,7 @@ type setKey struct {
 
 // seSet is one SET transaction on this SE between its phases.
 type seSet struct {
-	id        agent.TxID
+	id        smi.TxID
 	n         int   // request varbinds
 	treeIdx   []int // request index of each tree varbind
 	proxyVbs  []smi.VarBind
@@ -127,7 +141,7 @@ type Responder struct {
 	native bool
 	cfg    ResponderConfig
 	log    logrus.FieldLogger
-	tree   *agent.Tree
+	tree   Tree
 	proxy  *proxy
 	sem    chan struct{}
 
@@ -587,15 +601,19 @@ func (r *Responder) execute(ctx context.Context, m *rmtp.Message, req *wire.Requ
 	}
 	if err != nil {
 		var bad *badRequestError
-		if errors.As(err, &bad) {
+		var se *smi.Error
+		switch {
+		case errors.As(err, &bad):
 			rep.Status = wire.StatusBadRequest
 			r.mu.Lock()
 			r.cnt.BadRequests++
 			r.mu.Unlock()
-		} else if errors.Is(err, errUnknownTx) {
+		case !errors.As(err, &se) && errors.Is(err, smi.ErrUnknownTx):
+			// This SE holds no reservation for it (one the tree lost
+			// is an SNMP error, commitFailed or undoFailed).
 			rep.Status = wire.StatusUnknownTx
-		} else {
-			st, idx := agent.StatusOf(err)
+		default:
+			st, idx := smi.StatusOf(err)
 			rep.Status, rep.ErrStatus, rep.ErrIndex = wire.StatusSNMPError, st, uint16(min(idx, 0xffff))
 		}
 		rep.VarBinds = nil
@@ -607,8 +625,6 @@ func (r *Responder) execute(ctx context.Context, m *rmtp.Message, req *wire.Requ
 type badRequestError struct{ msg string }
 
 func (e *badRequestError) Error() string { return "fanout: bad request: " + e.msg }
-
-var errUnknownTx = errors.New("fanout: unknown set transaction")
 
 // owned reports whether the tree holds o's subtree.
 func owned(roots []smi.OID, o smi.OID) bool {
@@ -675,9 +691,9 @@ func (r *Responder) get(ctx context.Context, in []smi.VarBind) ([]smi.VarBind, e
 }
 
 func (r *Responder) getNext(ctx context.Context, in []smi.VarBind) ([]smi.VarBind, error) {
-	ranges := make([]agent.Range, len(in))
+	ranges := make([]smi.Range, len(in))
 	for i, vb := range in {
-		ranges[i] = agent.Range{Start: vb.Name}
+		ranges[i] = smi.Range{Start: vb.Name}
 	}
 	out, err := r.tree.GetNext(ctx, ranges)
 	if err != nil || r.proxy == nil {
@@ -757,9 +773,9 @@ func (r *Responder) walk(ctx context.Context, in []smi.VarBind, limit int) ([]sm
 			return nil, false, &badRequestError{fmt.Sprintf("walk root %s with a %s value", root, vb.Value.Type)}
 		}
 		if len(out)+limit > wire.MaxReplyVarBinds {
-			return nil, false, &agent.RequestError{Status: smi.TooBig, Err: errors.New("walk over the reply cap")}
+			return nil, false, &smi.Error{Status: smi.TooBig, Err: errors.New("walk over the reply cap")}
 		}
-		got, err := r.tree.GetBulk(ctx, 0, limit+1, []agent.Range{{Start: start, End: root.SubtreeEnd()}}, limit+1)
+		got, err := r.tree.GetBulk(ctx, 0, limit+1, []smi.Range{{Start: start, End: root.SubtreeEnd()}}, limit+1)
 		if err != nil {
 			return nil, false, err
 		}

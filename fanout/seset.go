@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/fanout/wire"
 	"github.com/smsnmpd/smsnmpd/internal/ber"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
@@ -14,8 +13,8 @@ import (
 // transaction): distinct managers, and one manager's restarts, never share
 // a key for long enough to matter (a clash is refused by the tree as a
 // transaction already in progress, never merged).
-func txID(k setKey) agent.TxID {
-	return agent.TxID{
+func txID(k setKey) smi.TxID {
+	return smi.TxID{
 		Session:     uint32(k.mgr) ^ uint32(k.inc>>32) ^ uint32(k.inc),
 		Transaction: uint32(k.tx) ^ uint32(k.tx>>32),
 	}
@@ -55,13 +54,13 @@ func (r *Responder) takeSet(k setKey) *seSet {
 func (r *Responder) setTest(ctx context.Context, k setKey, vbs []smi.VarBind) ([]smi.VarBind, error) {
 	r.mu.Lock()
 	r.cnt.SetsTested++
-	if len(r.sets) >= agent.MaxPendingSets {
+	if len(r.sets) >= MaxSets {
 		r.mu.Unlock()
-		return nil, &agent.RequestError{Status: smi.ResourceUnavailable, Err: errTooManySets}
+		return nil, &smi.Error{Status: smi.ResourceUnavailable, Err: errTooManySets}
 	}
 	if r.sets[k] != nil {
 		r.mu.Unlock()
-		return nil, &agent.RequestError{Status: smi.GenErr, Err: errSetInProgress}
+		return nil, &smi.Error{Status: smi.GenErr, Err: errSetInProgress}
 	}
 	st := &seSet{id: txID(k), n: len(vbs)}
 	r.sets[k] = st // reserved now, so the janitor releases it if we stall
@@ -97,11 +96,11 @@ func (r *Responder) setTest(ctx context.Context, k setKey, vbs []smi.VarBind) ([
 		return nil, err
 	}
 	if err := r.tree.TestSet(ctx, st.id, treeVbs); err != nil {
-		status, idx := agent.StatusOf(err)
+		status, idx := smi.StatusOf(err)
 		if idx >= 0 && idx < len(st.treeIdx) {
 			idx = st.treeIdx[idx]
 		}
-		return fail(&agent.RequestError{Status: status, Index: idx, Err: err})
+		return fail(&smi.Error{Status: status, Index: idx, Err: err})
 	}
 	if len(st.proxyVbs) > 0 {
 		names := make([]smi.OID, len(st.proxyVbs))
@@ -111,11 +110,11 @@ func (r *Responder) setTest(ctx context.Context, k setKey, vbs []smi.VarBind) ([
 		old, err := r.proxy.get(ctx, names)
 		r.countProxy(err)
 		if err != nil {
-			return fail(&agent.RequestError{Status: smi.ResourceUnavailable, Index: st.proxyIdx[0], Err: err})
+			return fail(&smi.Error{Status: smi.ResourceUnavailable, Index: st.proxyIdx[0], Err: err})
 		}
 		for i, v := range old {
 			if v.Type.IsException() {
-				return fail(&agent.RequestError{Status: smi.NotWritable, Index: st.proxyIdx[i], Err: errNoSuchProxied})
+				return fail(&smi.Error{Status: smi.NotWritable, Index: st.proxyIdx[i], Err: errNoSuchProxied})
 			}
 			st.proxyOld = append(st.proxyOld, smi.VarBind{Name: names[i], Value: v})
 		}
@@ -154,7 +153,7 @@ func (r *Responder) before(ctx context.Context, st *seSet, vbs []smi.VarBind) []
 func (r *Responder) setCommit(ctx context.Context, k setKey) error {
 	st := r.takeSet(k)
 	if st == nil {
-		return errUnknownTx // expired, or TEST never arrived
+		return smi.ErrUnknownTx // expired, or TEST never arrived
 	}
 	// A commit must finish even if the budget ran out: half-applied is
 	// worse than late.
@@ -164,11 +163,11 @@ func (r *Responder) setCommit(ctx context.Context, k setKey) error {
 	st.expires = time.Now().Add(r.cfg.ReservationTTL)
 	r.mu.Unlock()
 	if err := r.tree.CommitSet(ctx, st.id); err != nil {
-		status, idx := agent.StatusOf(err)
+		status, idx := smi.StatusOf(err)
 		if idx >= 0 && idx < len(st.treeIdx) {
 			idx = st.treeIdx[idx]
 		}
-		return &agent.RequestError{Status: status, Index: idx, Err: err}
+		return &smi.Error{Status: status, Index: idx, Err: err}
 	}
 	if len(st.proxyVbs) > 0 {
 		pctx, cancel := context.WithTimeout(ctx, DefaultBudget)
@@ -182,7 +181,7 @@ func (r *Responder) setCommit(ctx context.Context, k setKey) error {
 			if idx < len(st.proxyIdx) {
 				idx = st.proxyIdx[idx]
 			}
-			return &agent.RequestError{Status: smi.CommitFailed, Index: idx, Err: err}
+			return &smi.Error{Status: smi.CommitFailed, Index: idx, Err: err}
 		}
 	}
 	return nil
@@ -191,7 +190,7 @@ func (r *Responder) setCommit(ctx context.Context, k setKey) error {
 func (r *Responder) setUndo(ctx context.Context, k setKey) error {
 	st := r.takeSet(k)
 	if st == nil {
-		return errUnknownTx
+		return smi.ErrUnknownTx
 	}
 	ctx = context.WithoutCancel(ctx)
 	r.mu.Lock()
@@ -199,11 +198,11 @@ func (r *Responder) setUndo(ctx context.Context, k setKey) error {
 	r.mu.Unlock()
 	var first error
 	if err := r.tree.UndoSet(ctx, st.id); err != nil {
-		status, idx := agent.StatusOf(err)
+		status, idx := smi.StatusOf(err)
 		if idx >= 0 && idx < len(st.treeIdx) {
 			idx = st.treeIdx[idx]
 		}
-		first = &agent.RequestError{Status: status, Index: idx, Err: err}
+		first = &smi.Error{Status: status, Index: idx, Err: err}
 	}
 	if st.committed && len(st.proxyOld) > 0 {
 		pctx, cancel := context.WithTimeout(ctx, DefaultBudget)
@@ -214,7 +213,7 @@ func (r *Responder) setUndo(ctx context.Context, k setKey) error {
 			if idx < len(st.proxyIdx) {
 				idx = st.proxyIdx[idx]
 			}
-			first = &agent.RequestError{Status: smi.UndoFailed, Index: idx, Err: err}
+			first = &smi.Error{Status: smi.UndoFailed, Index: idx, Err: err}
 		}
 	}
 	return first

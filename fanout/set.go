@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
@@ -39,17 +38,15 @@ type Diverged struct {
 	After  []smi.VarBind // what the SET wrote
 }
 
-// PhaseError details a SET phase that failed across the engines. It is
-// wrapped in an *agent.RequestError carrying the SNMP status and index to
-// answer with, so agent.StatusOf works on it; errors.As recovers it for
-// per-engine status.
+// PhaseError is the per-engine detail of a SET phase that failed across
+// the engines. The coordinator returns it as the Err of an *smi.Error,
+// which carries the SNMP status and index to answer with (smi.StatusOf);
+// errors.As recovers it.
 type PhaseError struct {
 	Phase   Op
-	Status  smi.ErrorStatus // answered northbound
-	Index   int             // 0-based varbind at fault
-	Engine  NodeID          // whose error was chosen; 0 when only silence failed it
-	Failed  []EngineResult  // engines that answered with an error
-	Missing []NodeID        // engines that did not confirm
+	Engine  NodeID         // whose error was chosen; 0 when only silence failed it
+	Failed  []EngineResult // engines that answered with an error
+	Missing []NodeID       // engines that did not confirm
 	Result  *Result
 	// Diverged (UNDO only): the engines that may still hold the SET's
 	// values, by id.
@@ -58,18 +55,17 @@ type PhaseError struct {
 
 func (e *PhaseError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "fanout: %s: %s", e.Phase, e.Status)
-	if e.Engine != 0 {
-		fmt.Fprintf(&b, " from engine %d at varbind %d", e.Engine, e.Index+1)
-	}
+	fmt.Fprintf(&b, "fanout: %s", e.Phase)
+	sep := ": "
 	for _, f := range e.Failed {
-		fmt.Fprintf(&b, "; engine %d %s", f.Engine, f.Status)
+		fmt.Fprintf(&b, "%sengine %d %s", sep, f.Engine, f.Status)
+		sep = "; "
 		if f.Status == StatusSNMPError {
 			fmt.Fprintf(&b, " %s@%d", f.ErrStatus, f.ErrIndex+1)
 		}
 	}
 	if len(e.Missing) > 0 {
-		fmt.Fprintf(&b, "; no confirmation from %v", e.Missing)
+		fmt.Fprintf(&b, "%sno confirmation from %v", sep, e.Missing)
 	}
 	return b.String()
 }
@@ -88,15 +84,15 @@ func phaseError(res *Result, def smi.ErrorStatus) error {
 	if len(pe.Failed) == 0 && len(pe.Missing) == 0 {
 		return nil
 	}
-	pe.Status = def
+	e := &smi.Error{Status: def, Err: pe}
 	if len(pe.Failed) > 0 {
 		f := pe.Failed[0] // lowest engine id: deterministic
-		pe.Engine, pe.Index = f.Engine, f.ErrIndex
+		pe.Engine, e.Index = f.Engine, f.ErrIndex
 		if res.Op == OpSetTest {
-			pe.Status = testStatus(f)
+			e.Status = testStatus(f)
 		}
 	}
-	return &agent.RequestError{Status: pe.Status, Index: pe.Index, Err: pe}
+	return e
 }
 
 // testStatus is the northbound status of an engine's failed TEST.
@@ -118,7 +114,7 @@ func testStatus(r EngineResult) smi.ErrorStatus {
 // index; an engine that does not confirm fails it with
 // resourceUnavailable. The caller must call CleanupSet afterwards, as
 // AgentX does; a transaction never cleaned up expires after SetTTL.
-func (c *Coordinator) TestSet(ctx context.Context, key agent.TxID, targets []NodeID, vbs []smi.VarBind) (*Result, error) {
+func (c *Coordinator) TestSet(ctx context.Context, key smi.TxID, targets []NodeID, vbs []smi.VarBind) (*Result, error) {
 	if !c.ep.Active() {
 		c.mu.Lock()
 		c.cnt.SetsRefused++
@@ -127,30 +123,30 @@ func (c *Coordinator) TestSet(ctx context.Context, key agent.TxID, targets []Nod
 		// while this manager is a backup, and net-snmp tools then say
 		// "That object does not support modification" instead of
 		// suggesting the agent ran out of memory.
-		return nil, &agent.RequestError{Status: smi.NotWritable, Err: ErrNotActive}
+		return nil, &smi.Error{Status: smi.NotWritable, Err: ErrNotActive}
 	}
 	if targets == nil {
 		targets = c.viewEngines()
 	}
 	if len(targets) == 0 {
-		return nil, &agent.RequestError{Status: smi.ResourceUnavailable, Err: ErrNoEngines}
+		return nil, &smi.Error{Status: smi.ResourceUnavailable, Err: ErrNoEngines}
 	}
 	st := &setState{created: time.Now(), vbs: vbs}
 	c.mu.Lock()
 	if _, dup := c.sets[key]; dup {
 		c.mu.Unlock()
-		return nil, &agent.RequestError{Status: smi.GenErr, Err: fmt.Errorf("fanout: set transaction %v already in progress", key)}
+		return nil, &smi.Error{Status: smi.GenErr, Err: fmt.Errorf("fanout: set transaction %v already in progress", key)}
 	}
 	if len(c.sets) >= MaxSets {
 		c.mu.Unlock()
-		return nil, &agent.RequestError{Status: smi.ResourceUnavailable, Err: fmt.Errorf("fanout: %d set transactions in progress", len(c.sets))}
+		return nil, &smi.Error{Status: smi.ResourceUnavailable, Err: fmt.Errorf("fanout: %d set transactions in progress", len(c.sets))}
 	}
 	c.sets[key] = st
 	c.mu.Unlock()
 
 	res, err := c.transact(ctx, OpSetTest, targets, vbs, 0, c.cfg.PhaseDeadline)
 	if err != nil {
-		return nil, &agent.RequestError{Status: smi.GenErr, Err: err}
+		return nil, &smi.Error{Status: smi.GenErr, Err: err}
 	}
 	c.mu.Lock()
 	st.tx, st.asked = res.Tx, res.Expected
@@ -168,7 +164,7 @@ func (c *Coordinator) TestSet(ctx context.Context, key agent.TxID, targets []Nod
 	return res, nil
 }
 
-func (c *Coordinator) setFor(key agent.TxID) *setState {
+func (c *Coordinator) setFor(key smi.TxID) *setState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.sets[key]
@@ -181,10 +177,10 @@ func (c *Coordinator) setFor(key agent.TxID) *setState {
 // CommitSet runs the COMMIT phase on the engines that were tested. An
 // engine failing or not confirming makes it commitFailed (per-engine
 // detail in the wrapped *PhaseError); the caller then runs UndoSet.
-func (c *Coordinator) CommitSet(ctx context.Context, key agent.TxID) (*Result, error) {
+func (c *Coordinator) CommitSet(ctx context.Context, key smi.TxID) (*Result, error) {
 	st := c.setFor(key)
 	if st == nil {
-		return nil, &agent.RequestError{Status: smi.CommitFailed, Err: fmt.Errorf("%w: %v", ErrUnknownSet, key)}
+		return nil, &smi.Error{Status: smi.CommitFailed, Err: fmt.Errorf("%w: %v", smi.ErrUnknownTx, key)}
 	}
 	// An engine that left the view since TEST cannot commit: withhold
 	// COMMIT from everyone, so nothing changes anywhere (commitFailed with
@@ -203,13 +199,13 @@ func (c *Coordinator) CommitSet(ctx context.Context, key agent.TxID) (*Result, e
 		c.cnt.CommitFailed++
 		c.mu.Unlock()
 		res := &Result{Op: OpSetCommit, Tx: st.tx, Expected: st.asked, Missing: gone}
-		return res, &agent.RequestError{Status: smi.CommitFailed,
-			Err: &PhaseError{Phase: OpSetCommit, Status: smi.CommitFailed, Missing: gone, Result: res}}
+		return res, &smi.Error{Status: smi.CommitFailed,
+			Err: &PhaseError{Phase: OpSetCommit, Missing: gone, Result: res}}
 	}
 	defer c.InvalidateSnapshots()
 	res, err := c.phase(ctx, OpSetCommit, st)
 	if err != nil {
-		return nil, &agent.RequestError{Status: smi.CommitFailed, Err: err}
+		return nil, &smi.Error{Status: smi.CommitFailed, Err: err}
 	}
 	if err := phaseError(res, smi.CommitFailed); err != nil {
 		c.mu.Lock()
@@ -223,10 +219,10 @@ func (c *Coordinator) CommitSet(ctx context.Context, key agent.TxID) (*Result, e
 // UndoSet runs the UNDO phase on every engine that was tested (an engine
 // that did not commit has nothing to undo and says so). An engine failing
 // or not confirming makes it undoFailed.
-func (c *Coordinator) UndoSet(ctx context.Context, key agent.TxID) (*Result, error) {
+func (c *Coordinator) UndoSet(ctx context.Context, key smi.TxID) (*Result, error) {
 	st := c.setFor(key)
 	if st == nil {
-		return nil, &agent.RequestError{Status: smi.UndoFailed, Err: fmt.Errorf("%w: %v", ErrUnknownSet, key)}
+		return nil, &smi.Error{Status: smi.UndoFailed, Err: fmt.Errorf("%w: %v", smi.ErrUnknownTx, key)}
 	}
 	c.mu.Lock()
 	withheld := st.withheld
@@ -242,7 +238,7 @@ func (c *Coordinator) UndoSet(ctx context.Context, key agent.TxID) (*Result, err
 		c.mu.Unlock()
 		// Nobody confirmed: every engine asked may hold the values.
 		res = &Result{Op: OpSetUndo, Tx: st.tx, Expected: st.asked, Missing: st.asked}
-		return nil, &agent.RequestError{Status: smi.UndoFailed, Err: &PhaseError{Phase: OpSetUndo, Status: smi.UndoFailed,
+		return nil, &smi.Error{Status: smi.UndoFailed, Err: &PhaseError{Phase: OpSetUndo,
 			Missing: st.asked, Result: res, Diverged: c.diverged(st, res)}}
 	}
 	if err := phaseError(res, smi.UndoFailed); err != nil {
@@ -283,7 +279,7 @@ func (c *Coordinator) diverged(st *setState, res *Result) []Diverged {
 // It has no answer, as in AgentX, and does not wait: the CLEANUP goes out
 // in the background (an engine that misses it lets its reservation
 // expire).
-func (c *Coordinator) CleanupSet(_ context.Context, key agent.TxID) {
+func (c *Coordinator) CleanupSet(_ context.Context, key smi.TxID) {
 	c.mu.Lock()
 	st := c.sets[key]
 	delete(c.sets, key)
@@ -312,7 +308,7 @@ func (c *Coordinator) phase(ctx context.Context, op Op, st *setState) (*Result, 
 // failed commit answers commitFailed when the undo worked and undoFailed
 // when it did not.
 func (c *Coordinator) Set(ctx context.Context, targets []NodeID, vbs []smi.VarBind) (*Result, error) {
-	key := agent.TxID{Session: ^uint32(0), Transaction: uint32(c.setSeq.Add(1))}
+	key := smi.TxID{Session: ^uint32(0), Transaction: uint32(c.setSeq.Add(1))}
 	defer c.CleanupSet(context.WithoutCancel(ctx), key)
 	if res, err := c.TestSet(ctx, key, targets, vbs); err != nil {
 		return res, err
@@ -321,9 +317,9 @@ func (c *Coordinator) Set(ctx context.Context, targets []NodeID, vbs []smi.VarBi
 	if err == nil {
 		return res, nil
 	}
-	_, idx := agent.StatusOf(err)
+	_, idx := smi.StatusOf(err)
 	if _, uerr := c.UndoSet(context.WithoutCancel(ctx), key); uerr != nil {
-		return res, &agent.RequestError{Status: smi.UndoFailed, Index: idx, Err: fmt.Errorf("%w (after %w)", uerr, err)}
+		return res, &smi.Error{Status: smi.UndoFailed, Index: idx, Err: fmt.Errorf("%w (after %w)", uerr, err)}
 	}
 	return res, err
 }
@@ -332,7 +328,7 @@ func (c *Coordinator) Set(ctx context.Context, targets []NodeID, vbs []smi.VarBi
 // tells their engines.
 func (c *Coordinator) expireSets(_ context.Context, now time.Time) {
 	c.mu.Lock()
-	var keys []agent.TxID
+	var keys []smi.TxID
 	for k, st := range c.sets {
 		if st.tx != 0 && now.Sub(st.created) > SetTTL {
 			keys = append(keys, k)

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
@@ -41,7 +40,7 @@ func (s *Snapshot) Truncated(engine NodeID) bool {
 }
 
 // Next returns the first instance of engine inside r, or false.
-func (s *Snapshot) Next(engine NodeID, r agent.Range) (smi.VarBind, bool) {
+func (s *Snapshot) Next(engine NodeID, r smi.Range) (smi.VarBind, bool) {
 	vbs := s.VarBinds(engine)
 	i, found := slices.BinarySearchFunc(vbs, r.Start, func(vb smi.VarBind, o smi.OID) int { return vb.Name.Compare(o) })
 	if found && !r.Include {

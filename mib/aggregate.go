@@ -9,7 +9,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/ber"
 	"github.com/smsnmpd/smsnmpd/internal/logging"
@@ -223,8 +222,8 @@ func splitName(name, root smi.OID) (first uint32, rest smi.OID, ok bool) {
 	return name[len(root)], name[len(root)+1:], true
 }
 
-// inRange reports whether o lies inside r (agent.Range semantics).
-func inRange(r agent.Range, o smi.OID) bool {
+// inRange reports whether o lies inside r (smi.Range semantics).
+func inRange(r smi.Range, o smi.OID) bool {
 	c := o.Compare(r.Start)
 	if c < 0 || (c == 0 && !r.Include) {
 		return false
@@ -235,7 +234,7 @@ func inRange(r agent.Range, o smi.OID) bool {
 // rangeStart says where a range starts inside root: at first.rest, with
 // before = true when it starts before the whole subtree, and after = true
 // when it starts beyond it.
-func rangeStart(r agent.Range, root smi.OID) (first uint32, rest smi.OID, before, after bool) {
+func rangeStart(r smi.Range, root smi.OID) (first uint32, rest smi.OID, before, after bool) {
 	switch {
 	case r.Start.HasPrefix(root):
 		if len(r.Start) == len(root) {
@@ -344,7 +343,7 @@ func (h *aggregateHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Valu
 
 // GetNext lists, for each function, the engines' own numeric objects
 // that have a value, from the walk snapshots of the native subtrees.
-func (h *aggregateHandler) GetNext(ctx context.Context, ranges []agent.Range) ([]smi.VarBind, error) {
+func (h *aggregateHandler) GetNext(ctx context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	root := SmAggregate.OID()
 	out := make([]smi.VarBind, len(ranges))
 	var nv *nativeView

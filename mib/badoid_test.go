@@ -55,7 +55,7 @@ func TestUnencodableInnerOIDsAnswered(t *testing.T) {
 
 	for _, bad := range []smi.OID{all(smi.OID{5, 1}), proxy(1, smi.OID{1}), proxy(2, smi.OID{1, 40, 1})} {
 		err := set(tree, setVB(all(seWeight), smi.Gauge32(3)), setVB(bad, smi.Gauge32(3)))
-		if st, idx := agent.StatusOf(err); st != smi.NoCreation || idx != 1 {
+		if st, idx := smi.StatusOf(err); st != smi.NoCreation || idx != 1 {
 			t.Errorf("SET of %s: %v (%s at %d), want noCreation at 1", bad, err, st, idx)
 		}
 	}

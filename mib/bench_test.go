@@ -15,10 +15,10 @@ import (
 // walkAll walks root by single GetNexts, as snmpd does for a subagent, and
 // returns the number of varbinds.
 func walkAll(b *testing.B, tree *agent.Tree, root smi.OID) int {
-	r := agent.Range{Start: root, End: root.SubtreeEnd()}
+	r := smi.Range{Start: root, End: root.SubtreeEnd()}
 	n := 0
 	for {
-		vbs, err := tree.GetNext(context.Background(), []agent.Range{r})
+		vbs, err := tree.GetNext(context.Background(), []smi.Range{r})
 		if err != nil {
 			b.Fatal(err)
 		}

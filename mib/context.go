@@ -81,7 +81,7 @@ func (h *engineContext) Get(ctx context.Context, names []smi.OID) ([]smi.Value, 
 	return out, nil
 }
 
-func (h *engineContext) GetNext(ctx context.Context, ranges []agent.Range) ([]smi.VarBind, error) {
+func (h *engineContext) GetNext(ctx context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	out := make([]smi.VarBind, len(ranges))
 	nv, err := h.m.native(ctx)
 	if err != nil {
@@ -104,7 +104,7 @@ func (h *engineContext) GetNext(ctx context.Context, ranges []agent.Range) ([]sm
 	return out, nil
 }
 
-func (h *engineContext) TestSet(ctx context.Context, tx agent.TxID, vbs []smi.VarBind) (int, error) {
+func (h *engineContext) TestSet(ctx context.Context, tx smi.TxID, vbs []smi.VarBind) (int, error) {
 	known, up := reachable(h.m.engineIndex(), uint32(h.id))
 	switch {
 	case !known:
@@ -119,14 +119,14 @@ func (h *engineContext) TestSet(ctx context.Context, tx agent.TxID, vbs []smi.Va
 	return testAll(ctx, h.m, &h.keys, tx, []*farmSet{fs})
 }
 
-func (h *engineContext) CommitSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
+func (h *engineContext) CommitSet(ctx context.Context, tx smi.TxID, _ []smi.VarBind) (int, error) {
 	return commitAll(ctx, h.m, &h.keys, tx)
 }
 
-func (h *engineContext) UndoSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
+func (h *engineContext) UndoSet(ctx context.Context, tx smi.TxID, _ []smi.VarBind) (int, error) {
 	return undoAll(ctx, h.m, &h.keys, tx)
 }
 
-func (h *engineContext) CleanupSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) {
+func (h *engineContext) CleanupSet(ctx context.Context, tx smi.TxID, _ []smi.VarBind) {
 	cleanupAll(ctx, h.m, &h.keys, tx)
 }

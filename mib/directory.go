@@ -180,6 +180,6 @@ func (d *dirTable) Get(ctx context.Context, names []smi.OID) ([]smi.Value, error
 	return d.table().Get(ctx, names)
 }
 
-func (d *dirTable) GetNext(ctx context.Context, ranges []agent.Range) ([]smi.VarBind, error) {
+func (d *dirTable) GetNext(ctx context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	return d.table().GetNext(ctx, ranges)
 }

@@ -126,7 +126,7 @@ func TestMemFarm(t *testing.T) {
 	// 6 is above engine 2's max_weight: the SET fails with its error and
 	// no engine changes.
 	err := set(f.tree, setVB(all(seWeight), smi.Gauge32(6)))
-	if st, idx := agent.StatusOf(err); st != smi.WrongValue || idx != 0 {
+	if st, idx := smi.StatusOf(err); st != smi.WrongValue || idx != 0 {
 		t.Errorf("SET 6 with one max_weight 5 = %v (%s), want wrongValue at 0", err, st)
 	}
 	for i, se := range f.ses {

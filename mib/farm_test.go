@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
@@ -25,8 +24,8 @@ type fakeFarm struct {
 	gets      [][]smi.OID // names of every Get transaction
 	getTo     [][]fanout.NodeID
 	snapshots int
-	sets      map[agent.TxID]*fakeSet
-	cleaned   []agent.TxID
+	sets      map[smi.TxID]*fakeSet
+	cleaned   []smi.TxID
 }
 
 type fakeEngine struct {
@@ -44,7 +43,7 @@ type fakeSet struct {
 }
 
 func newFakeFarm(now func() time.Time) *fakeFarm {
-	return &fakeFarm{now: now, engines: map[fanout.NodeID]*fakeEngine{}, sets: map[agent.TxID]*fakeSet{}}
+	return &fakeFarm{now: now, engines: map[fanout.NodeID]*fakeEngine{}, sets: map[smi.TxID]*fakeSet{}}
 }
 
 // add creates an engine that is up, with values.
@@ -172,11 +171,11 @@ func (f *fakeFarm) Snapshot(_ context.Context, targets []fanout.NodeID, root smi
 	return &fanout.Snapshot{Root: root, Taken: taken, Result: res}, nil
 }
 
-func (f *fakeFarm) TestSet(_ context.Context, key agent.TxID, targets []fanout.NodeID, vbs []smi.VarBind) (*fanout.Result, error) {
+func (f *fakeFarm) TestSet(_ context.Context, key smi.TxID, targets []fanout.NodeID, vbs []smi.VarBind) (*fanout.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, dup := f.sets[key]; dup {
-		return nil, &agent.RequestError{Status: smi.GenErr, Err: fmt.Errorf("set transaction %v already in progress", key)}
+		return nil, &smi.Error{Status: smi.GenErr, Err: fmt.Errorf("set transaction %v already in progress", key)}
 	}
 	targets = f.targetsLocked(targets)
 	f.sets[key] = &fakeSet{targets: targets, vbs: vbs, old: map[fanout.NodeID][]smi.VarBind{}}
@@ -188,29 +187,29 @@ func (f *fakeFarm) TestSet(_ context.Context, key agent.TxID, targets []fanout.N
 			}
 			if err := e.check(vb); err != nil {
 				st := smi.GenErr
-				var se *smi.SetError
+				var se *smi.Error
 				if errors.As(err, &se) {
 					st = se.Status
 				}
-				return nil, &agent.RequestError{Status: st, Index: i, Err: fmt.Errorf("engine %d: %w", id, err)}
+				return nil, &smi.Error{Status: st, Index: i, Err: fmt.Errorf("engine %d: %w", id, err)}
 			}
 		}
 	}
 	return &fanout.Result{Op: fanout.OpSetTest}, nil
 }
 
-func (f *fakeFarm) CommitSet(_ context.Context, key agent.TxID) (*fanout.Result, error) {
+func (f *fakeFarm) CommitSet(_ context.Context, key smi.TxID) (*fanout.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.sets[key]
 	if s == nil {
-		return nil, &agent.RequestError{Status: smi.CommitFailed, Err: fanout.ErrUnknownSet}
+		return nil, &smi.Error{Status: smi.CommitFailed, Err: smi.ErrUnknownTx}
 	}
 	var failed error
 	for _, id := range s.targets {
 		e := f.engines[id]
 		if e.failCommit {
-			failed = &agent.RequestError{Status: smi.CommitFailed, Err: fmt.Errorf("engine %d did not confirm", id)}
+			failed = &smi.Error{Status: smi.CommitFailed, Err: fmt.Errorf("engine %d did not confirm", id)}
 			continue
 		}
 		for _, vb := range s.vbs {
@@ -221,12 +220,12 @@ func (f *fakeFarm) CommitSet(_ context.Context, key agent.TxID) (*fanout.Result,
 	return &fanout.Result{Op: fanout.OpSetCommit}, failed
 }
 
-func (f *fakeFarm) UndoSet(_ context.Context, key agent.TxID) (*fanout.Result, error) {
+func (f *fakeFarm) UndoSet(_ context.Context, key smi.TxID) (*fanout.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.sets[key]
 	if s == nil {
-		return nil, &agent.RequestError{Status: smi.UndoFailed, Err: fanout.ErrUnknownSet}
+		return nil, &smi.Error{Status: smi.UndoFailed, Err: smi.ErrUnknownTx}
 	}
 	for id, olds := range s.old {
 		for i, vb := range s.vbs {
@@ -240,7 +239,7 @@ func (f *fakeFarm) UndoSet(_ context.Context, key agent.TxID) (*fanout.Result, e
 	return &fanout.Result{Op: fanout.OpSetUndo}, nil
 }
 
-func (f *fakeFarm) CleanupSet(_ context.Context, key agent.TxID) {
+func (f *fakeFarm) CleanupSet(_ context.Context, key smi.TxID) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.sets, key)

@@ -71,11 +71,11 @@ func TestAggregateOfAFencedManagerIsAnError(t *testing.T) {
 				f.stale[id] = true
 			}
 			vbs, err := tree.Get(context.Background(), names)
-			if st, _ := agent.StatusOf(err); err == nil || st != smi.GenErr || !errors.Is(err, mib.ErrFenced) {
+			if st, _ := smi.StatusOf(err); err == nil || st != smi.GenErr || !errors.Is(err, mib.ErrFenced) {
 				t.Fatalf("GET on a fenced manager: %v, %v; want genErr (mib.ErrFenced)", vbs, err)
 			}
-			_, err = tree.GetNext(context.Background(), []agent.Range{{Start: aggRoot, End: aggRoot.SubtreeEnd()}})
-			if st, _ := agent.StatusOf(err); err == nil || st != smi.GenErr || !errors.Is(err, mib.ErrFenced) {
+			_, err = tree.GetNext(context.Background(), []smi.Range{{Start: aggRoot, End: aggRoot.SubtreeEnd()}})
+			if st, _ := smi.StatusOf(err); err == nil || st != smi.GenErr || !errors.Is(err, mib.ErrFenced) {
 				t.Fatalf("GETNEXT on a fenced manager: %v; want genErr (mib.ErrFenced)", err)
 			}
 			clear(f.stale)

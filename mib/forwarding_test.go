@@ -82,7 +82,7 @@ func TestForwarding(t *testing.T) {
 
 	// GETNEXT from the object before the group lands on its first object,
 	// and past the last one leaves it.
-	next, err := tree.GetNext(context.Background(), []agent.Range{
+	next, err := tree.GetNext(context.Background(), []smi.Range{
 		{Start: mib.SmDirectoryHierarchy.OID()},
 		{Start: inst(mib.SmDirectoryDigestFalseHits)},
 	})
@@ -109,11 +109,11 @@ func TestForwardingBadPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := tree.Get(context.Background(), []smi.OID{inst(mib.SmDirectoryForwardOps)})
-	var re *agent.RequestError
+	var re *smi.Error
 	if !errors.As(err, &re) || re.Status != smi.GenErr || !errors.Is(err, mib.ErrInvalid) {
 		t.Errorf("GET with policy 0 = %v, want genErr wrapping ErrInvalid", err)
 	}
-	_, err = tree.GetNext(context.Background(), []agent.Range{{Start: mib.SmDirectoryHierarchy.OID()}})
+	_, err = tree.GetNext(context.Background(), []smi.Range{{Start: mib.SmDirectoryHierarchy.OID()}})
 	if !errors.As(err, &re) || re.Status != smi.GenErr {
 		t.Errorf("GETNEXT with policy 0 = %v, want genErr", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 
-	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
@@ -54,7 +53,7 @@ func (h *groupHandler) Get(_ context.Context, names []smi.OID) ([]smi.Value, err
 	return out, nil
 }
 
-func (h *groupHandler) GetNext(_ context.Context, ranges []agent.Range) ([]smi.VarBind, error) {
+func (h *groupHandler) GetNext(_ context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	out := make([]smi.VarBind, len(ranges))
 	var vals []smi.Value
 	for i, r := range ranges {

@@ -30,10 +30,10 @@ type Farm interface {
 	// for the following GetNexts of the same walk.
 	Snapshot(ctx context.Context, targets []fanout.NodeID, root smi.OID) (*fanout.Snapshot, error)
 	// The SET phases across engines, keyed by transaction.
-	TestSet(ctx context.Context, key agent.TxID, targets []fanout.NodeID, vbs []smi.VarBind) (*fanout.Result, error)
-	CommitSet(ctx context.Context, key agent.TxID) (*fanout.Result, error)
-	UndoSet(ctx context.Context, key agent.TxID) (*fanout.Result, error)
-	CleanupSet(ctx context.Context, key agent.TxID)
+	TestSet(ctx context.Context, key smi.TxID, targets []fanout.NodeID, vbs []smi.VarBind) (*fanout.Result, error)
+	CommitSet(ctx context.Context, key smi.TxID) (*fanout.Result, error)
+	UndoSet(ctx context.Context, key smi.TxID) (*fanout.Result, error)
+	CleanupSet(ctx context.Context, key smi.TxID)
 }
 
 var _ Farm = (*fanout.Coordinator)(nil)
@@ -353,7 +353,7 @@ func (et *engineTable) Get(ctx context.Context, names []smi.OID) ([]smi.Value, e
 	return et.t.Get(ctx, names)
 }
 
-func (et *engineTable) GetNext(ctx context.Context, ranges []agent.Range) ([]smi.VarBind, error) {
+func (et *engineTable) GetNext(ctx context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	et.refresh()
 	return et.t.GetNext(ctx, ranges)
 }
@@ -411,6 +411,6 @@ func (rt *reconcileTable) Get(ctx context.Context, names []smi.OID) ([]smi.Value
 	return rt.table().Get(ctx, names)
 }
 
-func (rt *reconcileTable) GetNext(ctx context.Context, ranges []agent.Range) ([]smi.VarBind, error) {
+func (rt *reconcileTable) GetNext(ctx context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	return rt.table().GetNext(ctx, ranges)
 }

@@ -267,8 +267,8 @@ func TestAggregateWalk(t *testing.T) {
 		}
 	}
 	// A range that starts inside and ends early.
-	r := agent.Range{Start: agg(mib.FuncSum, seAdmin), End: agg(mib.FuncSum, seLoad)}
-	got, err := tree.GetNext(context.Background(), []agent.Range{r})
+	r := smi.Range{Start: agg(mib.FuncSum, seAdmin), End: agg(mib.FuncSum, seLoad)}
+	got, err := tree.GetNext(context.Background(), []smi.Range{r})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +371,7 @@ func TestProxyWalk(t *testing.T) {
 		t.Errorf("walk order: %s, %s", vbs[0].Name, vbs[6].Name)
 	}
 	// Starting inside one engine's objects continues there.
-	got, err := tree.GetNext(context.Background(), []agent.Range{{Start: proxy(1, seRequests)}})
+	got, err := tree.GetNext(context.Background(), []smi.Range{{Start: proxy(1, seRequests)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestAllEnginesSet(t *testing.T) {
 		}
 	})
 	err := set(tree, setVB(allRoot.Append(seAdmin...), smi.Integer(2)), setVB(allRoot.Append(seWeight...), smi.Gauge32(6)))
-	if st, idx := agent.StatusOf(err); st != smi.WrongValue || idx != 1 {
+	if st, idx := smi.StatusOf(err); st != smi.WrongValue || idx != 1 {
 		t.Errorf("SET above one engine's max = %v (%s at %d), want wrongValue at 1", err, st, idx)
 	}
 	if err == nil || !strings.Contains(err.Error(), "max_weight 5") {
@@ -444,7 +444,7 @@ func TestAllEnginesCommitFailed(t *testing.T) {
 	tree, f, _ := newFarm(t, 2)
 	f.edit(2, func(e *fakeEngine) { e.failCommit = true })
 	err := set(tree, setVB(allRoot.Append(seWeight...), smi.Gauge32(3)))
-	if st, _ := agent.StatusOf(err); st != smi.CommitFailed {
+	if st, _ := smi.StatusOf(err); st != smi.CommitFailed {
 		t.Errorf("SET with an engine not confirming = %v, want commitFailed", err)
 	}
 	if v := f.value(1, seWeight); !v.Equal(smi.Gauge32(7)) {
@@ -481,11 +481,11 @@ func TestProxyAndAllEnginesInOneSet(t *testing.T) {
 		id   uint32
 		want smi.ErrorStatus
 	}{{9, smi.NoCreation}, {2, smi.ResourceUnavailable}} {
-		if st, _ := agent.StatusOf(set(tree, setVB(proxy(c.id, seWeight), smi.Gauge32(1)))); st != c.want {
+		if st, _ := smi.StatusOf(set(tree, setVB(proxy(c.id, seWeight), smi.Gauge32(1)))); st != c.want {
 			t.Errorf("SET on engine %d: %s, want %s", c.id, st, c.want)
 		}
 	}
-	if st, _ := agent.StatusOf(set(tree, setVB(proxyRoot.Append(1), smi.Gauge32(1)))); st != smi.NotWritable {
+	if st, _ := smi.StatusOf(set(tree, setVB(proxyRoot.Append(1), smi.Gauge32(1)))); st != smi.NotWritable {
 		t.Errorf("SET of smEngineProxy.1: %s, want notWritable", st)
 	}
 }
@@ -566,7 +566,7 @@ func TestEngineContext(t *testing.T) {
 	}
 	// The same northbound transaction id in two contexts: distinct farm
 	// transactions.
-	tx := agent.TxID{Session: 1, Transaction: 1}
+	tx := smi.TxID{Session: 1, Transaction: 1}
 	ctx := context.Background()
 	if err := t2.TestSet(ctx, tx, []smi.VarBind{setVB(seWeight, smi.Gauge32(2))}); err != nil {
 		t.Fatal(err)
@@ -646,7 +646,7 @@ func TestProxySetCommitFailed(t *testing.T) {
 	tree, f, _ := newFarm(t, 2)
 	f.edit(2, func(e *fakeEngine) { e.failCommit = true })
 	err := set(tree, setVB(proxy(1, seWeight), smi.Gauge32(1)), setVB(proxy(2, seWeight), smi.Gauge32(2)))
-	if st, idx := agent.StatusOf(err); st != smi.CommitFailed || idx != 1 {
+	if st, idx := smi.StatusOf(err); st != smi.CommitFailed || idx != 1 {
 		t.Errorf("SET = %v (%s at %d), want commitFailed at 1", err, st, idx)
 	}
 	if v := f.value(1, seWeight); !v.Equal(smi.Gauge32(7)) {

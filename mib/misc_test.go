@@ -161,7 +161,7 @@ func TestManagerTreeWalk(t *testing.T) {
 			t.Errorf("%s (%s): %s, MIB says %s %s", vb.Name, o.Name, vb.Value.Type, o.Syntax.Type, o.Access)
 		}
 	}
-	if _, err := tree.GetBulk(context.Background(), 0, 50, []agent.Range{{Start: mib.SmMIB.OID()}}, 0); err != nil {
+	if _, err := tree.GetBulk(context.Background(), 0, 50, []smi.Range{{Start: mib.SmMIB.OID()}}, 0); err != nil {
 		t.Error(err)
 	}
 }

@@ -34,9 +34,9 @@ func get(t *testing.T, tree *agent.Tree, names ...smi.OID) []smi.Value {
 func walk(t *testing.T, tree *agent.Tree, root smi.OID, limit int) []smi.VarBind {
 	t.Helper()
 	var out []smi.VarBind
-	r := agent.Range{Start: root, End: root.SubtreeEnd()}
+	r := smi.Range{Start: root, End: root.SubtreeEnd()}
 	for range limit {
-		vbs, err := tree.GetNext(context.Background(), []agent.Range{r})
+		vbs, err := tree.GetNext(context.Background(), []smi.Range{r})
 		if err != nil {
 			t.Fatalf("GetNext %s: %v", r.Start, err)
 		}
@@ -97,9 +97,9 @@ func TestRegisterNode(t *testing.T) {
 	}
 
 	// The node group is read-only.
-	err = tree.Set(context.Background(), agent.TxID{Transaction: 1},
+	err = tree.Set(context.Background(), smi.TxID{Transaction: 1},
 		[]smi.VarBind{{Name: inst(mib.SmNodeRole), Value: smi.Integer(1)}})
-	if st, _ := agent.StatusOf(err); st != smi.NotWritable {
+	if st, _ := smi.StatusOf(err); st != smi.NotWritable {
 		t.Errorf("SET smNodeRole: %v (status %s), want notWritable", err, st)
 	}
 }
@@ -112,7 +112,7 @@ func TestRegisterNodeBadRole(t *testing.T) {
 	// A role the MIB does not define fails the read rather than answering
 	// a number no NMS can label.
 	_, err := tree.Get(context.Background(), []smi.OID{inst(mib.SmNodeRole)})
-	if st, _ := agent.StatusOf(err); st != smi.GenErr {
+	if st, _ := smi.StatusOf(err); st != smi.GenErr {
 		t.Errorf("GET with invalid role: %v, want genErr", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/logging"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
@@ -16,7 +15,7 @@ import (
 // setSession is the session of the farm SET keys of this package. One
 // northbound SET may write through smEngineProxy (one farm transaction
 // per engine written), smAllEngines and engine contexts at once, while the
-// farm keys its transactions by agent.TxID; the Manager therefore numbers
+// farm keys its transactions by smi.TxID; the Manager therefore numbers
 // its farm transactions itself, under a session id that no AgentX session
 // uses (the master numbers sessions from 0 upwards) and that differs from
 // the Coordinator's own Set (^0).
@@ -24,7 +23,7 @@ const setSession = ^uint32(0) - 1
 
 // farmSet is one farm transaction of a northbound SET.
 type farmSet struct {
-	key       agent.TxID
+	key       smi.TxID
 	targets   []fanout.NodeID // nil: every engine
 	vbs       []smi.VarBind   // as the engines see them
 	idx       []int           // position of each in the handler's varbinds
@@ -39,26 +38,26 @@ type setKeys struct {
 	seq *atomic.Uint32 // the Manager's, shared by its handlers
 
 	mu   sync.Mutex
-	byTx map[agent.TxID][]*farmSet
+	byTx map[smi.TxID][]*farmSet
 }
 
-func (k *setKeys) add(tx agent.TxID, fs *farmSet) {
+func (k *setKeys) add(tx smi.TxID, fs *farmSet) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.byTx == nil {
-		k.byTx = make(map[agent.TxID][]*farmSet)
+		k.byTx = make(map[smi.TxID][]*farmSet)
 	}
-	fs.key = agent.TxID{Session: setSession, Transaction: k.seq.Add(1)}
+	fs.key = smi.TxID{Session: setSession, Transaction: k.seq.Add(1)}
 	k.byTx[tx] = append(k.byTx[tx], fs)
 }
 
-func (k *setKeys) get(tx agent.TxID) []*farmSet {
+func (k *setKeys) get(tx smi.TxID) []*farmSet {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.byTx[tx]
 }
 
-func (k *setKeys) take(tx agent.TxID) []*farmSet {
+func (k *setKeys) take(tx smi.TxID) []*farmSet {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	fs := k.byTx[tx]
@@ -66,30 +65,21 @@ func (k *setKeys) take(tx agent.TxID) []*farmSet {
 	return fs
 }
 
-// phaseFailure carries the farm's error to the Tree with its SNMP status:
-// the Tree reads the status from the *smi.SetError, callers can still
-// errors.As the farm's *fanout.PhaseError.
-type phaseFailure struct {
-	status *smi.SetError
-	err    error
-}
-
-func (p *phaseFailure) Error() string   { return p.err.Error() }
-func (p *phaseFailure) Unwrap() []error { return []error{p.status, p.err} }
-
-// farmError maps a farm phase error onto the handler's varbinds.
+// farmError maps a farm phase error onto the handler's varbinds: the
+// *smi.Error carries the farm's status to the Tree, and its per-engine
+// detail (*fanout.PhaseError) to whoever asks with errors.As.
 func farmError(err error, fs *farmSet) (int, error) {
-	st, j := agent.StatusOf(err)
+	_, j := smi.StatusOf(err)
 	i := fs.idx[0]
 	if j >= 0 && j < len(fs.idx) {
 		i = fs.idx[j]
 	}
-	return i, &phaseFailure{status: &smi.SetError{Status: st, Reason: err.Error()}, err: err}
+	return i, err
 }
 
 // testAll runs TEST for every farm transaction; the first failure fails
 // the SET (CleanupSet releases them all).
-func testAll(ctx context.Context, m *Manager, keys *setKeys, tx agent.TxID, sets []*farmSet) (int, error) {
+func testAll(ctx context.Context, m *Manager, keys *setKeys, tx smi.TxID, sets []*farmSet) (int, error) {
 	for _, fs := range sets {
 		keys.add(tx, fs)
 	}
@@ -101,7 +91,7 @@ func testAll(ctx context.Context, m *Manager, keys *setKeys, tx agent.TxID, sets
 	return 0, nil
 }
 
-func commitAll(ctx context.Context, m *Manager, keys *setKeys, tx agent.TxID) (int, error) {
+func commitAll(ctx context.Context, m *Manager, keys *setKeys, tx smi.TxID) (int, error) {
 	for _, fs := range keys.get(tx) {
 		fs.committed = true
 		res, err := m.farm.CommitSet(ctx, fs.key)
@@ -118,7 +108,7 @@ func commitAll(ctx context.Context, m *Manager, keys *setKeys, tx agent.TxID) (i
 // undoAll undoes every farm transaction whose commit was attempted, even
 // after one fails, and reports the first failure. The engines an UNDO
 // could not confirm go to the farm state, which puts them back later.
-func undoAll(ctx context.Context, m *Manager, keys *setKeys, tx agent.TxID) (int, error) {
+func undoAll(ctx context.Context, m *Manager, keys *setKeys, tx smi.TxID) (int, error) {
 	first, firstErr := 0, error(nil)
 	for _, fs := range keys.get(tx) {
 		if !fs.committed {
@@ -138,7 +128,7 @@ func undoAll(ctx context.Context, m *Manager, keys *setKeys, tx agent.TxID) (int
 // cleanupAll ends the farm transactions. One that committed everywhere
 // and was not undone wrote its objects for good: engines still to be put
 // back to older values of them no longer are.
-func cleanupAll(ctx context.Context, m *Manager, keys *setKeys, tx agent.TxID) {
+func cleanupAll(ctx context.Context, m *Manager, keys *setKeys, tx smi.TxID) {
 	for _, fs := range keys.take(tx) {
 		if fs.committed && !fs.undone && len(fs.wrote) > 0 {
 			names := make([]smi.OID, len(fs.vbs))
@@ -238,7 +228,7 @@ func (h *proxyHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Value, e
 
 // GetNext lists the engines' own objects, engine after engine, from the
 // walk snapshots of the native subtrees.
-func (h *proxyHandler) GetNext(ctx context.Context, ranges []agent.Range) ([]smi.VarBind, error) {
+func (h *proxyHandler) GetNext(ctx context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	root := SmEngineProxy.OID()
 	out := make([]smi.VarBind, len(ranges))
 	var nv *nativeView
@@ -291,7 +281,7 @@ func searchAfterVB(vbs []smi.VarBind, start smi.OID, include bool) int {
 }
 
 // TestSet sends one TEST per engine written, with that engine's varbinds.
-func (h *proxyHandler) TestSet(ctx context.Context, tx agent.TxID, vbs []smi.VarBind) (int, error) {
+func (h *proxyHandler) TestSet(ctx context.Context, tx smi.TxID, vbs []smi.VarBind) (int, error) {
 	root := SmEngineProxy.OID()
 	rows := h.m.engineIndex()
 	var sets []*farmSet
@@ -322,15 +312,15 @@ func (h *proxyHandler) TestSet(ctx context.Context, tx agent.TxID, vbs []smi.Var
 	return testAll(ctx, h.m, &h.keys, tx, sets)
 }
 
-func (h *proxyHandler) CommitSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
+func (h *proxyHandler) CommitSet(ctx context.Context, tx smi.TxID, _ []smi.VarBind) (int, error) {
 	return commitAll(ctx, h.m, &h.keys, tx)
 }
 
-func (h *proxyHandler) UndoSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
+func (h *proxyHandler) UndoSet(ctx context.Context, tx smi.TxID, _ []smi.VarBind) (int, error) {
 	return undoAll(ctx, h.m, &h.keys, tx)
 }
 
-func (h *proxyHandler) CleanupSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) {
+func (h *proxyHandler) CleanupSet(ctx context.Context, tx smi.TxID, _ []smi.VarBind) {
 	cleanupAll(ctx, h.m, &h.keys, tx)
 }
 
@@ -402,7 +392,7 @@ func (h *allEnginesHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Val
 
 // GetNext lists nothing: smAllEngines is for writing, and a walk of it
 // would repeat smEngineProxy.
-func (h *allEnginesHandler) GetNext(_ context.Context, ranges []agent.Range) ([]smi.VarBind, error) {
+func (h *allEnginesHandler) GetNext(_ context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	out := make([]smi.VarBind, len(ranges))
 	for i, r := range ranges {
 		out[i] = smi.VarBind{Name: r.Start, Value: smi.EndOfMibView()}
@@ -411,7 +401,7 @@ func (h *allEnginesHandler) GetNext(_ context.Context, ranges []agent.Range) ([]
 }
 
 // TestSet sends one TEST with every varbind to every engine.
-func (h *allEnginesHandler) TestSet(ctx context.Context, tx agent.TxID, vbs []smi.VarBind) (int, error) {
+func (h *allEnginesHandler) TestSet(ctx context.Context, tx smi.TxID, vbs []smi.VarBind) (int, error) {
 	root := SmAllEngines.OID()
 	fs := &farmSet{}
 	for i, vb := range vbs {
@@ -427,14 +417,14 @@ func (h *allEnginesHandler) TestSet(ctx context.Context, tx agent.TxID, vbs []sm
 	return testAll(ctx, h.m, &h.keys, tx, []*farmSet{fs})
 }
 
-func (h *allEnginesHandler) CommitSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
+func (h *allEnginesHandler) CommitSet(ctx context.Context, tx smi.TxID, _ []smi.VarBind) (int, error) {
 	return commitAll(ctx, h.m, &h.keys, tx)
 }
 
-func (h *allEnginesHandler) UndoSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
+func (h *allEnginesHandler) UndoSet(ctx context.Context, tx smi.TxID, _ []smi.VarBind) (int, error) {
 	return undoAll(ctx, h.m, &h.keys, tx)
 }
 
-func (h *allEnginesHandler) CleanupSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) {
+func (h *allEnginesHandler) CleanupSet(ctx context.Context, tx smi.TxID, _ []smi.VarBind) {
 	cleanupAll(ctx, h.m, &h.keys, tx)
 }

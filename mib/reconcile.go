@@ -10,7 +10,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/replica/wire"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
@@ -270,7 +269,7 @@ func (rc *reconciler) pass(ctx context.Context) {
 
 // attempt writes before back on engine id with a SET of its own.
 func (rc *reconciler) attempt(ctx context.Context, id fanout.NodeID, before []smi.VarBind) error {
-	key := agent.TxID{Session: reconcileSession, Transaction: rc.seq.Add(1)}
+	key := smi.TxID{Session: reconcileSession, Transaction: rc.seq.Add(1)}
 	defer rc.farm.CleanupSet(context.WithoutCancel(ctx), key)
 	if _, err := rc.farm.TestSet(ctx, key, []fanout.NodeID{id}, before); err != nil {
 		return err

@@ -161,7 +161,7 @@ func TestReconcileAfterInterruptedCommit(t *testing.T) {
 	}()
 	err := set(sm.tree, setVB(all(seWeight), smi.Gauge32(7)))
 	close(store3.release) // the dead engine's worker may end (its answer goes nowhere)
-	if st, _ := agent.StatusOf(err); st != smi.UndoFailed {
+	if st, _ := smi.StatusOf(err); st != smi.UndoFailed {
 		t.Fatalf("SET interrupted by engine 3's death: %v (%s), want undoFailed", err, st)
 	}
 	if se1.Weight() != 5 || se2.Weight() != 5 {
@@ -257,7 +257,7 @@ func TestReconcileSuperseded(t *testing.T) {
 	}()
 	err := set(sm.tree, setVB(all, smi.Gauge32(7)))
 	close(store2.release) // the dead engine's worker may end (its answer goes nowhere)
-	if st, _ := agent.StatusOf(err); st != smi.UndoFailed {
+	if st, _ := smi.StatusOf(err); st != smi.UndoFailed {
 		t.Fatalf("SET: %v (%s), want undoFailed", err, st)
 	}
 	// Engine 2 is restarted in place (same id) and an NMS sets 9 on the

@@ -314,7 +314,7 @@ func (s *SE) checkWeight(w uint64) error {
 }
 
 // SetWeight changes smSeWeight as a SET does: refused above max_weight
-// (a *smi.SetError, wrongValue), kept by the store before it is served.
+// (a *smi.Error, wrongValue), kept by the store before it is served.
 func (s *SE) SetWeight(w uint32) error {
 	if err := s.checkWeight(uint64(w)); err != nil {
 		return err

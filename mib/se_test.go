@@ -157,12 +157,12 @@ func TestSEWeightMax(t *testing.T) {
 	}
 	for _, w := range []uint32{6, 1000, 1001, 1 << 31} {
 		err := set(tree, gauge(inst(mib.SmSeWeight), w))
-		st, idx := agent.StatusOf(err)
+		st, idx := smi.StatusOf(err)
 		if st != smi.WrongValue || idx != 0 {
 			t.Errorf("SET smSeWeight %d = %v (%s), want wrongValue", w, err, st)
 		}
-		var se *smi.SetError
-		if !errors.As(err, &se) || !strings.Contains(se.Reason, "smSeWeight") {
+		var se *smi.Error
+		if !errors.As(err, &se) || se.Err == nil || !strings.Contains(se.Err.Error(), "smSeWeight") {
 			t.Errorf("SET smSeWeight %d: reason %v does not name the object", w, err)
 		}
 	}
@@ -173,13 +173,13 @@ func TestSEWeightMax(t *testing.T) {
 		t.Errorf("smSeWeight after refused SETs = %s, want 3", v)
 	}
 	// Wrong type: INTEGER is not Unsigned32.
-	if st, _ := agent.StatusOf(set(tree, integer(inst(mib.SmSeWeight), 2))); st != smi.WrongType {
+	if st, _ := smi.StatusOf(set(tree, integer(inst(mib.SmSeWeight), 2))); st != smi.WrongType {
 		t.Errorf("SET smSeWeight INTEGER: %s, want wrongType", st)
 	}
 	// All or nothing: a refused weight keeps the admin state of the same
 	// request from changing.
 	err := set(tree, integer(inst(mib.SmSeAdminState), 2), gauge(inst(mib.SmSeWeight), 9))
-	if st, idx := agent.StatusOf(err); st != smi.WrongValue || idx != 1 {
+	if st, idx := smi.StatusOf(err); st != smi.WrongValue || idx != 1 {
 		t.Errorf("SET admin+bad weight = %v, want wrongValue at 1", err)
 	}
 	if s.AdminState() != mib.InService {
@@ -190,7 +190,7 @@ func TestSEWeightMax(t *testing.T) {
 func TestSEAdminState(t *testing.T) {
 	tree, s := newSE(t, mib.SEConfig{})
 	for _, bad := range []int32{0, 4, -1} {
-		if st, _ := agent.StatusOf(set(tree, integer(inst(mib.SmSeAdminState), bad))); st != smi.WrongValue {
+		if st, _ := smi.StatusOf(set(tree, integer(inst(mib.SmSeAdminState), bad))); st != smi.WrongValue {
 			t.Errorf("SET smSeAdminState %d: %s, want wrongValue", bad, st)
 		}
 	}
@@ -264,7 +264,7 @@ func TestSEStoreFailure(t *testing.T) {
 	st := &failStore{fail: mib.KeySeWeight}
 	tree, s := newSE(t, mib.SEConfig{Store: st})
 	err := set(tree, integer(inst(mib.SmSeAdminState), 2), gauge(inst(mib.SmSeWeight), 9))
-	if status, idx := agent.StatusOf(err); status != smi.CommitFailed || idx != 1 {
+	if status, idx := smi.StatusOf(err); status != smi.CommitFailed || idx != 1 {
 		t.Fatalf("SET = %v, want commitFailed at 1", err)
 	}
 	if s.Weight() != mib.DefaultSeWeight || s.AdminState() != mib.InService {

@@ -294,7 +294,7 @@ func (s *System) RemoveCapability(index uint32) bool {
 // object: at most 255 octets of printable ASCII (0x20..0x7E). RFC 2579 also
 // allows NVT control sequences; they are refused because every consumer of
 // these values (NMS screens, logs, the state file) is better off without
-// them. The error is a *smi.SetError (wrongLength or wrongValue).
+// them. The error is a *smi.Error (wrongLength or wrongValue).
 func CheckDisplayString(s string) error {
 	if len(s) > MaxDisplayString {
 		return smi.Errorf(smi.WrongLength, fmt.Sprintf("%d octets, at most %d", len(s), MaxDisplayString))

@@ -66,7 +66,7 @@ func newSystem(t *testing.T, cfg mib.SystemConfig) (*agent.Tree, *mib.System, *c
 var txSeq atomic.Uint32
 
 func set(tree *agent.Tree, vbs ...smi.VarBind) error {
-	return tree.Set(context.Background(), agent.TxID{Session: 7, Transaction: txSeq.Add(1)}, vbs)
+	return tree.Set(context.Background(), smi.TxID{Session: 7, Transaction: txSeq.Add(1)}, vbs)
 }
 
 func str(oid smi.OID, s string) smi.VarBind { return smi.VarBind{Name: oid, Value: smi.String(s)} }
@@ -170,7 +170,7 @@ func TestSystemSetValidation(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			before := s.Contact()
 			err := set(tree, c.vb)
-			if st, idx := agent.StatusOf(err); st != c.want || idx != 0 {
+			if st, idx := smi.StatusOf(err); st != c.want || idx != 0 {
 				t.Fatalf("SET = %v (%s at %d), want %s", err, st, idx, c.want)
 			}
 			after := s.Contact()
@@ -189,7 +189,7 @@ func TestSystemSetValidation(t *testing.T) {
 func TestSystemSetAtomic(t *testing.T) {
 	tree, s, _ := newSystem(t, mib.SystemConfig{Contact: "c0", Name: "n0", Location: "l0"})
 	err := set(tree, str(sysContact, "c1"), str(sysName, "n1"), str(sysLocation, "bad\t"))
-	if st, idx := agent.StatusOf(err); st != smi.WrongValue || idx != 2 {
+	if st, idx := smi.StatusOf(err); st != smi.WrongValue || idx != 2 {
 		t.Fatalf("SET = %v (%s at %d), want wrongValue at 2", err, st, idx)
 	}
 	if s.Contact() != "c0" || s.Name() != "n0" || s.Location() != "l0" {
@@ -289,7 +289,7 @@ func TestSystemStoreFailure(t *testing.T) {
 	st := &failStore{fail: mib.KeySysLocation}
 	tree, s, _ := newSystem(t, mib.SystemConfig{Contact: "c0", Location: "l0", Store: st})
 	err := set(tree, str(sysContact, "c1"), str(sysLocation, "l1"))
-	if status, idx := agent.StatusOf(err); status != smi.CommitFailed || idx != 1 {
+	if status, idx := smi.StatusOf(err); status != smi.CommitFailed || idx != 1 {
 		t.Fatalf("SET = %v (%s at %d), want commitFailed at 1", err, status, idx)
 	}
 	if s.Contact() != "c0" || s.Location() != "l0" {

@@ -237,7 +237,7 @@ func (c *callback) Get(_ context.Context, names []smi.OID) ([]smi.Value, error) 
 	return out, nil
 }
 
-func (c *callback) GetNext(_ context.Context, ranges []agent.Range) ([]smi.VarBind, error) {
+func (c *callback) GetNext(_ context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	c.calls.Add(1)
 	all := c.instances()
 	out := make([]smi.VarBind, len(ranges))

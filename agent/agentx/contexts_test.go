@@ -58,9 +58,9 @@ func (s subtreeOf) Get(ctx context.Context, names []smi.OID) ([]smi.Value, error
 	return out, nil
 }
 
-func (s subtreeOf) GetNext(ctx context.Context, rs []agent.Range) ([]smi.VarBind, error) {
+func (s subtreeOf) GetNext(ctx context.Context, rs []smi.Range) ([]smi.VarBind, error) {
 	end := s.root.SubtreeEnd()
-	bounded := make([]agent.Range, len(rs))
+	bounded := make([]smi.Range, len(rs))
 	for i, r := range rs {
 		bounded[i] = r
 		if len(r.End) == 0 || r.End.Compare(end) > 0 {

@@ -72,9 +72,9 @@ func netipBytes(s string) string {
 func treeWalk(t testing.TB, tree *agent.Tree, root smi.OID) []smi.VarBind {
 	t.Helper()
 	var out []smi.VarBind
-	r := agent.Range{Start: root, End: root.SubtreeEnd()}
+	r := smi.Range{Start: root, End: root.SubtreeEnd()}
 	for i := 0; i < 100000; i++ {
-		vbs, err := tree.GetNext(context.Background(), []agent.Range{r})
+		vbs, err := tree.GetNext(context.Background(), []smi.Range{r})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,10 +178,10 @@ func TestDifferentialWalk(t *testing.T) {
 	starts := []smi.OID{agenttest.ScalarInt, agenttest.EmptyTable1, agenttest.SparseTable.Append(1, 3),
 		agenttest.SparseTable.Append(4, 9999999), agenttest.EmptyTable2, agenttest.TwoIndexTable.Append(3, 3, 10),
 		agenttest.CallbackRoot.Append(50, 0)}
-	ranges := make([]agent.Range, len(starts))
+	ranges := make([]smi.Range, len(starts))
 	strs := make([]string, len(starts))
 	for i, s := range starts {
-		ranges[i] = agent.Range{Start: s}
+		ranges[i] = smi.Range{Start: s}
 		strs[i] = dotted(s)
 	}
 	wantNext, err := r.tree.GetNext(context.Background(), ranges)

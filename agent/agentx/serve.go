@@ -45,10 +45,10 @@ func (s *session) tree(p *pdu.Packet) *agent.Tree {
 	return s.a.empty
 }
 
-func ranges(rs []pdu.SearchRange) []agent.Range {
-	out := make([]agent.Range, len(rs))
+func ranges(rs []pdu.SearchRange) []smi.Range {
+	out := make([]smi.Range, len(rs))
 	for i, r := range rs {
-		out[i] = agent.Range{Start: r.Start, Include: r.Include, End: r.End}
+		out[i] = smi.Range{Start: r.Start, Include: r.Include, End: r.End}
 	}
 	return out
 }
@@ -57,7 +57,7 @@ func ranges(rs []pdu.SearchRange) []agent.Range {
 // CleanupSet, which has none.
 func (s *session) serve(ctx context.Context, p *pdu.Packet) []byte {
 	tree := s.tree(p)
-	tx := agent.TxID{Session: p.SessionID, Transaction: p.TransactionID}
+	tx := smi.TxID{Session: p.SessionID, Transaction: p.TransactionID}
 	var (
 		vbs []smi.VarBind
 		err error
@@ -106,7 +106,7 @@ func (s *session) serve(ctx context.Context, p *pdu.Packet) []byte {
 		}
 	}
 	if err != nil {
-		st, idx := agent.StatusOf(err)
+		st, idx := smi.StatusOf(err)
 		resp.Error, resp.Index, resp.VarBinds = pdu.ResponseError(st), uint16(idx+1), nil
 		if names != nil {
 			// The master matches varbinds to its request even on error.

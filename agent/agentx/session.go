@@ -63,7 +63,7 @@ type session struct {
 	reqs       map[reqKey]*reqState // in flight and recently answered
 	answered   []*reqState          // FIFO of answered requests, for eviction
 	cacheBytes int
-	sets       map[agent.TxID]*agent.Tree // tested, not yet cleaned up
+	sets       map[smi.TxID]*agent.Tree // tested, not yet cleaned up
 
 	regMu sync.Mutex
 	regs  []registration // what this session registered
@@ -100,7 +100,7 @@ func (a *Subagent) connect(ctx context.Context, network, address string) (*sessi
 		pending: make(map[uint32]chan *pdu.Packet),
 		runs:    make(map[*run]struct{}),
 		reqs:    make(map[reqKey]*reqState),
-		sets:    make(map[agent.TxID]*agent.Tree),
+		sets:    make(map[smi.TxID]*agent.Tree),
 	}
 	// A context cancelled mid-connect must not leave the dial or the Open
 	// wait hanging.
@@ -175,7 +175,7 @@ func (s *session) wait() {
 	s.wg.Wait()
 	s.reqMu.Lock()
 	sets := s.sets
-	s.sets = map[agent.TxID]*agent.Tree{}
+	s.sets = map[smi.TxID]*agent.Tree{}
 	s.reqMu.Unlock()
 	for tx, tree := range sets {
 		tree.CleanupSet(context.Background(), tx)

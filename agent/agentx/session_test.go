@@ -144,7 +144,7 @@ func TestGetBulk(t *testing.T) {
 	rs := []pdu.SearchRange{{Start: agenttest.ScalarInt}, {Start: agenttest.TwoIndexTable}, {Start: agenttest.CallbackRoot.Append(100)}}
 	mc.request(be, 1, 1, &pdu.GetBulk{NonRepeaters: 1, MaxRepetitions: 4, Ranges: rs})
 	got := mc.readResponse().PDU.(*pdu.Response).VarBinds
-	want, err := tree.GetBulk(context.Background(), 1, 4, []agent.Range{{Start: rs[0].Start}, {Start: rs[1].Start}, {Start: rs[2].Start}}, 0)
+	want, err := tree.GetBulk(context.Background(), 1, 4, []smi.Range{{Start: rs[0].Start}, {Start: rs[1].Start}, {Start: rs[2].Start}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,7 +480,7 @@ func (g *gate) Get(ctx context.Context, names []smi.OID) ([]smi.Value, error) {
 	return out, nil
 }
 
-func (g *gate) GetNext(context.Context, []agent.Range) ([]smi.VarBind, error) { return nil, nil }
+func (g *gate) GetNext(context.Context, []smi.Range) ([]smi.VarBind, error) { return nil, nil }
 
 // No more than MaxInFlight requests wait on the farm at once; the rest
 // are answered genErr at once (left unanswered, snmpd would re-send them,
@@ -616,7 +616,7 @@ func (p *ctxProbe) Get(ctx context.Context, names []smi.OID) ([]smi.Value, error
 	return nil, err
 }
 
-func (p *ctxProbe) GetNext(context.Context, []agent.Range) ([]smi.VarBind, error) { return nil, nil }
+func (p *ctxProbe) GetNext(context.Context, []smi.Range) ([]smi.VarBind, error) { return nil, nil }
 
 // Handlers see Config.HandlerTimeout as their context's deadline, and the
 // context ends there with DeadlineExceeded (the session's watchdog ends

@@ -152,7 +152,7 @@ func (a *Agent) treeError(r *request, err error) *ber.PDU {
 		}
 		return nil
 	}
-	st, idx := agent.StatusOf(err)
+	st, idx := smi.StatusOf(err)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		st = smi.GenErr
 	}
@@ -200,10 +200,10 @@ func (r *request) viewGet(ctx context.Context) ([]smi.VarBind, error) {
 	return out, nil
 }
 
-func (r *request) ranges() []agent.Range {
-	out := make([]agent.Range, len(r.pdu.VarBinds))
+func (r *request) ranges() []smi.Range {
+	out := make([]smi.Range, len(r.pdu.VarBinds))
 	for i, vb := range r.pdu.VarBinds {
-		out[i] = agent.Range{Start: vb.Name}
+		out[i] = smi.Range{Start: vb.Name}
 	}
 	return out
 }
@@ -248,11 +248,11 @@ func (a *Agent) getNext(ctx context.Context, r *request) *ber.PDU {
 func (a *Agent) skipCounter64(ctx context.Context, r *request, vbs []smi.VarBind) ([]smi.VarBind, error) {
 	for {
 		var idx []int
-		var ranges []agent.Range
+		var ranges []smi.Range
 		for i, vb := range vbs {
 			if vb.Value.Type == smi.TypeCounter64 {
 				idx = append(idx, i)
-				ranges = append(ranges, agent.Range{Start: vb.Name})
+				ranges = append(ranges, smi.Range{Start: vb.Name})
 			}
 		}
 		if len(idx) == 0 {
@@ -322,7 +322,7 @@ func (a *Agent) set(ctx context.Context, r *request) *ber.PDU {
 			return a.fail(r, smi.WrongType, i)
 		}
 	}
-	tx := agent.TxID{Session: udpSession, Transaction: a.txSeq.Add(1)}
+	tx := smi.TxID{Session: udpSession, Transaction: a.txSeq.Add(1)}
 	if err := r.tree.Set(ctx, tx, r.pdu.VarBinds); err != nil {
 		return a.treeError(r, err)
 	}

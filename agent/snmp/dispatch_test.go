@@ -141,9 +141,9 @@ func rowName(idx uint32) string {
 func reference(t testing.TB, tree *agent.Tree, root smi.OID) []smi.VarBind {
 	t.Helper()
 	var out []smi.VarBind
-	r := agent.Range{Start: root, End: root.SubtreeEnd()}
+	r := smi.Range{Start: root, End: root.SubtreeEnd()}
 	for {
-		vbs, err := tree.GetNext(context.Background(), []agent.Range{r})
+		vbs, err := tree.GetNext(context.Background(), []smi.Range{r})
 		if err != nil {
 			t.Fatal(err)
 		}

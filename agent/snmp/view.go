@@ -68,23 +68,23 @@ func (v *view) canWrite(o smi.OID) bool {
 
 // clamp narrows r to the first readable subtree it reaches; ok is false
 // when no readable subtree lies after r's start.
-func (v *view) clamp(r agent.Range) (agent.Range, bool) {
+func (v *view) clamp(r smi.Range) (smi.Range, bool) {
 	for _, sub := range v.read {
 		end := sub.SubtreeEnd()
 		if end != nil && r.Start.Compare(end) >= 0 {
 			continue // past this subtree
 		}
 		if r.Start.Compare(sub) < 0 {
-			return agent.Range{Start: sub, Include: true, End: end}, true
+			return smi.Range{Start: sub, Include: true, End: end}, true
 		}
-		return agent.Range{Start: r.Start, Include: r.Include, End: end}, true
+		return smi.Range{Start: r.Start, Include: r.Include, End: end}, true
 	}
-	return agent.Range{}, false
+	return smi.Range{}, false
 }
 
 // getNext is the Tree's GetNext seen through v: each answer is the next
 // readable instance, or endOfMibView after the last readable subtree.
-func (v *view) getNext(ctx context.Context, t *agent.Tree, ranges []agent.Range) ([]smi.VarBind, error) {
+func (v *view) getNext(ctx context.Context, t *agent.Tree, ranges []smi.Range) ([]smi.VarBind, error) {
 	if v == nil || v.read == nil {
 		return t.GetNext(ctx, ranges)
 	}
@@ -97,7 +97,7 @@ func (v *view) getNext(ctx context.Context, t *agent.Tree, ranges []agent.Range)
 	// Each round either answers a varbind or moves it past one readable
 	// subtree: at most len(v.read)+1 rounds.
 	for round := 0; len(todo) > 0 && round <= len(v.read); round++ {
-		var ask []agent.Range
+		var ask []smi.Range
 		var idx []int
 		for _, i := range todo {
 			c, ok := v.clamp(cur[i])
@@ -122,7 +122,7 @@ func (v *view) getNext(ctx context.Context, t *agent.Tree, ranges []agent.Range)
 					out[i] = smi.VarBind{Name: ranges[i].Start, Value: smi.EndOfMibView()}
 					continue
 				}
-				cur[i] = agent.Range{Start: ask[j].End, Include: true}
+				cur[i] = smi.Range{Start: ask[j].End, Include: true}
 				todo = append(todo, i)
 				continue
 			}
@@ -136,7 +136,7 @@ func (v *view) getNext(ctx context.Context, t *agent.Tree, ranges []agent.Range)
 }
 
 // getBulk is the Tree's GetBulk (RFC 3416 §4.2.3) seen through v.
-func (v *view) getBulk(ctx context.Context, t *agent.Tree, n, m int, ranges []agent.Range, maxVarBinds int) ([]smi.VarBind, error) {
+func (v *view) getBulk(ctx context.Context, t *agent.Tree, n, m int, ranges []smi.Range, maxVarBinds int) ([]smi.VarBind, error) {
 	if v == nil || v.read == nil {
 		return t.GetBulk(ctx, n, m, ranges, maxVarBinds)
 	}
@@ -160,7 +160,7 @@ func (v *view) getBulk(ctx context.Context, t *agent.Tree, n, m int, ranges []ag
 				done[i] = true
 				continue
 			}
-			reps[i] = agent.Range{Start: row[i].Name}
+			reps[i] = smi.Range{Start: row[i].Name}
 		}
 		for _, vb := range row {
 			if maxVarBinds > 0 && len(out) >= maxVarBinds {

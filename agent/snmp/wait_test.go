@@ -37,7 +37,7 @@ func (g *farmGate) Get(ctx context.Context, names []smi.OID) ([]smi.Value, error
 	return out, nil
 }
 
-func (g *farmGate) GetNext(_ context.Context, rs []agent.Range) ([]smi.VarBind, error) {
+func (g *farmGate) GetNext(_ context.Context, rs []smi.Range) ([]smi.VarBind, error) {
 	out := make([]smi.VarBind, len(rs))
 	for i, r := range rs {
 		out[i] = smi.VarBind{Name: r.Start, Value: smi.EndOfMibView()}
@@ -274,7 +274,7 @@ func (instant) Get(_ context.Context, names []smi.OID) ([]smi.Value, error) {
 	return out, nil
 }
 
-func (instant) GetNext(_ context.Context, rs []agent.Range) ([]smi.VarBind, error) {
+func (instant) GetNext(_ context.Context, rs []smi.Range) ([]smi.VarBind, error) {
 	out := make([]smi.VarBind, len(rs))
 	for i, r := range rs {
 		out[i] = smi.VarBind{Name: r.Start, Value: smi.EndOfMibView()}

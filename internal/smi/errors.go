@@ -1,6 +1,10 @@
 package smi
 
-import "strconv"
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
 
 // ErrorStatus is an SNMP PDU error-status (RFC 3416 §3). AgentX res.error
 // uses the same numbers for these (RFC 2741 §6.2.16).
@@ -43,21 +47,61 @@ func (e ErrorStatus) String() string {
 	return "ErrorStatus(" + strconv.FormatUint(uint64(e), 10) + ")"
 }
 
-// SetError is the error a SET handler returns to fail a phase with a
-// specific SNMP error-status; any other error becomes genErr.
-type SetError struct {
+// NoIndex is Error.Index when whoever fails does not know the request's
+// varbinds: a handler refusing one of its own (the Tree, which called it,
+// names the varbind).
+const NoIndex = -1
+
+// Error fails an SNMP operation with an error-status. It is the one error
+// type that carries a status, wherever it is raised: a handler refusing a
+// value (Errorf), the Tree naming the varbind at fault, the farm's
+// coordinator failing a SET phase (its per-engine detail, fanout's
+// *PhaseError, is Err), an SE answering the coordinator. StatusOf reads it
+// back through any wrapping.
+type Error struct {
 	Status ErrorStatus
-	Reason string // for logs; never sent on the wire
+	// Index is the 0-based varbind of the request at fault, or NoIndex.
+	Index int
+	Err   error // why; for logs and errors.As, never sent on the wire
 }
 
-func (e *SetError) Error() string {
-	if e.Reason == "" {
-		return "snmp set: " + e.Status.String()
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("snmp ")
+	b.WriteString(e.Status.String())
+	if e.Index >= 0 {
+		b.WriteString(" at varbind ")
+		b.WriteString(strconv.Itoa(e.Index + 1))
 	}
-	return "snmp set: " + e.Status.String() + ": " + e.Reason
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
 }
 
-// Errorf builds a *SetError.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf is a handler's refusal with status: the Tree answers it at the
+// varbind the handler names.
 func Errorf(status ErrorStatus, reason string) error {
-	return &SetError{Status: status, Reason: reason}
+	return &Error{Status: status, Index: NoIndex, Err: errors.New(reason)}
 }
+
+// StatusOf maps an error to the SNMP error-status and index to answer with:
+// the outermost *Error keeps its own (index 0 where it has none), anything
+// else is genErr at index 0.
+func StatusOf(err error) (ErrorStatus, int) {
+	if err == nil {
+		return NoError, 0
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status, max(e.Index, 0)
+	}
+	return GenErr, 0
+}
+
+// ErrUnknownTx is a SET phase of a transaction its receiver does not hold
+// (never tested, already cleaned up, or expired).
+var ErrUnknownTx = errors.New("smi: unknown set transaction")

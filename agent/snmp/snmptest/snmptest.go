@@ -42,36 +42,33 @@ func (m *Mount) Get(ctx context.Context, names []smi.OID) ([]smi.Value, error) {
 }
 
 // GetNext implements agent.Handler.
-func (m *Mount) GetNext(ctx context.Context, ranges []agent.Range) ([]smi.VarBind, error) {
+func (m *Mount) GetNext(ctx context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	return m.Inner.GetNext(ctx, ranges)
 }
 
-// setErr turns the inner Tree's *agent.RequestError back into a phase
-// result, keeping its status.
+// setErr is a phase result of the inner Tree: the varbind its error
+// names; the *smi.Error carries its status on to the outer Tree.
 func setErr(err error) (int, error) {
-	if err == nil {
-		return 0, nil
-	}
-	st, idx := agent.StatusOf(err)
-	return idx, &smi.SetError{Status: st, Reason: err.Error()}
+	_, idx := smi.StatusOf(err)
+	return idx, err
 }
 
 // TestSet implements agent.Setter.
-func (m *Mount) TestSet(ctx context.Context, tx agent.TxID, vbs []smi.VarBind) (int, error) {
+func (m *Mount) TestSet(ctx context.Context, tx smi.TxID, vbs []smi.VarBind) (int, error) {
 	return setErr(m.Inner.TestSet(ctx, tx, vbs))
 }
 
 // CommitSet implements agent.Setter.
-func (m *Mount) CommitSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
+func (m *Mount) CommitSet(ctx context.Context, tx smi.TxID, _ []smi.VarBind) (int, error) {
 	return setErr(m.Inner.CommitSet(ctx, tx))
 }
 
 // UndoSet implements agent.Setter.
-func (m *Mount) UndoSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) (int, error) {
+func (m *Mount) UndoSet(ctx context.Context, tx smi.TxID, _ []smi.VarBind) (int, error) {
 	return setErr(m.Inner.UndoSet(ctx, tx))
 }
 
 // CleanupSet implements agent.Setter.
-func (m *Mount) CleanupSet(ctx context.Context, tx agent.TxID, _ []smi.VarBind) {
+func (m *Mount) CleanupSet(ctx context.Context, tx smi.TxID, _ []smi.VarBind) {
 	m.Inner.CleanupSet(ctx, tx)
 }
