@@ -10,16 +10,15 @@ import (
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 	"github.com/smsnmpd/smsnmpd/mib"
-	"github.com/smsnmpd/smsnmpd/rmtp"
 )
 
 func TestTransport(t *testing.T) {
 	tree := agent.NewTree()
 	reads := 0
-	c := rmtp.Counters{Sent: 1, Received: 2, Retransmits: 3, NaksSent: 4, NaksReceived: 5, NaksSuppressed: 6,
+	c := mib.TransportCounters{Sent: 1, Received: 2, Retransmits: 3, NaksSent: 4, NaksReceived: 5, NaksSuppressed: 6,
 		Duplicates: 7, AuthFailures: 8, Aborts: 9, LateReplies: 10, DatagramsSent: 11, DatagramsReceived: 12,
 		AbortsReceived: 13, Replays: 14, Dropped: 15, Malformed: 1 << 40}
-	if err := mib.RegisterTransport(tree, func() rmtp.Counters { reads++; return c }); err != nil {
+	if err := mib.RegisterTransport(tree, func() mib.TransportCounters { reads++; return c }); err != nil {
 		t.Fatal(err)
 	}
 	ids := []mib.ID{mib.SmTransportSent, mib.SmTransportReceived, mib.SmTransportRetransmits,
@@ -132,7 +131,7 @@ func TestViewTerm(t *testing.T) {
 // strictly increasing, bounded, every value typed as the MIB says.
 func TestManagerTreeWalk(t *testing.T) {
 	tree, _, _ := newFarm(t, 3)
-	if err := mib.RegisterTransport(tree, func() rmtp.Counters { return rmtp.Counters{} }); err != nil {
+	if err := mib.RegisterTransport(tree, func() mib.TransportCounters { return mib.TransportCounters{} }); err != nil {
 		t.Fatal(err)
 	}
 	if err := mib.RegisterNode(tree, mib.NodeInfo{Role: func() mib.Role { return mib.RoleManager }, Level: 1, ID: 1,

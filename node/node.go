@@ -331,11 +331,22 @@ func (n *Node) closeFarm() error {
 	return errors.Join(errs...)
 }
 
+// transportCounters are the endpoint's counters that smTransport shows.
+func transportCounters(c rmtp.Counters) mib.TransportCounters {
+	return mib.TransportCounters{
+		Sent: c.Sent, Received: c.Received, Retransmits: c.Retransmits,
+		NaksSent: c.NaksSent, NaksReceived: c.NaksReceived, NaksSuppressed: c.NaksSuppressed,
+		Duplicates: c.Duplicates, AuthFailures: c.AuthFailures, Aborts: c.Aborts, AbortsReceived: c.AbortsReceived,
+		LateReplies: c.LateReplies, DatagramsSent: c.DatagramsSent, DatagramsReceived: c.DatagramsReceived,
+		Replays: c.Replays, Dropped: c.Dropped, Malformed: c.Malformed,
+	}
+}
+
 // registerFarmMIB puts the manager's farm objects (engine table,
 // aggregates, per-engine proxy, all-engines SET, transport counters) on
 // both frontends' trees.
 func (n *Node) registerFarmMIB() error {
-	counters := func() rmtp.Counters { return n.farm.ep.Stats().Counters }
+	counters := func() mib.TransportCounters { return transportCounters(n.farm.ep.Stats().Counters) }
 	for _, c := range []*agent.Contexts{n.udp, n.ax} {
 		t := c.Default()
 		m, err := mib.RegisterManager(t, mib.ManagerConfig{Farm: n.farm.coord, State: n.farm.state, Start: n.started, Logger: n.log})
