@@ -52,7 +52,7 @@
 //
 // # Protocol (over rmtp)
 //
-// Channel 2 (ChannelUpdates): an SE's Publisher sends UPDATE up (to SM and
+// Channel 2 (rmtp.ChannelDirectory): an SE's Publisher sends UPDATE up (to SM and
 // BSMs); every farm manager answers each UPDATE, once it applied it, with
 // a VERDICT sent down (coalesced over DefaultVerdictDelay, every SE's
 // answers in one message): accepted (with the operations refused for good
@@ -61,7 +61,7 @@
 // accepted it; a refused one, or one whose verdicts did not come within
 // VerdictTimeout (a manager that hung, died or restarted), it sends again.
 // A manager without a donor sends RESYNC down and every SE re-announces.
-// Channel 3 (ChannelTransfer): a manager catching up sends SNAPSHOT_REQUEST down,
+// Channel 3 (rmtp.ChannelTransfer): a manager catching up sends SNAPSHOT_REQUEST down,
 // naming the donor; the donor answers SNAPSHOT_CHUNK (at most ChunkBytes,
 // default 512 KiB, inside rmtp's 1 MiB cap) by rmtp Reply; the requester
 // asks again from the chunk's cursor until LAST. Chunks are read from the
@@ -111,7 +111,7 @@
 // Each level-N manager (N = 1..3) is, in the parent's SM farm, a member
 // like an SE: it has a second rmtp endpoint there (multicast inside a
 // data center, unicast between data centers and CDNs) and sends UPDATEs
-// of level N+1 up on ChannelUpdates. The parent's Store accepts origins
+// of level N+1 up on rmtp.ChannelDirectory. The parent's Store accepts origins
 // inside its unit. Only the active manager's Forwarder sends; the
 // backup's follows the same store and waits.
 //

@@ -106,7 +106,7 @@ func (r rawEngine) send(b []byte) {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := r.ep.Send(ctx, directory.ChannelUpdates, rmtp.Up, b); err != nil {
+	if _, err := r.ep.Send(ctx, rmtp.ChannelDirectory, rmtp.Up, b); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -157,7 +157,7 @@ func TestBadInputAndFlood(t *testing.T) {
 				ops = append(ops, wire.Op{Kind: wire.OpAdd, Seq: uint64(100 + i*1000 + j), Key: "flood/" + strings.Repeat("y", j%50)})
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			raw.ep.Send(ctx, directory.ChannelUpdates, rmtp.Up, raw.update(0, ops...))
+			raw.ep.Send(ctx, rmtp.ChannelDirectory, rmtp.Up, raw.update(0, ops...))
 			cancel()
 		}
 	}()

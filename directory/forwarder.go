@@ -43,7 +43,7 @@ type ForwarderConfig struct {
 	Epoch func() uint64
 	// Resync, if set, is read for RESYNC from the parent's managers (a
 	// parent that lost its directory): the forwarder re-announces.
-	Resync Inbox
+	Resync rmtp.Receiver
 	// FPRate is the digest policy's false-positive rate (default
 	// DefaultFPRate, 0 < FPRate < 1); MinDigestKeys the smallest key count
 	// a digest is sized for (default DefaultMinDigestKeys).

@@ -27,7 +27,7 @@ type parentSender struct {
 }
 
 func (p *parentSender) Send(ctx context.Context, ch uint8, dest rmtp.Dest, b []byte) (rmtp.Report, error) {
-	if ch != directory.ChannelUpdates || dest != rmtp.Up {
+	if ch != rmtp.ChannelDirectory || dest != rmtp.Up {
 		p.t.Errorf("forwarder sent on channel %d %v", ch, dest)
 	}
 	if p.down.Load() {

@@ -136,9 +136,9 @@ func (tr *tree) addManager(level directory.Level, unit directory.Location) *tnod
 	if tr.store != nil {
 		tr.store(level, &sc)
 	}
-	inboxes := []directory.Inbox{own}
+	inboxes := []rmtp.Receiver{own}
 	if ownDemux != nil {
-		inboxes = []directory.Inbox{ownDemux.Channel(directory.ChannelUpdates), ownDemux.Channel(directory.ChannelTransfer)}
+		inboxes = []rmtp.Receiver{ownDemux.Channel(rmtp.ChannelDirectory), ownDemux.Channel(rmtp.ChannelTransfer)}
 	}
 	m, err := directory.NewManager(nd.ep, directory.ManagerConfig{Store: sc, MaintainInterval: 50 * time.Millisecond,
 		WatchInterval: 20 * time.Millisecond, Logger: testLogger(tr.t)}, inboxes...)
@@ -153,7 +153,7 @@ func (tr *tree) addManager(level directory.Level, unit directory.Location) *tnod
 		if tr.links {
 			upDemux = fanout.NewDemux(nd.up)
 			tr.t.Cleanup(upDemux.Close)
-			up = upDemux.Channel(directory.ChannelUpdates)
+			up = upDemux.Channel(rmtp.ChannelDirectory)
 		}
 		pol := directory.PolicyFull
 		if level == directory.LevelCDN {
@@ -187,13 +187,13 @@ func (tr *tree) addManager(level directory.Level, unit directory.Location) *tnod
 	if tr.links {
 		rc.Parent, rc.Child = nil, nil
 		if upDemux != nil {
-			uplink = directory.NewUplink(nd.up, upDemux.Channel(directory.ChannelLookup), directory.LinkConfig{Logger: testLogger(tr.t)})
+			uplink = directory.NewUplink(nd.up, upDemux.Channel(rmtp.ChannelLookup), directory.LinkConfig{Logger: testLogger(tr.t)})
 			tr.t.Cleanup(func() { uplink.Close() })
 			rc.Parent = uplink
 			nd.link = uplink
 		}
 		if level > directory.LevelFarm {
-			downlink = directory.NewDownlink(nd.ep, ownDemux.Channel(directory.ChannelLookup), m.ChildNode,
+			downlink = directory.NewDownlink(nd.ep, ownDemux.Channel(rmtp.ChannelLookup), m.ChildNode,
 				directory.LinkConfig{Answering: nd.ep.Active, Logger: testLogger(tr.t)})
 			tr.t.Cleanup(func() { downlink.Close() })
 			rc.Child = downlink.Child

@@ -14,9 +14,6 @@ import (
 	"github.com/smsnmpd/smsnmpd/rmtp"
 )
 
-// ChannelLookup carries lookups between levels (LOOKUP, LOOKUP_ANSWER).
-const ChannelLookup uint8 = 4
-
 // Lookup link bounds.
 const (
 	// DefaultMaxLookups bounds the lookups one link has in flight, each
@@ -99,7 +96,7 @@ type LinkConfig struct {
 // the local resolver.
 type Uplink struct {
 	ep        UplinkEndpoint
-	in        Inbox
+	in        rmtp.Receiver
 	cfg       LinkConfig
 	log       logrus.FieldLogger
 	self      uint32
@@ -117,8 +114,8 @@ type Uplink struct {
 }
 
 // NewUplink returns the lookup side of a parent link. It reads in (the
-// uplink endpoint's ChannelLookup) once Serve is called.
-func NewUplink(ep UplinkEndpoint, in Inbox, cfg LinkConfig) *Uplink {
+// uplink endpoint's rmtp.ChannelLookup) once Serve is called.
+func NewUplink(ep UplinkEndpoint, in rmtp.Receiver, cfg LinkConfig) *Uplink {
 	if cfg.MaxLookups <= 0 {
 		cfg.MaxLookups = DefaultMaxLookups
 	}
@@ -167,7 +164,7 @@ func (u *Uplink) Resolve(ctx context.Context, q Query) (res Resolution, err erro
 	// gap in this link's stream that the others must wait out. Its
 	// repairs end with the query's own deadline.
 	tctx, tcancel := context.WithTimeout(u.ctx, transferBudget(ctx))
-	t, err := u.ep.Start(tctx, ChannelLookup, rmtp.Up, b)
+	t, err := u.ep.Start(tctx, rmtp.ChannelLookup, rmtp.Up, b)
 	if err != nil {
 		tcancel()
 		u.wg.Done()
@@ -257,7 +254,7 @@ func (u *Uplink) Close() error {
 // Peer asking one child unit's manager (an rmtp request to it).
 type Downlink struct {
 	ep        DownlinkEndpoint
-	in        Inbox
+	in        rmtp.Receiver
 	cfg       LinkConfig
 	log       logrus.FieldLogger
 	children  func(unit Location) (rmtp.NodeID, bool)
@@ -272,7 +269,7 @@ type Downlink struct {
 // NewDownlink returns the lookup side of a manager's own group. children
 // names the member serving a child unit (Manager.ChildNode: the child
 // manager that forwards it).
-func NewDownlink(ep DownlinkEndpoint, in Inbox, children func(Location) (rmtp.NodeID, bool), cfg LinkConfig) *Downlink {
+func NewDownlink(ep DownlinkEndpoint, in rmtp.Receiver, children func(Location) (rmtp.NodeID, bool), cfg LinkConfig) *Downlink {
 	if cfg.MaxLookups <= 0 {
 		cfg.MaxLookups = DefaultMaxLookups
 	}
@@ -308,7 +305,7 @@ func (c childPeer) Resolve(ctx context.Context, q Query) (res Resolution, err er
 	if err != nil {
 		return fail, err
 	}
-	rep, err := c.d.ep.Request(ctx, ChannelLookup, b, []rmtp.NodeID{c.node})
+	rep, err := c.d.ep.Request(ctx, rmtp.ChannelLookup, b, []rmtp.NodeID{c.node})
 	for _, r := range rep.Responses {
 		if r.From != c.node {
 			continue
@@ -348,7 +345,7 @@ func (d *Downlink) Serve(local Peer) {
 			}
 			// The answer goes to every member; the asker picks it by id.
 			d.respond(&q, local, func(ctx context.Context, b []byte) (*rmtp.Transfer, error) {
-				return d.ep.Start(ctx, ChannelLookup, rmtp.Down, b)
+				return d.ep.Start(ctx, rmtp.ChannelLookup, rmtp.Down, b)
 			})
 		}
 	}()

@@ -127,8 +127,8 @@ type Manager struct {
 
 // NewManager starts a manager reading the given inboxes (the endpoint
 // itself when the directory is its only user, or the demultiplexer's
-// ChannelUpdates and ChannelTransfer).
-func NewManager(ep Endpoint, cfg ManagerConfig, inboxes ...Inbox) (*Manager, error) {
+// rmtp.ChannelDirectory and rmtp.ChannelTransfer).
+func NewManager(ep Endpoint, cfg ManagerConfig, inboxes ...rmtp.Receiver) (*Manager, error) {
 	if len(inboxes) == 0 {
 		return nil, fmt.Errorf("%w: a manager needs an inbox", ErrInvalid)
 	}
@@ -235,7 +235,7 @@ func (m *Manager) Close() error {
 	return nil
 }
 
-func (m *Manager) receive(in Inbox) {
+func (m *Manager) receive(in rmtp.Receiver) {
 	defer m.wg.Done()
 	for {
 		msg, err := in.Receive(m.ctx)
@@ -248,7 +248,7 @@ func (m *Manager) receive(in Inbox) {
 
 func (m *Manager) handle(msg *rmtp.Message) {
 	switch {
-	case msg.Channel == ChannelUpdates && msg.Kind == rmtp.KindData && msg.Dest == rmtp.Up:
+	case msg.Channel == rmtp.ChannelDirectory && msg.Kind == rmtp.KindData && msg.Dest == rmtp.Up:
 		// Decoding copies what the store keeps: the buffer can carry
 		// the next update (large re-announcements come back to back).
 		defer msg.Release()
@@ -303,7 +303,7 @@ func (m *Manager) handle(msg *rmtp.Message) {
 				m.noteChild((m.cfg.Store.Level - 1).Unit(u.Groups[i].Origin), msg.From)
 			}
 		}
-	case msg.Channel == ChannelTransfer && msg.Kind == rmtp.KindRequest:
+	case msg.Channel == rmtp.ChannelTransfer && msg.Kind == rmtp.KindRequest:
 		q, err := wire.ParseSnapshotRequest(msg.Payload)
 		if err != nil {
 			m.malformed.Add(1)
@@ -514,7 +514,7 @@ func (m *Manager) CatchUpFrom(ctx context.Context, donor rmtp.NodeID) (CatchUpRe
 func (m *Manager) askChunk(ctx context.Context, donor rmtp.NodeID, req []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.TransferTimeout)
 	defer cancel()
-	rep, err := m.ep.Request(ctx, ChannelTransfer, req, []rmtp.NodeID{donor})
+	rep, err := m.ep.Request(ctx, rmtp.ChannelTransfer, req, []rmtp.NodeID{donor})
 	// Other members' missing ACKs do not matter: only the donor's answer.
 	for _, r := range rep.Responses {
 		if r.From == donor {
@@ -530,7 +530,7 @@ func (m *Manager) askChunk(ctx context.Context, donor rmtp.NodeID, req []byte) (
 // RequestResync asks every SE to re-announce what it holds (RESYNC): the
 // way back when no manager holds the directory (both restarted).
 func (m *Manager) RequestResync(ctx context.Context) error {
-	_, err := m.ep.Send(ctx, ChannelUpdates, rmtp.Down, wire.AppendResync(nil))
+	_, err := m.ep.Send(ctx, rmtp.ChannelDirectory, rmtp.Down, wire.AppendResync(nil))
 	return err
 }
 

@@ -104,15 +104,15 @@ func TestServeSnapshot(t *testing.T) {
 	m.Store().Apply(upd(1, 1, 0, ops...), 1, 1, t0)
 	req := func(donor uint32) *rmtp.Message {
 		q := wire.SnapshotRequest{Donor: donor, MaxBytes: MinChunkBytes}
-		return &rmtp.Message{Channel: ChannelTransfer, Kind: rmtp.KindRequest, Payload: wire.AppendSnapshotRequest(nil, &q)}
+		return &rmtp.Message{Channel: rmtp.ChannelTransfer, Kind: rmtp.KindRequest, Payload: wire.AppendSnapshotRequest(nil, &q)}
 	}
 	m.handle(req(2))
 	m.handle(req(1))
-	m.handle(&rmtp.Message{Channel: ChannelTransfer, Kind: rmtp.KindRequest, Payload: []byte{1}})
-	m.handle(&rmtp.Message{Channel: ChannelUpdates, Kind: rmtp.KindData, Dest: rmtp.Up, Payload: []byte{1, 1}})
-	m.handle(&rmtp.Message{Channel: ChannelUpdates, Kind: rmtp.KindData, Dest: rmtp.Up, Payload: wire.AppendResync(nil)})
+	m.handle(&rmtp.Message{Channel: rmtp.ChannelTransfer, Kind: rmtp.KindRequest, Payload: []byte{1}})
+	m.handle(&rmtp.Message{Channel: rmtp.ChannelDirectory, Kind: rmtp.KindData, Dest: rmtp.Up, Payload: []byte{1, 1}})
+	m.handle(&rmtp.Message{Channel: rmtp.ChannelDirectory, Kind: rmtp.KindData, Dest: rmtp.Up, Payload: wire.AppendResync(nil)})
 	wrong, _ := wire.AppendUpdate(nil, &wire.Update{Level: 2})
-	m.handle(&rmtp.Message{Channel: ChannelUpdates, Kind: rmtp.KindData, Dest: rmtp.Up, Payload: wrong})
+	m.handle(&rmtp.Message{Channel: rmtp.ChannelDirectory, Kind: rmtp.KindData, Dest: rmtp.Up, Payload: wrong})
 	waitFor(t, 5e9, "one reply", func() bool { return m.Counters().ChunksServed == 1 })
 	ep.mu.Lock()
 	defer ep.mu.Unlock()

@@ -16,23 +16,9 @@ import (
 	"github.com/smsnmpd/smsnmpd/rmtp"
 )
 
-// rmtp channels of the directory protocol. fanout uses channel 1.
-const (
-	ChannelUpdates  uint8 = 2 // UPDATE (SEs up to the managers); VERDICT, RESYNC (a manager down to the SEs)
-	ChannelTransfer uint8 = 3 // SNAPSHOT_REQUEST down, SNAPSHOT_CHUNK up (manager to manager)
-)
-
 // Sender is what the directory needs to send: *rmtp.Endpoint implements it.
 type Sender interface {
 	Send(ctx context.Context, ch uint8, dest rmtp.Dest, payload []byte) (rmtp.Report, error)
-}
-
-// Inbox delivers received messages: an *rmtp.Endpoint nobody else reads,
-// or one channel of a demultiplexer (fanout.Demux.Channel) when the
-// management protocol shares the endpoint. Messages of other channels are
-// ignored.
-type Inbox interface {
-	Receive(ctx context.Context) (*rmtp.Message, error)
 }
 
 // Publisher defaults.
@@ -130,11 +116,11 @@ type PublisherConfig struct {
 	// without holding it twice. An error from it, or from add (a bad key,
 	// more than MaxHeld), fails NewPublisher.
 	InitialFrom func(add func(Entry) error) error
-	// Inbox is read for what the managers send down on ChannelUpdates:
+	// Inbox is read for what the managers send down on rmtp.ChannelDirectory:
 	// their VERDICTs on this SE's updates and RESYNC requests. Required:
 	// without the verdicts the publisher cannot know its updates were
 	// accepted.
-	Inbox Inbox
+	Inbox rmtp.Receiver
 	// RefusalQuiet ends a refusal episode in the log (default
 	// DefaultRefusalQuiet).
 	RefusalQuiet time.Duration
@@ -1082,7 +1068,7 @@ func (p *Publisher) readInbox() {
 		if err != nil {
 			return
 		}
-		if m.Channel != ChannelUpdates || m.Dest != rmtp.Down {
+		if m.Channel != rmtp.ChannelDirectory || m.Dest != rmtp.Down {
 			continue
 		}
 		t, err := wire.Peek(m.Payload)

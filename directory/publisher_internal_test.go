@@ -29,7 +29,7 @@ func (f *scriptedFarm) Send(_ context.Context, ch uint8, dest rmtp.Dest, payload
 	id := f.id
 	f.mu.Unlock()
 	u, err := wire.ParseUpdate(payload)
-	if err != nil || ch != ChannelUpdates || dest != rmtp.Up {
+	if err != nil || ch != rmtp.ChannelDirectory || dest != rmtp.Up {
 		return rmtp.Report{}, err
 	}
 	g := u.Groups[0]
@@ -37,7 +37,7 @@ func (f *scriptedFarm) Send(_ context.Context, ch uint8, dest rmtp.Dest, payload
 		v := wire.Verdict{Level: 1, Entries: []wire.VerdictEntry{{Engine: g.Origin.Engine, Incarnation: g.Incarnation, Message: id,
 			Result: f.judge(len(g.Ops), m), RetryAfter: 5, Rate: 1000, Burst: 1000}}}
 		b, _ := wire.AppendVerdict(nil, &v)
-		f.inbox <- &rmtp.Message{From: m, Channel: ChannelUpdates, Dest: rmtp.Down, Kind: rmtp.KindData, Payload: b}
+		f.inbox <- &rmtp.Message{From: m, Channel: rmtp.ChannelDirectory, Dest: rmtp.Down, Kind: rmtp.KindData, Payload: b}
 	}
 	return rmtp.Report{Channel: ch, Dest: dest, ID: id, Members: f.view, Acked: f.view}, nil
 }

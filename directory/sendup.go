@@ -22,7 +22,7 @@ func sendUp(ctx context.Context, s Sender, b []byte, timeout time.Duration, log 
 	backoff := retryMin
 	for {
 		sctx, cancel := context.WithTimeout(ctx, timeout)
-		rep, err := s.Send(sctx, ChannelUpdates, rmtp.Up, b)
+		rep, err := s.Send(sctx, rmtp.ChannelDirectory, rmtp.Up, b)
 		cancel()
 		if err == nil && len(rep.Members) > 0 {
 			attempt(rep, true)
@@ -57,7 +57,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // watchResync calls reannounce whenever a manager above asks for it (a
 // RESYNC sent down on the updates channel), until ctx ends. Forwarders
 // answer it so; a Publisher reads the same channel for verdicts too.
-func watchResync(ctx context.Context, in Inbox, log logrus.FieldLogger, msg string, reannounce func()) {
+func watchResync(ctx context.Context, in rmtp.Receiver, log logrus.FieldLogger, msg string, reannounce func()) {
 	for {
 		m, err := in.Receive(ctx)
 		if err != nil {
@@ -71,7 +71,7 @@ func watchResync(ctx context.Context, in Inbox, log logrus.FieldLogger, msg stri
 }
 
 func isResync(m *rmtp.Message) bool {
-	if m.Channel != ChannelUpdates || m.Dest != rmtp.Down {
+	if m.Channel != rmtp.ChannelDirectory || m.Dest != rmtp.Down {
 		return false
 	}
 	t, err := wire.Peek(m.Payload)

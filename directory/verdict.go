@@ -130,7 +130,7 @@ func (m *Manager) sendVerdicts() {
 				defer m.wg.Done()
 				defer func() { <-sem }()
 				ctx, cancel := context.WithTimeout(m.ctx, verdictSendTimeout)
-				_, err := m.ep.Send(ctx, ChannelUpdates, rmtp.Down, b)
+				_, err := m.ep.Send(ctx, rmtp.ChannelDirectory, rmtp.Down, b)
 				cancel()
 				m.verdictsSent.Add(uint64(n))
 				if err != nil && m.ctx.Err() == nil {

@@ -43,8 +43,6 @@ const (
 
 // Defaults (DESIGN.md §5), in one place.
 const (
-	// DefaultChannel is the rmtp channel of management traffic.
-	DefaultChannel uint8 = 1
 	// DefaultDeadline bounds a read: under net-snmp's 1 s agentXTimeout.
 	DefaultDeadline = 800 * time.Millisecond
 	// DefaultPhaseDeadline bounds each SET phase: snmpd is frozen meanwhile.

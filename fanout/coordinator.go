@@ -91,7 +91,7 @@ func discard(l logrus.FieldLogger) logrus.FieldLogger {
 
 func (c *CoordinatorConfig) fill() {
 	if c.Channel == 0 {
-		c.Channel = DefaultChannel
+		c.Channel = rmtp.ChannelManagement
 	}
 	if c.Deadline <= 0 {
 		c.Deadline = DefaultDeadline

@@ -114,7 +114,7 @@ func request(t *testing.T, f *farm, req wire.Request, targets []rmtp.NodeID) []w
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := f.mgr.Request(ctxT(t), fanout.DefaultChannel, b, targets)
+	rep, err := f.mgr.Request(ctxT(t), rmtp.ChannelManagement, b, targets)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,11 +9,9 @@ import (
 )
 
 // Inbox is where a Coordinator or Responder takes its delivered messages
-// from. An *rmtp.Endpoint is one (when nothing else shares it); a Demux
-// channel is one when the directory protocol shares the endpoint.
-type Inbox interface {
-	Receive(ctx context.Context) (*rmtp.Message, error)
-}
+// from: the endpoint itself (when nothing else shares it), or a Demux
+// channel when the directory protocol shares the endpoint.
+type Inbox = rmtp.Receiver
 
 // demuxQueue is the depth of each channel's queue.
 const demuxQueue = 1024

@@ -106,7 +106,7 @@ func TestDemuxSharesEndpoint(t *testing.T) {
 	defer d.Close()
 	other := d.Channel(2)
 	tree := agenttest.New(agenttest.Options{})
-	r, err := fanout.NewResponder(eng, d.Channel(fanout.DefaultChannel), fanout.ResponderConfig{Tree: tree.Tree})
+	r, err := fanout.NewResponder(eng, d.Channel(rmtp.ChannelManagement), fanout.ResponderConfig{Tree: tree.Tree})
 	if err != nil {
 		t.Fatal(err)
 	}

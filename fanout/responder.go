@@ -165,7 +165,7 @@ func (c *ResponderConfig) fill() error {
 		return errors.New("fanout: responder needs a tree")
 	}
 	if c.Channel == 0 {
-		c.Channel = DefaultChannel
+		c.Channel = rmtp.ChannelManagement
 	}
 	if c.ReservationTTL <= 0 {
 		c.ReservationTTL = DefaultReservationTTL

@@ -43,7 +43,7 @@ const publishedFile = "published.json"
 
 func startContent(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, log logrus.FieldLogger) (*contentSide, error) {
 	c := &contentSide{log: log}
-	pc := publisherConfig(cfg, nil, demux.Channel(directory.ChannelUpdates), log)
+	pc := publisherConfig(cfg, nil, demux.Channel(rmtp.ChannelDirectory), log)
 	if cfg.Node.StateDir != "" {
 		c.saved = filepath.Join(cfg.Node.StateDir, publishedFile)
 		pc.InitialFrom = readPublished(c.saved)
@@ -57,7 +57,7 @@ func startContent(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, lo
 	c.cancel = cancel
 	// Snapshot requests between managers go down to every member; an SE
 	// has nothing to serve and drains them so they are not counted lost.
-	drain := demux.Channel(directory.ChannelTransfer)
+	drain := demux.Channel(rmtp.ChannelTransfer)
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
@@ -219,7 +219,7 @@ func writePublished(path string, entries []directory.Entry) error {
 // hears how the catch-up ended.
 func startDirectory(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, event func(Event), log logrus.FieldLogger) (*directory.Manager, context.CancelFunc, error) {
 	m, err := directory.NewManager(ep, directory.ManagerConfig{Store: storeConfig(cfg), Logger: log},
-		demux.Channel(directory.ChannelUpdates), demux.Channel(directory.ChannelTransfer))
+		demux.Channel(rmtp.ChannelDirectory), demux.Channel(rmtp.ChannelTransfer))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -269,7 +269,7 @@ func publishLimit(cfg *config.Config) (rate, burst float64) {
 }
 
 // publisherConfig is an SE's side of the directory.
-func publisherConfig(cfg *config.Config, initial []directory.Entry, inbox directory.Inbox, log logrus.FieldLogger) directory.PublisherConfig {
+func publisherConfig(cfg *config.Config, initial []directory.Entry, inbox rmtp.Receiver, log logrus.FieldLogger) directory.PublisherConfig {
 	rate, burst := publishLimit(cfg)
 	return directory.PublisherConfig{
 		Location: nodeLocation(cfg),

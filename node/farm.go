@@ -214,7 +214,7 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 		la = &fanout.LocalAgent{Address: ap, Community: cfg.SE.LocalAgent.Community,
 			Timeout: cfg.SE.LocalAgent.Timeout.Duration, Retries: cfg.SE.LocalAgent.Retries}
 	}
-	r, err := fanout.NewResponder(s.ep, s.demux.Channel(fanout.DefaultChannel), fanout.ResponderConfig{
+	r, err := fanout.NewResponder(s.ep, s.demux.Channel(rmtp.ChannelManagement), fanout.ResponderConfig{
 		Tree: seTree, LocalAgent: la, ReservationTTL: cfg.Fanout.ReservationTTL.Duration,
 		ReplyCacheTTL: cfg.Fanout.ReplyCacheTTL.Duration, ReplyCacheSize: cfg.Fanout.ReplyCacheSize, Logger: log,
 	})
@@ -323,7 +323,7 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 		defer cancel()
 		s.notifier.Notify(ctx, mib.Notification{Key: mib.EngineNotifyKey(ev), TrapOID: oid, VarBinds: vbs})
 	}
-	s.coord, err = fanout.NewCoordinator(s.ep, s.demux.Channel(fanout.DefaultChannel), fanout.CoordinatorConfig{
+	s.coord, err = fanout.NewCoordinator(s.ep, s.demux.Channel(rmtp.ChannelManagement), fanout.CoordinatorConfig{
 		Deadline: cfg.Fanout.ReadDeadline.Duration, PhaseDeadline: cfg.Fanout.SetPhaseDeadline.Duration,
 		SnapshotTTL: cfg.Fanout.WalkCacheTTL.Duration, SnapshotMemory: cfg.Fanout.WalkCacheMax,
 		MaxVarBinds: cfg.Fanout.MaxVarbinds, OnEngineEvent: onEvent, Logger: log,
@@ -355,7 +355,7 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 	if cfg.RMTP.MaxMessage > 0 {
 		maxState = min(maxState, cfg.RMTP.MaxMessage)
 	}
-	s.replica, err = replica.New(s.ep, s.demux.Channel(replica.DefaultChannel), replicaSource{s.state, s.notifier},
+	s.replica, err = replica.New(s.ep, s.demux.Channel(rmtp.ChannelReplica), replicaSource{s.state, s.notifier},
 		replica.Config{MaxState: maxState, Dirty: dirty, Logger: log})
 	if err != nil {
 		s.close()

@@ -57,3 +57,40 @@ func TestChannelInbox(t *testing.T) {
 		}
 	}
 }
+
+// TestDropUnclaimed: with DropUnclaimed, the messages of a channel nobody
+// reads are acknowledged and dropped (counted), so their sender is done
+// with them, while a claimed channel's are delivered. Without it they
+// would wait for Receive, and a sender's stream would stall once the
+// delivery queue is full.
+func TestDropUnclaimed(t *testing.T) {
+	checkNoLeak(t)
+	c := newCluster(t, 1, memnet.Faults{}, func(cfg *rmtp.Config) { cfg.DeliveryQueue = 4; cfg.DropUnclaimed = true })
+	if err := c.mgr.Activate(1); err != nil {
+		t.Fatal(err)
+	}
+	eng := c.engines[0]
+	in := eng.Channel(5)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const n = 10 // more than the delivery queue holds
+	for i := range n {
+		tr, err := c.mgr.Start(ctx, 6, rmtp.Down, []byte(fmt.Sprintf("six-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.Wait(); err != nil {
+			t.Fatalf("message %d of an unclaimed channel not acknowledged: %v", i, err)
+		}
+	}
+	if _, err := c.mgr.Send(ctx, 5, rmtp.Down, []byte("five")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := in.Receive(ctx)
+	if err != nil || m.Channel != 5 || string(m.Payload) != "five" {
+		t.Fatalf("claimed channel got %v, %v", m, err)
+	}
+	if got := eng.Stats().Counters.Unclaimed; got != n {
+		t.Errorf("Unclaimed = %d, want %d", got, n)
+	}
+}

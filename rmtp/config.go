@@ -92,6 +92,13 @@ type Config struct {
 	DeliveryQueue  int           // delivered messages waiting for Receive
 	MaxClockSkew   time.Duration // HELLOs further off this host's clock are dropped as replays (hosts run NTP)
 
+	// DropUnclaimed drops, and counts (Counters.Unclaimed), the messages
+	// of channels with neither an inbox (Channel) nor a handler (Handle)
+	// instead of queueing them for Receive: for a node whose protocols
+	// each read a channel of their own and nothing reads Receive, so that
+	// a channel nobody serves holds up no sender's stream.
+	DropUnclaimed bool
+
 	// HelloApp, if set, returns opaque bytes (at most wire.MaxHelloApp)
 	// carried in each HELLO (the SE's own numbers for the MIB).
 	HelloApp func() []byte

@@ -16,7 +16,12 @@
 // SM and BSMs join. A message goes on a channel (0..255) in one direction
 // and is delivered exactly once and in order per (sender, incarnation,
 // channel, direction), so a 1 MiB directory transfer on one channel never
-// delays a management reply on another.
+// delays a management reply on another. The channels smsnmpd's protocols
+// use are one table (ChannelManagement, ChannelDirectory, ChannelTransfer,
+// ChannelLookup, ChannelReplica); each protocol reads its own through an
+// inbox (Endpoint.Channel, an rmtp.Receiver) or a Handler, and a node
+// whose protocols all do so drops what arrives on any other channel
+// (Config.DropUnclaimed).
 //
 // Managers send Down (and Up, to each other); engines send only Up
 // (ErrDirection otherwise). Acknowledgements go the other way from the data: engines acknowledge

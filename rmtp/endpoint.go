@@ -2,7 +2,6 @@ package rmtp
 
 import (
 	"cmp"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -227,59 +226,6 @@ func (e *Endpoint) Close() error {
 	e.wg.Wait()
 	e.log.Info("rmtp: endpoint closed")
 	return err
-}
-
-// Receive returns the next delivered message of the channels without an
-// inbox of their own (Channel): exactly once and in order per (sender,
-// channel, destination).
-func (e *Endpoint) Receive(ctx context.Context) (*Message, error) {
-	return e.receive(ctx, e.deliverQ)
-}
-
-func (e *Endpoint) receive(ctx context.Context, q chan *Message) (*Message, error) {
-	select {
-	case m := <-q:
-		e.mu.Lock()
-		if e.backlog {
-			e.poke()
-		}
-		e.mu.Unlock()
-		return m, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-e.done:
-		return nil, ErrClosed
-	}
-}
-
-// Inbox delivers the messages of one channel (Endpoint.Channel).
-type Inbox struct {
-	e  *Endpoint
-	ch uint8
-	q  chan *Message
-}
-
-// Receive returns the channel's next message: exactly once and in order
-// per (sender, destination).
-func (in *Inbox) Receive(ctx context.Context) (*Message, error) { return in.e.receive(ctx, in.q) }
-
-// Channel gives channel ch an inbox of its own, so that protocols sharing
-// an endpoint read their messages without a demultiplexing goroutine in
-// between, and a reader that falls behind holds up only its own channel's
-// streams. Messages delivered before the call went to Receive. Calling it
-// again returns the same inbox.
-func (e *Endpoint) Channel(ch uint8) *Inbox {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.chanQ == nil {
-		e.chanQ = make(map[uint8]chan *Message)
-	}
-	q := e.chanQ[ch]
-	if q == nil {
-		q = make(chan *Message, e.cfg.DeliveryQueue)
-		e.chanQ[ch] = q
-	}
-	return &Inbox{e: e, ch: ch, q: q}
 }
 
 // queue signs a datagram for later sending by unlockAndFlush. Caller holds mu.

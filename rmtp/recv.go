@@ -585,7 +585,8 @@ func (e *Endpoint) assemble(pr *peer, k streamKey, id uint64, part *partial) *Me
 }
 
 // dispatch routes a delivered message: responses to our own requests go
-// to their transfer, everything else to Receive. ok false: the queue is
+// to their transfer, everything else to its channel's handler or inbox,
+// or else to Receive (with DropUnclaimed: nowhere). ok false: the queue is
 // full; own: the message answered a request of ours still in flight.
 func (e *Endpoint) dispatch(m *Message) (ok, own bool) {
 	if m.Kind == KindResponse && m.Requester == e.self && m.RequesterInc == e.inc {
@@ -601,6 +602,10 @@ func (e *Endpoint) dispatch(m *Message) (ok, own bool) {
 	q := e.deliverQ
 	if cq := e.chanQ[m.Channel]; cq != nil {
 		q = cq
+	} else if e.cfg.DropUnclaimed {
+		e.stats.Unclaimed++
+		m.Release()
+		return true, false
 	}
 	select {
 	case q <- m:

@@ -34,6 +34,7 @@ type Counters struct {
 	Aborts            uint64 // transfers this endpoint aborted
 	AbortsReceived    uint64
 	LateReplies       uint64 // responses after their request finished
+	Unclaimed         uint64 // messages of a channel nobody reads, dropped (Config.DropUnclaimed)
 	EventsDropped     uint64 // membership events nobody read in time
 }
 

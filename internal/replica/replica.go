@@ -3,7 +3,7 @@
 // the reconciliations of SETs answered undoFailed, the journal of
 // notifications) to the backup managers, so that a backup that takes over
 // starts from it. The active manager sends the whole state reliably over
-// rmtp to the managers' group (rmtp channel 5, DefaultChannel) on every
+// rmtp to the managers' group (rmtp channel 5, rmtp.ChannelReplica) on every
 // change, coalesced, and at least every Interval; a backup adopts the
 // newest state of the manager it follows and ignores a state from a lower
 // term (a deposed manager) or an older one of the same sender.
@@ -29,9 +29,6 @@ import (
 
 // Defaults.
 const (
-	// DefaultChannel is the rmtp channel of the replicated state
-	// (fanout uses 1, the directory 2, 3 and 4).
-	DefaultChannel uint8 = 5
 	// DefaultInterval is how often the state goes out when nothing
 	// changed, and how long one send may wait for the backups.
 	DefaultInterval = time.Second
@@ -58,12 +55,6 @@ type Endpoint interface {
 	Term() uint64
 	View() rmtp.View
 	Send(ctx context.Context, ch uint8, dest rmtp.Dest, payload []byte) (rmtp.Report, error)
-}
-
-// Receiver is where the states of the other managers are read from: the
-// endpoint's inbox of Channel (fanout.Demux's Channel gives one).
-type Receiver interface {
-	Receive(ctx context.Context) (*rmtp.Message, error)
 }
 
 // Config configures a Replicator. Zero fields take the defaults.
@@ -98,7 +89,7 @@ type Stats struct {
 // active, one receives; Close stops both.
 type Replicator struct {
 	ep  Endpoint
-	in  Receiver
+	in  rmtp.Receiver
 	src Source
 	cfg Config
 	log logrus.FieldLogger
@@ -117,12 +108,12 @@ type Replicator struct {
 
 // New starts a session on ep: it reads the other managers' states from
 // in and sends src's while ep is active.
-func New(ep Endpoint, in Receiver, src Source, cfg Config) (*Replicator, error) {
+func New(ep Endpoint, in rmtp.Receiver, src Source, cfg Config) (*Replicator, error) {
 	if ep == nil || in == nil || src == nil {
 		return nil, errors.New("replica: New needs an endpoint, a receiver and a source")
 	}
 	if cfg.Channel == 0 {
-		cfg.Channel = DefaultChannel
+		cfg.Channel = rmtp.ChannelReplica
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultInterval

@@ -102,12 +102,12 @@ func TestReplicateOverRMTP(t *testing.T) {
 	}
 	srcA, srcB := newSource(body), newSource(wire.State{})
 	dirty := make(chan struct{}, 1)
-	ra, err := New(a, a.Channel(DefaultChannel), srcA, Config{Interval: time.Hour, Dirty: dirty, Logger: quiet()})
+	ra, err := New(a, a.Channel(rmtp.ChannelReplica), srcA, Config{Interval: time.Hour, Dirty: dirty, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ra.Close()
-	rb, err := New(b, b.Channel(DefaultChannel), srcB, Config{Interval: 50 * time.Millisecond, Logger: quiet()})
+	rb, err := New(b, b.Channel(rmtp.ChannelReplica), srcB, Config{Interval: 50 * time.Millisecond, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,12 +141,12 @@ func TestReplicateEveryInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	srcB := newSource(wire.State{})
-	ra, err := New(a, a.Channel(DefaultChannel), newSource(body), Config{Interval: 30 * time.Millisecond, Logger: quiet()})
+	ra, err := New(a, a.Channel(rmtp.ChannelReplica), newSource(body), Config{Interval: 30 * time.Millisecond, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ra.Close()
-	rb, err := New(b, b.Channel(DefaultChannel), srcB, Config{Logger: quiet()})
+	rb, err := New(b, b.Channel(rmtp.ChannelReplica), srcB, Config{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestAcceptance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &rmtp.Message{From: from, Channel: DefaultChannel, Dest: rmtp.Up, Payload: b}
+		return &rmtp.Message{From: from, Channel: rmtp.ChannelReplica, Dest: rmtp.Up, Payload: b}
 	}
 	steps := []struct {
 		name    string
