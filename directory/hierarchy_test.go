@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/smsnmpd/smsnmpd/directory"
-	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -84,7 +83,7 @@ type tree struct {
 	store   func(l directory.Level, c *directory.StoreConfig)
 	fwd     func(l directory.Level, c *directory.ForwarderConfig)
 	// links: lookups between levels go over rmtp (Uplink, Downlink on
-	// ChannelLookup) instead of calling the other node's resolver.
+	// rmtp.ChannelLookup) instead of calling the other node's resolver.
 	links bool
 }
 
@@ -107,6 +106,7 @@ func (tr *tree) endpoint(n *memnet.Network, role rmtp.Role, wrap bool) (*rmtp.En
 		tp = ct
 	}
 	cfg := rmtpConfig(id, role)
+	cfg.DropUnclaimed = tr.links // each protocol reads its channel, as in smsnmpd
 	ep, err := rmtp.New(tp, cfg)
 	if err != nil {
 		tr.t.Fatal(err)
@@ -119,14 +119,7 @@ func (tr *tree) addManager(level directory.Level, unit directory.Location) *tnod
 	nd := &tnode{unit: unit, level: level}
 	first := len(tr.nodes[unit]) == 0
 	nd.ep, _ = tr.endpoint(tr.net(unit), rmtp.Manager, false)
-	var own, up interface {
-		Receive(ctx context.Context) (*rmtp.Message, error)
-	} = nd.ep, nil
-	var ownDemux, upDemux *fanout.Demux
-	if tr.links {
-		ownDemux = fanout.NewDemux(nd.ep)
-		tr.t.Cleanup(ownDemux.Close)
-	}
+	var own, up rmtp.Receiver = nd.ep, nil
 	if first {
 		if err := nd.ep.Activate(1); err != nil {
 			tr.t.Fatal(err)
@@ -137,8 +130,8 @@ func (tr *tree) addManager(level directory.Level, unit directory.Location) *tnod
 		tr.store(level, &sc)
 	}
 	inboxes := []rmtp.Receiver{own}
-	if ownDemux != nil {
-		inboxes = []rmtp.Receiver{ownDemux.Channel(rmtp.ChannelDirectory), ownDemux.Channel(rmtp.ChannelTransfer)}
+	if tr.links {
+		inboxes = []rmtp.Receiver{nd.ep.Channel(rmtp.ChannelDirectory), nd.ep.Channel(rmtp.ChannelTransfer)}
 	}
 	m, err := directory.NewManager(nd.ep, directory.ManagerConfig{Store: sc, MaintainInterval: 50 * time.Millisecond,
 		WatchInterval: 20 * time.Millisecond, Logger: testLogger(tr.t)}, inboxes...)
@@ -151,9 +144,7 @@ func (tr *tree) addManager(level directory.Level, unit directory.Location) *tnod
 		nd.up, nd.cut = tr.endpoint(tr.net((level + 1).Unit(unit)), rmtp.Engine, true)
 		up = nd.up
 		if tr.links {
-			upDemux = fanout.NewDemux(nd.up)
-			tr.t.Cleanup(upDemux.Close)
-			up = upDemux.Channel(rmtp.ChannelDirectory)
+			up = nd.up.Channel(rmtp.ChannelDirectory)
 		}
 		pol := directory.PolicyFull
 		if level == directory.LevelCDN {
@@ -186,14 +177,14 @@ func (tr *tree) addManager(level directory.Level, unit directory.Location) *tnod
 	var downlink *directory.Downlink
 	if tr.links {
 		rc.Parent, rc.Child = nil, nil
-		if upDemux != nil {
-			uplink = directory.NewUplink(nd.up, upDemux.Channel(rmtp.ChannelLookup), directory.LinkConfig{Logger: testLogger(tr.t)})
+		if nd.up != nil {
+			uplink = directory.NewUplink(nd.up, nd.up.Channel(rmtp.ChannelLookup), directory.LinkConfig{Logger: testLogger(tr.t)})
 			tr.t.Cleanup(func() { uplink.Close() })
 			rc.Parent = uplink
 			nd.link = uplink
 		}
 		if level > directory.LevelFarm {
-			downlink = directory.NewDownlink(nd.ep, ownDemux.Channel(rmtp.ChannelLookup), m.ChildNode,
+			downlink = directory.NewDownlink(nd.ep, nd.ep.Channel(rmtp.ChannelLookup), m.ChildNode,
 				directory.LinkConfig{Answering: nd.ep.Active, Logger: testLogger(tr.t)})
 			tr.t.Cleanup(func() { downlink.Close() })
 			rc.Child = downlink.Child
@@ -280,7 +271,11 @@ func buildTreeLinks(t testing.TB, cdns, dcs, ses int, f memnet.Faults, policy3 f
 				ep, _ := tr.endpoint(tr.net(farm), rmtp.Engine, false)
 				loc := farm
 				loc.Engine = uint32(ep.Node())
-				pub, err := directory.NewPublisher(ep, directory.PublisherConfig{Location: loc, Incarnation: ep.Incarnation(), Inbox: ep})
+				var in rmtp.Receiver = ep
+				if links {
+					in = ep.Channel(rmtp.ChannelDirectory)
+				}
+				pub, err := directory.NewPublisher(ep, directory.PublisherConfig{Location: loc, Incarnation: ep.Incarnation(), Inbox: in})
 				if err != nil {
 					t.Fatal(err)
 				}

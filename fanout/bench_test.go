@@ -196,7 +196,7 @@ func benchAggregate(b *testing.B, n int) {
 	if err := mgr.Activate(1); err != nil {
 		b.Fatal(err)
 	}
-	coord, err := fanout.NewCoordinator(mgr, nil, fanout.CoordinatorConfig{})
+	coord, err := fanout.NewCoordinator(mgr, fanout.CoordinatorConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func benchAggregate(b *testing.B, n int) {
 		}
 		defer bsm.Close()
 		eps = append(eps, bsm)
-		bc, err := fanout.NewCoordinator(bsm, nil, fanout.CoordinatorConfig{})
+		bc, err := fanout.NewCoordinator(bsm, fanout.CoordinatorConfig{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -237,7 +237,7 @@ func benchAggregate(b *testing.B, n int) {
 		}
 		defer e.Close()
 		eps = append(eps, e)
-		r, err := fanout.NewResponder(e, nil, fanout.ResponderConfig{Tree: benchTree(i)})
+		r, err := fanout.NewResponder(e, fanout.ResponderConfig{Tree: benchTree(i)})
 		if err != nil {
 			b.Fatal(err)
 		}

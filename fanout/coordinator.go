@@ -24,7 +24,7 @@ import (
 // two goroutines (the reply reader and the engine watcher) run until Close.
 type Coordinator struct {
 	ep  *rmtp.Endpoint
-	in  Inbox
+	in  *rmtp.Inbox
 	cfg CoordinatorConfig
 	log logrus.FieldLogger
 
@@ -122,20 +122,17 @@ func (c *CoordinatorConfig) fill() {
 	c.Logger = discard(c.Logger)
 }
 
-// NewCoordinator starts a coordinator on a manager's endpoint. in is where
-// replies that arrive after their round ended are read from: the endpoint
-// itself (nil) when nothing else shares it, else a Demux channel for
-// cfg.Channel. The coordinator does not own the endpoint.
-func NewCoordinator(ep *rmtp.Endpoint, in Inbox, cfg CoordinatorConfig) (*Coordinator, error) {
+// NewCoordinator starts a coordinator on a manager's endpoint. Replies
+// that arrive after their round ended are read from the endpoint's inbox
+// of cfg.Channel (rmtp.Endpoint.Channel). The coordinator does not own the
+// endpoint.
+func NewCoordinator(ep *rmtp.Endpoint, cfg CoordinatorConfig) (*Coordinator, error) {
 	if ep == nil {
 		return nil, errors.New("fanout: no endpoint")
 	}
-	if in == nil {
-		in = ep
-	}
 	cfg.fill()
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Coordinator{ep: ep, in: in, cfg: cfg, log: cfg.Logger.WithField("component", "fanout-coordinator"),
+	c := &Coordinator{ep: ep, in: ep.Channel(cfg.Channel), cfg: cfg, log: cfg.Logger.WithField("component", "fanout-coordinator"),
 		pend: make(map[pendKey]*pending), engines: make(map[NodeID]*Engine), sets: make(map[smi.TxID]*setState),
 		snaps: newSnapCache(), ctx: ctx, cancel: cancel}
 	c.wg.Add(2)
@@ -609,10 +606,10 @@ func sanitizeWalk(vbs []smi.VarBind, roots []smi.OID) []smi.VarBind {
 	return out
 }
 
-// readLoop drains the inbox: replies to this coordinator's requests that
-// arrive after their round ended are merged into their transaction;
-// everything else on the management channel (other managers' replies,
-// seen by a backup) is dropped here.
+// readLoop drains the management channel's inbox: replies to this
+// coordinator's requests that arrive after their round ended are merged
+// into their transaction; other managers' replies (seen by a backup) keep
+// the engine rows warm; anything else is dropped here.
 func (c *Coordinator) readLoop(ctx context.Context) {
 	defer c.wg.Done()
 	self, inc := c.ep.Node(), c.ep.Incarnation()
@@ -621,7 +618,7 @@ func (c *Coordinator) readLoop(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if m.Kind != rmtp.KindResponse || m.Channel != c.cfg.Channel || len(m.Payload) < wire.ReplyHeaderLen {
+		if m.Kind != rmtp.KindResponse || len(m.Payload) < wire.ReplyHeaderLen {
 			continue
 		}
 		if m.Requester == self && m.RequesterInc == inc {

@@ -29,7 +29,7 @@
 //
 // # Using it (manager side, e.g. package mib)
 //
-//	c, _ := fanout.NewCoordinator(ep, inbox, fanout.CoordinatorConfig{OnEngineEvent: notify})
+//	c, _ := fanout.NewCoordinator(ep, fanout.CoordinatorConfig{OnEngineEvent: notify})
 //	res, _ := c.Get(ctx, nil, names)          // nil targets: every engine of the view
 //	for _, r := range res.Replies { ... }      // per-SE varbinds, Status, Incarnation
 //	res.Missing, res.Responders()              // who is marked, the responder count
@@ -39,9 +39,11 @@
 //	c.CleanupSet(ctx, tx)                      // wrapping *PhaseError (per-engine detail)
 //	c.Engines(); c.Counters()                  // smEngineTable rows, smTransport-style totals
 //
-// SE side: fanout.NewResponder(ep, inbox, fanout.ResponderConfig{Tree: tree,
-// LocalAgent: &fanout.LocalAgent{...}}). When the directory protocol shares
-// the endpoint, give both a channel of fanout.NewDemux(ep).
+// SE side: fanout.NewResponder(ep, fanout.ResponderConfig{Tree: tree,
+// LocalAgent: &fanout.LocalAgent{...}}). Both read the management channel
+// only (rmtp.ChannelManagement; the coordinator its inbox, the responder
+// through a handler), so other protocols share the endpoint on their own
+// channels.
 //
 // # Decisions
 //
@@ -74,13 +76,12 @@
 //   - Reads the SE's own tree can answer (GET, GETNEXT, WALK without a
 //     local agent; a GET of names the tree owns) run on the reader itself,
 //     with no goroutine per request: at 256 SEs in one process the hand-off
-//     to a worker was a visible share of the SE's cost. Over its own
-//     endpoint's inbox the reader is rmtp's receive goroutine
-//     (rmtp.Endpoint.Handle): one hand-off less per request, 5-8 % off the
-//     p50 of an aggregate GET at 16 and 64 SEs. A read still running after
-//     5 ms (a slow object) hands the reading to a new reader (rmtp's
-//     takeover, or the Responder's own over any other inbox), so it never
-//     holds up the requests behind it. The local agent and SET phases run
+//     to a worker was a visible share of the SE's cost. The reader is
+//     rmtp's receive goroutine (rmtp.Endpoint.Handle): one hand-off less
+//     per request, 5-8 % off the p50 of an aggregate GET at 16 and 64 SEs.
+//     A read still running after 5 ms (a slow object) hands receiving to a
+//     new goroutine (rmtp's takeover), so it never holds up the requests
+//     behind it. The local agent and SET phases run
 //     on workers, under exactly the request's budget.
 //   - Workers bounds the requests executing at once, inline or not; an SE
 //     short of them sheds a request without answering, and the

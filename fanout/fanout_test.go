@@ -403,7 +403,7 @@ func TestEngineInfoInHello(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mgr.Close()
-	c, err := fanout.NewCoordinator(mgr, nil, fanout.CoordinatorConfig{})
+	c, err := fanout.NewCoordinator(mgr, fanout.CoordinatorConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,7 +436,7 @@ func TestCloseInFlight(t *testing.T) {
 	s := f.ses[0]
 	s.resp.Close()
 	var err error
-	s.resp, err = fanout.NewResponder(s.ep, nil, fanout.ResponderConfig{Tree: slow.Tree})
+	s.resp, err = fanout.NewResponder(s.ep, fanout.ResponderConfig{Tree: slow.Tree})
 	if err != nil {
 		t.Fatal(err)
 	}

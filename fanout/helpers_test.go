@@ -108,7 +108,7 @@ func newFarm(t testing.TB, n int, o farmOpts) *farm {
 		f.evMu.Unlock()
 	}
 	cc.Logger = testLogger(t)
-	f.coord, err = fanout.NewCoordinator(f.mgr, nil, cc)
+	f.coord, err = fanout.NewCoordinator(f.mgr, cc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func (f *farm) addSE(i int, o farmOpts) *se {
 	rc := o.resp
 	rc.Tree = s.tree.Tree
 	rc.Logger = testLogger(t)
-	s.resp, err = fanout.NewResponder(s.ep, nil, rc)
+	s.resp, err = fanout.NewResponder(s.ep, rc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func TestSlowEngineMarkedAtDeadline(t *testing.T) {
 	// Swap engine 2's responder for one over a tree with a slow object.
 	s.resp.Close()
 	var err error
-	s.resp, err = fanout.NewResponder(s.ep, nil, fanout.ResponderConfig{Tree: slow.Tree})
+	s.resp, err = fanout.NewResponder(s.ep, fanout.ResponderConfig{Tree: slow.Tree})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +85,9 @@ func TestSlowEngineMarkedAtDeadline(t *testing.T) {
 	}
 }
 
-// Demux lets the management protocol share an endpoint with another.
-func TestDemuxSharesEndpoint(t *testing.T) {
+// The management protocol shares an endpoint with another channel's
+// reader.
+func TestSharesEndpoint(t *testing.T) {
 	checkNoLeak(t)
 	net := memnet.New(0)
 	mgr, err := rmtp.New(net.Attach(true, memnet.Faults{}, 1), fastRMTP(1, rmtp.Manager))
@@ -102,23 +103,21 @@ func TestDemuxSharesEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	d := fanout.NewDemux(eng)
-	defer d.Close()
-	other := d.Channel(2)
+	other := eng.Channel(rmtp.ChannelDirectory)
 	tree := agenttest.New(agenttest.Options{})
-	r, err := fanout.NewResponder(eng, d.Channel(rmtp.ChannelManagement), fanout.ResponderConfig{Tree: tree.Tree})
+	r, err := fanout.NewResponder(eng, fanout.ResponderConfig{Tree: tree.Tree})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	c, err := fanout.NewCoordinator(mgr, nil, fanout.CoordinatorConfig{})
+	c, err := fanout.NewCoordinator(mgr, fanout.CoordinatorConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	waitFor(t, 5*time.Second, "engine in view", func() bool { return len(mgr.View().Members) == 2 })
 	ctx := ctxT(t)
-	if _, err := mgr.Send(ctx, 2, rmtp.Down, []byte("directory update")); err != nil {
+	if _, err := mgr.Send(ctx, rmtp.ChannelDirectory, rmtp.Down, []byte("directory update")); err != nil {
 		t.Fatal(err)
 	}
 	res, err := c.Get(ctx, nil, []smi.OID{agenttest.ScalarInt.Append(0)})
@@ -154,7 +153,7 @@ func TestOverUDPMulticast(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Timing is not the subject here: a loaded machine must not fail it.
-	c, err := fanout.NewCoordinator(mgr, nil, fanout.CoordinatorConfig{Deadline: 3 * time.Second})
+	c, err := fanout.NewCoordinator(mgr, fanout.CoordinatorConfig{Deadline: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +169,7 @@ func TestOverUDPMulticast(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer e.Close()
-		r, err := fanout.NewResponder(e, nil, fanout.ResponderConfig{Tree: agenttest.New(agenttest.Options{}).Tree})
+		r, err := fanout.NewResponder(e, fanout.ResponderConfig{Tree: agenttest.New(agenttest.Options{}).Tree})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -348,7 +347,7 @@ func TestBusyShedThenReRequested(t *testing.T) {
 	s := f.ses[0]
 	s.resp.Close()
 	var err error
-	s.resp, err = fanout.NewResponder(s.ep, nil, fanout.ResponderConfig{Tree: slow.Tree, Workers: 1})
+	s.resp, err = fanout.NewResponder(s.ep, fanout.ResponderConfig{Tree: slow.Tree, Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -128,22 +127,18 @@ type seSet struct {
 	expires   time.Time
 }
 
-// Responder is the SE side of the management protocol. One goroutine
-// reads requests and answers reads served from memory itself; a bounded
-// set of workers runs the rest (the local agent, SET phases); a janitor
-// expires reservations, cached replies and reply deadlines; Close
-// stops them all.
+// Responder is the SE side of the management protocol. rmtp's receive
+// goroutine hands it each request and it answers reads served from memory
+// there and then; a bounded set of workers runs the rest (the local agent,
+// SET phases); a janitor expires reservations, cached replies and reply
+// deadlines; Close stops them all.
 type Responder struct {
-	ep *rmtp.Endpoint
-	in Inbox
-	// native: requests come from rmtp's receive goroutine (Handle), not
-	// from readLoop.
-	native bool
-	cfg    ResponderConfig
-	log    logrus.FieldLogger
-	tree   Tree
-	proxy  *proxy
-	sem    chan struct{}
+	ep    *rmtp.Endpoint
+	cfg   ResponderConfig
+	log   logrus.FieldLogger
+	tree  Tree
+	proxy *proxy
+	sem   chan struct{}
 
 	mu       sync.Mutex
 	closed   bool
@@ -189,46 +184,27 @@ func (c *ResponderConfig) fill() error {
 	return nil
 }
 
-// NewResponder starts answering management requests on an SE's endpoint.
-// in is the endpoint itself (nil) or a Demux channel. The responder does
-// not own the endpoint or the tree.
-func NewResponder(ep *rmtp.Endpoint, in Inbox, cfg ResponderConfig) (*Responder, error) {
+// NewResponder starts answering management requests on an SE's endpoint:
+// they are handed to it on rmtp's receive goroutine (rmtp.Endpoint.Handle
+// of cfg.Channel), a goroutine hand-off less per request; rmtp moves
+// receiving to a new goroutine when one runs longer than takeoverAfter.
+// The responder does not own the endpoint or the tree.
+func NewResponder(ep *rmtp.Endpoint, cfg ResponderConfig) (*Responder, error) {
 	if ep == nil {
 		return nil, errors.New("fanout: no endpoint")
 	}
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	if in == nil {
-		in = ep
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Responder{ep: ep, in: in, cfg: cfg, log: cfg.Logger.WithField("component", "fanout-responder"),
+	r := &Responder{ep: ep, cfg: cfg, log: cfg.Logger.WithField("component", "fanout-responder"),
 		tree: cfg.Tree, sem: make(chan struct{}, cfg.Workers),
 		cache: make(map[cacheKey]*cacheEntry), sets: make(map[setKey]*seSet), ends: newSharedDeadlines(ctx, deadlineGrain),
 		ctx: ctx, cancel: cancel}
 	if cfg.LocalAgent != nil {
 		r.proxy = newProxy(*cfg.LocalAgent)
 	}
-	// On the endpoint's own inbox for the channel, requests are
-	// answered on rmtp's receive goroutine (a goroutine hand-off less
-	// per request); rmtp moves receiving to a new goroutine when one
-	// runs longer than takeoverAfter. Over the endpoint itself, the
-	// reader also drains the other channels, as before.
-	readAll := false // the reader drains every other channel
-	switch src := in.(type) {
-	case *rmtp.Inbox:
-		r.native = src.Endpoint() == ep && src.ChannelID() == cfg.Channel
-	case *rmtp.Endpoint:
-		r.native, readAll = src == ep, src == ep
-	}
-	if r.native {
-		ep.Handle(cfg.Channel, rmtp.Handler{Func: r.onRequest, Budget: takeoverAfter, Slow: r.tookOver})
-	}
-	if !r.native || readAll {
-		r.wg.Add(1)
-		go r.readLoop()
-	}
+	ep.Handle(cfg.Channel, rmtp.Handler{Func: r.onRequest, Budget: takeoverAfter, Slow: r.tookOver})
 	r.wg.Add(1)
 	go r.janitor()
 	return r, nil
@@ -244,10 +220,8 @@ func (r *Responder) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
-	if r.native {
-		r.ep.Handle(r.cfg.Channel, rmtp.Handler{}) // later requests go to the inbox again
-	}
-	r.cancel() // also ends the repairs of every reply still in flight
+	r.ep.Handle(r.cfg.Channel, rmtp.Handler{}) // later requests are not ours
+	r.cancel()                                 // also ends the repairs of every reply still in flight
 	r.wg.Wait()
 	r.mu.Lock()
 	sets := r.sets
@@ -283,19 +257,6 @@ func (r *Responder) Reservations() int {
 	return len(r.sets)
 }
 
-func (r *Responder) readLoop() {
-	defer r.wg.Done()
-	for {
-		m, err := r.in.Receive(r.ctx)
-		if err != nil {
-			return
-		}
-		if m.Kind == rmtp.KindRequest && m.Channel == r.cfg.Channel && !r.serve(m) {
-			return
-		}
-	}
-}
-
 // onRequest answers a request handed over by rmtp (Endpoint.Handle) on
 // its receive goroutine.
 func (r *Responder) onRequest(m *rmtp.Message) {
@@ -325,33 +286,6 @@ func (r *Responder) tookOver() {
 // memory take microseconds; one still running after this (a slow object
 // in the tree) must not hold up the requests behind it.
 const takeoverAfter = 5 * time.Millisecond
-
-// serve handles one request on the reader. If it is still running after
-// takeoverAfter, a new reader takes over and this one ends once the
-// request is done: reads are answered inline without a goroutine each,
-// yet one slow object never stalls the SE. False: this reader was
-// replaced and must end.
-func (r *Responder) serve(m *rmtp.Message) bool {
-	const running, finished, replaced = 0, 1, 2
-	var state atomic.Uint32
-	r.wg.Add(1) // the reader that may take over, counted before it can start
-	t := time.AfterFunc(takeoverAfter, func() {
-		if !state.CompareAndSwap(running, replaced) {
-			r.wg.Done()
-			return
-		}
-		r.mu.Lock()
-		r.cnt.Takeovers++
-		r.mu.Unlock()
-		r.readLoop()
-	})
-	r.handle(m)
-	if t.Stop() {
-		r.wg.Done()
-		return true
-	}
-	return state.CompareAndSwap(running, finished)
-}
 
 // handle decides whether a request is new, repeated or not ours, and
 // answers it: inline when it reads only the tree (memory), else on a

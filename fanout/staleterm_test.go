@@ -74,7 +74,7 @@ func TestCoordinatorReportsStaleTerm(t *testing.T) {
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
 	log.Out = &logs
-	coord, err := fanout.NewCoordinator(mgr, nil, fanout.CoordinatorConfig{Logger: log})
+	coord, err := fanout.NewCoordinator(mgr, fanout.CoordinatorConfig{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func newMemFarm(t *testing.T, maxWeights ...uint32) *memFarm {
 	if err := f.mgr.Activate(1); err != nil {
 		t.Fatal(err)
 	}
-	f.coord, err = fanout.NewCoordinator(f.mgr, nil, fanout.CoordinatorConfig{Logger: quietLogger()})
+	f.coord, err = fanout.NewCoordinator(f.mgr, fanout.CoordinatorConfig{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func newMemFarm(t *testing.T, maxWeights ...uint32) *memFarm {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := fanout.NewResponder(ep, nil, fanout.ResponderConfig{Tree: seTree, Logger: quietLogger()})
+		resp, err := fanout.NewResponder(ep, fanout.ResponderConfig{Tree: seTree, Logger: quietLogger()})
 		if err != nil {
 			t.Fatal(err)
 		}

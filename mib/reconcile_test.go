@@ -65,7 +65,7 @@ func newMemManager(t *testing.T, net *memnet.Network, id rmtp.NodeID) *memManage
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.ep.Close() })
-	if m.coord, err = fanout.NewCoordinator(m.ep, nil, fanout.CoordinatorConfig{Logger: quietLogger()}); err != nil {
+	if m.coord, err = fanout.NewCoordinator(m.ep, fanout.CoordinatorConfig{Logger: quietLogger()}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.coord.Close() })
@@ -91,7 +91,7 @@ func memEngine(t *testing.T, net *memnet.Network, id rmtp.NodeID, store mib.Stor
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := fanout.NewResponder(ep, nil, fanout.ResponderConfig{Tree: tree, Logger: quietLogger()})
+	resp, err := fanout.NewResponder(ep, fanout.ResponderConfig{Tree: tree, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

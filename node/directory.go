@@ -15,7 +15,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/smsnmpd/smsnmpd/directory"
-	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/statefile"
 	"github.com/smsnmpd/smsnmpd/mib"
@@ -41,9 +40,9 @@ type contentSide struct {
 // publishedFile is the state file of the entries an SE published.
 const publishedFile = "published.json"
 
-func startContent(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, log logrus.FieldLogger) (*contentSide, error) {
+func startContent(cfg *config.Config, ep *rmtp.Endpoint, log logrus.FieldLogger) (*contentSide, error) {
 	c := &contentSide{log: log}
-	pc := publisherConfig(cfg, nil, demux.Channel(rmtp.ChannelDirectory), log)
+	pc := publisherConfig(cfg, nil, ep.Channel(rmtp.ChannelDirectory), log)
 	if cfg.Node.StateDir != "" {
 		c.saved = filepath.Join(cfg.Node.StateDir, publishedFile)
 		pc.InitialFrom = readPublished(c.saved)
@@ -57,7 +56,7 @@ func startContent(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, lo
 	c.cancel = cancel
 	// Snapshot requests between managers go down to every member; an SE
 	// has nothing to serve and drains them so they are not counted lost.
-	drain := demux.Channel(rmtp.ChannelTransfer)
+	drain := ep.Channel(rmtp.ChannelTransfer)
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
@@ -217,9 +216,9 @@ func writePublished(path string, entries []directory.Entry) error {
 // with the farm: by state transfer from another manager when there is
 // one, otherwise by asking the SEs to re-announce. event (nil: none)
 // hears how the catch-up ended.
-func startDirectory(cfg *config.Config, ep *rmtp.Endpoint, demux *fanout.Demux, event func(Event), log logrus.FieldLogger) (*directory.Manager, context.CancelFunc, error) {
+func startDirectory(cfg *config.Config, ep *rmtp.Endpoint, event func(Event), log logrus.FieldLogger) (*directory.Manager, context.CancelFunc, error) {
 	m, err := directory.NewManager(ep, directory.ManagerConfig{Store: storeConfig(cfg), Logger: log},
-		demux.Channel(rmtp.ChannelDirectory), demux.Channel(rmtp.ChannelTransfer))
+		ep.Channel(rmtp.ChannelDirectory), ep.Channel(rmtp.ChannelTransfer))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -31,7 +31,6 @@ import (
 type southbound struct {
 	tr    rmtp.Transport
 	ep    *rmtp.Endpoint
-	demux *fanout.Demux
 	resp  *fanout.Responder
 	coord *fanout.Coordinator
 	se    *mib.SE
@@ -128,6 +127,8 @@ func rmtpConfig(cfg *config.Config, role rmtp.Role, level int, keys *rmtp.Keyrin
 		PeerMemory: cfg.RMTP.ReassemblyPerPeer, MTU: cfg.RMTP.MaxSegment,
 		HelloInterval: cfg.RMTP.Heartbeat.Duration, SuspectAfter: cfg.RMTP.SuspectAfter, DownAfter: cfg.RMTP.DownAfter,
 		AckDelay: cfg.RMTP.AckInterval.Duration, HelloApp: helloApp, Logger: log,
+		// Every protocol reads its own channel (Endpoint.Channel, Handle).
+		DropUnclaimed: true,
 	}
 }
 
@@ -202,8 +203,6 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 	}
 	s.stops.push(s.tr.Close)
 	s.stops.push(s.ep.Close) // sends a graceful leave
-	s.demux = fanout.NewDemux(s.ep)
-	s.stops.pushClose(s.demux.Close)
 	var la *fanout.LocalAgent
 	if !cfg.SE.LocalAgent.Address.IsZero() {
 		ap, err := netip.ParseAddrPort(cfg.SE.LocalAgent.Address.Address())
@@ -214,7 +213,7 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 		la = &fanout.LocalAgent{Address: ap, Community: cfg.SE.LocalAgent.Community,
 			Timeout: cfg.SE.LocalAgent.Timeout.Duration, Retries: cfg.SE.LocalAgent.Retries}
 	}
-	r, err := fanout.NewResponder(s.ep, s.demux.Channel(rmtp.ChannelManagement), fanout.ResponderConfig{
+	r, err := fanout.NewResponder(s.ep, fanout.ResponderConfig{
 		Tree: seTree, LocalAgent: la, ReservationTTL: cfg.Fanout.ReservationTTL.Duration,
 		ReplyCacheTTL: cfg.Fanout.ReplyCacheTTL.Duration, ReplyCacheSize: cfg.Fanout.ReplyCacheSize, Logger: log,
 	})
@@ -225,7 +224,7 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 	resp.Store(r)
 	s.resp = r
 	s.stops.push(r.Close)
-	c, err := startContent(cfg, s.ep, s.demux, log)
+	c, err := startContent(cfg, s.ep, log)
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("directory: %w", err)
@@ -284,8 +283,6 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 	}
 	s.stops.push(s.tr.Close)
 	s.stops.push(s.ep.Close) // sends a graceful leave
-	s.demux = fanout.NewDemux(s.ep)
-	s.stops.pushClose(s.demux.Close)
 
 	// What changed in the replicated state is sent soon, coalesced.
 	dirty := make(chan struct{}, 1)
@@ -323,7 +320,7 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 		defer cancel()
 		s.notifier.Notify(ctx, mib.Notification{Key: mib.EngineNotifyKey(ev), TrapOID: oid, VarBinds: vbs})
 	}
-	s.coord, err = fanout.NewCoordinator(s.ep, s.demux.Channel(rmtp.ChannelManagement), fanout.CoordinatorConfig{
+	s.coord, err = fanout.NewCoordinator(s.ep, fanout.CoordinatorConfig{
 		Deadline: cfg.Fanout.ReadDeadline.Duration, PhaseDeadline: cfg.Fanout.SetPhaseDeadline.Duration,
 		SnapshotTTL: cfg.Fanout.WalkCacheTTL.Duration, SnapshotMemory: cfg.Fanout.WalkCacheMax,
 		MaxVarBinds: cfg.Fanout.MaxVarbinds, OnEngineEvent: onEvent, Logger: log,
@@ -355,7 +352,7 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 	if cfg.RMTP.MaxMessage > 0 {
 		maxState = min(maxState, cfg.RMTP.MaxMessage)
 	}
-	s.replica, err = replica.New(s.ep, s.demux.Channel(rmtp.ChannelReplica), replicaSource{s.state, s.notifier},
+	s.replica, err = replica.New(s.ep, s.ep.Channel(rmtp.ChannelReplica), replicaSource{s.state, s.notifier},
 		replica.Config{MaxState: maxState, Dirty: dirty, Logger: log})
 	if err != nil {
 		s.close()
@@ -363,7 +360,7 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 	}
 	s.stops.pushClose(s.replica.Close)
 	var dirStop context.CancelFunc
-	s.dir, dirStop, err = startDirectory(cfg, s.ep, s.demux, hooks.event, log)
+	s.dir, dirStop, err = startDirectory(cfg, s.ep, hooks.event, log)
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("directory: %w", err)

@@ -29,7 +29,6 @@ import (
 type parentLink struct {
 	tr    rmtp.Transport
 	ep    *rmtp.Endpoint
-	demux *fanout.Demux
 	resp  *fanout.Responder
 	fw    *directory.Forwarder
 	up    *directory.Uplink
@@ -107,9 +106,7 @@ func startParentLink(cfg *config.Config, tr rmtp.Transport, dir *directory.Manag
 		return nil, fmt.Errorf("rmtp.parent: %w", err)
 	}
 	l.stops.push(l.ep.Close)
-	l.demux = fanout.NewDemux(l.ep)
-	l.stops.pushClose(l.demux.Close)
-	l.resp, err = fanout.NewResponder(l.ep, l.demux.Channel(rmtp.ChannelManagement), fanout.ResponderConfig{
+	l.resp, err = fanout.NewResponder(l.ep, fanout.ResponderConfig{
 		Tree: tree, ReservationTTL: cfg.Fanout.ReservationTTL.Duration,
 		ReplyCacheTTL: cfg.Fanout.ReplyCacheTTL.Duration, ReplyCacheSize: cfg.Fanout.ReplyCacheSize, Logger: log,
 	})
@@ -122,7 +119,7 @@ func startParentLink(cfg *config.Config, tr rmtp.Transport, dir *directory.Manag
 		Policy: policy,
 		FPRate: cfg.Directory.DigestFPRate,
 		Epoch:  func() uint64 { return term() << 32 },
-		Resync: l.demux.Channel(rmtp.ChannelDirectory),
+		Resync: l.ep.Channel(rmtp.ChannelDirectory),
 		Logger: log,
 	})
 	if err != nil {
@@ -130,7 +127,7 @@ func startParentLink(cfg *config.Config, tr rmtp.Transport, dir *directory.Manag
 		return nil, fmt.Errorf("directory forwarder: %w", err)
 	}
 	l.stops.push(l.fw.Close)
-	l.up = directory.NewUplink(l.ep, l.demux.Channel(rmtp.ChannelLookup), directory.LinkConfig{Logger: log})
+	l.up = directory.NewUplink(l.ep, l.ep.Channel(rmtp.ChannelLookup), directory.LinkConfig{Logger: log})
 	l.stops.push(l.up.Close)
 	log.WithFields(logrus.Fields{"mode": string(p.Mode), "forward": policy.String()}).Info("parent link up")
 	return l, nil
@@ -186,7 +183,7 @@ func startLookups(cfg *config.Config, farm *southbound, parent *parentLink, log 
 	if cfg.Node.Level > 1 {
 		// Only the active manager answers its children: a backup would
 		// double every lookup climbing the tree.
-		lk.down = directory.NewDownlink(farm.ep, farm.demux.Channel(rmtp.ChannelLookup), farm.dir.ChildNode,
+		lk.down = directory.NewDownlink(farm.ep, farm.ep.Channel(rmtp.ChannelLookup), farm.dir.ChildNode,
 			directory.LinkConfig{Answering: farm.ep.Active, Logger: log})
 		rc.Child = lk.down.Child
 	}

@@ -72,12 +72,6 @@ func (e *Endpoint) Handle(ch uint8, h Handler) {
 // instead of Receive.
 func (in *Inbox) Handle(h Handler) { in.e.Handle(in.ch, h) }
 
-// Endpoint returns the endpoint the inbox belongs to.
-func (in *Inbox) Endpoint() *Endpoint { return in.e }
-
-// ChannelID returns the channel the inbox delivers.
-func (in *Inbox) ChannelID() uint8 { return in.ch }
-
 // Messages for handlers queue in e.handled in delivery order, and one
 // goroutine at a time drains the queue (e.handling): the receive goroutine
 // after the batch that delivered them, or, for messages delivered anywhere
