@@ -2,7 +2,6 @@ package fanout
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -618,18 +617,22 @@ func (c *Coordinator) readLoop(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if m.Kind != rmtp.KindResponse || len(m.Payload) < wire.ReplyHeaderLen {
+		if m.Kind != rmtp.KindResponse {
+			continue
+		}
+		op, status, tx, ok := wire.PeekReply(m.Payload)
+		if !ok {
 			continue
 		}
 		if m.Requester == self && m.RequesterInc == inc {
-			c.accept(binary.BigEndian.Uint64(m.Payload[4:]), Op(m.Payload[1]), m.From, m.Payload)
+			c.accept(tx, op, m.From, m.Payload)
 			continue
 		}
 		// Another manager's transaction (this one is a backup): keep the
 		// engine rows warm from the answers it sees go by.
 		c.mu.Lock()
 		e := c.engineLocked(m.From)
-		e.LastStatus, e.LastReply = Status(m.Payload[2]), time.Now()
+		e.LastStatus, e.LastReply = status, time.Now()
 		e.Replies++
 		c.mu.Unlock()
 	}

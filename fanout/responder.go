@@ -2,7 +2,6 @@ package fanout
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -319,8 +318,8 @@ func (r *Responder) handle(m *rmtp.Message) {
 		r.mu.Unlock()
 		r.log.WithError(perr).WithField("from", m.From).Debug("fanout: bad request")
 		rep := wire.Reply{Op: wire.OpGet, Status: wire.StatusBadRequest}
-		if len(m.Payload) >= 12 && wire.Op(m.Payload[1]).Valid() {
-			rep.Op, rep.Tx = wire.Op(m.Payload[1]), binary.BigEndian.Uint64(m.Payload[4:])
+		if op, tx, ok := wire.PeekRequest(m.Payload); ok {
+			rep.Op, rep.Tx = op, tx
 		}
 		b := r.encode(&rep)
 		<-r.sem

@@ -236,6 +236,32 @@ func ParseRequest(b []byte) (Request, error) {
 	return r, nil
 }
 
+// peekLen is how much of a request or reply header the Peek functions
+// read: version, op, flags (or status and flags), transaction id. These
+// sit at the same offsets in every version.
+const peekLen = 12
+
+// PeekRequest reads a request's op and transaction id without decoding
+// the rest: what a badRequest reply echoes when the request does not
+// parse. ok is false when b is too short for them or the op is not one.
+func PeekRequest(b []byte) (op Op, tx uint64, ok bool) {
+	if len(b) < peekLen || !Op(b[1]).Valid() {
+		return 0, 0, false
+	}
+	return Op(b[1]), binary.BigEndian.Uint64(b[4:]), true
+}
+
+// PeekReply reads what routes a reply (op, status, transaction id)
+// without decoding it, so that only a reply to one of the reader's own
+// transactions is decoded whole. ok is false when b is shorter than a
+// reply header; nothing is validated (ParseReply does that).
+func PeekReply(b []byte) (op Op, status Status, tx uint64, ok bool) {
+	if len(b) < ReplyHeaderLen {
+		return 0, 0, 0, false
+	}
+	return Op(b[1]), Status(b[2]), binary.BigEndian.Uint64(b[4:]), true
+}
+
 // AppendReply appends the encoding of r.
 func AppendReply(b []byte, r *Reply) ([]byte, error) {
 	if !r.Op.Valid() {

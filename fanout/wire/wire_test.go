@@ -113,6 +113,36 @@ func TestReplyBytes(t *testing.T) {
 	}
 }
 
+// The Peek functions read the header fields of every encoded case, and
+// refuse what is too short for them.
+func TestPeek(t *testing.T) {
+	for _, tc := range requestCases {
+		b := unhex(t, tc.hex)
+		if op, tx, ok := PeekRequest(b); !ok || op != tc.req.Op || tx != tc.req.Tx {
+			t.Errorf("%s: PeekRequest = %s, %d, %v", tc.name, op, tx, ok)
+		}
+		for n := range peekLen {
+			if _, _, ok := PeekRequest(b[:n]); ok {
+				t.Errorf("%s: PeekRequest of %d bytes", tc.name, n)
+			}
+		}
+		bad := bytes.Clone(b)
+		bad[1] = 0
+		if _, _, ok := PeekRequest(bad); ok {
+			t.Errorf("%s: PeekRequest of op 0", tc.name)
+		}
+	}
+	for _, tc := range replyCases {
+		b := unhex(t, tc.hex)
+		if op, st, tx, ok := PeekReply(b); !ok || op != tc.rep.Op || st != tc.rep.Status || tx != tc.rep.Tx {
+			t.Errorf("%s: PeekReply = %s, %s, %d, %v", tc.name, op, st, tx, ok)
+		}
+		if _, _, _, ok := PeekReply(b[:ReplyHeaderLen-1]); ok {
+			t.Errorf("%s: PeekReply of a short header", tc.name)
+		}
+	}
+}
+
 // Every cut-short input is an error, never a panic.
 func TestTruncated(t *testing.T) {
 	for _, tc := range requestCases {
@@ -214,6 +244,9 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if op, tx, ok := PeekRequest(b); !ok || op != r.Op || tx != r.Tx {
+			t.Fatalf("PeekRequest = %s, %d, %v; ParseRequest %s, %d", op, tx, ok, r.Op, r.Tx)
+		}
 		enc, err := AppendRequest(nil, &r)
 		if err != nil {
 			t.Fatalf("decoded request does not encode: %v", err)
@@ -238,6 +271,9 @@ func FuzzParseReply(f *testing.F) {
 		r, err := ParseReply(b)
 		if err != nil {
 			return
+		}
+		if op, st, tx, ok := PeekReply(b); !ok || op != r.Op || st != r.Status || tx != r.Tx {
+			t.Fatalf("PeekReply = %s, %s, %d, %v; ParseReply %s, %s, %d", op, st, tx, ok, r.Op, r.Status, r.Tx)
 		}
 		enc, err := AppendReply(nil, &r)
 		if err != nil {
