@@ -88,35 +88,57 @@ func discard(l logrus.FieldLogger) logrus.FieldLogger {
 	return d
 }
 
+// DefaultCoordinatorConfig is what NewCoordinator gives every field left
+// zero (the hooks and the logger are the caller's): the one place the
+// coordinator's defaults are written. Package internal/config takes the
+// operator's defaults from it.
+func DefaultCoordinatorConfig() CoordinatorConfig {
+	return CoordinatorConfig{
+		Channel:        rmtp.ChannelManagement,
+		Deadline:       DefaultDeadline,
+		RetryAfter:     retryAfter(DefaultDeadline),
+		PhaseDeadline:  DefaultPhaseDeadline,
+		SnapshotTTL:    DefaultSnapshotTTL,
+		SnapshotMemory: DefaultSnapshotMemory,
+		WalkCap:        DefaultWalkCap,
+		MaxVarBinds:    DefaultMaxVarBinds,
+		PollInterval:   DefaultPollInterval,
+	}
+}
+
+// retryAfter is the default first round of a read with this deadline.
+func retryAfter(deadline time.Duration) time.Duration { return deadline * 2 / 5 }
+
 func (c *CoordinatorConfig) fill() {
+	d := DefaultCoordinatorConfig()
 	if c.Channel == 0 {
-		c.Channel = rmtp.ChannelManagement
+		c.Channel = d.Channel
 	}
 	if c.Deadline <= 0 {
-		c.Deadline = DefaultDeadline
+		c.Deadline = d.Deadline
 	}
 	if c.RetryAfter <= 0 || c.RetryAfter >= c.Deadline {
-		c.RetryAfter = c.Deadline * 2 / 5
+		c.RetryAfter = retryAfter(c.Deadline)
 	}
 	if c.PhaseDeadline <= 0 {
-		c.PhaseDeadline = DefaultPhaseDeadline
+		c.PhaseDeadline = d.PhaseDeadline
 	}
 	if c.SnapshotTTL <= 0 {
-		c.SnapshotTTL = DefaultSnapshotTTL
+		c.SnapshotTTL = d.SnapshotTTL
 	}
 	if c.SnapshotMemory <= 0 {
-		c.SnapshotMemory = DefaultSnapshotMemory
+		c.SnapshotMemory = d.SnapshotMemory
 	}
 	if c.WalkCap <= 0 {
-		c.WalkCap = DefaultWalkCap
+		c.WalkCap = d.WalkCap
 	}
 	c.WalkCap = min(c.WalkCap, wire.MaxWalkCap)
 	if c.MaxVarBinds <= 0 {
-		c.MaxVarBinds = DefaultMaxVarBinds
+		c.MaxVarBinds = d.MaxVarBinds
 	}
 	c.MaxVarBinds = min(c.MaxVarBinds, wire.MaxVarBinds)
 	if c.PollInterval <= 0 {
-		c.PollInterval = DefaultPollInterval
+		c.PollInterval = d.PollInterval
 	}
 	c.Logger = discard(c.Logger)
 }

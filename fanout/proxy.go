@@ -10,7 +10,6 @@ import (
 
 	"github.com/gosnmp/gosnmp"
 
-	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/gosnmpconv"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
@@ -19,10 +18,14 @@ import (
 // every OID the SE's tree does not hold.
 type LocalAgent struct {
 	Address   netip.AddrPort
-	Community config.Secret
+	Community Secret        // nil: the empty community
 	Timeout   time.Duration // per attempt, default 300 ms
 	Retries   int
 }
+
+// Secret is a value that prints masked and gives itself up only where it
+// is used (config.Secret is one).
+type Secret interface{ Reveal() string }
 
 // DefaultLocalAgentTimeout bounds one attempt at the local agent.
 const DefaultLocalAgentTimeout = 300 * time.Millisecond
@@ -47,9 +50,13 @@ func newProxy(la LocalAgent) *proxy {
 	if la.Timeout <= 0 {
 		la.Timeout = DefaultLocalAgentTimeout
 	}
+	community := ""
+	if la.Community != nil {
+		community = la.Community.Reveal()
+	}
 	return &proxy{g: &gosnmp.GoSNMP{
 		Target: la.Address.Addr().String(), Port: la.Address.Port(), Transport: "udp",
-		Community: la.Community.Reveal(), Version: gosnmp.Version2c,
+		Community: community, Version: gosnmp.Version2c,
 		Timeout: la.Timeout, Retries: la.Retries, MaxOids: gosnmp.MaxOids,
 	}}
 }

@@ -154,27 +154,43 @@ type Responder struct {
 	wg     sync.WaitGroup
 }
 
+// DefaultResponderConfig is what NewResponder gives every field left zero
+// (the tree, the local agent and the logger are the caller's): the one
+// place the responder's defaults are written. Package internal/config
+// takes the operator's defaults from it.
+func DefaultResponderConfig() ResponderConfig {
+	return ResponderConfig{
+		Channel:        rmtp.ChannelManagement,
+		ReservationTTL: DefaultReservationTTL,
+		ReplyCacheTTL:  DefaultReplyCacheTTL,
+		ReplyCacheSize: DefaultReplyCacheSize,
+		Workers:        DefaultWorkers,
+		MaxReply:       DefaultMaxReply,
+	}
+}
+
 func (c *ResponderConfig) fill() error {
 	if c.Tree == nil {
 		return errors.New("fanout: responder needs a tree")
 	}
+	d := DefaultResponderConfig()
 	if c.Channel == 0 {
-		c.Channel = rmtp.ChannelManagement
+		c.Channel = d.Channel
 	}
 	if c.ReservationTTL <= 0 {
-		c.ReservationTTL = DefaultReservationTTL
+		c.ReservationTTL = d.ReservationTTL
 	}
 	if c.ReplyCacheTTL <= 0 {
-		c.ReplyCacheTTL = DefaultReplyCacheTTL
+		c.ReplyCacheTTL = d.ReplyCacheTTL
 	}
 	if c.ReplyCacheSize <= 0 {
-		c.ReplyCacheSize = DefaultReplyCacheSize
+		c.ReplyCacheSize = d.ReplyCacheSize
 	}
 	if c.Workers <= 0 {
-		c.Workers = DefaultWorkers
+		c.Workers = d.Workers
 	}
 	if c.MaxReply <= 0 {
-		c.MaxReply = DefaultMaxReply
+		c.MaxReply = d.MaxReply
 	}
 	if c.LocalAgent != nil && !c.LocalAgent.Address.IsValid() {
 		return errors.New("fanout: local agent without an address")

@@ -2,8 +2,12 @@ package fanout
 
 import (
 	"context"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
 
 // Shared deadlines: deadlines in one grain share a context, which ends
@@ -92,3 +96,44 @@ func TestEvictInFinishOrder(t *testing.T) {
 		t.Fatalf("queue not reclaimed: %d slots, head %d", len(r.done), r.doneHead)
 	}
 }
+
+// A zero configuration is filled with the Default...Config, field for
+// field, and with nothing else but the logger (and the caller's tree).
+func TestFillIsDefaultConfig(t *testing.T) {
+	check := func(what string, got, want any, own ...string) {
+		g, w := reflect.ValueOf(got), reflect.ValueOf(want)
+		for i := range g.NumField() {
+			name := g.Type().Field(i).Name
+			gf, wf := g.Field(i), w.Field(i)
+			switch {
+			case slices.Contains(own, name):
+			case wf.IsZero() && !gf.IsZero():
+				t.Errorf("%s: fill defaults %s to %v, the default config has none", what, name, gf)
+			case !wf.IsZero() && !reflect.DeepEqual(gf.Interface(), wf.Interface()):
+				t.Errorf("%s: fill defaults %s to %v, the default config to %v", what, name, gf, wf)
+			}
+		}
+	}
+	var cc CoordinatorConfig
+	cc.fill()
+	check("coordinator", cc, DefaultCoordinatorConfig(), "Logger")
+	rc := ResponderConfig{Tree: nopTree{}}
+	if err := rc.fill(); err != nil {
+		t.Fatal(err)
+	}
+	check("responder", rc, DefaultResponderConfig(), "Logger", "Tree")
+}
+
+// nopTree is a Tree with nothing in it.
+type nopTree struct{}
+
+func (nopTree) Roots() []smi.OID                                            { return nil }
+func (nopTree) Get(context.Context, []smi.OID) ([]smi.VarBind, error)       { return nil, nil }
+func (nopTree) GetNext(context.Context, []smi.Range) ([]smi.VarBind, error) { return nil, nil }
+func (nopTree) GetBulk(context.Context, int, int, []smi.Range, int) ([]smi.VarBind, error) {
+	return nil, nil
+}
+func (nopTree) TestSet(context.Context, smi.TxID, []smi.VarBind) error { return nil }
+func (nopTree) CommitSet(context.Context, smi.TxID) error              { return nil }
+func (nopTree) UndoSet(context.Context, smi.TxID) error                { return nil }
+func (nopTree) CleanupSet(context.Context, smi.TxID)                   {}

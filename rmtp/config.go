@@ -131,29 +131,57 @@ func (c *Config) fill() error {
 	if c.Incarnation == 0 {
 		c.Incarnation = uint64(time.Now().UnixNano())
 	}
-	defi(&c.MaxMessage, DefaultMaxMessage)
+	d := DefaultConfig()
+	defi(&c.MaxMessage, d.MaxMessage)
 	if c.MaxMessage > MaxMessageCap {
 		return fmt.Errorf("%w: max message %d over %d", ErrConfig, c.MaxMessage, MaxMessageCap)
 	}
-	defi(&c.PeerMemory, 4*c.MaxMessage)
+	defi(&c.PeerMemory, peerMemory(c.MaxMessage))
 	if c.PeerMemory < c.MaxMessage {
 		return fmt.Errorf("%w: peer memory %d below max message %d", ErrConfig, c.PeerMemory, c.MaxMessage)
 	}
-	def(&c.HelloInterval, DefaultHello)
-	defi(&c.SuspectAfter, DefaultSuspectAfter)
-	defi(&c.DownAfter, DefaultDownAfter)
+	def(&c.HelloInterval, d.HelloInterval)
+	defi(&c.SuspectAfter, d.SuspectAfter)
+	defi(&c.DownAfter, d.DownAfter)
 	if c.DownAfter <= c.SuspectAfter {
 		c.DownAfter = c.SuspectAfter + 1
 	}
-	def(&c.AckDelay, DefaultAckDelay)
-	def(&c.AnswerAckDelay, DefaultAnswerAck)
-	def(&c.NakDelay, DefaultNakDelay)
-	def(&c.MinRTO, DefaultMinRTO)
-	def(&c.MaxRTO, DefaultMaxRTO)
-	defi(&c.RepairRate, DefaultRepairRate)
-	def(&c.AbortWait, DefaultAbortWait)
-	defi(&c.DeliveryQueue, DefaultDeliveryQueue)
-	def(&c.MaxClockSkew, DefaultMaxClockSkew)
+	def(&c.AckDelay, d.AckDelay)
+	def(&c.AnswerAckDelay, d.AnswerAckDelay)
+	def(&c.NakDelay, d.NakDelay)
+	def(&c.MinRTO, d.MinRTO)
+	def(&c.MaxRTO, d.MaxRTO)
+	defi(&c.RepairRate, d.RepairRate)
+	def(&c.AbortWait, d.AbortWait)
+	defi(&c.DeliveryQueue, d.DeliveryQueue)
+	def(&c.MaxClockSkew, d.MaxClockSkew)
 	c.Logger = discard(c.Logger)
 	return nil
 }
+
+// DefaultConfig is what New gives every field left zero (the member's
+// identity, keys and hooks are the caller's): the one place rmtp's
+// defaults are written, in memberlist's DefaultLANConfig manner. Package
+// internal/config takes the operator's defaults from it.
+func DefaultConfig() Config {
+	return Config{
+		MaxMessage:     DefaultMaxMessage,
+		PeerMemory:     peerMemory(DefaultMaxMessage),
+		HelloInterval:  DefaultHello,
+		SuspectAfter:   DefaultSuspectAfter,
+		DownAfter:      DefaultDownAfter,
+		AckDelay:       DefaultAckDelay,
+		AnswerAckDelay: DefaultAnswerAck,
+		NakDelay:       DefaultNakDelay,
+		MinRTO:         DefaultMinRTO,
+		MaxRTO:         DefaultMaxRTO,
+		RepairRate:     DefaultRepairRate,
+		AbortWait:      DefaultAbortWait,
+		DeliveryQueue:  DefaultDeliveryQueue,
+		MaxClockSkew:   DefaultMaxClockSkew,
+	}
+}
+
+// peerMemory is the default reassembly memory per peer: four messages of
+// the largest size.
+func peerMemory(maxMessage int) int { return 4 * maxMessage }

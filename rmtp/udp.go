@@ -22,8 +22,10 @@ import (
 const (
 	DefaultInterface  = "lo"
 	DefaultReadBuffer = 4 << 20
-	DefaultUnicastMTU = 1500
-	udpIPv4Overhead   = 28
+	// DefaultMulticastTTL keeps the farm's traffic on its LAN.
+	DefaultMulticastTTL = 1
+	DefaultUnicastMTU   = 1500
+	udpIPv4Overhead     = 28
 	// batchLen is the most datagrams one recvmmsg/sendmmsg moves, and
 	// batchBytes bounds the receive buffers a socket keeps for it, so a
 	// 64 KiB MTU reads 2 at a time and Ethernet's 1,500 reads 32.
@@ -150,7 +152,7 @@ func ListenMulticast(cfg MulticastConfig) (*UDP, error) {
 		cfg.Up = DefaultUpGroup
 	}
 	if cfg.TTL == 0 {
-		cfg.TTL = 1
+		cfg.TTL = DefaultMulticastTTL
 	}
 	if cfg.ReadBuffer == 0 {
 		cfg.ReadBuffer = DefaultReadBuffer
