@@ -132,6 +132,25 @@ func rmtpConfig(cfg *config.Config, role rmtp.Role, level int, keys *rmtp.Keyrin
 	}
 }
 
+// coordinatorConfig is a manager's coordinator configuration: the fan-out
+// deadlines and caps.
+func coordinatorConfig(cfg *config.Config, log logrus.FieldLogger) fanout.CoordinatorConfig {
+	return fanout.CoordinatorConfig{
+		Deadline: cfg.Fanout.ReadDeadline.Duration, PhaseDeadline: cfg.Fanout.SetPhaseDeadline.Duration,
+		SnapshotTTL: cfg.Fanout.WalkCacheTTL.Duration, SnapshotMemory: cfg.Fanout.WalkCacheMax,
+		MaxVarBinds: cfg.Fanout.MaxVarbinds, Logger: log,
+	}
+}
+
+// responderConfig is the configuration of a responder serving tree: an
+// SE's, and a manager's on its parent link.
+func responderConfig(cfg *config.Config, tree fanout.Tree, log logrus.FieldLogger) fanout.ResponderConfig {
+	return fanout.ResponderConfig{
+		Tree: tree, ReservationTTL: cfg.Fanout.ReservationTTL.Duration,
+		ReplyCacheTTL: cfg.Fanout.ReplyCacheTTL.Duration, ReplyCacheSize: cfg.Fanout.ReplyCacheSize, Logger: log,
+	}
+}
+
 // rmtpKeys loads the group key file (nil when rmtp.insecure).
 func rmtpKeys(cfg *config.Config) (*rmtp.Keyring, error) {
 	if cfg.RMTP.Insecure {
@@ -213,10 +232,9 @@ func startSE(cfg *config.Config, tr rmtp.Transport, seTree *agent.Tree, store mi
 		la = &fanout.LocalAgent{Address: ap, Community: cfg.SE.LocalAgent.Community,
 			Timeout: cfg.SE.LocalAgent.Timeout.Duration, Retries: cfg.SE.LocalAgent.Retries}
 	}
-	r, err := fanout.NewResponder(s.ep, fanout.ResponderConfig{
-		Tree: seTree, LocalAgent: la, ReservationTTL: cfg.Fanout.ReservationTTL.Duration,
-		ReplyCacheTTL: cfg.Fanout.ReplyCacheTTL.Duration, ReplyCacheSize: cfg.Fanout.ReplyCacheSize, Logger: log,
-	})
+	rc := responderConfig(cfg, seTree, log)
+	rc.LocalAgent = la
+	r, err := fanout.NewResponder(s.ep, rc)
 	if err != nil {
 		s.close()
 		return nil, err
@@ -320,11 +338,9 @@ func startManager(cfg *config.Config, tr rmtp.Transport, log logrus.FieldLogger,
 		defer cancel()
 		s.notifier.Notify(ctx, mib.Notification{Key: mib.EngineNotifyKey(ev), TrapOID: oid, VarBinds: vbs})
 	}
-	s.coord, err = fanout.NewCoordinator(s.ep, fanout.CoordinatorConfig{
-		Deadline: cfg.Fanout.ReadDeadline.Duration, PhaseDeadline: cfg.Fanout.SetPhaseDeadline.Duration,
-		SnapshotTTL: cfg.Fanout.WalkCacheTTL.Duration, SnapshotMemory: cfg.Fanout.WalkCacheMax,
-		MaxVarBinds: cfg.Fanout.MaxVarbinds, OnEngineEvent: onEvent, Logger: log,
-	})
+	cc := coordinatorConfig(cfg, log)
+	cc.OnEngineEvent = onEvent
+	s.coord, err = fanout.NewCoordinator(s.ep, cc)
 	if err != nil {
 		s.close()
 		return nil, err

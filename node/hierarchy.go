@@ -106,10 +106,7 @@ func startParentLink(cfg *config.Config, tr rmtp.Transport, dir *directory.Manag
 		return nil, fmt.Errorf("rmtp.parent: %w", err)
 	}
 	l.stops.push(l.ep.Close)
-	l.resp, err = fanout.NewResponder(l.ep, fanout.ResponderConfig{
-		Tree: tree, ReservationTTL: cfg.Fanout.ReservationTTL.Duration,
-		ReplyCacheTTL: cfg.Fanout.ReplyCacheTTL.Duration, ReplyCacheSize: cfg.Fanout.ReplyCacheSize, Logger: log,
-	})
+	l.resp, err = fanout.NewResponder(l.ep, responderConfig(cfg, tree, log))
 	if err != nil {
 		l.close()
 		return nil, err

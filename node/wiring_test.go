@@ -4,6 +4,9 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/smsnmpd/smsnmpd/agent"
+	"github.com/smsnmpd/smsnmpd/fanout"
+	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 )
 
@@ -24,6 +27,40 @@ func TestTransportCounters(t *testing.T) {
 		}
 		if got.Field(i).Uint() != want.Uint() {
 			t.Errorf("%s = %d, want rmtp's %d", name, got.Field(i).Uint(), want.Uint())
+		}
+	}
+}
+
+// The configuration's defaults, wired into the libraries, are the
+// libraries' own: every field the wiring sets that a library also
+// defaults gets the library's default from config.Default.
+func TestDefaultsWiredAsTheLibraries(t *testing.T) {
+	cfg := config.Default()
+	cfg.Node.ID = 1
+	tree := agent.NewTree()
+	for _, c := range []struct {
+		what      string
+		wired, lb any
+		least     int // fields compared at least: the test is not vacuous
+	}{
+		{"rmtp", rmtpConfig(cfg, rmtp.Engine, 1, nil, nil, nil), rmtp.DefaultConfig(), 6},
+		{"coordinator", coordinatorConfig(cfg, nil), fanout.DefaultCoordinatorConfig(), 5},
+		{"responder", responderConfig(cfg, tree, nil), fanout.DefaultResponderConfig(), 3},
+	} {
+		w, d := reflect.ValueOf(c.wired), reflect.ValueOf(c.lb)
+		n := 0
+		for i := range w.NumField() {
+			wf, df := w.Field(i), d.Field(i)
+			if wf.IsZero() || df.IsZero() { // the library fills it, or has no default
+				continue
+			}
+			n++
+			if !reflect.DeepEqual(wf.Interface(), df.Interface()) {
+				t.Errorf("%s.%s wired as %v, the library's default is %v", c.what, w.Type().Field(i).Name, wf, df)
+			}
+		}
+		if n < c.least {
+			t.Errorf("%s: %d defaulted fields wired from the configuration, want at least %d", c.what, n, c.least)
 		}
 	}
 }

@@ -4,11 +4,16 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/smsnmpd/smsnmpd/directory"
+	"github.com/smsnmpd/smsnmpd/fanout"
+	"github.com/smsnmpd/smsnmpd/rmtp"
 )
 
 // Config is the whole configuration of one smsnmpd process. The TOML key of
 // every field is its toml tag; etc/smsnmpd.toml shows and explains every key
-// with its default. Default() is the only place defaults are written.
+// with its default. Default() is the only place this package writes
+// defaults, and it takes those a library has too from the library.
 //
 // omitempty only affects WriteTOML, which leaves out the sections of the
 // other role.
@@ -385,7 +390,16 @@ type Control struct {
 
 // Default returns the defaults of every key. It is not valid on its own:
 // node.role and node.id have no safe default and must be configured.
+//
+// What a library also defaults (rmtp's timers and caps, the coordinator's
+// deadlines, the responder's caches, the directory's key and tombstone
+// limits) is taken from the library's own Default...Config or constant,
+// so each is written once; defaults_test.go ties the libraries this package
+// cannot import (they import it) and the ones that differ on purpose.
 func Default() *Config {
+	ep := rmtp.DefaultConfig()
+	coord := fanout.DefaultCoordinatorConfig()
+	resp := fanout.DefaultResponderConfig()
 	return &Config{
 		Node: Node{
 			Level:      1,
@@ -409,21 +423,21 @@ func Default() *Config {
 		},
 		RMTP: RMTP{
 			Mode:              ParentMulticast,
-			Interface:         "lo",
+			Interface:         rmtp.DefaultInterface,
 			Group:             "239.255.77.1",
 			ManagerGroup:      "239.255.77.2",
 			Port:              7730,
-			TTL:               1,
-			Heartbeat:         D(200 * time.Millisecond),
-			SuspectAfter:      3,
-			DownAfter:         5,
-			AckInterval:       D(2 * time.Millisecond),
-			MaxMessage:        1 << 20,
-			ReassemblyPerPeer: 4 << 20,
-			RecvBuffer:        4 << 20,
+			TTL:               rmtp.DefaultMulticastTTL,
+			Heartbeat:         D(ep.HelloInterval),
+			SuspectAfter:      ep.SuspectAfter,
+			DownAfter:         ep.DownAfter,
+			AckInterval:       D(ep.AckDelay),
+			MaxMessage:        ep.MaxMessage,
+			ReassemblyPerPeer: ep.PeerMemory,
+			RecvBuffer:        rmtp.DefaultReadBuffer,
 			Parent: Parent{
 				Mode:         ParentNone,
-				Interface:    "lo",
+				Interface:    rmtp.DefaultInterface,
 				Group:        "239.255.78.1",
 				ManagerGroup: "239.255.78.2",
 				Port:         7731,
@@ -433,7 +447,7 @@ func Default() *Config {
 			MaxWeight:    1000,
 			ScanInterval: D(10 * time.Second),
 			LocalAgent: LocalAgent{
-				Timeout: D(300 * time.Millisecond),
+				Timeout: D(fanout.DefaultLocalAgentTimeout),
 			},
 		},
 		Manager: Manager{
@@ -442,24 +456,24 @@ func Default() *Config {
 			EngineContexts: true,
 		},
 		Fanout: Fanout{
-			ReadDeadline:     D(800 * time.Millisecond),
-			SetPhaseDeadline: D(250 * time.Millisecond),
-			WalkCacheTTL:     D(2 * time.Second),
-			WalkCacheMax:     100000,
-			ReservationTTL:   D(2 * time.Second),
-			ReplyCacheTTL:    D(10 * time.Second),
-			ReplyCacheSize:   4096,
-			MaxVarbinds:      1024,
+			ReadDeadline:     D(coord.Deadline),
+			SetPhaseDeadline: D(coord.PhaseDeadline),
+			WalkCacheTTL:     D(coord.SnapshotTTL),
+			WalkCacheMax:     coord.SnapshotMemory,
+			ReservationTTL:   D(resp.ReservationTTL),
+			ReplyCacheTTL:    D(resp.ReplyCacheTTL),
+			ReplyCacheSize:   resp.ReplyCacheSize,
+			MaxVarbinds:      coord.MaxVarBinds,
 		},
 		Directory: Directory{
 			Forward:      ForwardFull,
 			DigestFPRate: 0.01,
 			MaxEntries:   1000000,
-			MaxKeyLen:    1024,
+			MaxKeyLen:    directory.DefaultMaxKey,
 			SNMPMaxRows:  10000,
 			PublishRate:  1000,
 			PublishBurst: 10000,
-			TombstoneTTL: D(10 * time.Minute),
+			TombstoneTTL: D(directory.DefaultTombstoneTTL),
 		},
 		Control: Control{
 			Socket: MustAddr("unix:/run/smsnmpd/control.sock"),

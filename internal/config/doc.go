@@ -1,5 +1,7 @@
 // Package config owns smsnmpd's configuration: the Config struct (one TOML
-// file per process), its defaults (Default, and the Demo preset), strict
+// file per process), its defaults (Default, and the Demo preset; a key that
+// a library defaults too takes the library's own default, from rmtp's
+// DefaultConfig, fanout's DefaultCoordinatorConfig and so on), strict
 // loading (Load, Parse, Check) and validation (Config.Validate).
 //
 // Strict means: an unknown key (including a case-only mismatch, which the
