@@ -2,12 +2,33 @@ package fanout
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/smsnmpd/smsnmpd/fanout/wire"
 	"github.com/smsnmpd/smsnmpd/internal/ber"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 )
+
+// setKey names a reservation on this SE: the manager, its incarnation and
+// its transaction.
+type setKey struct {
+	mgr NodeID
+	inc uint64
+	tx  uint64
+}
+
+// seSet is one SET transaction on this SE between its phases.
+type seSet struct {
+	id        smi.TxID
+	n         int   // request varbinds
+	treeIdx   []int // request index of each tree varbind
+	proxyVbs  []smi.VarBind
+	proxyIdx  []int
+	proxyOld  []smi.VarBind // values before, for UNDO
+	committed bool          // proxy part written
+	expires   time.Time
+}
 
 // txID derives the tree's transaction id from (manager, incarnation,
 // transaction): distinct managers, and one manager's restarts, never share
@@ -229,60 +250,8 @@ func (r *Responder) setCleanup(ctx context.Context, k setKey) {
 	}
 }
 
-// janitor expires reservations and cached replies.
-func (r *Responder) janitor() {
-	defer r.wg.Done()
-	iv := min(r.cfg.ReservationTTL/4, 250*time.Millisecond)
-	t := time.NewTicker(iv)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case now := <-t.C:
-			r.mu.Lock()
-			var expired []*seSet
-			for k, st := range r.sets {
-				if now.After(st.expires) {
-					expired = append(expired, st)
-					delete(r.sets, k)
-				}
-			}
-			r.cnt.ReservationsExpired += uint64(len(expired))
-			r.evictLocked(now)
-			r.ends.expire(now)
-			r.mu.Unlock()
-			for _, st := range expired {
-				r.log.WithField("tx", st.id).Info("fanout: set reservation expired")
-				r.tree.CleanupSet(context.Background(), st.id)
-			}
-		}
-	}
-}
-
-// evictLocked drops the cached replies that expired and, while the cache
-// is over its size, the oldest finished ones. Replies are kept for the
-// same TTL from the moment they finish, so both come off the front of
-// r.done in order: the cost is the replies dropped, not the cache's size
-// (scanning every entry four times a second was 3.5 % of the SEs' CPU
-// with 256 SEs in the benchmark's one process). Entries still executing
-// are not in r.done and stay: dropping one would let a repeat execute the
-// request a second time. Caller holds r.mu.
-func (r *Responder) evictLocked(now time.Time) {
-	for r.doneHead < len(r.done) {
-		d := r.done[r.doneHead]
-		if r.cache[d.key] == d.entry { // else dropped already
-			if !now.After(d.entry.expires) && len(r.cache) <= r.cfg.ReplyCacheSize {
-				break
-			}
-			delete(r.cache, d.key)
-		}
-		r.done[r.doneHead] = finished{}
-		r.doneHead++
-	}
-	if r.doneHead > len(r.done)/2 { // reuse the front once half of it is spent
-		n := copy(r.done, r.done[r.doneHead:])
-		clear(r.done[n:])
-		r.done, r.doneHead = r.done[:n], 0
-	}
-}
+var (
+	errTooManySets   = errors.New("fanout: too many set transactions in progress")
+	errSetInProgress = errors.New("fanout: set transaction already in progress")
+	errNoSuchProxied = errors.New("fanout: the local agent has no such object to set")
+)
