@@ -373,12 +373,13 @@ func (c *Coordinator) transactTx(ctx context.Context, op Op, tx uint64, targets 
 		c.mu.Unlock()
 		return nil, ErrClosed
 	}
-	c.pend[pendKey{tx, op}] = p
+	key := pendKey{tx, op}
+	c.pend[key] = p
 	c.cnt.Transactions++
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
-		delete(c.pend, pendKey{tx, op})
+		delete(c.pend, key)
 		c.mu.Unlock()
 	}()
 
@@ -417,8 +418,8 @@ func (c *Coordinator) transactTx(ctx context.Context, op Op, tx uint64, targets 
 		rctx, rcancel := context.WithDeadline(c.ctx, rdl)
 		// Replies are decoded and filed as they arrive, on rmtp's
 		// receive goroutine, while the other SEs still answer: only the
-		// last few remain for acceptAll once the round ends.
-		each := func(r rmtp.Response) { c.acceptOne(tx, op, p, r) }
+		// last few remain for fileRound once the round ends.
+		each := func(r rmtp.Response) { c.file(key, p, r.From, r.Payload) }
 		t, err := c.ep.StartRequestEach(rctx, c.cfg.Channel, payload, missing, each)
 		if err != nil {
 			rcancel()
@@ -446,7 +447,7 @@ func (c *Coordinator) transactTx(ctx context.Context, op Op, tx uint64, targets 
 		}
 		rep := t.Progress()
 		c.finishRound(t, rcancel)
-		missing = c.acceptAll(tx, op, p, rep.Responses)
+		missing = c.fileRound(key, p, rep.Responses)
 		if early && len(missing) > 0 {
 			break
 		}
@@ -526,60 +527,59 @@ func (c *Coordinator) fileLocked(p *pending, er EngineResult, late bool) {
 	}
 }
 
-// acceptAll files what acceptOne has not of a round's replies (those
-// rmtp handed over late or not through the callback) and returns the
-// engines still missing. They are decoded outside the lock.
-func (c *Coordinator) acceptAll(tx uint64, op Op, p *pending, rs []rmtp.Response) []NodeID {
-	// Most were filed as they came (acceptOne): decode only the rest.
+// file decodes one SE's reply to transaction k and files it, the one way
+// a reply is filed wherever it comes from: p is the transaction it came
+// for (a round's callback as it arrives, or the round's report at its
+// end), nil for a reply read from the inbox after its round ended, which
+// goes to whichever transaction k still collects (counted late). A reply
+// for a transaction that has answered is only counted late; one that does
+// not decode is counted bad, once per transaction.
+func (c *Coordinator) file(k pendKey, p *pending, from NodeID, payload []byte) {
+	er, ok := c.parse(k.tx, k.op, from, payload)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur, late := c.pend[k], p == nil
+	if late {
+		p = cur
+	}
+	switch {
+	case p == nil: // from the inbox, and the transaction is over
+		if !ok {
+			c.cnt.BadReplies++
+		}
+	case cur != p: // the round's, after the transaction answered
+		if _, filed := p.replies[from]; !filed {
+			c.cnt.LateReplies++
+		}
+	case !ok:
+		c.badLocked(p, from)
+	default:
+		c.fileLocked(p, er, late)
+	}
+}
+
+// fileRound files what the callback has not of a round's replies (those
+// rmtp handed over late or not through it: a bad one again too, since a
+// later round may have a good one) and returns the engines still missing.
+func (c *Coordinator) fileRound(k pendKey, p *pending, rs []rmtp.Response) []NodeID {
 	c.mu.Lock()
 	var rest []rmtp.Response
 	for _, r := range rs {
 		if _, filed := p.replies[r.From]; !filed {
-			rest = append(rest, r) // a bad one again too: a later round may have a good one
+			rest = append(rest, r)
 		}
 	}
 	c.mu.Unlock()
-	ers := make([]EngineResult, 0, len(rest))
-	var bad []NodeID
 	for _, r := range rest {
-		if er, ok := c.parse(tx, op, r.From, r.Payload); ok {
-			ers = append(ers, er)
-		} else {
-			bad = append(bad, r.From)
-		}
+		c.file(k, p, r.From, r.Payload)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, id := range bad {
-		c.badLocked(p, id)
-	}
-	for _, er := range ers {
-		c.fileLocked(p, er, false)
-	}
 	return p.missing()
 }
 
-// acceptOne files one reply of a round as it arrives; after the
-// transaction has answered, it is only counted as late.
-func (c *Coordinator) acceptOne(tx uint64, op Op, p *pending, r rmtp.Response) {
-	er, ok := c.parse(tx, op, r.From, r.Payload)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.pend[pendKey{tx, op}] != p {
-		if _, filed := p.replies[r.From]; !filed {
-			c.cnt.LateReplies++
-		}
-		return
-	}
-	if !ok {
-		c.badLocked(p, r.From)
-		return
-	}
-	c.fileLocked(p, er, false)
-}
-
 // badLocked counts an engine's unparsable reply once per transaction
-// (acceptOne and acceptAll may both see it). Caller holds c.mu.
+// (the callback and the round's end may both see it). Caller holds c.mu.
 func (c *Coordinator) badLocked(p *pending, id NodeID) {
 	if p.bad[id] {
 		return
@@ -589,20 +589,6 @@ func (c *Coordinator) badLocked(p *pending, id NodeID) {
 	}
 	p.bad[id] = true
 	c.cnt.BadReplies++
-}
-
-// accept files one reply that arrived after its round ended.
-func (c *Coordinator) accept(tx uint64, op Op, from NodeID, payload []byte) {
-	er, ok := c.parse(tx, op, from, payload)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !ok {
-		c.cnt.BadReplies++
-		return
-	}
-	if p := c.pend[pendKey{tx, op}]; p != nil {
-		c.fileLocked(p, er, true)
-	}
 }
 
 // sanitizeWalk keeps, per walked root, only instances inside that root
@@ -647,7 +633,7 @@ func (c *Coordinator) readLoop(ctx context.Context) {
 			continue
 		}
 		if m.Requester == self && m.RequesterInc == inc {
-			c.accept(tx, op, m.From, m.Payload)
+			c.file(pendKey{tx, op}, nil, m.From, m.Payload)
 			continue
 		}
 		// Another manager's transaction (this one is a backup): keep the

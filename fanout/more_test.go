@@ -10,6 +10,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/agent/agenttest"
 	"github.com/smsnmpd/smsnmpd/fanout"
+	"github.com/smsnmpd/smsnmpd/fanout/wire"
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 	"github.com/smsnmpd/smsnmpd/internal/snmpdtest"
@@ -379,7 +380,7 @@ func TestBusyShedThenReRequested(t *testing.T) {
 }
 
 // An engine whose answer does not parse: the reply is counted bad once
-// (acceptOne on arrival and acceptAll at the round's end both see it),
+// (filed as it arrives and looked at again at the round's end),
 // the engine is reported missing, and the transaction ends at once:
 // every target answered, and asking again would get the same bytes from
 // the engine's reply cache.
@@ -421,5 +422,67 @@ func TestBadReplyCountedOnce(t *testing.T) {
 		if res.Rounds != 1 || res.Responders() != 2 || len(res.Missing) != 1 || res.Missing[0] != 201 {
 			t.Errorf("GET %d: %d rounds, %d responders, missing %v; want 1, 2, [201]", i, res.Rounds, res.Responders(), res.Missing)
 		}
+	}
+}
+
+// A reply to a round that has ended (its rmtp transfer is over, so rmtp
+// delivers the reply to the coordinator's inbox) still counts for its
+// transaction while that collects: an engine that answers the first
+// round's request only after the re-request is in the answer, counted
+// late, and the transaction ends with it.
+func TestReplyAfterItsRoundFiled(t *testing.T) {
+	checkNoLeak(t)
+	f := newFarm(t, 1, farmOpts{coord: fanout.CoordinatorConfig{Deadline: 5 * time.Second, RetryAfter: 50 * time.Millisecond}})
+	// An engine that answers the first request once the second arrives.
+	nd := f.net.Attach(false, memnet.Faults{}, 201)
+	ep, err := rmtp.New(nd, fastRMTP(201, rmtp.Engine))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var first *rmtp.Message
+		for {
+			m, err := ep.Receive(ctx)
+			if err != nil {
+				return
+			}
+			if m.Kind != rmtp.KindRequest {
+				continue
+			}
+			if first == nil {
+				first = m
+				continue
+			}
+			req, err := wire.ParseRequest(first.Payload)
+			if err != nil {
+				t.Errorf("request: %v", err)
+				return
+			}
+			rep := wire.Reply{Op: req.Op, Tx: req.Tx, Engine: 201, Incarnation: ep.Incarnation(),
+				VarBinds: []smi.VarBind{{Name: req.VarBinds[0].Name, Value: smi.Integer(7)}}}
+			b, err := wire.AppendReply(nil, &rep)
+			if err != nil {
+				t.Errorf("reply: %v", err)
+				return
+			}
+			_, _ = ep.StartReply(ctx, first, b)
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	f.waitEngines(2)
+	res, err := f.coord.Get(ctxT(t), nil, []smi.OID{agenttest.ScalarInt.Append(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Reply(201)
+	if !res.Complete() || res.Rounds != 2 || r == nil || r.VarBinds[0].Value.Int != 7 {
+		t.Fatalf("complete %v after %d rounds, engine 201 answered %+v; want complete after 2, 7", res.Complete(), res.Rounds, r)
+	}
+	if c := f.coord.Counters(); c.LateReplies != 1 {
+		t.Errorf("%d late replies, want 1", c.LateReplies)
 	}
 }
