@@ -11,6 +11,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/directory"
 	"github.com/smsnmpd/smsnmpd/directory/wire"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -33,7 +34,7 @@ func BenchmarkPublishVisible(b *testing.B) {
 
 	// Baseline: the transport alone (send, every manager acknowledged).
 	raw := f.endpoint(900, rmtp.Engine)
-	waitFor(b, 10*time.Second, "raw engine sees the managers", func() bool { return livePeers(raw) >= 2 })
+	waitfor.True(b, 10*time.Second, "raw engine sees the managers", func() bool { return livePeers(raw) >= 2 })
 	// It reads what comes down (the managers' verdicts), as every SE does:
 	// a member that stops reading stops acknowledging, and the managers'
 	// verdicts then wait for it (bounded, see TestVerdictsWedgedMember).
@@ -165,7 +166,7 @@ func benchCatchUp(b *testing.B, n, rate int) {
 		chunk := make([]byte, rep.Bytes/rep.Chunks)
 		mgr := f.endpoint(rmtp.NodeID(500+2*i), rmtp.Manager)
 		donorEP := f.endpoint(rmtp.NodeID(501+2*i), rmtp.Manager)
-		waitFor(b, 10*time.Second, "baseline endpoints see each other", func() bool { return livePeers(mgr) >= len(f.mgrEPs)+1 })
+		waitfor.True(b, 10*time.Second, "baseline endpoints see each other", func() bool { return livePeers(mgr) >= len(f.mgrEPs)+1 })
 		bctx, bcancel := context.WithCancel(context.Background())
 		go func() {
 			for {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/smsnmpd/smsnmpd/directory"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
 
@@ -177,9 +178,9 @@ func TestHierarchyDigest(t *testing.T) {
 		tr.flushSEs()
 		// Longer than the forwarder's SendTimeout (500 ms): an attempt
 		// reaches no manager of level 4, the link counts as cut.
-		waitFor(t, 30*time.Second, "a failed attempt across the cut", func() bool { return l3.fw.Stats().Retries > before.Retries })
+		waitfor.True(t, 30*time.Second, "a failed attempt across the cut", func() bool { return l3.fw.Stats().Retries > before.Retries })
 		l3.cut.cut.Store(false)
-		waitFor(t, 30*time.Second, "a full resend after the partition", func() bool { return l3.fw.Stats().Resyncs > before.Resyncs })
+		waitfor.True(t, 30*time.Second, "a full resend after the partition", func() bool { return l3.fw.Stats().Resyncs > before.Resyncs })
 		tr.eventually("after the cut healed", func() string { return tr.crossCDN(gone) })
 	})
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/directory"
 	"github.com/smsnmpd/smsnmpd/directory/wire"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -67,7 +68,7 @@ func runFarm(t *testing.T, f *farmNet) {
 	}
 	f.flush(30 * time.Second)
 	f.converge("removals and replacements reach SM and BSM")
-	waitFor(t, 10*time.Second, "expiry", func() bool { return time.Now().After(soon) })
+	waitfor.True(t, 10*time.Second, "expiry", func() bool { return time.Now().After(soon) })
 	d = f.converge("expiry at SM and BSM")
 	if want := uint64(farmSEs * (perSE - 200)); d.Count != want {
 		t.Fatalf("after removal and expiry %d entries, want %d", d.Count, want)
@@ -80,7 +81,7 @@ func runFarm(t *testing.T, f *farmNet) {
 			t.Fatalf("expired key found: %+v", h)
 		}
 	}
-	waitFor(t, 10*time.Second, "expired entries become tombstones", func() bool {
+	waitfor.True(t, 10*time.Second, "expired entries become tombstones", func() bool {
 		return sm.Store().Count() == farmSEs*(perSE-200) && bsm.Store().Count() == farmSEs*(perSE-200)
 	})
 }
@@ -130,7 +131,7 @@ func TestBadInputAndFlood(t *testing.T) {
 	f.addEngines(2)
 	raw := rawEngine{t, f.endpoint(201, rmtp.Engine)}
 	f.waitPeers()
-	waitFor(t, 10*time.Second, "raw engine sees the managers", func() bool { return livePeers(raw.ep) >= 2 })
+	waitfor.True(t, 10*time.Second, "raw engine sees the managers", func() bool { return livePeers(raw.ep) >= 2 })
 
 	// A tombstone is not resurrected by a late duplicate.
 	add1 := wire.Op{Kind: wire.OpAdd, Seq: 1, Key: "victim", Size: 5}
@@ -167,7 +168,7 @@ func TestBadInputAndFlood(t *testing.T) {
 
 	now := time.Now()
 	for _, m := range f.mgrs {
-		waitFor(t, 10*time.Second, "publishers' entries at the manager", func() bool {
+		waitfor.True(t, 10*time.Second, "publishers' entries at the manager", func() bool {
 			now = time.Now()
 			for i, p := range f.pubs {
 				if m.Store().DigestOf(rmtpLoc(101+i), now) != p.Digest(now) {
@@ -280,7 +281,7 @@ func TestCatchUpAndRestart(t *testing.T) {
 	f.pubs[2].Close()
 	f.engEPs[2].Close() // LEAVE: declared gone at once
 	for _, m := range []*directory.Manager{sm, late} {
-		waitFor(t, 10*time.Second, "entries of the dead SE marked", func() bool {
+		waitfor.True(t, 10*time.Second, "entries of the dead SE marked", func() bool {
 			h := m.Lookup(key(2, 7), farmUnit)
 			return len(h) == 1 && h[0].Down
 		})

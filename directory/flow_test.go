@@ -13,6 +13,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/directory"
 	"github.com/smsnmpd/smsnmpd/directory/wire"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -140,7 +141,7 @@ func TestFlowControlReannounceAfterRestart(t *testing.T) {
 	f.pubs[0].Close()
 	f.engEPs[0].Close()
 	f.mutPub = func(c *directory.PublisherConfig) { c.Rate, c.Burst = -1, 0; c.Logger = plog }
-	waitFor(t, 10*time.Second, "the first phase's refusal episodes, if any, are over", func() bool {
+	waitfor.True(t, 10*time.Second, "the first phase's refusal episodes, if any, are over", func() bool {
 		return logCount(mhook, "episode over") == logCount(mhook, "over directory.publish_rate")
 	})
 	phook.Reset()
@@ -178,7 +179,7 @@ func TestFlowControlReannounceAfterRestart(t *testing.T) {
 	if n := logCount(phook, "slowing down"); n != 1 {
 		t.Errorf("the publisher logged %d refusal lines, want one per episode", n)
 	}
-	waitFor(t, 10*time.Second, "the managers log the end of the episode", func() bool {
+	waitfor.True(t, 10*time.Second, "the managers log the end of the episode", func() bool {
 		return logCount(mhook, "episode over") == 2
 	})
 	if n := logCount(mhook, "over directory.publish_rate"); n != 2 {
@@ -226,7 +227,7 @@ func TestFlowControlMissingVerdict(t *testing.T) {
 	mute := muteManager(t, f, 2)
 	f.addEngines(1)
 	f.waitPeers()
-	waitFor(t, 10*time.Second, "the SE sees both managers", func() bool { return livePeers(f.engEPs[0]) >= 2 })
+	waitfor.True(t, 10*time.Second, "the SE sees both managers", func() bool { return livePeers(f.engEPs[0]) >= 2 })
 	publishAll(t, f, 10)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	err := f.pubs[0].Flush(ctx)
@@ -275,7 +276,7 @@ func TestFlowControlManagerRestart(t *testing.T) {
 		}
 		published <- nil
 	}()
-	waitFor(t, 30*time.Second, "the backup holds some", func() bool { return bsm.Store().Count() > 3000 })
+	waitfor.True(t, 30*time.Second, "the backup holds some", func() bool { return bsm.Store().Count() > 3000 })
 	bsm.Close() // hung: acknowledges, never judges
 	time.Sleep(500 * time.Millisecond)
 	f.mgrEPs[1].Close()
@@ -395,7 +396,7 @@ func TestVerdicts(t *testing.T) {
 	f.addManager(1)
 	raw := rawEngine{t, f.endpoint(201, rmtp.Engine)}
 	verdicts := rawVerdicts(t, raw.ep)
-	waitFor(t, 10*time.Second, "manager and raw engine see each other", func() bool {
+	waitfor.True(t, 10*time.Second, "manager and raw engine see each other", func() bool {
 		return livePeers(raw.ep) >= 1 && livePeers(f.mgrEPs[0]) >= 1
 	})
 	ops := func(from, n int) []wire.Op {
@@ -460,7 +461,7 @@ func TestVerdictsWedgedMember(t *testing.T) {
 	t.Cleanup(func() { wedged.Close() })
 	f.addEngines(1)
 	f.waitPeers()
-	waitFor(t, 10*time.Second, "the managers see the wedged member", func() bool { return livePeers(f.mgrEPs[0]) >= 3 })
+	waitfor.True(t, 10*time.Second, "the managers see the wedged member", func() bool { return livePeers(f.mgrEPs[0]) >= 3 })
 	start := time.Now()
 	for i := range 200 {
 		if err := f.pubs[0].Add(directory.Entry{Key: key(0, i)}); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/directory"
 	"github.com/smsnmpd/smsnmpd/directory/wire"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 )
 
@@ -219,7 +220,7 @@ func TestForwarderOverflowAndCut(t *testing.T) {
 		cutOps = append(cutOps, add(uint64(104+i), fmt.Sprint("more", i)))
 	}
 	child.Apply(upd(se(1, 7), 5, cutOps...), 0, 0, now)
-	waitFor(t, 10*time.Second, "attempts fail", func() bool { return fw.Stats().Retries > 0 })
+	waitfor.True(t, 10*time.Second, "attempts fail", func() bool { return fw.Stats().Retries > 0 })
 	child.Maintain(now.Add(time.Hour)) // tombstones past TombstoneTTL: the child forgets k1 and k2
 	ps.down.Store(false)
 	flushFw(t, fw)

@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/smsnmpd/smsnmpd/directory"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
 
@@ -63,7 +64,7 @@ func TestMaxEntriesRefusal(t *testing.T) {
 		}
 	}
 	f.flush(30 * time.Second)
-	waitFor(t, 10*time.Second, "both managers log room again", func() bool { return count("below max_entries again") == 2 })
+	waitfor.True(t, 10*time.Second, "both managers log room again", func() bool { return count("below max_entries again") == 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.Add(directory.Entry{Key: key(0, 500)}); err != nil {

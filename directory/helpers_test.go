@@ -11,6 +11,7 @@ import (
 
 	"github.com/smsnmpd/smsnmpd/directory"
 	"github.com/smsnmpd/smsnmpd/internal/leaktest"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 	"github.com/smsnmpd/smsnmpd/rmtp/rmtptest"
@@ -118,10 +119,10 @@ func (f *farmNet) addEngines(n int) {
 func (f *farmNet) waitPeers() {
 	want := len(f.mgrEPs) + len(f.engEPs) - 1
 	for _, ep := range f.mgrEPs {
-		waitFor(f.t, 10*time.Second, "managers see the farm", func() bool { return livePeers(ep) >= want })
+		waitfor.True(f.t, 10*time.Second, "managers see the farm", func() bool { return livePeers(ep) >= want })
 	}
 	for _, ep := range f.engEPs {
-		waitFor(f.t, 10*time.Second, "engines see the managers", func() bool { return livePeers(ep) >= len(f.mgrEPs) })
+		waitfor.True(f.t, 10*time.Second, "engines see the managers", func() bool { return livePeers(ep) >= len(f.mgrEPs) })
 	}
 }
 
@@ -162,7 +163,7 @@ func (f *farmNet) converge(what string, mgrs ...*directory.Manager) directory.Di
 		mgrs = f.mgrs
 	}
 	var want directory.Digest
-	waitFor(f.t, 30*time.Second, what, func() bool {
+	waitfor.True(f.t, 30*time.Second, what, func() bool {
 		now := time.Now()
 		want = f.sesDigest(now)
 		for _, m := range mgrs {
@@ -173,19 +174,6 @@ func (f *farmNet) converge(what string, mgrs ...*directory.Manager) directory.Di
 		return true
 	})
 	return want
-}
-
-// waitFor polls cond; the limit only guards against a hang, it is not a
-// performance assertion.
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func key(se, i int) string { return fmt.Sprintf("http://cdn.example/se%d/object/%06d.bin", se, i) }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/smsnmpd/smsnmpd/directory"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -113,7 +114,7 @@ func benchPropagation(b *testing.B, pol directory.Policy) {
 			b.Fatal(err)
 		}
 	}
-	waitFor(b, 60*time.Second, "every entry at level 4", func() bool {
+	waitfor.True(b, 60*time.Second, "every entry at level 4", func() bool {
 		seen.mu.Lock()
 		defer seen.mu.Unlock()
 		return len(seen.when[4]) >= b.N

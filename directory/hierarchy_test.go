@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/smsnmpd/smsnmpd/directory"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -488,7 +489,7 @@ func TestHierarchyMemnetLossy(t *testing.T) {
 		}
 		tr.flushSEs()
 		newKey := hkey(tr.sesIn(dc)[0].loc, 100)
-		waitFor(t, 30*time.Second, "level 2 has the new entries and forgot the tombstones", func() bool {
+		waitfor.True(t, 30*time.Second, "level 2 has the new entries and forgot the tombstones", func() bool {
 			return equalSets(pairs(l2.m.Store()), tr.expect(directory.LevelDataCenter, dc)) && l2.m.Store().Tombstones() == 0
 		})
 		if h := l3.m.Lookup(newKey, directory.Location{}); len(h) != 0 {
@@ -581,7 +582,7 @@ func TestLookupLinksOverRmtp(t *testing.T) {
 	var err error
 	// The first questions may race the view (a child not yet known to
 	// the parent's forwarder map): retry briefly.
-	waitFor(t, 10*time.Second, "a cross-CDN lookup over rmtp", func() bool {
+	waitfor.True(t, 10*time.Second, "a cross-CDN lookup over rmtp", func() bool {
 		res, err = l1.res.Lookup(ctx, "http://cdn2-only.example/x", asker.loc)
 		return err == nil && len(res.Hits) == 1
 	})

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/smsnmpd/smsnmpd/directory/wire"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 )
 
@@ -113,7 +114,7 @@ func TestServeSnapshot(t *testing.T) {
 	m.handle(&rmtp.Message{Channel: rmtp.ChannelDirectory, Kind: rmtp.KindData, Dest: rmtp.Up, Payload: wire.AppendResync(nil)})
 	wrong, _ := wire.AppendUpdate(nil, &wire.Update{Level: 2})
 	m.handle(&rmtp.Message{Channel: rmtp.ChannelDirectory, Kind: rmtp.KindData, Dest: rmtp.Up, Payload: wrong})
-	waitFor(t, 5e9, "one reply", func() bool { return m.Counters().ChunksServed == 1 })
+	waitfor.True(t, 5e9, "one reply", func() bool { return m.Counters().ChunksServed == 1 })
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
 	if len(ep.replies) != 1 || len(ep.replies[0]) > MinChunkBytes {

@@ -431,17 +431,6 @@ func TestModel(t *testing.T) {
 
 func L(c, d, f, e uint32) Location { return Location{CDN: c, DataCenter: d, Farm: f, Engine: e} }
 
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func TestChangeFeed(t *testing.T) {
 	var got []string
 	s := newStore(t, func(c *StoreConfig) {

@@ -25,6 +25,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/rmtptest"
 	rwire "github.com/smsnmpd/smsnmpd/rmtp/wire"
@@ -244,7 +245,7 @@ func benchAggregate(b *testing.B, n int) {
 		defer r.Close()
 		resps = append(resps, r)
 	}
-	waitFor(b, 30*time.Second, "every engine in the view", func() bool { return len(mgr.View().Members) == members })
+	waitfor.True(b, 30*time.Second, "every engine in the view", func() bool { return len(mgr.View().Members) == members })
 
 	// The unicast baseline: n built-in v2c agents, one gosnmp client each.
 	side("unicast")

@@ -10,6 +10,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/fanout/wire"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -72,7 +73,7 @@ func TestGet128IsOneTransaction(t *testing.T) {
 func TestEngineKilled(t *testing.T) {
 	checkNoLeak(t)
 	f := newFarm(t, 3, farmOpts{coord: fanout.CoordinatorConfig{Deadline: 300 * time.Millisecond}})
-	waitFor(t, 5*time.Second, "up events", func() bool { return len(f.events()) == 3 })
+	waitfor.True(t, 5*time.Second, "up events", func() bool { return len(f.events()) == 3 })
 	f.ses[2].kill()
 	res, err := f.coord.Get(ctxT(t), nil, []smi.OID{agenttest.ScalarInt.Append(0)})
 	if err != nil {
@@ -84,7 +85,7 @@ func TestEngineKilled(t *testing.T) {
 	if e, _ := f.coord.Engine(f.ses[2].id); e.LastStatus != fanout.StatusNoAnswer || e.NoAnswers == 0 {
 		t.Errorf("dead engine row: %+v", e)
 	}
-	waitFor(t, 5*time.Second, "down event", func() bool {
+	waitfor.True(t, 5*time.Second, "down event", func() bool {
 		for _, ev := range f.events() {
 			if !ev.Up && ev.Engine.ID == f.ses[2].id {
 				return true
@@ -190,7 +191,7 @@ func TestSetOneRefuses(t *testing.T) {
 			t.Errorf("engine %d changed its string to %q", s.id, v)
 		}
 	}
-	waitFor(t, 5*time.Second, "reservations released", func() bool {
+	waitfor.True(t, 5*time.Second, "reservations released", func() bool {
 		for _, s := range f.ses {
 			if s.resp.Reservations() != 0 {
 				return false
@@ -261,7 +262,7 @@ func TestEngineKilledBetweenTestAndCommit(t *testing.T) {
 			t.Errorf("engine %d changed: %d after %d commits", s.id, w, n)
 		}
 	}
-	waitFor(t, 5*time.Second, "reservations expire", func() bool {
+	waitfor.True(t, 5*time.Second, "reservations expire", func() bool {
 		return f.ses[1].resp.Reservations() == 0 && f.ses[2].resp.Reservations() == 0
 	})
 	if c := f.ses[1].resp.Counters(); c.ReservationsExpired != 1 {
@@ -288,7 +289,7 @@ func TestCommitAfterExpiry(t *testing.T) {
 	if _, err := f.coord.TestSet(ctx, key, nil, []smi.VarBind{{Name: weightOID.Append(0), Value: smi.Gauge32(3)}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "expiry", func() bool { return f.ses[0].resp.Reservations() == 0 && f.ses[1].resp.Reservations() == 0 })
+	waitfor.True(t, 5*time.Second, "expiry", func() bool { return f.ses[0].resp.Reservations() == 0 && f.ses[1].resp.Reservations() == 0 })
 	res, err := f.coord.CommitSet(ctx, key)
 	if st, _ := smi.StatusOf(err); st != smi.CommitFailed {
 		t.Fatalf("commit after expiry: %v", err)
@@ -417,7 +418,7 @@ func TestEngineInfoInHello(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	waitFor(t, 5*time.Second, "engine row with info", func() bool {
+	waitfor.True(t, 5*time.Second, "engine row with info", func() bool {
 		row, ok := c.Engine(7)
 		return ok && row.HasInfo && row.State == fanout.EngineUp
 	})
@@ -445,7 +446,7 @@ func TestCloseInFlight(t *testing.T) {
 		res, _ := f.coord.Get(context.Background(), nil, []smi.OID{agenttest.SlowScalar.Append(0)})
 		done <- res
 	}()
-	waitFor(t, 5*time.Second, "slow object executing", func() bool { return slow.SlowCalls.Load() == 1 })
+	waitfor.True(t, 5*time.Second, "slow object executing", func() bool { return slow.SlowCalls.Load() == 1 })
 	s.resp.Close()
 	f.coord.Close()
 	res := <-done

@@ -16,6 +16,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/leaktest"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -169,7 +170,7 @@ func (f *farm) addSE(i int, o farmOpts) *se {
 // heard it, so their terms are current).
 func (f *farm) waitEngines(n int) {
 	f.t.Helper()
-	waitFor(f.t, 10*time.Second, fmt.Sprintf("%d engines in the view", n), func() bool {
+	waitfor.True(f.t, 10*time.Second, fmt.Sprintf("%d engines in the view", n), func() bool {
 		v := f.mgr.View()
 		k := 0
 		for _, m := range v.Members {
@@ -193,18 +194,6 @@ func (f *farm) events() []fanout.EngineEvent {
 	f.evMu.Lock()
 	defer f.evMu.Unlock()
 	return append([]fanout.EngineEvent(nil), f.evs...)
-}
-
-// waitFor polls cond; the limit only guards against a hang.
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func testLogger(t testing.TB) logrus.FieldLogger {

@@ -14,6 +14,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 	"github.com/smsnmpd/smsnmpd/internal/snmpdtest"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 	"github.com/smsnmpd/smsnmpd/rmtp/rmtptest"
@@ -116,7 +117,7 @@ func TestSharesEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	waitFor(t, 5*time.Second, "engine in view", func() bool { return len(mgr.View().Members) == 2 })
+	waitfor.True(t, 5*time.Second, "engine in view", func() bool { return len(mgr.View().Members) == 2 })
 	ctx := ctxT(t)
 	if _, err := mgr.Send(ctx, rmtp.ChannelDirectory, rmtp.Down, []byte("directory update")); err != nil {
 		t.Fatal(err)
@@ -176,7 +177,7 @@ func TestOverUDPMulticast(t *testing.T) {
 		}
 		defer r.Close()
 	}
-	waitFor(t, 10*time.Second, "engines in view", func() bool { return len(mgr.View().Members) == n+1 })
+	waitfor.True(t, 10*time.Second, "engines in view", func() bool { return len(mgr.View().Members) == n+1 })
 	names := names128()
 	for range 20 {
 		res, err := c.Get(ctxT(t), nil, names)
@@ -360,7 +361,7 @@ func TestBusyShedThenReRequested(t *testing.T) {
 		defer wg.Done()
 		results[0], _ = f.coord.Get(ctx, nil, []smi.OID{agenttest.SlowScalar.Append(0)})
 	}()
-	waitFor(t, 5*time.Second, "slow request executing", func() bool { return slow.SlowCalls.Load() == 1 })
+	waitfor.True(t, 5*time.Second, "slow request executing", func() bool { return slow.SlowCalls.Load() == 1 })
 	results[1], err = f.coord.Get(ctx, nil, []smi.OID{agenttest.ScalarInt.Append(0)})
 	wg.Wait()
 	if err != nil {

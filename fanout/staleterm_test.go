@@ -14,6 +14,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/agent/agenttest"
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -105,7 +106,7 @@ func TestCoordinatorReportsStaleTerm(t *testing.T) {
 	if err := bsm.Activate(2); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the SEs follow term 2", func() bool {
+	waitfor.True(t, 10*time.Second, "the SEs follow term 2", func() bool {
 		for _, s := range f.ses {
 			if s.ep.Term() != 2 {
 				return false
@@ -137,7 +138,7 @@ func TestCoordinatorReportsStaleTerm(t *testing.T) {
 	if err := mgr.Activate(3); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the SEs follow term 3", func() bool {
+	waitfor.True(t, 10*time.Second, "the SEs follow term 3", func() bool {
 		for _, s := range f.ses {
 			if s.ep.Term() != 3 {
 				return false
@@ -148,11 +149,11 @@ func TestCoordinatorReportsStaleTerm(t *testing.T) {
 	if r := get(); len(r.Replies) != 3 || r.Replies[0].Status != fanout.StatusOK {
 		t.Fatalf("at term 3: %+v", r.Replies)
 	}
-	waitFor(t, 10*time.Second, "the other manager steps down on term 3", func() bool { return !bsm.Active() })
+	waitfor.True(t, 10*time.Second, "the other manager steps down on term 3", func() bool { return !bsm.Active() })
 	if err := bsm.Activate(4); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the SEs follow term 4", func() bool {
+	waitfor.True(t, 10*time.Second, "the SEs follow term 4", func() bool {
 		for _, s := range f.ses {
 			if s.ep.Term() != 4 {
 				return false

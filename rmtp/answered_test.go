@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -34,7 +35,7 @@ func TestAnsweredBeforeBystanders(t *testing.T) {
 	}
 	target, _ := mk(101, rmtp.Engine)
 	_, deaf := mk(102, rmtp.Engine)
-	waitFor(t, 5*time.Second, "both engines in the view", func() bool { return len(mgr.View().Members) >= 3 })
+	waitfor.True(t, 5*time.Second, "both engines in the view", func() bool { return len(mgr.View().Members) >= 3 })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	answerRequests(t, target, []byte("answer"))
@@ -103,7 +104,7 @@ func TestRequestEach(t *testing.T) {
 		}
 	}
 	// The last callbacks may still run after Answered.
-	waitFor(t, 5*time.Second, "every response handed over", func() bool {
+	waitfor.True(t, 5*time.Second, "every response handed over", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		total := 0
@@ -158,7 +159,7 @@ func TestAnswerAckDelay(t *testing.T) {
 	if err := sm.Activate(1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "a view of three", func() bool { return len(sm.View().Members) == 3 })
+	waitfor.True(t, 5*time.Second, "a view of three", func() bool { return len(sm.View().Members) == 3 })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	replied := make(chan error, 1)
@@ -224,7 +225,7 @@ func TestAnswerAckDelay(t *testing.T) {
 	// next request would release the answer too. Without it, and once
 	// the last vector is past, only AnswerAckDelay could.
 	bsm.Close()
-	waitFor(t, 5*time.Second, "the backup gone from the view", func() bool { return len(sm.View().Members) == 2 })
+	waitfor.True(t, 5*time.Second, "the backup gone from the view", func() bool { return len(sm.View().Members) == 2 })
 	time.Sleep(20 * time.Millisecond)
 	tr, err := sm.StartRequest(rctx, 9, []byte("q"), []rmtp.NodeID{101})
 	if err != nil {

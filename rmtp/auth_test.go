@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 	"github.com/smsnmpd/smsnmpd/rmtp/wire"
@@ -40,12 +41,12 @@ func TestAuthentication(t *testing.T) {
 	mgr := f.add(1, rmtp.Manager, withKeys(old))
 	f.add(101, rmtp.Engine, withKeys(rolling))
 	f.add(102, rmtp.Engine, withKeys(ring(t, 3, 3))) // wrong key
-	waitFor(t, 5*time.Second, "manager sees 101", func() bool { return peerState(mgr, 101) == rmtp.PeerAlive })
+	waitfor.True(t, 5*time.Second, "manager sees 101", func() bool { return peerState(mgr, 101) == rmtp.PeerAlive })
 
 	t.Run("rolled key interoperates, wrong key is dropped and counted", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		waitFor(t, 5*time.Second, "auth failures at the manager", func() bool { return mgr.Stats().AuthFailures > 0 })
+		waitfor.True(t, 5*time.Second, "auth failures at the manager", func() bool { return mgr.Stats().AuthFailures > 0 })
 		r, err := mgr.Send(ctx, 1, rmtp.Down, []byte("hello"))
 		if err != nil || len(r.Members) != 1 || r.Members[0] != 101 {
 			t.Fatalf("report %+v, %v (102 must not be a member)", r, err)
@@ -72,7 +73,7 @@ func TestAuthentication(t *testing.T) {
 		b[wire.HeaderLen] ^= 0x20
 		before := f.eps[101].Stats().AuthFailures
 		raw.Send(rmtp.Down, b)
-		waitFor(t, 5*time.Second, "tampered datagram counted", func() bool { return f.eps[101].Stats().AuthFailures > before })
+		waitfor.True(t, 5*time.Second, "tampered datagram counted", func() bool { return f.eps[101].Stats().AuthFailures > before })
 	})
 	t.Run("replayed", func(t *testing.T) {
 		// A control datagram replayed verbatim is refused by the window.
@@ -97,7 +98,7 @@ func TestAuthentication(t *testing.T) {
 		before := e.Stats()
 		raw.Send(rmtp.Down, hello)
 		raw.Send(rmtp.Down, data)
-		waitFor(t, 5*time.Second, "replays counted", func() bool {
+		waitfor.True(t, 5*time.Second, "replays counted", func() bool {
 			s := e.Stats()
 			return s.Replays > before.Replays && s.Duplicates > before.Duplicates
 		})
@@ -114,7 +115,7 @@ func TestAuthentication(t *testing.T) {
 		none.Sign(b)
 		before := mgr.Stats().AuthFailures
 		raw.Send(rmtp.Down, b)
-		waitFor(t, 5*time.Second, "counted", func() bool { return mgr.Stats().AuthFailures > before })
+		waitfor.True(t, 5*time.Second, "counted", func() bool { return mgr.Stats().AuthFailures > before })
 		if peerState(mgr, 5) != 0 {
 			t.Error("unauthenticated node became a peer")
 		}

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/ipv4"
 
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 	"github.com/smsnmpd/smsnmpd/rmtp/rmtptest"
@@ -78,7 +79,7 @@ func newMcastFarm(tb testing.TB, n int, loss float64, echo bool, mtu int) *mcast
 			}
 		}()
 	}
-	waitFor(tb, 30*time.Second, "manager sees every engine", func() bool { return livePeers(f.mgr) == n })
+	waitfor.True(tb, 30*time.Second, "manager sees every engine", func() bool { return livePeers(f.mgr) == n })
 	return f
 }
 
@@ -263,7 +264,7 @@ func goodput(b *testing.B, mtu int) {
 	// A warm farm: every engine has the manager's stream positions
 	// (its HELLO), or the first window waits for a heartbeat.
 	for _, e := range f.engines {
-		waitFor(b, 10*time.Second, "engine sees the manager", func() bool { return livePeers(e) == 1 })
+		waitfor.True(b, 10*time.Second, "engine sees the manager", func() bool { return livePeers(e) == 1 })
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -487,7 +488,7 @@ func fanIn(b *testing.B, n int) {
 	before := rcvbufErrors(b)
 	// A warm farm: every engine has the manager's stream positions.
 	for _, e := range f.engines {
-		waitFor(b, 30*time.Second, "engine sees the manager", func() bool { return livePeers(e) == 1 })
+		waitfor.True(b, 30*time.Second, "engine sees the manager", func() bool { return livePeers(e) == 1 })
 	}
 	type tot struct{ mgrRetx, engRetx, dgrams, down, acks uint64 }
 	totals := func() (t tot) {

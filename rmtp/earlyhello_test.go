@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -39,7 +40,7 @@ func TestNewcomerHearsManagerAtOnce(t *testing.T) {
 	answerRequests(t, eng, []byte("pong"))
 	// The manager hears the newcomer's start-up HELLO at once; the
 	// newcomer hears the manager only by the early HELLO (or in 5 s).
-	waitFor(t, hello/4, "the manager sees the engine in its view", func() bool {
+	waitfor.True(t, hello/4, "the manager sees the engine in its view", func() bool {
 		for _, m := range mgr.View().Members {
 			if m.Node == 101 {
 				return true

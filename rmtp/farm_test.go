@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 	"github.com/smsnmpd/smsnmpd/rmtp/wire"
@@ -103,7 +104,7 @@ func TestMembershipJoinLeaveDeathRejoin(t *testing.T) {
 		f.add(id, rmtp.Engine, nil)
 	}
 	// join: everyone converges on the SM's view
-	waitFor(t, 5*time.Second, "view of 5 everywhere", func() bool {
+	waitfor.True(t, 5*time.Second, "view of 5 everywhere", func() bool {
 		for _, e := range f.eps {
 			if v := e.View(); v.Term != 1 || v.Owner != 1 || !viewHas(v, 1, 2, 101, 102, 103) {
 				return false
@@ -113,14 +114,14 @@ func TestMembershipJoinLeaveDeathRejoin(t *testing.T) {
 	})
 	// graceful leave: dropped at once, state left
 	f.eps[103].Close()
-	waitFor(t, 5*time.Second, "103 left the view", func() bool { return viewSize(sm) == 4 && viewSize(f.eps[101]) == 4 })
+	waitfor.True(t, 5*time.Second, "103 left the view", func() bool { return viewSize(sm) == 4 && viewSize(f.eps[101]) == 4 })
 	if st := peerState(sm, 103); st != rmtp.PeerLeft {
 		t.Errorf("103 is %v, want left", st)
 	}
 	// death: suspect, then down, then out of the view
 	f.kill(102)
-	waitFor(t, 5*time.Second, "102 down", func() bool { return peerState(sm, 102) == rmtp.PeerDown })
-	waitFor(t, 5*time.Second, "102 out of the view", func() bool { return viewSize(f.eps[101]) == 3 })
+	waitfor.True(t, 5*time.Second, "102 down", func() bool { return peerState(sm, 102) == rmtp.PeerDown })
+	waitfor.True(t, 5*time.Second, "102 out of the view", func() bool { return viewSize(f.eps[101]) == 3 })
 
 	// rejoin with a new incarnation; the old incarnation's datagrams are ignored
 	old := f.datagrams(wire.TypeHello)
@@ -134,14 +135,14 @@ func TestMembershipJoinLeaveDeathRejoin(t *testing.T) {
 		}
 	}
 	re := f.add(102, rmtp.Engine, func(c *rmtp.Config) { c.Incarnation = uint64(time.Now().UnixNano()) + 1 })
-	waitFor(t, 5*time.Second, "102 back in the view", func() bool {
+	waitfor.True(t, 5*time.Second, "102 back in the view", func() bool {
 		return viewHas(sm.View(), 102) && peerState(sm, 102) == rmtp.PeerAlive && peerInc(sm, 102) == re.Incarnation()
 	})
 	raw := f.net.Attach(true, memnet.Faults{}, 999)
 	defer raw.Close()
 	staleBefore := sm.Stats().Stale
 	raw.Send(rmtp.Up, oldHello)
-	waitFor(t, 5*time.Second, "stale datagram counted", func() bool { return sm.Stats().Stale > staleBefore })
+	waitfor.True(t, 5*time.Second, "stale datagram counted", func() bool { return sm.Stats().Stale > staleBefore })
 	if peerInc(sm, 102) != re.Incarnation() {
 		t.Error("an old incarnation's datagram replaced the new one")
 	}
@@ -150,7 +151,7 @@ func TestMembershipJoinLeaveDeathRejoin(t *testing.T) {
 	if err := bsm.Activate(2); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "SM steps down, engines follow term 2", func() bool {
+	waitfor.True(t, 5*time.Second, "SM steps down, engines follow term 2", func() bool {
 		v := f.eps[101].View()
 		return !sm.Active() && v.Term == 2 && v.Owner == 2
 	})
@@ -239,7 +240,7 @@ func TestAbortEngineSender(t *testing.T) {
 	if err := sm.Activate(1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "engine sees the view", func() bool { return viewHas(se.View(), 1, 2, 3) })
+	waitfor.True(t, 5*time.Second, "engine sees the view", func() bool { return viewHas(se.View(), 1, 2, 3) })
 	fill(t, se, 4, rmtp.Up) // fills 3's queue
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -247,7 +248,7 @@ func TestAbortEngineSender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "2 has it", func() bool { return f.eps[2].Stats().Received >= 2 })
+	waitfor.True(t, 5*time.Second, "2 has it", func() bool { return f.eps[2].Stats().Received >= 2 })
 	r, err := tr.Abort(ctx)
 	if err != nil {
 		t.Fatalf("abort: %v (%+v)", err, r)
@@ -261,7 +262,7 @@ func TestAbortEngineSender(t *testing.T) {
 	}
 	abortOrder(t, f, 101, 1, []uint32{2, 3})
 	// 3 held the message undelivered: it must have dropped it
-	waitFor(t, time.Second, "3 discarded", func() bool { return f.eps[3].Stats().AbortsReceived == 1 })
+	waitfor.True(t, time.Second, "3 discarded", func() bool { return f.eps[3].Stats().AbortsReceived == 1 })
 	m, err := f.eps[3].Receive(ctx)
 	if err != nil || string(m.Payload) != "first" {
 		t.Fatalf("3 got %v %v", m, err)
@@ -290,7 +291,7 @@ func TestAbortManagerSenders(t *testing.T) {
 	if err := sm.Activate(1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "view of 5", func() bool { return viewSize(bsm) == 5 && viewSize(f.eps[101]) == 5 })
+	waitfor.True(t, 5*time.Second, "view of 5", func() bool { return viewSize(bsm) == 5 && viewSize(f.eps[101]) == 5 })
 
 	t.Run("BSM sender, SM acknowledges last", func(t *testing.T) {
 		fill(t, bsm, 6, rmtp.Down)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -53,7 +54,7 @@ func TestHandlerDelivery(t *testing.T) {
 		send(t, c.mgr, 5, fmt.Sprint(i))
 	}
 	send(t, c.mgr, 6, "other")
-	waitFor(t, 5*time.Second, "51 handled", func() bool { return len(rec.list()) == 51 })
+	waitfor.True(t, 5*time.Second, "51 handled", func() bool { return len(rec.list()) == 51 })
 	got := rec.list()
 	if got[0] != "queued" {
 		t.Fatalf("the inbox's message came %q first, want it before the rest", got[0])
@@ -112,7 +113,7 @@ func TestHandlerTakeover(t *testing.T) {
 	for i := range 5 {
 		send(t, c.mgr, 5, fmt.Sprint(i)) // each acknowledged while "slow" is held
 	}
-	waitFor(t, 5*time.Second, "the later messages handled", func() bool { return len(rec.list()) == 5 })
+	waitfor.True(t, 5*time.Second, "the later messages handled", func() bool { return len(rec.list()) == 5 })
 	if _, err := first.Wait(); err != nil {
 		t.Fatalf("the slow message was not acknowledged: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -49,7 +50,7 @@ func TestEngineHelloTermFollowsLiveOwner(t *testing.T) {
 			if err := owner.Activate(7); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 5*time.Second, "the engine says it obeys term 7", func() bool {
+			waitfor.True(t, 5*time.Second, "the engine says it obeys term 7", func() bool {
 				term, ok := engineTerm(watcher, 101)
 				return ok && term == 7
 			})
@@ -61,7 +62,7 @@ func TestEngineHelloTermFollowsLiveOwner(t *testing.T) {
 			} else {
 				nodes[0].Close() // no goodbye: the engine must declare it down
 			}
-			waitFor(t, 5*time.Second, "the engine says 0 once its view's owner is gone", func() bool {
+			waitfor.True(t, 5*time.Second, "the engine says 0 once its view's owner is gone", func() bool {
 				term, ok := engineTerm(watcher, 101)
 				return ok && term == 0
 			})

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/smsnmpd/smsnmpd/internal/leaktest"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -58,7 +59,7 @@ func newCluster(t testing.TB, n int, f memnet.Faults, mutate func(*rmtp.Config))
 	for i := range n {
 		c.engines = append(c.engines, mk(rmtp.NodeID(101+i), rmtp.Engine, f))
 	}
-	waitFor(t, 5*time.Second, "manager sees every engine", func() bool { return livePeers(c.mgr) == n })
+	waitfor.True(t, 5*time.Second, "manager sees every engine", func() bool { return livePeers(c.mgr) == n })
 	return c
 }
 
@@ -70,19 +71,6 @@ func livePeers(e *rmtp.Endpoint) int {
 		}
 	}
 	return n
-}
-
-// waitFor polls cond; the limit only guards against a hang, it is not a
-// performance assertion.
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func payload(rng *rand.Rand, i, size int) []byte {

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/rmtptest"
 )
@@ -150,7 +151,7 @@ func TestNetNSBridgeLoss(t *testing.T) {
 		eps = append(eps, e)
 	}
 	mgr := eps[0]
-	waitFor(t, 10*time.Second, "manager sees the engines across the bridge", func() bool { return livePeers(mgr) == hosts-1 })
+	waitfor.True(t, 10*time.Second, "manager sees the engines across the bridge", func() bool { return livePeers(mgr) == hosts-1 })
 
 	rng := rand.New(rand.NewPCG(11, 12))
 	want := make([][]byte, 300)

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -38,7 +39,7 @@ func TestPeerStatsElection(t *testing.T) {
 		}
 		return rmtp.PeerStats{}
 	}
-	waitFor(t, 5*time.Second, "everyone holds term 7 and hears the others' HELLOs at term 7", func() bool {
+	waitfor.True(t, 5*time.Second, "everyone holds term 7 and hears the others' HELLOs at term 7", func() bool {
 		return se.Term() == 7 && bsm.Term() == 7 && peer(bsm, 1).Term == 7 && peer(sm, 2).Term == 7 && peer(se, 1).Term == 7
 	})
 	if got := sm.Term(); got != 7 {
@@ -64,7 +65,7 @@ func TestPeerStatsElection(t *testing.T) {
 	if err := bsm.Activate(8); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "term 8 owned by the BSM everywhere", func() bool {
+	waitfor.True(t, 5*time.Second, "term 8 owned by the BSM everywhere", func() bool {
 		return se.Term() == 8 && sm.Term() == 8 && peer(se, 2).Active && !peer(se, 1).Active && peer(sm, 2).Active
 	})
 	if sm.Active() {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -28,7 +29,7 @@ func TestReleaseReusesBuffer(t *testing.T) {
 	if err := sm.Activate(1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "a view of two", func() bool { return len(sm.View().Members) == 2 })
+	waitfor.True(t, 5*time.Second, "a view of two", func() bool { return len(sm.View().Members) == 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	rng := rand.New(rand.NewPCG(5, 6))

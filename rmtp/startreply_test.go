@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 )
@@ -48,7 +49,7 @@ func TestStartReplyAndProgress(t *testing.T) {
 		replies = append(replies, rt)
 	}
 	silent := c.engines[2].Node()
-	waitFor(t, 10*time.Second, "two responses in the progress report", func() bool { return len(tr.Progress().Responses) == 2 })
+	waitfor.True(t, 10*time.Second, "two responses in the progress report", func() bool { return len(tr.Progress().Responses) == 2 })
 	p := tr.Progress()
 	if !slices.Equal(p.Missing, []rmtp.NodeID{silent}) || p.Complete() {
 		t.Fatalf("progress: missing %v, complete %v", p.Missing, p.Complete())

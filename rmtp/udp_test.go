@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 	"github.com/smsnmpd/smsnmpd/rmtp/memnet"
 	"github.com/smsnmpd/smsnmpd/rmtp/rmtptest"
@@ -55,7 +56,7 @@ func TestMulticastLoopback16(t *testing.T) {
 		defer e.Close()
 		engines = append(engines, e)
 	}
-	waitFor(t, 10*time.Second, "manager sees 16 engines", func() bool { return livePeers(mgr) == receivers })
+	waitfor.True(t, 10*time.Second, "manager sees 16 engines", func() bool { return livePeers(mgr) == receivers })
 
 	rng := mrand.New(mrand.NewPCG(7, 8))
 	want := make([][]byte, msgs)
@@ -168,7 +169,7 @@ func TestUnicastLossy(t *testing.T) {
 		eps = append(eps, e)
 	}
 	mgr := eps[0]
-	waitFor(t, 10*time.Second, "manager sees the engines", func() bool { return livePeers(mgr) == n })
+	waitfor.True(t, 10*time.Second, "manager sees the engines", func() bool { return livePeers(mgr) == n })
 	rng := mrand.New(mrand.NewPCG(9, 10))
 	want := make([][]byte, 200)
 	for i := range want {

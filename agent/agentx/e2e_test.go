@@ -15,6 +15,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/agent/agentx"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
 	"github.com/smsnmpd/smsnmpd/internal/snmpdtest"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 )
 
 // These tests run a real net-snmp snmpd (internal/snmpdtest) as the AgentX
@@ -351,8 +352,8 @@ func TestSlowHandlerMasterGivesUp(t *testing.T) {
 	t.Logf("served again %v after the genErr", time.Since(gaveUp))
 	// (snmpd routes to the new session from its first Register on, so the
 	// GET above may beat the end of our registration.)
-	eventually(t, "a second session", func() bool { return r.sa.Stats().Sessions >= 2 })
-	eventually(t, "the late response dropped", func() bool { return r.sa.Stats().LateDropped > 0 })
+	waitfor.True(t, 5*time.Second, "a second session", func() bool { return r.sa.Stats().Sessions >= 2 })
+	waitfor.True(t, 5*time.Second, "the late response dropped", func() bool { return r.sa.Stats().LateDropped > 0 })
 	if n := r.tree.SlowCalls.Load(); n != 1 {
 		t.Errorf("slow handler executed %d times", n)
 	}
@@ -368,7 +369,7 @@ func TestMasterRestart(t *testing.T) {
 	r.snmpd.Restart()
 	d := getScalarIntWithin(t, g, 2*time.Second)
 	t.Logf("answered %v after the restart", d)
-	eventually(t, "exactly a second session", func() bool { return r.sa.Stats().Sessions == 2 })
+	waitfor.True(t, 5*time.Second, "exactly a second session", func() bool { return r.sa.Stats().Sessions == 2 })
 }
 
 // 8 clients × 1,000 GETs: all answered, and snmpd never re-sent a PDU.

@@ -23,6 +23,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/internal/config"
 	"github.com/smsnmpd/smsnmpd/internal/gosnmpconv"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 )
 
 const (
@@ -283,7 +284,7 @@ func TestV3SourceAllowlist(t *testing.T) {
 	if _, err := c2.Write(encode(ber.Version2c, "public", ber.PDUGet, 1, 0, 0, names(agenttest.ScalarInt.Append(0)))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "both refusals counted", func() bool { return s.a.Counters().AccessRefused == 2 })
+	waitfor.True(t, 10*time.Second, "both refusals counted", func() bool { return s.a.Counters().AccessRefused == 2 })
 }
 
 // TestV3Restart: the engine file in the state directory gives the same

@@ -14,6 +14,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/internal/ber"
 	"github.com/smsnmpd/smsnmpd/internal/leaktest"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 )
 
 // farmGate stands for the farm: a handler that is not agent.Local, whose
@@ -141,17 +142,6 @@ func (m *manager) read(d time.Duration) *gosnmp.SnmpPacket {
 	return p
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10 s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // Requests waiting on the farm hold no worker: with one worker and three
 // requests waiting, a local object is still answered; a fourth waiting
 // request is dropped and counted; a retransmission of a waiting request
@@ -165,10 +155,10 @@ func TestWaitingRequestsHoldNoWorker(t *testing.T) {
 	m.send(first)
 	m.send(getPacket(2, gateInst))
 	m.send(getPacket(3, gateInst))
-	eventually(t, "three requests waiting", func() bool { return g.a.Counters().Waiting == 3 })
+	waitfor.True(t, 10*time.Second, "three requests waiting", func() bool { return g.a.Counters().Waiting == 3 })
 
 	m.send(getPacket(4, gateInst))
-	eventually(t, "the fourth dropped", func() bool { return g.a.Counters().BusyDrops == 1 })
+	waitfor.True(t, 10*time.Second, "the fourth dropped", func() bool { return g.a.Counters().BusyDrops == 1 })
 	if c := g.a.Counters(); c.SilentDrops != 1 {
 		t.Errorf("snmpSilentDrops %d, want 1 (the busy drop)", c.SilentDrops)
 	}
@@ -179,7 +169,7 @@ func TestWaitingRequestsHoldNoWorker(t *testing.T) {
 	}
 
 	m.send(first) // the manager's retry: same source, request-id and bytes
-	eventually(t, "the retry joined", func() bool { return g.a.Counters().Joined == 1 })
+	waitfor.True(t, 10*time.Second, "the retry joined", func() bool { return g.a.Counters().Joined == 1 })
 
 	close(g.gate.release)
 	var ids []int
@@ -203,7 +193,7 @@ func TestWaitingRequestsHoldNoWorker(t *testing.T) {
 	if n := g.gate.calls.Load(); n != 3 {
 		t.Errorf("the farm was asked %d times, want 3 (the retry joined, the fourth was dropped)", n)
 	}
-	eventually(t, "nothing waiting", func() bool { return g.a.Counters().Waiting == 0 })
+	waitfor.True(t, 10*time.Second, "nothing waiting", func() bool { return g.a.Counters().Waiting == 0 })
 
 	// Once there is room again, the dropped request's retry is served.
 	m.send(getPacket(4, gateInst))
@@ -219,10 +209,10 @@ func TestOnlyRetransmissionsJoin(t *testing.T) {
 	a, b := newManager(t, g.addr), newManager(t, g.addr)
 	pkt := getPacket(9, gateInst)
 	a.send(pkt)
-	eventually(t, "one waiting", func() bool { return g.a.Counters().Waiting == 1 })
+	waitfor.True(t, 10*time.Second, "one waiting", func() bool { return g.a.Counters().Waiting == 1 })
 	b.send(pkt)
 	a.send(getPacket(9, gateRoot.Append(2, 0)))
-	eventually(t, "three waiting", func() bool { return g.a.Counters().Waiting == 3 })
+	waitfor.True(t, 10*time.Second, "three waiting", func() bool { return g.a.Counters().Waiting == 3 })
 	if c := g.a.Counters(); c.Joined != 0 {
 		t.Errorf("joined %d, want 0", c.Joined)
 	}
@@ -246,7 +236,7 @@ func TestServeStopsWithRequestsWaiting(t *testing.T) {
 	for id := range int32(5) {
 		m.send(getPacket(id+1, gateInst))
 	}
-	eventually(t, "five waiting", func() bool { return g.a.Counters().Waiting == 5 })
+	waitfor.True(t, 10*time.Second, "five waiting", func() bool { return g.a.Counters().Waiting == 5 })
 	g.cancel()
 	select {
 	case err := <-g.done:

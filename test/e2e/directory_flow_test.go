@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 )
 
 // flowFarm starts an SM, a BSM and one SE as separate processes with the
@@ -31,13 +33,13 @@ func newFlowFarm(t *testing.T, directory string) *flowFarm {
 	f.waitRole(f.snmpA, "manager")
 	f.bsm = f.startMgr("smB", 1001, 100, f.snmpB)
 	termA := f.getAt(f.snmpA, "smViewTerm.0")[0]
-	waitFor(t, 10*time.Second, "the backup follows the active manager's term", func() bool {
+	waitfor.True(t, 10*time.Second, "the backup follows the active manager's term", func() bool {
 		return f.getAt(f.snmpB, "smViewTerm.0")[0] == termA
 	})
 	f.waitRole(f.snmpB, "backup")
 	f.se = f.startEngine(1)
 	f.waitUp(1)
-	waitFor(t, 10*time.Second, "the backup sees the SE", func() bool {
+	waitfor.True(t, 10*time.Second, "the backup sees the SE", func() bool {
 		return strings.TrimSpace(f.getAt(f.snmpB, "smEngineCount.0")[0]) == "1"
 	})
 	return f
@@ -219,7 +221,7 @@ func TestPublishFlowControlHigherRate(t *testing.T) {
 	_ = f.se.cmd.Wait()
 	restart := time.Now()
 	f.se = f.startEngine(1)
-	waitFor(t, 60*time.Second, "both managers hold the re-announcement under the new incarnation", func() bool {
+	waitfor.True(t, 60*time.Second, "both managers hold the re-announcement under the new incarnation", func() bool {
 		for _, m := range []string{"smA", "smB"} {
 			inc := incOf.FindStringSubmatch(look(m))
 			if inc == nil || inc[1] == before[1] {
@@ -230,12 +232,12 @@ func TestPublishFlowControlHigherRate(t *testing.T) {
 	})
 	// The last key is re-announced last; the SYNC_END after it sweeps
 	// nothing that was re-announced.
-	waitFor(t, 30*time.Second, "the SE has nothing left to send", func() bool {
+	waitfor.True(t, 30*time.Second, "the SE has nothing left to send", func() bool {
 		out, code := cli(t, "digest", "-socket", "unix:"+f.socket("se1"))
 		return code == 0 && strings.HasSuffix(strings.TrimSpace(strings.Fields(out)[0]), fmt.Sprintf("/%d", n))
 	})
 	t.Logf("re-announcement of %d entries at both managers %v after the restart", n, time.Since(restart).Round(time.Millisecond))
-	waitFor(t, 30*time.Second, "both managers' digests equal the restarted SE's", func() bool {
+	waitfor.True(t, 30*time.Second, "both managers' digests equal the restarted SE's", func() bool {
 		out, _ := cli(t, "digest", "-socket", "unix:"+f.socket("se1"))
 		for _, m := range []string{"smA", "smB"} {
 			if o, _ := cli(t, "digest", "-socket", "unix:"+f.socket(m)); strings.Fields(o)[0] != strings.Fields(out)[0] {

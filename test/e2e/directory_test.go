@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 )
 
 // cli runs `smsnmpd ARGS...` and returns its output and exit code.
@@ -74,7 +76,7 @@ func TestDirectoryPublishLookupAndRestart(t *testing.T) {
 		}
 	}
 	mgr := "unix:" + f.socket("manager")
-	waitFor(t, 10*time.Second, "smDirectoryCount reaches 902", func() bool {
+	waitfor.True(t, 10*time.Second, "smDirectoryCount reaches 902", func() bool {
 		return strings.TrimSpace(f.get("smDirectoryCount.0")[0]) == "902"
 	})
 	out, code := cli(t, "lookup", "-json", "-socket", mgr, "shared/movie.mp4")
@@ -107,7 +109,7 @@ func TestDirectoryPublishLookupAndRestart(t *testing.T) {
 	if out, code := cli(t, "unpublish", "-socket", "unix:"+f.socket("se3"), "shared/movie.mp4"); code != 0 {
 		t.Fatalf("unpublish: %s", out)
 	}
-	waitFor(t, 10*time.Second, "the removal reaches the manager", func() bool {
+	waitfor.True(t, 10*time.Second, "the removal reaches the manager", func() bool {
 		out, _ := cli(t, "lookup", "-json", "-socket", mgr, "shared/movie.mp4")
 		var r lookupJSON
 		return json.Unmarshal([]byte(out), &r) == nil && len(r.Hits) == 1 && r.Hits[0].Location.Engine == 1
@@ -134,7 +136,7 @@ func TestDirectoryPublishLookupAndRestart(t *testing.T) {
 	_ = victim.cmd.Wait()
 	f.startSE(2, 1000)
 	f.waitUp(n)
-	waitFor(t, 15*time.Second, "SE 2's entries re-announced by its new incarnation", func() bool {
+	waitfor.True(t, 15*time.Second, "SE 2's entries re-announced by its new incarnation", func() bool {
 		r := look("se2/obj0")
 		s := look("se2/obj299")
 		return len(r.Hits) == 1 && len(s.Hits) == 1 && !s.Hits[0].Down &&
@@ -143,18 +145,6 @@ func TestDirectoryPublishLookupAndRestart(t *testing.T) {
 	})
 	if got := strings.TrimSpace(f.get("smDirectoryCount.0")[0]); got != "901" {
 		t.Errorf("smDirectoryCount after SE 2 restarted = %s, want 901", got)
-	}
-}
-
-// waitFor polls cond (bounded) until it holds.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -181,7 +171,7 @@ func TestPublishFromStdinStreams(t *testing.T) {
 	if _, err := io.WriteString(stdin, "stream/first\n# a comment\n\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the first key at the manager while the pipe is open", func() bool {
+	waitfor.True(t, 10*time.Second, "the first key at the manager while the pipe is open", func() bool {
 		_, code := cli(t, "lookup", "-socket", mgr, "stream/first")
 		return code == 0
 	})
@@ -196,7 +186,7 @@ func TestPublishFromStdinStreams(t *testing.T) {
 		t.Errorf("publish -from - printed %q, want 2 entries", out.String())
 	}
 	if _, code := cli(t, "lookup", "-socket", mgr, "stream/second"); code != 0 {
-		waitFor(t, 10*time.Second, "the second key at the manager", func() bool {
+		waitfor.True(t, 10*time.Second, "the second key at the manager", func() bool {
 			_, code := cli(t, "lookup", "-socket", mgr, "stream/second")
 			return code == 0
 		})

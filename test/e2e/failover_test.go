@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smsnmpd/smsnmpd/internal/snmpdtest"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 )
 
 // monoNow is CLOCK_MONOTONIC, the clock the election logs (mono_ns), so
@@ -69,7 +70,7 @@ func TestFailoverDuringPublishing(t *testing.T) {
 	// view (same term), so that A's death is a takeover, not a first
 	// election.
 	termA := f.getAt(snmpA, "smViewTerm.0")[0]
-	waitFor(t, 10*time.Second, "the backup follows the active manager's term", func() bool {
+	waitfor.True(t, 10*time.Second, "the backup follows the active manager's term", func() bool {
 		return f.getAt(snmpB, "smViewTerm.0")[0] == termA
 	})
 	f.waitRole(snmpB, "backup")
@@ -191,7 +192,7 @@ func TestFailoverDuringPublishing(t *testing.T) {
 	if wantN != n*perSE {
 		t.Fatalf("the SEs hold %d entries, want %d", wantN, n*perSE)
 	}
-	waitFor(t, 20*time.Second, "the new active manager holds every entry", func() bool {
+	waitfor.True(t, 20*time.Second, "the new active manager holds every entry", func() bool {
 		out, code := cli(t, "digest", "-socket", "unix:"+f.socket("smB"))
 		if code != 0 {
 			return false
@@ -228,7 +229,7 @@ func TestFailoverDuringPublishing(t *testing.T) {
 	// catches up by state transfer; one active term remains.
 	f.startManagerWith("smA", 1000, 200, snmpA)
 	f.waitRole(snmpA, "backup")
-	waitFor(t, 20*time.Second, "the restarted manager catches up", func() bool {
+	waitfor.True(t, 20*time.Second, "the restarted manager catches up", func() bool {
 		out, code := cli(t, "digest", "-socket", "unix:"+f.socket("smA"))
 		if code != 0 {
 			return false

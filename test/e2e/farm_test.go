@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 )
 
 // farm is a manager and its SEs as separate smsnmpd processes on loopback
@@ -99,7 +101,7 @@ socket = "unix:%s"
 // waitRole waits until the manager at snmpAddr reports smNodeRole = role.
 func (f *farm) waitRole(snmpAddr, role string) {
 	f.t.Helper()
-	waitFor(f.t, 10*time.Second, "smNodeRole of "+snmpAddr+" = "+role, func() bool {
+	waitfor.True(f.t, 10*time.Second, "smNodeRole of "+snmpAddr+" = "+role, func() bool {
 		return strings.Contains(f.getAt(snmpAddr, "smNodeRole.0")[0], role)
 	})
 }

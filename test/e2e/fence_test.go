@@ -19,6 +19,8 @@ import (
 
 	"github.com/gosnmp/gosnmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 )
 
 // bridgeNet is hosts on one LAN: a bridge in a switch namespace of its own
@@ -243,7 +245,7 @@ rw_community = "private"
 	sm := startFenceNode(t, dir, "sm", smNS, hostIP(1), manager(1000, 200, hostIP(1)))
 	sm.p.waitOutput(t, "built-in SNMPv2c agent serving", 10*time.Second)
 	sm.snmp = snmpClient(t, smNS, hostIP(1))
-	waitFor(t, 10*time.Second, "the SM is active", func() bool {
+	waitfor.True(t, 10*time.Second, "the SM is active", func() bool {
 		r, ok := getInt(sm.snmp, oidNodeRole)
 		return ok && r == 2
 	})
@@ -251,7 +253,7 @@ rw_community = "private"
 	bsm.p.waitOutput(t, "built-in SNMPv2c agent serving", 10*time.Second)
 	bsm.snmp = snmpClient(t, bsmNS, hostIP(2))
 	term1, _ := getInt(sm.snmp, oidViewTerm)
-	waitFor(t, 10*time.Second, "the BSM follows the SM's term", func() bool {
+	waitfor.True(t, 10*time.Second, "the BSM follows the SM's term", func() bool {
 		r, ok := getInt(bsm.snmp, oidNodeRole)
 		tm, ok2 := getInt(bsm.snmp, oidViewTerm)
 		return ok && ok2 && r == 3 && tm == term1
@@ -268,7 +270,7 @@ name = "se%d"
 `, i, i))
 		se.p.waitOutput(t, "rmtp: endpoint up", 10*time.Second)
 	}
-	waitFor(t, 15*time.Second, "the SM counts every SE", func() bool {
+	waitfor.True(t, 15*time.Second, "the SM counts every SE", func() bool {
 		c, ok := getInt(sm.snmp, oidAggCount)
 		return ok && c == engines
 	})
@@ -316,7 +318,7 @@ name = "se%d"
 	cut := time.Now()
 	deafTo(t, smNS, hostIP(2))
 	deafTo(t, bsmNS, hostIP(1))
-	waitFor(t, 10*time.Second, "the BSM takes over", func() bool {
+	waitfor.True(t, 10*time.Second, "the BSM takes over", func() bool {
 		r, ok := getInt(bsm.snmp, oidNodeRole)
 		return ok && r == 2
 	})
@@ -405,7 +407,7 @@ name = "se%d"
 	}
 	_ = bsm.p.cmd.Wait()
 	killed := time.Now()
-	waitFor(t, 10*time.Second, "the old SM takes the farm back", func() bool {
+	waitfor.True(t, 10*time.Second, "the old SM takes the farm back", func() bool {
 		r, ok := getInt(sm.snmp, oidNodeRole)
 		return ok && r == 2
 	})
@@ -415,7 +417,7 @@ name = "se%d"
 	if term3 <= term2 {
 		t.Errorf("term %d after taking the farm back, want above %d", term3, term2)
 	}
-	waitFor(t, 10*time.Second, "the old SM counts every SE again", func() bool {
+	waitfor.True(t, 10*time.Second, "the old SM counts every SE again", func() bool {
 		c, ok := getInt(sm.snmp, oidAggCount)
 		return ok && c == engines
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/gosnmp/gosnmp"
 
 	"github.com/smsnmpd/smsnmpd/internal/snmpdtest"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 )
 
 // The state the active manager replicates to its backups (issue 14,
@@ -44,7 +45,7 @@ func (f *farm) pair() (a, b *proc, snmpA, snmpB string) {
 	f.waitRole(snmpA, "manager")
 	b = f.startManagerWith("smB", 1001, 100, snmpB)
 	termA := f.getAt(snmpA, "smViewTerm.0")[0]
-	waitFor(f.t, 10*time.Second, "the backup follows the active manager's term", func() bool {
+	waitfor.True(f.t, 10*time.Second, "the backup follows the active manager's term", func() bool {
 		return f.getAt(snmpB, "smViewTerm.0")[0] == termA
 	})
 	f.waitRole(snmpB, "backup")
@@ -287,10 +288,10 @@ func TestNotificationsOncePerChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = victim.cmd.Wait()
-	waitFor(t, 10*time.Second, "engine 2 down", func() bool { return len(engineTraps(traps(trapd.Log()), oidEngDown, 2)) > 0 })
+	waitfor.True(t, 10*time.Second, "engine 2 down", func() bool { return len(engineTraps(traps(trapd.Log()), oidEngDown, 2)) > 0 })
 	f.startSE(2, 1000)
 	f.waitUp(n)
-	waitFor(t, 10*time.Second, "engine 2 up again", func() bool { return len(engineTraps(traps(trapd.Log()), oidEngineUp, 2)) > 1 })
+	waitfor.True(t, 10*time.Second, "engine 2 up again", func() bool { return len(engineTraps(traps(trapd.Log()), oidEngineUp, 2)) > 1 })
 	// A second copy from the backup would come within the same
 	// heartbeats; give it well over that.
 	time.Sleep(2 * time.Second)
@@ -340,7 +341,7 @@ func TestNotificationsAcrossTakeover(t *testing.T) {
 	}
 	_ = smA.cmd.Wait()
 	f.waitRole(snmpB, "manager")
-	waitFor(t, 10*time.Second, "smEngineDown of engine 3", func() bool { return len(engineTraps(traps(trapd.Log()), oidEngDown, 3)) > 0 })
+	waitfor.True(t, 10*time.Second, "smEngineDown of engine 3", func() bool { return len(engineTraps(traps(trapd.Log()), oidEngDown, 3)) > 0 })
 	time.Sleep(2 * time.Second)
 	all := traps(trapd.Log())
 	downs := engineTraps(all, oidEngDown, 3)
@@ -461,7 +462,7 @@ func TestInterruptedSetReconciledAfterTakeover(t *testing.T) {
 	// Both managers hold the row: the active one made it, the backup
 	// received it.
 	for _, addr := range []string{snmpA, snmpB} {
-		waitFor(t, 5*time.Second, "smReconcilePending.0 = 1 at "+addr, func() bool {
+		waitfor.True(t, 5*time.Second, "smReconcilePending.0 = 1 at "+addr, func() bool {
 			return f.getAt(addr, "smReconcilePending.0")[0] == "1"
 		})
 	}
@@ -478,7 +479,7 @@ func TestInterruptedSetReconciledAfterTakeover(t *testing.T) {
 	// Engine 3 comes back with the 7 it persisted; the new active manager
 	// puts it back to 5.
 	f.startSE(3, 1000)
-	waitFor(t, 15*time.Second, "engine 3 put back to 5 by the new active manager", func() bool {
+	waitfor.True(t, 15*time.Second, "engine 3 put back to 5 by the new active manager", func() bool {
 		w := weights(snmpB)
 		return w[2] == "5"
 	})

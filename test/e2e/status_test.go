@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 )
 
 // statusJSON is what this test reads of `smsnmpd status -json`.
@@ -61,7 +63,7 @@ func TestStatusOfARunningFarm(t *testing.T) {
 	// event follows from the coordinator's watcher.
 	var m statusJSON
 	var up, down, elected bool
-	waitFor(t, 10*time.Second, "engine 2 down in the manager's status, with its event", func() bool {
+	waitfor.True(t, 10*time.Second, "engine 2 down in the manager's status, with its event", func() bool {
 		m = status(t, f.socket("manager"))
 		up, down, elected = false, false, false
 		for _, e := range m.Events {
