@@ -208,3 +208,22 @@ func waitOpen(t testing.TB, sa *agentx.Subagent) {
 		t.Fatal(err)
 	}
 }
+
+// startSession starts a subagent serving trees (cfg with a fake master's
+// socket), accepts the session it opens as session id sid and waits for
+// its registrations: what most session tests begin with.
+func startSession(t testing.TB, cfg agentx.Config, trees treeSet, sid uint32) (*agentx.Subagent, *masterConn) {
+	t.Helper()
+	return startSessionWith(t, newFakeMaster(t), cfg, trees, sid)
+}
+
+// startSessionWith is startSession on master m, for a test that has m
+// accept again.
+func startSessionWith(t testing.TB, m *fakeMaster, cfg agentx.Config, trees treeSet, sid uint32) (*agentx.Subagent, *masterConn) {
+	t.Helper()
+	cfg.Socket = m.socket()
+	sa := agentx.New(cfg, trees, nil)
+	m.regs = countRegs(trees)
+	runSubagent(t, sa)
+	return sa, m.accept(sid)
+}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
+
 	"github.com/smsnmpd/smsnmpd/agent"
 	"github.com/smsnmpd/smsnmpd/agent/agenttest"
 	"github.com/smsnmpd/smsnmpd/agent/agentx"
@@ -21,14 +23,10 @@ import (
 const be = pdu.FlagNetworkByteOrder
 
 func TestRegistersEveryRootOfEveryContext(t *testing.T) {
-	m := newFakeMaster(t)
 	tree := agenttest.New(agenttest.Options{})
 	other := agent.NewTree()
 	other.RegisterScalar(smi.OID{1, 3, 6, 1, 4, 1, 8072, 9999, 4243, 1}, agent.Const(smi.Integer(1)))
-	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree, "se3": other}, nil)
-	m.regs = countRegs(treeSet{"": tree.Tree, "se3": other})
-	runSubagent(t, sa)
-	mc := m.accept(7)
+	sa, mc := startSession(t, agentx.Config{}, treeSet{"": tree.Tree, "se3": other}, 7)
 	waitOpen(t, sa)
 	want := len(tree.Roots()) + 1
 	if len(mc.roots) != want {
@@ -55,12 +53,8 @@ func TestRegistersEveryRootOfEveryContext(t *testing.T) {
 // executed again; the one answer serves both; a copy arriving after the
 // answer gets the same answer again from the cache.
 func TestResentPDUExecutedOnce(t *testing.T) {
-	m := newFakeMaster(t)
 	tree := agenttest.New(agenttest.Options{SlowDelay: 300 * time.Millisecond})
-	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
-	m.regs = countRegs(treeSet{"": tree.Tree})
-	runSubagent(t, sa)
-	mc := m.accept(1)
+	sa, mc := startSession(t, agentx.Config{}, treeSet{"": tree.Tree}, 1)
 	get := &pdu.Get{Ranges: []pdu.SearchRange{{Start: agenttest.SlowScalar.Append(0)}}}
 	mc.request(be, 10, 20, get)
 	mc.request(be, 10, 20, get) // the master's retry
@@ -86,12 +80,8 @@ func TestResentPDUExecutedOnce(t *testing.T) {
 
 // A slow request does not hold up others.
 func TestRequestsServedConcurrently(t *testing.T) {
-	m := newFakeMaster(t)
 	tree := agenttest.New(agenttest.Options{SlowDelay: 2 * time.Second})
-	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
-	m.regs = countRegs(treeSet{"": tree.Tree})
-	runSubagent(t, sa)
-	mc := m.accept(1)
+	_, mc := startSession(t, agentx.Config{}, treeSet{"": tree.Tree}, 1)
 	mc.request(be, 1, 1, &pdu.Get{Ranges: []pdu.SearchRange{{Start: agenttest.SlowScalar.Append(0)}}})
 	for i := uint32(2); i < 12; i++ {
 		mc.request(be, i, i, &pdu.Get{Ranges: []pdu.SearchRange{{Start: agenttest.ScalarInt.Append(0)}}})
@@ -109,12 +99,8 @@ func TestRequestsServedConcurrently(t *testing.T) {
 // Responses use the request's byte order, and every varbind type and
 // exception crosses intact.
 func TestLittleEndianAndAllTypes(t *testing.T) {
-	m := newFakeMaster(t)
 	tree := agenttest.New(agenttest.Options{})
-	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
-	m.regs = countRegs(treeSet{"": tree.Tree})
-	runSubagent(t, sa)
-	mc := m.accept(3)
+	_, mc := startSession(t, agentx.Config{}, treeSet{"": tree.Tree}, 3)
 	names := []smi.OID{agenttest.ScalarInt.Append(0), agenttest.ScalarString.Append(0), agenttest.ScalarC64.Append(0),
 		agenttest.ScalarIP.Append(0), agenttest.ScalarTicks.Append(0), agenttest.ScalarOID.Append(0),
 		agenttest.ScalarGauge.Append(0), agenttest.ScalarC32.Append(0), agenttest.ScalarInt.Append(1),
@@ -135,12 +121,8 @@ func TestLittleEndianAndAllTypes(t *testing.T) {
 
 // GetBulk (snmpd never sends it; other masters do) maps onto Tree.GetBulk.
 func TestGetBulk(t *testing.T) {
-	m := newFakeMaster(t)
 	tree := agenttest.New(agenttest.Options{})
-	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
-	m.regs = countRegs(treeSet{"": tree.Tree})
-	runSubagent(t, sa)
-	mc := m.accept(3)
+	_, mc := startSession(t, agentx.Config{}, treeSet{"": tree.Tree}, 3)
 	rs := []pdu.SearchRange{{Start: agenttest.ScalarInt}, {Start: agenttest.TwoIndexTable}, {Start: agenttest.CallbackRoot.Append(100)}}
 	mc.request(be, 1, 1, &pdu.GetBulk{NonRepeaters: 1, MaxRepetitions: 4, Ranges: rs})
 	got := mc.readResponse().PDU.(*pdu.Response).VarBinds
@@ -157,12 +139,8 @@ func TestGetBulk(t *testing.T) {
 // The SET phases map onto the tree's, keyed by session and transaction;
 // CleanupSet is never answered; a failing test names its varbind.
 func TestSetPhases(t *testing.T) {
-	m := newFakeMaster(t)
 	tree := agenttest.New(agenttest.Options{})
-	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
-	m.regs = countRegs(treeSet{"": tree.Tree})
-	runSubagent(t, sa)
-	mc := m.accept(4)
+	sa, mc := startSession(t, agentx.Config{}, treeSet{"": tree.Tree}, 4)
 	vbs := []smi.VarBind{{Name: agenttest.WritableInt.Append(0), Value: smi.Integer(500)},
 		{Name: agenttest.WritableStr.Append(0), Value: smi.String("new")}}
 	mc.request(be, 100, 1, &pdu.TestSet{VarBinds: vbs})
@@ -192,20 +170,16 @@ func TestSetPhases(t *testing.T) {
 	}
 	mc.request(be, 102, 7, &pdu.CleanupSet{})
 	mc.expectSilence(50 * time.Millisecond)
-	eventually(t, "7 requests, 2 failed", func() bool { st := sa.Stats(); return st.Failed == 2 && st.Requests == 7 })
+	waitfor.True(t, 5*time.Second, "7 requests, 2 failed", func() bool { st := sa.Stats(); return st.Failed == 2 && st.Requests == 7 })
 }
 
 // A handler value its wire type cannot carry is answered genErr, not
 // dropped (snmpd would wait and re-send).
 func TestUnencodableValueIsGenErr(t *testing.T) {
-	m := newFakeMaster(t)
 	tree := agent.NewTree()
 	bad := smi.OID{1, 3, 6, 1, 4, 1, 99, 1}
 	tree.RegisterScalar(bad, agent.Const(smi.Value{Type: smi.TypeInteger, Int: 1 << 40}))
-	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree}, nil)
-	m.regs = 1
-	runSubagent(t, sa)
-	mc := m.accept(1)
+	_, mc := startSession(t, agentx.Config{}, treeSet{"": tree}, 1)
 	mc.request(be, 1, 1, &pdu.Get{Ranges: []pdu.SearchRange{{Start: bad.Append(0)}}})
 	if r := mc.readResponse().PDU.(*pdu.Response); r.Error != pdu.ResponseError(smi.GenErr) {
 		t.Errorf("got %s", r.Error)
@@ -214,12 +188,8 @@ func TestUnencodableValueIsGenErr(t *testing.T) {
 
 // An undecodable request gets parseError; the session goes on.
 func TestParseErrorAnswered(t *testing.T) {
-	m := newFakeMaster(t)
 	tree := agenttest.New(agenttest.Options{})
-	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
-	m.regs = countRegs(treeSet{"": tree.Tree})
-	runSubagent(t, sa)
-	mc := m.accept(4)
+	sa, mc := startSession(t, agentx.Config{}, treeSet{"": tree.Tree}, 4)
 	// A Get whose range claims 9 sub-identifiers but carries 1.
 	bad := []byte{1, 5, 0x10, 0, 0, 0, 0, 4, 0, 0, 0, 9, 0, 0, 0, 9, 0, 0, 0, 8, 9, 0, 0, 0, 0, 0, 0, 1}
 	if _, err := mc.c.Write(bad); err != nil {
@@ -242,12 +212,9 @@ func TestParseErrorAnswered(t *testing.T) {
 // subagent reconnect and register everything again; a late answer to the
 // old session is dropped.
 func TestReconnectAfterMasterClose(t *testing.T) {
-	m := newFakeMaster(t)
 	tree := agenttest.New(agenttest.Options{SlowDelay: 200 * time.Millisecond})
-	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
-	m.regs = countRegs(treeSet{"": tree.Tree})
-	runSubagent(t, sa)
-	mc := m.accept(1)
+	m := newFakeMaster(t)
+	sa, mc := startSessionWith(t, m, agentx.Config{}, treeSet{"": tree.Tree}, 1)
 	mc.request(be, 1, 1, &pdu.Get{Ranges: []pdu.SearchRange{{Start: agenttest.SlowScalar.Append(0)}}})
 	mc.write(&pdu.Packet{Header: pdu.Header{Flags: be, SessionID: 1}, PDU: &pdu.Close{Reason: pdu.ReasonTimeouts}})
 	mc2 := m.accept(2)
@@ -258,38 +225,22 @@ func TestReconnectAfterMasterClose(t *testing.T) {
 	if r := mc2.readResponse(); r.PacketID != 2 || r.SessionID != 2 {
 		t.Errorf("response %+v", r.Header)
 	}
-	eventually(t, "late answer dropped", func() bool { return sa.Stats().LateDropped == 1 })
-	eventually(t, "second session counted", func() bool { return sa.Stats().Sessions == 2 })
-}
-
-// eventually polls cond for at most 5 s: for effects of another goroutine
-// that have no event to wait on.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitfor.True(t, 5*time.Second, "late answer dropped", func() bool { return sa.Stats().LateDropped == 1 })
+	waitfor.True(t, 5*time.Second, "second session counted", func() bool { return sa.Stats().Sessions == 2 })
 }
 
 // A master that stops answering Pings is left, and reconnected to.
 func TestPingTimeoutReconnects(t *testing.T) {
 	m := newFakeMaster(t)
 	tree := agenttest.New(agenttest.Options{})
-	sa := agentx.New(agentx.Config{Socket: m.socket(), PingInterval: 50 * time.Millisecond, MasterTimeout: 500 * time.Millisecond},
-		treeSet{"": tree.Tree}, nil)
-	m.regs = countRegs(treeSet{"": tree.Tree})
-	runSubagent(t, sa)
-	mc := m.accept(1)
+	sa, mc := startSessionWith(t, m, agentx.Config{PingInterval: 50 * time.Millisecond, MasterTimeout: 500 * time.Millisecond},
+		treeSet{"": tree.Tree}, 1)
 	if p := mc.read(); p.Type != pdu.TypePing {
 		t.Fatalf("got %s, want Ping", p.Type)
 	}
 	// No answer: the next session follows.
 	m.accept(2)
-	eventually(t, "second session", func() bool { return sa.Stats().Sessions == 2 })
+	waitfor.True(t, 5*time.Second, "second session", func() bool { return sa.Stats().Sessions == 2 })
 }
 
 func TestNotifyAndClose(t *testing.T) {
@@ -332,11 +283,7 @@ func TestRunTwiceAndBadSocket(t *testing.T) {
 	if err := sa.Run(context.Background()); !errors.Is(err, agentx.ErrConfig) {
 		t.Errorf("bad socket: %v", err)
 	}
-	m := newFakeMaster(t)
-	sa = agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": agent.NewTree()}, nil)
-	m.regs = countRegs(treeSet{"": agent.NewTree()})
-	runSubagent(t, sa)
-	m.accept(1)
+	sa, _ = startSession(t, agentx.Config{}, treeSet{"": agent.NewTree()}, 1)
 	waitOpen(t, sa)
 	if err := sa.Run(context.Background()); !errors.Is(err, agentx.ErrRunning) {
 		t.Errorf("second Run: %v", err)
@@ -376,14 +323,10 @@ func TestNoGoroutineLeak(t *testing.T) {
 // SetPriority re-registers every subtree at the new priority before
 // dropping the old registrations (a backup manager taking over).
 func TestSetPriorityReregisters(t *testing.T) {
-	m := newFakeMaster(t)
 	tree := agent.NewTree()
 	tree.RegisterScalar(smi.OID{1, 3, 6, 1, 4, 1, 99, 1}, agent.Const(smi.Integer(1)))
 	tree.RegisterScalar(smi.OID{1, 3, 6, 1, 4, 1, 99, 2}, agent.Const(smi.Integer(2)))
-	sa := agentx.New(agentx.Config{Socket: m.socket(), Priority: 128}, treeSet{"": tree}, nil)
-	m.regs = countRegs(treeSet{"": tree})
-	runSubagent(t, sa)
-	mc := m.accept(1)
+	sa, mc := startSession(t, agentx.Config{Priority: 128}, treeSet{"": tree}, 1)
 	waitOpen(t, sa)
 	done := make(chan error, 1)
 	go func() { done <- sa.SetPriority(context.Background(), 127) }()
@@ -410,12 +353,8 @@ func TestSetPriorityReregisters(t *testing.T) {
 
 // Same ids but different content is a new request, not a re-send.
 func TestReusedPacketIDWithNewContentExecuted(t *testing.T) {
-	m := newFakeMaster(t)
 	tree := agenttest.New(agenttest.Options{})
-	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
-	m.regs = countRegs(treeSet{"": tree.Tree})
-	runSubagent(t, sa)
-	mc := m.accept(1)
+	sa, mc := startSession(t, agentx.Config{}, treeSet{"": tree.Tree}, 1)
 	for i, oid := range []smi.OID{agenttest.ScalarInt.Append(0), agenttest.ScalarTicks.Append(0)} {
 		mc.request(be, 5, 5, &pdu.Get{Ranges: []pdu.SearchRange{{Start: oid}}})
 		vb := mc.readResponse().PDU.(*pdu.Response).VarBinds[0]
@@ -431,12 +370,8 @@ func TestReusedPacketIDWithNewContentExecuted(t *testing.T) {
 // The re-send cache is bounded: after more than 1,024 answered requests the
 // oldest is forgotten (a copy of it would run again), the newest is not.
 func TestResendCacheBounded(t *testing.T) {
-	m := newFakeMaster(t)
 	tree := agenttest.New(agenttest.Options{})
-	sa := agentx.New(agentx.Config{Socket: m.socket()}, treeSet{"": tree.Tree}, nil)
-	m.regs = countRegs(treeSet{"": tree.Tree})
-	runSubagent(t, sa)
-	mc := m.accept(1)
+	sa, mc := startSession(t, agentx.Config{}, treeSet{"": tree.Tree}, 1)
 	get := &pdu.Get{Ranges: []pdu.SearchRange{{Start: agenttest.ScalarInt.Append(0)}}}
 	const n = 1100
 	for i := uint32(1); i <= n; i++ {
@@ -487,19 +422,15 @@ func (g *gate) GetNext(context.Context, []smi.Range) ([]smi.VarBind, error) { re
 // then close the session), and the admitted ones are answered when the
 // farm answers.
 func TestInFlightBound(t *testing.T) {
-	m := newFakeMaster(t)
 	g := &gate{release: make(chan struct{})}
 	tree := agent.NewTree()
 	root := smi.OID{1, 3, 6, 1, 4, 1, 99}
 	tree.Register(root, g)
-	sa := agentx.New(agentx.Config{Socket: m.socket(), MaxInFlight: 2}, treeSet{"": tree}, nil)
-	m.regs = 1
-	runSubagent(t, sa)
-	mc := m.accept(1)
+	sa, mc := startSession(t, agentx.Config{MaxInFlight: 2}, treeSet{"": tree}, 1)
 	for i := uint32(1); i <= 5; i++ {
 		mc.request(be, i, i, &pdu.Get{Ranges: []pdu.SearchRange{{Start: root.Append(i)}}})
 		if i == 2 {
-			eventually(t, "two requests running", func() bool { return g.running.Load() == 2 })
+			waitfor.True(t, 5*time.Second, "two requests running", func() bool { return g.running.Load() == 2 })
 		}
 	}
 	for range 3 {
@@ -529,21 +460,17 @@ func TestInFlightBound(t *testing.T) {
 // answered, and a re-sent copy of a waiting PDU joins it (executed once,
 // answered once).
 func TestWaitingRequestsDoNotBlockTheSession(t *testing.T) {
-	m := newFakeMaster(t)
 	g := &gate{release: make(chan struct{})}
 	tree := agent.NewTree()
 	root, local := smi.OID{1, 3, 6, 1, 4, 1, 99}, smi.OID{1, 3, 6, 1, 4, 1, 98}
 	tree.Register(root, g)
 	tree.RegisterScalar(local, agent.Const(smi.Integer(5)))
-	sa := agentx.New(agentx.Config{Socket: m.socket(), MaxInFlight: 2, PingInterval: 50 * time.Millisecond,
-		MasterTimeout: 500 * time.Millisecond}, treeSet{"": tree}, nil)
-	m.regs = 2
-	runSubagent(t, sa)
-	mc := m.accept(1)
+	sa, mc := startSession(t, agentx.Config{MaxInFlight: 2, PingInterval: 50 * time.Millisecond,
+		MasterTimeout: 500 * time.Millisecond}, treeSet{"": tree}, 1)
 	waiting := &pdu.Get{Ranges: []pdu.SearchRange{{Start: root.Append(1)}}}
 	mc.request(be, 1, 1, waiting)
 	mc.request(be, 2, 2, &pdu.Get{Ranges: []pdu.SearchRange{{Start: root.Append(2)}}})
-	eventually(t, "two requests waiting", func() bool { return g.running.Load() == 2 })
+	waitfor.True(t, 5*time.Second, "two requests waiting", func() bool { return g.running.Load() == 2 })
 	mc.request(be, 3, 3, &pdu.Get{Ranges: []pdu.SearchRange{{Start: local.Append(0)}}})
 	if r := mc.readResponse(); r.PacketID != 3 || r.PDU.(*pdu.Response).VarBinds[0].Value.Int != 5 {
 		t.Fatalf("local request while the farm is busy: packet %d %+v", r.PacketID, r.PDU)
@@ -623,7 +550,6 @@ func (p *ctxProbe) GetNext(context.Context, []smi.Range) ([]smi.VarBind, error) 
 // it, not a timer per request); the request is answered genErr and the
 // session keeps serving.
 func TestHandlerTimeout(t *testing.T) {
-	m := newFakeMaster(t)
 	probe := &ctxProbe{}
 	tree := agent.NewTree()
 	root := smi.OID{1, 3, 6, 1, 4, 1, 99}
@@ -631,10 +557,7 @@ func TestHandlerTimeout(t *testing.T) {
 	fast := smi.OID{1, 3, 6, 1, 4, 1, 98}
 	tree.RegisterScalar(fast, agent.Const(smi.Integer(5)))
 	const timeout = 150 * time.Millisecond
-	sa := agentx.New(agentx.Config{Socket: m.socket(), HandlerTimeout: timeout}, treeSet{"": tree}, nil)
-	m.regs = 2
-	runSubagent(t, sa)
-	mc := m.accept(1)
+	sa, mc := startSession(t, agentx.Config{HandlerTimeout: timeout}, treeSet{"": tree}, 1)
 	sent := time.Now()
 	mc.request(be, 1, 1, &pdu.Get{Ranges: []pdu.SearchRange{{Start: root.Append(0)}}})
 	mc.request(be, 2, 2, &pdu.Get{Ranges: []pdu.SearchRange{{Start: fast.Append(0)}}})
