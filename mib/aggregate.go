@@ -222,15 +222,6 @@ func splitName(name, root smi.OID) (first uint32, rest smi.OID, ok bool) {
 	return name[len(root)], name[len(root)+1:], true
 }
 
-// inRange reports whether o lies inside r (smi.Range semantics).
-func inRange(r smi.Range, o smi.OID) bool {
-	c := o.Compare(r.Start)
-	if c < 0 || (c == 0 && !r.Include) {
-		return false
-	}
-	return len(r.End) == 0 || o.Compare(r.End) < 0
-}
-
 // rangeStart says where a range starts inside root: at first.rest, with
 // before = true when it starts before the whole subtree, and after = true
 // when it starts beyond it.
@@ -345,22 +336,7 @@ func (h *aggregateHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Valu
 // that have a value, from the walk snapshots of the native subtrees.
 func (h *aggregateHandler) GetNext(ctx context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	root := SmAggregate.OID()
-	out := make([]smi.VarBind, len(ranges))
-	var nv *nativeView
-	for i, r := range ranges {
-		out[i] = smi.VarBind{Name: r.Start, Value: smi.EndOfMibView()}
-		startFn, startInner, before, after := rangeStart(r, root)
-		if after {
-			continue
-		}
-		if nv == nil {
-			var err error
-			if nv, err = h.m.native(ctx); err != nil {
-				farmFailed(&h.warn, h.m, err, "mib: snapshot of the engines' objects failed", nil)
-				return nil, err
-			}
-		}
-	fns:
+	return h.m.nextFromNative(ctx, &h.warn, root, ranges, func(nv *nativeView, r smi.Range, startFn uint32, startInner smi.OID, before bool) (smi.VarBind, bool) {
 		for _, fn := range Funcs {
 			if !before && uint32(fn) < startFn {
 				continue
@@ -373,17 +349,47 @@ func (h *aggregateHandler) GetNext(ctx context.Context, ranges []smi.Range) ([]s
 				inner := nv.numeric[k]
 				name := root.Append(uint32(fn)).Append(inner...)
 				if len(r.End) > 0 && name.Compare(r.End) >= 0 {
-					break fns
+					return smi.VarBind{}, false
 				}
-				if !inRange(r, name) {
+				if !r.Contains(name) {
 					continue
 				}
-				v := h.m.aggregate(fn, inner, nv.valuesOf(inner), nv.window)
-				if hasValue(v) {
-					out[i] = smi.VarBind{Name: name, Value: v}
-					break fns
+				if v := h.m.aggregate(fn, inner, nv.valuesOf(inner), nv.window); hasValue(v) {
+					return smi.VarBind{Name: name, Value: v}, true
 				}
 			}
+		}
+		return smi.VarBind{}, false
+	})
+}
+
+// nextFromNative answers a GetNext of the subtree under root from the
+// walk snapshots of the engines' native subtrees, taken once for all the
+// ranges and only when one of them needs them. For each range that does
+// not start beyond root, next returns the first instance of the range
+// inside root, if any: first and rest are where the range starts below
+// root (its first arc, and the arcs after it), unless before (it starts
+// before root). The others are endOfMibView. A failed snapshot fails the
+// request and is logged through warn.
+func (m *Manager) nextFromNative(ctx context.Context, warn *logging.Limit, root smi.OID, ranges []smi.Range,
+	next func(nv *nativeView, r smi.Range, first uint32, rest smi.OID, before bool) (smi.VarBind, bool)) ([]smi.VarBind, error) {
+	out := make([]smi.VarBind, len(ranges))
+	var nv *nativeView
+	for i, r := range ranges {
+		out[i] = smi.VarBind{Name: r.Start, Value: smi.EndOfMibView()}
+		first, rest, before, after := rangeStart(r, root)
+		if after {
+			continue
+		}
+		if nv == nil {
+			var err error
+			if nv, err = m.native(ctx); err != nil {
+				farmFailed(warn, m, err, "mib: snapshot of the engines' objects failed", nil)
+				return nil, err
+			}
+		}
+		if vb, ok := next(nv, r, first, rest, before); ok {
+			out[i] = vb
 		}
 	}
 	return out, nil

@@ -59,7 +59,7 @@ func (h *groupHandler) GetNext(_ context.Context, ranges []smi.Range) ([]smi.Var
 	for i, r := range ranges {
 		out[i] = smi.VarBind{Name: r.Start, Value: smi.EndOfMibView()}
 		k := searchAfter(h.insts, r.Start, r.Include)
-		if k >= len(h.insts) || !inRange(r, h.insts[k]) {
+		if k >= len(h.insts) || !r.Contains(h.insts[k]) {
 			continue
 		}
 		if vals == nil {

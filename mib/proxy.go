@@ -230,26 +230,11 @@ func (h *proxyHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Value, e
 // walk snapshots of the native subtrees.
 func (h *proxyHandler) GetNext(ctx context.Context, ranges []smi.Range) ([]smi.VarBind, error) {
 	root := SmEngineProxy.OID()
-	out := make([]smi.VarBind, len(ranges))
-	var nv *nativeView
-	for i, r := range ranges {
-		out[i] = smi.VarBind{Name: r.Start, Value: smi.EndOfMibView()}
-		startID, startInner, before, after := rangeStart(r, root)
-		if after {
-			continue
-		}
-		if nv == nil {
-			var err error
-			if nv, err = h.m.native(ctx); err != nil {
-				farmFailed(&h.warn, h.m, err, "mib: snapshot of the engines' objects failed", nil)
-				return nil, err
-			}
-		}
+	return h.m.nextFromNative(ctx, &h.warn, root, ranges, func(nv *nativeView, r smi.Range, startID uint32, startInner smi.OID, before bool) (smi.VarBind, bool) {
 		e := 0
 		if !before {
 			e, _ = slices.BinarySearch(nv.engines, fanout.NodeID(startID))
 		}
-	engines:
 		for ; e < len(nv.engines); e++ {
 			id := nv.engines[e]
 			vbs := nv.vbs[id]
@@ -260,16 +245,15 @@ func (h *proxyHandler) GetNext(ctx context.Context, ranges []smi.Range) ([]smi.V
 			for ; k < len(vbs); k++ {
 				name := root.Append(uint32(id)).Append(vbs[k].Name...)
 				if len(r.End) > 0 && name.Compare(r.End) >= 0 {
-					break engines
+					return smi.VarBind{}, false
 				}
-				if inRange(r, name) && hasValue(vbs[k].Value) {
-					out[i] = smi.VarBind{Name: name, Value: vbs[k].Value}
-					break engines
+				if r.Contains(name) && hasValue(vbs[k].Value) {
+					return smi.VarBind{Name: name, Value: vbs[k].Value}, true
 				}
 			}
 		}
-	}
-	return out, nil
+		return smi.VarBind{}, false
+	})
 }
 
 func searchAfterVB(vbs []smi.VarBind, start smi.OID, include bool) int {
