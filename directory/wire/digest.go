@@ -114,21 +114,21 @@ func (d *Digest) check() error {
 
 // ParseDigest decodes a DIGEST.
 func ParseDigest(b []byte) (Digest, error) {
-	r := reader{b: b}
+	r := newReader(b)
 	level, flags := r.prefix(TypeDigest, uint8(digestDef))
-	d := Digest{Level: level, Flags: DigestFlags(flags), Unit: r.loc(), Generation: r.u64(),
-		Algorithm: DigestAlgorithm(r.u8()), Hashes: r.u8(), Seed: r.u64(), Bits: r.u64(), Keys: r.u64(), Offset: r.u32()}
-	if n := r.count(int(r.u32()), MaxDigestPiece, 1, "piece bytes"); n > 0 {
-		d.Piece = append([]byte(nil), r.take(n)...)
+	d := Digest{Level: level, Flags: DigestFlags(flags), Unit: r.loc(), Generation: r.U64(),
+		Algorithm: DigestAlgorithm(r.U8()), Hashes: r.U8(), Seed: r.U64(), Bits: r.U64(), Keys: r.U64(), Offset: r.U32()}
+	if n := r.count(int(r.U32()), MaxDigestPiece, 1, "piece bytes"); n > 0 {
+		d.Piece = append([]byte(nil), r.Take(n)...)
 	}
 	positions := func() []uint32 {
-		n := r.count(int(r.u32()), MaxDigestPositions, 4, "positions")
+		n := r.count(int(r.U32()), MaxDigestPositions, 4, "positions")
 		if n == 0 {
 			return nil
 		}
 		out := make([]uint32, n)
 		for i := range out {
-			out[i] = r.u32()
+			out[i] = r.U32()
 		}
 		return out
 	}

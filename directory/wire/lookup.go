@@ -139,9 +139,9 @@ func AppendLookupQuery(b []byte, q *LookupQuery) ([]byte, error) {
 
 // ParseLookupQuery decodes a LOOKUP.
 func ParseLookupQuery(b []byte) (LookupQuery, error) {
-	r := reader{b: b}
+	r := newReader(b)
 	_, fl := r.prefix(TypeLookup, LookupDown)
-	q := LookupQuery{Down: fl&LookupDown != 0, ID: r.u64(), Asker: r.u32(), Budget: r.u32(), Steps: r.u8(), From: r.loc()}
+	q := LookupQuery{Down: fl&LookupDown != 0, ID: r.U64(), Asker: r.U32(), Budget: r.U32(), Steps: r.U8(), From: r.loc()}
 	q.Key = r.key()
 	if err := r.end(); err != nil {
 		return LookupQuery{}, err
@@ -189,20 +189,20 @@ func AppendLookupAnswer(b []byte, a *LookupAnswer) ([]byte, error) {
 
 // ParseLookupAnswer decodes a LOOKUP_ANSWER.
 func ParseLookupAnswer(b []byte) (LookupAnswer, error) {
-	r := reader{b: b}
+	r := newReader(b)
 	_, fl := r.prefix(TypeLookupAnswer, AnswerFailed)
-	a := LookupAnswer{Failed: fl&AnswerFailed != 0, ID: r.u64(), Asker: r.u32()}
+	a := LookupAnswer{Failed: fl&AnswerFailed != 0, ID: r.U64(), Asker: r.U32()}
 	a.Error = r.text()
-	nh := int(r.u16())
-	nu := int(r.u16())
-	ns := int(r.u8())
+	nh := int(r.U16())
+	nu := int(r.U16())
+	ns := int(r.U8())
 	nh = r.count(nh, MaxHits, hitLen, "hits")
 	nu = r.count(nu, MaxHits, hitLen, "unresolved")
-	if r.err == nil && (nh+nu)*hitLen+ns*stepMinLen > len(r.b) {
-		r.err = ErrTruncated
+	if r.Err == nil && (nh+nu)*hitLen+ns*stepMinLen > len(r.B) {
+		r.Err = ErrTruncated
 	}
-	if r.err != nil {
-		return LookupAnswer{}, r.err
+	if r.Err != nil {
+		return LookupAnswer{}, r.Err
 	}
 	if nh > 0 {
 		a.Hits = make([]LookupHit, nh)
@@ -219,9 +219,9 @@ func ParseLookupAnswer(b []byte) (LookupAnswer, error) {
 	if ns > 0 {
 		a.Path = make([]LookupStep, ns)
 		for i := range a.Path {
-			s := LookupStep{Node: r.u32(), Level: r.u8(), Unit: r.loc(), Via: Via(r.u8()), Hits: r.u16(), Summaries: r.u16()}
-			if r.err == nil && (s.Via < ViaSelf || s.Via > ViaChild) {
-				r.err = fmt.Errorf("%w: step via %d", ErrFlags, s.Via)
+			s := LookupStep{Node: r.U32(), Level: r.U8(), Unit: r.loc(), Via: Via(r.U8()), Hits: r.U16(), Summaries: r.U16()}
+			if r.Err == nil && (s.Via < ViaSelf || s.Via > ViaChild) {
+				r.Err = fmt.Errorf("%w: step via %d", ErrFlags, s.Via)
 			}
 			s.Error = r.text()
 			a.Path[i] = s
@@ -249,18 +249,18 @@ func appendHit(b []byte, h *LookupHit) []byte {
 }
 
 func (r *reader) hit() LookupHit {
-	h := LookupHit{ID: r.u32(), Location: r.loc(), Size: r.u64(), Incarnation: r.u64(), Seq: r.u64(),
-		Expiry: r.u64(), Stored: r.u64()}
-	switch d := r.u8(); d {
+	h := LookupHit{ID: r.U32(), Location: r.loc(), Size: r.U64(), Incarnation: r.U64(), Seq: r.U64(),
+		Expiry: r.U64(), Stored: r.U64()}
+	switch d := r.U8(); d {
 	case 0:
 	case 1:
 		h.Down = true
 	default:
-		if r.err == nil {
-			r.err = fmt.Errorf("%w: down flag %d", ErrFlags, d)
+		if r.Err == nil {
+			r.Err = fmt.Errorf("%w: down flag %d", ErrFlags, d)
 		}
 	}
-	h.Hops = r.u8()
+	h.Hops = r.U8()
 	return h
 }
 
@@ -283,20 +283,20 @@ func appendText(b []byte, s string) []byte {
 }
 
 func (r *reader) text() string {
-	n := int(r.u16())
-	if r.err != nil {
+	n := int(r.U16())
+	if r.Err != nil {
 		return ""
 	}
 	if n > MaxErrorText {
-		r.err = fmt.Errorf("%w: text of %d bytes > %d", ErrCount, n, MaxErrorText)
+		r.Err = fmt.Errorf("%w: text of %d bytes > %d", ErrCount, n, MaxErrorText)
 		return ""
 	}
-	v := r.take(n)
-	if r.err != nil {
+	v := r.Take(n)
+	if r.Err != nil {
 		return ""
 	}
 	if !utf8.Valid(v) {
-		r.err = fmt.Errorf("%w: text is not UTF-8", ErrMalformed)
+		r.Err = fmt.Errorf("%w: text is not UTF-8", ErrMalformed)
 		return ""
 	}
 	return string(v)

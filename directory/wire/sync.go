@@ -24,9 +24,9 @@ const (
 
 // ParseSync decodes a SYNC. Exactly one of BEGIN and END is set.
 func ParseSync(b []byte) (Sync, error) {
-	r := reader{b: b}
+	r := newReader(b)
 	level, flags := r.prefix(TypeSync, syncBegin|syncEnd)
-	s := Sync{Level: level, End: flags == syncEnd, Unit: r.loc(), Generation: r.u64()}
+	s := Sync{Level: level, End: flags == syncEnd, Unit: r.loc(), Generation: r.U64()}
 	if err := r.end(); err != nil {
 		return Sync{}, err
 	}

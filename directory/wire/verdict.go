@@ -73,20 +73,20 @@ type Verdict struct {
 
 // ParseVerdict decodes a VERDICT.
 func ParseVerdict(b []byte) (Verdict, error) {
-	r := reader{b: b}
+	r := newReader(b)
 	level, _ := r.prefix(TypeVerdict, 0)
-	n := r.count(int(r.u16()), MaxVerdicts, VerdictEntryLen, "verdicts")
+	n := r.count(int(r.U16()), MaxVerdicts, VerdictEntryLen, "verdicts")
 	v := Verdict{Level: level}
 	if n > 0 {
 		v.Entries = make([]VerdictEntry, n)
 	}
-	for i := 0; i < n && r.err == nil; i++ {
+	for i := 0; i < n && r.Err == nil; i++ {
 		e := &v.Entries[i]
-		e.Engine, e.Incarnation, e.Message = r.u32(), r.u64(), r.u64()
-		e.Result = Result(r.u8())
-		e.Rejected, e.RetryAfter, e.Rate, e.Burst = r.u32(), r.u32(), r.u32(), r.u32()
-		if r.err == nil && (e.Result < ResultAccepted || e.Result > ResultWrongLevel) {
-			r.err = fmt.Errorf("%w %d", ErrResult, uint8(e.Result))
+		e.Engine, e.Incarnation, e.Message = r.U32(), r.U64(), r.U64()
+		e.Result = Result(r.U8())
+		e.Rejected, e.RetryAfter, e.Rate, e.Burst = r.U32(), r.U32(), r.U32(), r.U32()
+		if r.Err == nil && (e.Result < ResultAccepted || e.Result > ResultWrongLevel) {
+			r.Err = fmt.Errorf("%w %d", ErrResult, uint8(e.Result))
 		}
 	}
 	if err := r.end(); err != nil {

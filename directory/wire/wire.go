@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/smsnmpd/smsnmpd/internal/cursor"
 )
 
 // Version is the protocol version this package speaks.
@@ -241,73 +243,34 @@ func Peek(b []byte) (Type, error) {
 	return Type(b[1]), nil
 }
 
-// reader is a bounds-checked cursor; the first short read sticks.
-type reader struct {
-	b   []byte
-	err error
-}
+// reader is the shared bounds-checked cursor, with the directory's own
+// reads; the first short read sticks.
+type reader struct{ cursor.Reader }
 
-func (r *reader) take(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n > len(r.b) {
-		r.err = ErrTruncated
-		r.b = nil
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) u8() uint8 {
-	if v := r.take(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
-
-func (r *reader) u16() uint16 {
-	if v := r.take(2); v != nil {
-		return binary.BigEndian.Uint16(v)
-	}
-	return 0
-}
-
-func (r *reader) u32() uint32 {
-	if v := r.take(4); v != nil {
-		return binary.BigEndian.Uint32(v)
-	}
-	return 0
-}
-
-func (r *reader) u64() uint64 {
-	if v := r.take(8); v != nil {
-		return binary.BigEndian.Uint64(v)
-	}
-	return 0
+// newReader reads b; a short read fails with ErrTruncated.
+func newReader(b []byte) reader {
+	return reader{cursor.Reader{B: b, Short: ErrTruncated}}
 }
 
 func (r *reader) loc() Location {
-	return Location{r.u32(), r.u32(), r.u32(), r.u32()}
+	return Location{r.U32(), r.U32(), r.U32(), r.U32()}
 }
 
 func (r *reader) key() string {
-	n := int(r.u16())
-	if r.err != nil {
+	n := int(r.U16())
+	if r.Err != nil {
 		return ""
 	}
 	if n == 0 || n > MaxKey {
-		r.err = fmt.Errorf("%w: length %d outside 1..%d", ErrKey, n, MaxKey)
+		r.Err = fmt.Errorf("%w: length %d outside 1..%d", ErrKey, n, MaxKey)
 		return ""
 	}
-	v := r.take(n)
-	if r.err != nil {
+	v := r.Take(n)
+	if r.Err != nil {
 		return ""
 	}
 	if !utf8.Valid(v) {
-		r.err = fmt.Errorf("%w: not UTF-8", ErrKey)
+		r.Err = fmt.Errorf("%w: not UTF-8", ErrKey)
 		return ""
 	}
 	return string(v)
@@ -317,49 +280,49 @@ func (r *reader) key() string {
 // left (each item takes at least minLen), so a lying count allocates
 // nothing.
 func (r *reader) count(n, limit, minLen int, what string) int {
-	if r.err != nil {
+	if r.Err != nil {
 		return 0
 	}
 	if n > limit {
-		r.err = fmt.Errorf("%w: %d %s > %d", ErrCount, n, what, limit)
+		r.Err = fmt.Errorf("%w: %d %s > %d", ErrCount, n, what, limit)
 		return 0
 	}
-	if n*minLen > len(r.b) {
-		r.err = ErrTruncated
+	if n*minLen > len(r.B) {
+		r.Err = ErrTruncated
 		return 0
 	}
 	return n
 }
 
 func (r *reader) prefix(want Type, flagMask uint8) (level, flags uint8) {
-	p := r.take(PrefixLen)
-	if r.err != nil {
+	p := r.Take(PrefixLen)
+	if r.Err != nil {
 		return 0, 0
 	}
 	if p[0] != Version {
-		r.err = fmt.Errorf("%w %d", ErrVersion, p[0])
+		r.Err = fmt.Errorf("%w %d", ErrVersion, p[0])
 		return 0, 0
 	}
 	if Type(p[1]) != want {
-		r.err = fmt.Errorf("%w: %v, want %v", ErrType, Type(p[1]), want)
+		r.Err = fmt.Errorf("%w: %v, want %v", ErrType, Type(p[1]), want)
 		return 0, 0
 	}
 	if want != TypeUpdate && want != TypeSync && want != TypeVerdict && want != TypeDigest && p[2] != 0 {
-		r.err = fmt.Errorf("%w: level %d on %v", ErrFlags, p[2], want)
+		r.Err = fmt.Errorf("%w: level %d on %v", ErrFlags, p[2], want)
 		return 0, 0
 	}
 	if p[3]&^flagMask != 0 {
-		r.err = fmt.Errorf("%w: 0x%02x", ErrFlags, p[3])
+		r.Err = fmt.Errorf("%w: 0x%02x", ErrFlags, p[3])
 		return 0, 0
 	}
 	return p[2], p[3]
 }
 
 func (r *reader) end() error {
-	if r.err == nil && len(r.b) != 0 {
-		return fmt.Errorf("%w: %d", ErrTrailing, len(r.b))
+	if r.Err == nil && len(r.B) != 0 {
+		return fmt.Errorf("%w: %d", ErrTrailing, len(r.B))
 	}
-	return r.err
+	return r.Err
 }
 
 func appendLoc(b []byte, l Location) []byte {
@@ -386,40 +349,40 @@ func appendKey(b []byte, k string) []byte {
 
 // ParseUpdate decodes an UPDATE. Keys are copied, so b may be reused.
 func ParseUpdate(b []byte) (Update, error) {
-	r := reader{b: b}
+	r := newReader(b)
 	level, _ := r.prefix(TypeUpdate, 0)
 	u := Update{Level: level}
-	ng := r.count(int(r.u16()), MaxGroups, groupHeaderLen, "groups")
+	ng := r.count(int(r.U16()), MaxGroups, groupHeaderLen, "groups")
 	if ng > 0 {
 		u.Groups = make([]Group, 0, ng)
 	}
 	for range ng {
-		g := Group{Origin: r.loc(), Incarnation: r.u64(), Flags: GroupFlags(r.u8())}
-		if r.err == nil && g.Flags&^groupDef != 0 {
-			r.err = fmt.Errorf("%w: group 0x%02x", ErrFlags, uint8(g.Flags))
+		g := Group{Origin: r.loc(), Incarnation: r.U64(), Flags: GroupFlags(r.U8())}
+		if r.Err == nil && g.Flags&^groupDef != 0 {
+			r.Err = fmt.Errorf("%w: group 0x%02x", ErrFlags, uint8(g.Flags))
 		}
-		no := r.count(int(r.u16()), MaxOps, opHeaderLen+1, "operations")
+		no := r.count(int(r.U16()), MaxOps, opHeaderLen+1, "operations")
 		if no > 0 {
 			g.Ops = make([]Op, 0, no)
 		}
 		for range no {
-			op := Op{Kind: OpKind(r.u8()), Seq: r.u64(), Key: r.key()}
+			op := Op{Kind: OpKind(r.U8()), Seq: r.U64(), Key: r.key()}
 			switch op.Kind {
 			case OpAdd:
-				op.Size, op.Expiry = r.u64(), r.u64()
+				op.Size, op.Expiry = r.U64(), r.U64()
 			case OpRemove:
 			default:
-				if r.err == nil {
-					r.err = fmt.Errorf("%w: %d", ErrOpKind, uint8(op.Kind))
+				if r.Err == nil {
+					r.Err = fmt.Errorf("%w: %d", ErrOpKind, uint8(op.Kind))
 				}
 			}
-			if r.err != nil {
-				return Update{}, r.err
+			if r.Err != nil {
+				return Update{}, r.Err
 			}
 			g.Ops = append(g.Ops, op)
 		}
-		if r.err != nil {
-			return Update{}, r.err
+		if r.Err != nil {
+			return Update{}, r.Err
 		}
 		u.Groups = append(u.Groups, g)
 	}
@@ -471,9 +434,9 @@ func AppendUpdate(b []byte, u *Update) ([]byte, error) {
 
 // ParseSnapshotRequest decodes a SNAPSHOT_REQUEST.
 func ParseSnapshotRequest(b []byte) (SnapshotRequest, error) {
-	r := reader{b: b}
+	r := newReader(b)
 	r.prefix(TypeSnapshotRequest, 0)
-	q := SnapshotRequest{Donor: r.u32(), After: r.u32(), MaxBytes: r.u32()}
+	q := SnapshotRequest{Donor: r.U32(), After: r.U32(), MaxBytes: r.U32()}
 	if err := r.end(); err != nil {
 		return SnapshotRequest{}, err
 	}
@@ -495,7 +458,7 @@ func AppendResync(b []byte) []byte {
 
 // ParseResync checks a RESYNC message.
 func ParseResync(b []byte) error {
-	r := reader{b: b}
+	r := newReader(b)
 	r.prefix(TypeResync, 0)
 	return r.end()
 }
@@ -512,33 +475,33 @@ type originKey struct {
 
 // ParseSnapshotChunk decodes a SNAPSHOT_CHUNK. Keys are copied.
 func ParseSnapshotChunk(b []byte) (SnapshotChunk, error) {
-	r := reader{b: b}
+	r := newReader(b)
 	_, flags := r.prefix(TypeSnapshotChunk, chunkLast)
-	c := SnapshotChunk{Last: flags&chunkLast != 0, Next: r.u32()}
-	ns := r.count(int(r.u16()), MaxSources, sourceLen, "sources")
+	c := SnapshotChunk{Last: flags&chunkLast != 0, Next: r.U32()}
+	ns := r.count(int(r.U16()), MaxSources, sourceLen, "sources")
 	if ns > 0 {
 		c.Sources = make([]Source, 0, ns)
 	}
 	for range ns {
-		c.Sources = append(c.Sources, Source{Origin: r.loc(), Incarnation: r.u64(), Synced: r.u64()})
+		c.Sources = append(c.Sources, Source{Origin: r.loc(), Incarnation: r.U64(), Synced: r.U64()})
 	}
-	no := r.count(int(r.u16()), MaxOrigins, originLen, "origins")
+	no := r.count(int(r.U16()), MaxOrigins, originLen, "origins")
 	var origins []originKey
 	if no > 0 {
 		origins = make([]originKey, 0, no)
 	}
 	for range no {
-		origins = append(origins, originKey{r.loc(), r.u64()})
+		origins = append(origins, originKey{r.loc(), r.U64()})
 	}
-	nr := r.count(int(r.u32()), MaxRecords, recordHeadLen+1, "records")
+	nr := r.count(int(r.U32()), MaxRecords, recordHeadLen+1, "records")
 	if nr > 0 {
 		c.Records = make([]Record, 0, nr)
 	}
 	for range nr {
-		id, oi, seq, fl := r.u32(), int(r.u16()), r.u64(), r.u8()
+		id, oi, seq, fl := r.U32(), int(r.U16()), r.U64(), r.U8()
 		key := r.key()
-		if r.err != nil {
-			return SnapshotChunk{}, r.err
+		if r.Err != nil {
+			return SnapshotChunk{}, r.Err
 		}
 		if oi >= len(origins) {
 			return SnapshotChunk{}, fmt.Errorf("%w: %d of %d", ErrIndex, oi, len(origins))
@@ -549,7 +512,7 @@ func ParseSnapshotChunk(b []byte) (SnapshotChunk, error) {
 		rec := Record{ID: id, Origin: origins[oi].loc, Incarnation: origins[oi].inc, Seq: seq,
 			Removed: fl&recRemoved != 0, Key: key}
 		if !rec.Removed {
-			rec.Size, rec.Expiry = r.u64(), r.u64()
+			rec.Size, rec.Expiry = r.U64(), r.U64()
 		}
 		c.Records = append(c.Records, rec)
 	}

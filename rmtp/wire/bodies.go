@@ -4,95 +4,57 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+
+	"github.com/smsnmpd/smsnmpd/internal/cursor"
 )
 
-// reader consumes a body; the first short read sticks as ErrTruncated.
-type reader struct {
-	b   []byte
-	err error
-}
+// reader consumes a body: the shared cursor, with rmtp's own reads.
+type reader struct{ cursor.Reader }
 
-func (r *reader) take(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if len(r.b) < n {
-		r.err = fmt.Errorf("%w: need %d bytes, have %d", ErrTruncated, n, len(r.b))
-		r.b = nil
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) u8() uint8 {
-	if v := r.take(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
-
-func (r *reader) u16() uint16 {
-	if v := r.take(2); v != nil {
-		return binary.BigEndian.Uint16(v)
-	}
-	return 0
-}
-
-func (r *reader) u32() uint32 {
-	if v := r.take(4); v != nil {
-		return binary.BigEndian.Uint32(v)
-	}
-	return 0
-}
-
-func (r *reader) u64() uint64 {
-	if v := r.take(8); v != nil {
-		return binary.BigEndian.Uint64(v)
-	}
-	return 0
+// newReader reads b; a short read fails with ErrTruncated.
+func newReader(b []byte) reader {
+	return reader{cursor.Reader{B: b, Short: ErrTruncated}}
 }
 
 // count reads a 16-bit element count, checks it against limit and that the
 // elements (elem bytes each) are present, so nothing is allocated for
 // elements that are not there.
 func (r *reader) count(limit, elem int, what string) int {
-	n := int(r.u16())
-	if r.err != nil {
+	n := int(r.U16())
+	if r.Err != nil {
 		return 0
 	}
 	if n > limit {
-		r.err = fmt.Errorf("%w: %d %s > %d", ErrTooLarge, n, what, limit)
+		r.Err = fmt.Errorf("%w: %d %s > %d", ErrTooLarge, n, what, limit)
 		return 0
 	}
-	if len(r.b) < n*elem {
-		r.err = fmt.Errorf("%w: %d %s need %d bytes, have %d", ErrTruncated, n, what, n*elem, len(r.b))
+	if len(r.B) < n*elem {
+		r.Err = fmt.Errorf("%w: %d %s need %d bytes, have %d", ErrTruncated, n, what, n*elem, len(r.B))
 		return 0
 	}
 	return n
 }
 
 func (r *reader) bool() bool {
-	switch v := r.u8(); v {
+	switch v := r.U8(); v {
 	case 0:
 		return false
 	case 1:
 		return true
 	default:
-		if r.err == nil {
-			r.err = fmt.Errorf("%w: boolean byte %d", ErrMalformed, v)
+		if r.Err == nil {
+			r.Err = fmt.Errorf("%w: boolean byte %d", ErrMalformed, v)
 		}
 		return false
 	}
 }
 
 func (r *reader) done(what string) error {
-	if r.err != nil {
-		return fmt.Errorf("%s: %w", what, r.err)
+	if r.Err != nil {
+		return fmt.Errorf("%s: %w", what, r.Err)
 	}
-	if len(r.b) != 0 {
-		return fmt.Errorf("%s: %w: %d trailing bytes", what, ErrMalformed, len(r.b))
+	if len(r.B) != 0 {
+		return fmt.Errorf("%s: %w: %d trailing bytes", what, ErrMalformed, len(r.B))
 	}
 	return nil
 }
@@ -124,7 +86,7 @@ func appendStreamID(b []byte, s StreamID) []byte {
 }
 
 func (r *reader) streamID() StreamID {
-	return StreamID{Node: r.u32(), Incarnation: r.u64(), Channel: r.u8(), Up: r.bool()}
+	return StreamID{Node: r.U32(), Incarnation: r.U64(), Channel: r.U8(), Up: r.bool()}
 }
 
 // AckEntry acknowledges every message of Stream with an id below Next.
@@ -152,12 +114,12 @@ func AppendAck(b []byte, a *Ack) []byte {
 
 // ParseAck decodes an ACK body.
 func ParseAck(p []byte) (Ack, error) {
-	r := reader{b: p}
+	r := newReader(p)
 	var a Ack
 	if n := r.count(MaxAckEntries, ackEntryLen, "ack entries"); n > 0 {
 		a.Entries = make([]AckEntry, n)
 		for i := range a.Entries {
-			a.Entries[i] = AckEntry{Stream: r.streamID(), Next: r.u64()}
+			a.Entries[i] = AckEntry{Stream: r.streamID(), Next: r.U64()}
 		}
 	}
 	return a, r.done("ack")
@@ -169,16 +131,16 @@ func ParseAck(p []byte) (Ack, error) {
 // the farm, and needs only its own entries: decoding all of them made the
 // vectors cost O(N²) per farm. On an error fn has not been called.
 func ScanAck(p []byte, node uint32, fn func(AckEntry)) error {
-	r := reader{b: p}
+	r := newReader(p)
 	n := r.count(MaxAckEntries, ackEntryLen, "ack entries")
-	if r.err == nil && len(r.b) != n*ackEntryLen {
+	if r.Err == nil && len(r.B) != n*ackEntryLen {
 		// the same error ParseAck's done reports
-		return fmt.Errorf("ack: %w: %d trailing bytes", ErrMalformed, len(r.b)-n*ackEntryLen)
+		return fmt.Errorf("ack: %w: %d trailing bytes", ErrMalformed, len(r.B)-n*ackEntryLen)
 	}
-	if r.err != nil {
-		return fmt.Errorf("ack: %w", r.err)
+	if r.Err != nil {
+		return fmt.Errorf("ack: %w", r.Err)
 	}
-	body := r.b
+	body := r.B
 	for i := range n { // validate first, so that fn sees nothing of a bad body
 		if up := body[i*ackEntryLen+13]; up > 1 {
 			return fmt.Errorf("ack: %w: boolean byte %d", ErrMalformed, up)
@@ -189,8 +151,8 @@ func ScanAck(p []byte, node uint32, fn func(AckEntry)) error {
 		if binary.BigEndian.Uint32(e) != node {
 			continue
 		}
-		er := reader{b: e[:ackEntryLen]}
-		fn(AckEntry{Stream: er.streamID(), Next: er.u64()})
+		er := newReader(e[:ackEntryLen])
+		fn(AckEntry{Stream: er.streamID(), Next: er.U64()})
 	}
 	return nil
 }
@@ -228,12 +190,12 @@ func AppendNak(b []byte, n *Nak) []byte {
 
 // ParseNak decodes a NAK body.
 func ParseNak(p []byte) (Nak, error) {
-	r := reader{b: p}
+	r := newReader(p)
 	n := Nak{Stream: r.streamID()}
 	if c := r.count(MaxNakRanges, nakRangeLen, "nak ranges"); c > 0 {
 		n.Ranges = make([]NakRange, c)
 		for i := range n.Ranges {
-			g := NakRange{MsgID: r.u64(), First: r.u32(), Last: r.u32()}
+			g := NakRange{MsgID: r.U64(), First: r.U32(), Last: r.U32()}
 			if g.First > g.Last || g.MsgID == 0 {
 				return Nak{}, fmt.Errorf("nak: %w: range %d %d..%d", ErrMalformed, g.MsgID, g.First, g.Last)
 			}
@@ -254,8 +216,8 @@ func AppendAbort(b []byte, a *Abort) []byte { return binary.BigEndian.AppendUint
 
 // ParseAbort decodes an ABORT body.
 func ParseAbort(p []byte) (Abort, error) {
-	r := reader{b: p}
-	a := Abort{MsgID: r.u64()}
+	r := newReader(p)
+	a := Abort{MsgID: r.U64()}
 	if err := r.done("abort"); err != nil {
 		return Abort{}, err
 	}
@@ -301,8 +263,8 @@ func AppendAbortAck(b []byte, a *AbortAck) []byte {
 
 // ParseAbortAck decodes an ABORT_ACK body.
 func ParseAbortAck(p []byte) (AbortAck, error) {
-	r := reader{b: p}
-	a := AbortAck{Stream: r.streamID(), MsgID: r.u64(), Status: AbortStatus(r.u8())}
+	r := newReader(p)
+	a := AbortAck{Stream: r.streamID(), MsgID: r.U64(), Status: AbortStatus(r.U8())}
 	if err := r.done("abort ack"); err != nil {
 		return AbortAck{}, err
 	}
@@ -386,31 +348,31 @@ func AppendHello(b []byte, h *Hello) []byte {
 
 // ParseHello decodes a HELLO body. App aliases p.
 func ParseHello(p []byte) (Hello, error) {
-	r := reader{b: p}
-	h := Hello{Role: Role(r.u8()), Priority: r.u8(), Level: r.u8(), Term: r.u64(), Time: int64(r.u64())}
-	switch fam := r.u8(); fam {
+	r := newReader(p)
+	h := Hello{Role: Role(r.U8()), Priority: r.U8(), Level: r.U8(), Term: r.U64(), Time: int64(r.U64())}
+	switch fam := r.U8(); fam {
 	case 0:
 	case 4:
-		if v := r.take(4); v != nil {
-			h.Addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte(v)), r.u16())
+		if v := r.Take(4); v != nil {
+			h.Addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte(v)), r.U16())
 		}
 	case 6:
-		if v := r.take(16); v != nil {
-			h.Addr = netip.AddrPortFrom(netip.AddrFrom16([16]byte(v)), r.u16())
+		if v := r.Take(16); v != nil {
+			h.Addr = netip.AddrPortFrom(netip.AddrFrom16([16]byte(v)), r.U16())
 		}
 	default:
-		if r.err == nil {
-			r.err = fmt.Errorf("%w: address family %d", ErrMalformed, fam)
+		if r.Err == nil {
+			r.Err = fmt.Errorf("%w: address family %d", ErrMalformed, fam)
 		}
 	}
 	if n := r.count(MaxHelloStreams, streamMarkLen, "hello streams"); n > 0 {
 		h.Streams = make([]StreamMark, n)
 		for i := range h.Streams {
-			h.Streams[i] = StreamMark{Channel: r.u8(), Up: r.bool(), Next: r.u64(), Low: r.u64()}
+			h.Streams[i] = StreamMark{Channel: r.U8(), Up: r.bool(), Next: r.U64(), Low: r.U64()}
 		}
 	}
 	if n := r.count(MaxHelloApp, 1, "hello app bytes"); n > 0 {
-		h.App = r.take(n)
+		h.App = r.Take(n)
 	}
 	if err := r.done("hello"); err != nil {
 		return Hello{}, err
@@ -473,12 +435,12 @@ func AppendView(b []byte, v *View) []byte {
 
 // ParseView decodes a VIEW body.
 func ParseView(p []byte) (View, error) {
-	r := reader{b: p}
-	v := View{Term: r.u64(), Version: r.u64()}
+	r := newReader(p)
+	v := View{Term: r.U64(), Version: r.U64()}
 	if n := r.count(MaxViewMembers, memberLen, "view members"); n > 0 {
 		v.Members = make([]Member, n)
 		for i := range v.Members {
-			m := Member{Node: r.u32(), Incarnation: r.u64(), Role: Role(r.u8()), State: MemberState(r.u8())}
+			m := Member{Node: r.U32(), Incarnation: r.U64(), Role: Role(r.U8()), State: MemberState(r.U8())}
 			if m.Node == 0 || (m.Role != RoleEngine && m.Role != RoleManager) || (m.State != StateAlive && m.State != StateSuspect) {
 				return View{}, fmt.Errorf("view: %w: member %d role %d state %d", ErrMalformed, m.Node, m.Role, m.State)
 			}
@@ -515,8 +477,8 @@ func ParseResponseRef(p []byte) (ResponseRef, []byte, error) {
 	if len(p) < ResponseRefLen {
 		return ResponseRef{}, nil, fmt.Errorf("response ref: %w: need %d bytes, have %d", ErrTruncated, ResponseRefLen, len(p))
 	}
-	r := reader{b: p[:ResponseRefLen]}
-	ref := ResponseRef{Node: r.u32(), Incarnation: r.u64(), MsgID: r.u64(), Up: r.bool()}
+	r := newReader(p[:ResponseRefLen])
+	ref := ResponseRef{Node: r.U32(), Incarnation: r.U64(), MsgID: r.U64(), Up: r.bool()}
 	if err := r.done("response ref"); err != nil {
 		return ResponseRef{}, nil, err
 	}
