@@ -269,8 +269,7 @@ func (h *aggregateHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Valu
 		idx int
 	}
 	asks := make([]ask, len(names))
-	var uniq []smi.OID
-	pos := make(map[string]int)
+	var uniq oidList
 	for i, n := range names {
 		fn, inner, ok := splitName(n, root)
 		if !ok || !Func(fn).Valid() {
@@ -283,21 +282,15 @@ func (h *aggregateHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Valu
 			asks[i].idx = -1
 			continue
 		}
-		k := oidKey(inner)
-		j, seen := pos[k]
-		if !seen {
-			j = len(uniq)
-			pos[k] = j
-			uniq = append(uniq, inner)
-		}
+		j := uniq.add(inner)
 		asks[i] = ask{fn: Func(fn), idx: j}
 	}
-	if len(uniq) == 0 {
+	if len(uniq.oids) == 0 {
 		return out, nil
 	}
 	var res *fanout.Result
 	w, err := h.m.fanoutWindow(func() (err error) {
-		res, err = h.m.farm.Get(ctx, nil, uniq)
+		res, err = h.m.farm.Get(ctx, nil, uniq.oids)
 		return err
 	})
 	if err != nil && !noEngines(err) {
@@ -308,9 +301,9 @@ func (h *aggregateHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Valu
 	if err := fenced(res); err != nil {
 		return nil, err
 	}
-	vals := make([][]engineValue, len(uniq))
-	for j := range uniq {
-		vals[j] = valuesAt(res, j, len(uniq))
+	vals := make([][]engineValue, len(uniq.oids))
+	for j := range uniq.oids {
+		vals[j] = valuesAt(res, j, len(uniq.oids))
 	}
 	// One tracker update per OID even when sum is asked twice.
 	sums := make(map[int]smi.Value)
@@ -324,7 +317,7 @@ func (h *aggregateHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Valu
 				continue
 			}
 		}
-		out[i] = h.m.aggregate(a.fn, uniq[a.idx], vals[a.idx], w)
+		out[i] = h.m.aggregate(a.fn, uniq.oids[a.idx], vals[a.idx], w)
 		if a.fn == FuncSum {
 			sums[a.idx] = out[i]
 		}

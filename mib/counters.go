@@ -78,6 +78,27 @@ func newCounterTracker(max int, now func() time.Time) *counterTracker {
 	return &counterTracker{max: max, now: now, sums: make(map[string]*counterSum)}
 }
 
+// oidList is a list of OIDs without repeats, in the order first added:
+// what one fan-out asks for the varbinds of a request.
+type oidList struct {
+	oids []smi.OID
+	pos  map[string]int
+}
+
+// add returns o's index in the list, adding it if it is new.
+func (l *oidList) add(o smi.OID) int {
+	k := oidKey(o)
+	if j, ok := l.pos[k]; ok {
+		return j
+	}
+	if l.pos == nil {
+		l.pos = make(map[string]int)
+	}
+	l.pos[k] = len(l.oids)
+	l.oids = append(l.oids, o)
+	return len(l.oids) - 1
+}
+
 func oidKey(o smi.OID) string {
 	b := make([]byte, 0, 4*len(o))
 	for _, v := range o {

@@ -175,8 +175,7 @@ func (h *proxyHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Value, e
 	}
 	asks := make([]ask, len(names))
 	var targets []fanout.NodeID
-	var uniq []smi.OID
-	pos := make(map[string]int)
+	var uniq oidList
 	for i, n := range names {
 		asks[i].idx = -1
 		id, inner, ok := splitName(n, root)
@@ -188,13 +187,7 @@ func (h *proxyHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Value, e
 			out[i] = smi.NoSuchInstance()
 			continue
 		}
-		k := oidKey(inner)
-		j, seen := pos[k]
-		if !seen {
-			j = len(uniq)
-			pos[k] = j
-			uniq = append(uniq, inner)
-		}
+		j := uniq.add(inner)
 		asks[i] = ask{engine: fanout.NodeID(id), idx: j}
 		if !slices.Contains(targets, fanout.NodeID(id)) {
 			targets = append(targets, fanout.NodeID(id))
@@ -204,7 +197,7 @@ func (h *proxyHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Value, e
 		return out, nil
 	}
 	slices.Sort(targets)
-	res, err := h.m.farm.Get(ctx, targets, uniq)
+	res, err := h.m.farm.Get(ctx, targets, uniq.oids)
 	if err != nil && !noEngines(err) {
 		farmFailed(&h.warn, h.m, err, "mib: smEngineProxy fan-out failed", nil)
 		return nil, err
@@ -217,7 +210,7 @@ func (h *proxyHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Value, e
 		if res == nil {
 			continue
 		}
-		if r := res.Reply(a.engine); r != nil && r.Status == fanout.StatusOK && len(r.VarBinds) == len(uniq) {
+		if r := res.Reply(a.engine); r != nil && r.Status == fanout.StatusOK && len(r.VarBinds) == len(uniq.oids) {
 			if v := r.VarBinds[a.idx].Value; v.Type.Valid() {
 				out[i] = v
 			}
@@ -325,8 +318,7 @@ func (h *allEnginesHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Val
 	root := SmAllEngines.OID()
 	out := make([]smi.Value, len(names))
 	idx := make([]int, len(names))
-	var uniq []smi.OID
-	pos := make(map[string]int)
+	var uniq oidList
 	for i, n := range names {
 		idx[i] = -1
 		if !n.HasPrefix(root) || len(n) == len(root) {
@@ -337,19 +329,12 @@ func (h *allEnginesHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Val
 			out[i] = smi.NoSuchInstance()
 			continue
 		}
-		k := oidKey(n[len(root):])
-		j, seen := pos[k]
-		if !seen {
-			j = len(uniq)
-			pos[k] = j
-			uniq = append(uniq, n[len(root):])
-		}
-		idx[i] = j
+		idx[i] = uniq.add(n[len(root):])
 	}
-	if len(uniq) == 0 {
+	if len(uniq.oids) == 0 {
 		return out, nil
 	}
-	res, err := h.m.farm.Get(ctx, nil, uniq)
+	res, err := h.m.farm.Get(ctx, nil, uniq.oids)
 	if err != nil && !noEngines(err) {
 		farmFailed(&h.warn, h.m, err, "mib: smAllEngines fan-out failed", nil)
 		return nil, err
@@ -359,7 +344,7 @@ func (h *allEnginesHandler) Get(ctx context.Context, names []smi.OID) ([]smi.Val
 			continue
 		}
 		out[i] = smi.NoSuchInstance()
-		vals := valuesAt(res, j, len(uniq))
+		vals := valuesAt(res, j, len(uniq.oids))
 		if len(vals) == 0 {
 			continue
 		}
