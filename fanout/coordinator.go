@@ -111,36 +111,27 @@ func retryAfter(deadline time.Duration) time.Duration { return deadline * 2 / 5 
 
 func (c *CoordinatorConfig) fill() {
 	d := DefaultCoordinatorConfig()
-	if c.Channel == 0 {
-		c.Channel = d.Channel
-	}
-	if c.Deadline <= 0 {
-		c.Deadline = d.Deadline
-	}
+	orDefault(&c.Channel, d.Channel)
+	orDefault(&c.Deadline, d.Deadline)
 	if c.RetryAfter <= 0 || c.RetryAfter >= c.Deadline {
 		c.RetryAfter = retryAfter(c.Deadline)
 	}
-	if c.PhaseDeadline <= 0 {
-		c.PhaseDeadline = d.PhaseDeadline
-	}
-	if c.SnapshotTTL <= 0 {
-		c.SnapshotTTL = d.SnapshotTTL
-	}
-	if c.SnapshotMemory <= 0 {
-		c.SnapshotMemory = d.SnapshotMemory
-	}
-	if c.WalkCap <= 0 {
-		c.WalkCap = d.WalkCap
-	}
+	orDefault(&c.PhaseDeadline, d.PhaseDeadline)
+	orDefault(&c.SnapshotTTL, d.SnapshotTTL)
+	orDefault(&c.SnapshotMemory, d.SnapshotMemory)
+	orDefault(&c.WalkCap, d.WalkCap)
 	c.WalkCap = min(c.WalkCap, wire.MaxWalkCap)
-	if c.MaxVarBinds <= 0 {
-		c.MaxVarBinds = d.MaxVarBinds
-	}
+	orDefault(&c.MaxVarBinds, d.MaxVarBinds)
 	c.MaxVarBinds = min(c.MaxVarBinds, wire.MaxVarBinds)
-	if c.PollInterval <= 0 {
-		c.PollInterval = d.PollInterval
-	}
+	orDefault(&c.PollInterval, d.PollInterval)
 	c.Logger = discard(c.Logger)
+}
+
+// orDefault sets *v to d when it is not positive (unset).
+func orDefault[T uint8 | int | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
 }
 
 // NewCoordinator starts a coordinator on a manager's endpoint. Replies

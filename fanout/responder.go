@@ -136,24 +136,12 @@ func (c *ResponderConfig) fill() error {
 		return errors.New("fanout: responder needs a tree")
 	}
 	d := DefaultResponderConfig()
-	if c.Channel == 0 {
-		c.Channel = d.Channel
-	}
-	if c.ReservationTTL <= 0 {
-		c.ReservationTTL = d.ReservationTTL
-	}
-	if c.ReplyCacheTTL <= 0 {
-		c.ReplyCacheTTL = d.ReplyCacheTTL
-	}
-	if c.ReplyCacheSize <= 0 {
-		c.ReplyCacheSize = d.ReplyCacheSize
-	}
-	if c.Workers <= 0 {
-		c.Workers = d.Workers
-	}
-	if c.MaxReply <= 0 {
-		c.MaxReply = d.MaxReply
-	}
+	orDefault(&c.Channel, d.Channel)
+	orDefault(&c.ReservationTTL, d.ReservationTTL)
+	orDefault(&c.ReplyCacheTTL, d.ReplyCacheTTL)
+	orDefault(&c.ReplyCacheSize, d.ReplyCacheSize)
+	orDefault(&c.Workers, d.Workers)
+	orDefault(&c.MaxReply, d.MaxReply)
 	if c.LocalAgent != nil && !c.LocalAgent.Address.IsValid() {
 		return errors.New("fanout: local agent without an address")
 	}
