@@ -10,6 +10,7 @@ import (
 	"github.com/smsnmpd/smsnmpd/fanout"
 	"github.com/smsnmpd/smsnmpd/fanout/wire"
 	"github.com/smsnmpd/smsnmpd/internal/smi"
+	"github.com/smsnmpd/smsnmpd/internal/waitfor"
 	"github.com/smsnmpd/smsnmpd/rmtp"
 )
 
@@ -72,7 +73,11 @@ func TestSlowReadDoesNotHoldUpTheNext(t *testing.T) {
 	if res := <-slow; res == nil || !res.Complete() || res.Replies[0].VarBinds[0].Value.Int != 60 {
 		t.Fatalf("the slow read: %+v", res)
 	}
-	if c := s.resp.Counters(); c.Takeovers != 1 || c.Inline != 2 || c.Executed != 2 {
-		t.Fatalf("takeovers %d inline %d executed %d; want 1, 2, 2", c.Takeovers, c.Inline, c.Executed)
+	// rmtp calls Slow on a goroutine of its own once it took over: the
+	// count may come after both answers. (A loaded machine may take the
+	// fast read over too: it is a 5 ms budget.)
+	waitfor.True(t, 5*time.Second, "the takeover counted", func() bool { return s.resp.Counters().Takeovers > 0 })
+	if c := s.resp.Counters(); c.Inline != 2 || c.Executed != 2 {
+		t.Fatalf("inline %d executed %d; want 2, 2", c.Inline, c.Executed)
 	}
 }
