@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -96,41 +95,13 @@ func firstDiff(a, b string) string {
 	return "the same lines, different bytes"
 }
 
-// daemon is a process the test started, stopped by its PID.
-type daemon struct {
-	name   string
-	cmd    *exec.Cmd
-	out    *lockedBuffer
-	exited chan struct{}
-}
-
+// startDaemon starts a third-party daemon the test stops when it ends.
 func startDaemon(t *testing.T, name string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{name: name, cmd: exec.Command(name, args...), out: &lockedBuffer{}, exited: make(chan struct{})}
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = d.cmd.Wait(); close(d.exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			_ = d.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-d.exited:
-			case <-time.After(5 * time.Second):
-				_ = d.cmd.Process.Kill()
-				<-d.exited
-			}
-		}
-		if t.Failed() {
-			t.Logf("=== %s output:\n%s", name, tail(d.out.String(), 8<<10))
-		}
-	})
-	return d
+	return &daemon{farmtest.StartDaemon(t, name, syscall.SIGTERM, exec.Command(name, args...))}
 }
+
+type daemon struct{ *farmtest.Daemon }
 
 // waitHTTP waits until url answers 200.
 func (d *daemon) waitHTTP(t *testing.T, url string, within time.Duration) {
@@ -141,12 +112,12 @@ func (d *daemon) waitHTTP(t *testing.T, url string, within time.Duration) {
 			return
 		}
 		select {
-		case <-d.exited:
-			t.Fatalf("%s exited:\n%s", d.name, d.out.String())
+		case <-d.Exited():
+			t.Fatalf("%s exited:\n%s", d.Name, d.Out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s does not answer after %v", d.name, url, within)
+			t.Fatalf("%s: %s does not answer after %v", d.Name, url, within)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -235,7 +206,7 @@ func TestExporterScrapesFarm(t *testing.T) {
 			t.Fatal(err)
 		}
 		if code != http.StatusOK || bytes.Contains(body, []byte("snmp_error")) {
-			t.Fatalf("scrape: HTTP %d:\n%s", code, tail(string(body), 4<<10))
+			t.Fatalf("scrape: HTTP %d:\n%s", code, farmtest.Tail(string(body), 4<<10))
 		}
 		return string(body), parseExposition(t, string(body))
 	}
@@ -392,28 +363,4 @@ func query(t *testing.T, api, q string) []map[string]string {
 		out = append(out, s.Metric)
 	}
 	return out
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func tail(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	return "[...]\n" + s[len(s)-max:]
 }

@@ -1,11 +1,8 @@
 package exporter
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
-	"github.com/smsnmpd/smsnmpd/test/deps"
 	"github.com/smsnmpd/smsnmpd/test/farmtest"
 )
 
@@ -15,21 +12,5 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	var err error
-	if repoRoot, err = deps.RepoRoot(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	dir, err := os.MkdirTemp("", "smsnmpd-exporter-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if binary, err = farmtest.Build(repoRoot, dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	farmtest.Main(m, func(bin, root string) { binary, repoRoot = bin, root })
 }

@@ -5,15 +5,14 @@
 // started again), on a multicast group and port of their own so that
 // parallel runs never hear each other.
 //
-// It owns no product code and no test logic: it builds the binary, writes
-// the configurations, starts, kills and restarts processes by their PID,
-// and reads the manager over SNMP with gosnmp.
+// It owns no product code and no test logic: it builds the binary (Main, a
+// TestMain for such packages), writes the configurations, starts, kills and
+// restarts processes by their PID, reads the manager over SNMP with gosnmp,
+// and runs the third-party daemons those tests poll with (Daemon).
 package farmtest
 
 import (
-	"bytes"
 	"context"
-
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -67,7 +66,7 @@ type Farm struct {
 type Proc struct {
 	Name   string
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *SyncBuffer
 	exited chan struct{}
 }
 
@@ -145,7 +144,7 @@ func (f *Farm) start(name, cfg string) *Proc {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		f.t.Fatal(err)
 	}
-	p := &Proc{Name: name, out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &Proc{Name: name, out: &SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(f.bin, "-config", path)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	// The kernel kills it if the test binary dies without its cleanups.
@@ -157,7 +156,7 @@ func (f *Farm) start(name, cfg string) *Proc {
 	f.t.Cleanup(func() {
 		p.Stop()
 		if f.t.Failed() {
-			f.t.Logf("=== %s output:\n%s", name, tail(p.out.String(), 8<<10))
+			f.t.Logf("=== %s output:\n%s", name, Tail(p.out.String(), 8<<10))
 		}
 	})
 	return p
@@ -192,11 +191,11 @@ func (p *Proc) WaitOutput(t testing.TB, s string, within time.Duration) {
 		}
 		select {
 		case <-p.exited:
-			t.Fatalf("%s exited before printing %q:\n%s", p.Name, s, tail(p.out.String(), 8<<10))
+			t.Fatalf("%s exited before printing %q:\n%s", p.Name, s, Tail(p.out.String(), 8<<10))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	t.Fatalf("%s: no %q after %v:\n%s", p.Name, s, within, tail(p.out.String(), 8<<10))
+	t.Fatalf("%s: no %q after %v:\n%s", p.Name, s, within, Tail(p.out.String(), 8<<10))
 }
 
 // StartEngine starts engine id (again, after Kill).
@@ -351,28 +350,4 @@ func WaitFor(t testing.TB, within, interval time.Duration, what string, cond fun
 		}
 		time.Sleep(interval)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func tail(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	return "[...]\n" + s[len(s)-max:]
 }

@@ -2,36 +2,18 @@ package subtree
 
 import (
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/gosnmp/gosnmp"
 
-	"github.com/smsnmpd/smsnmpd/test/deps"
 	"github.com/smsnmpd/smsnmpd/test/farmtest"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
-	root, err := deps.RepoRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	dir, err := os.MkdirTemp("", "smsnmpd-subtree-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if binary, err = farmtest.Build(root, dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	farmtest.Main(m, func(bin, _ string) { binary = bin })
 }
 
 const (

@@ -17,7 +17,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -93,66 +92,11 @@ func workDir(t *testing.T) string {
 }
 
 // daemon is a process the harness started, stopped by its PID.
-type daemon struct {
-	name   string
-	cmd    *exec.Cmd
-	log    *lockedBuffer // its output
-	logf   string        // or its log file
-	exited chan struct{}
-	stop   syscall.Signal
-}
+type daemon = farmtest.Daemon
 
 func startDaemon(t *testing.T, name string, stop syscall.Signal, cmd *exec.Cmd) *daemon {
 	t.Helper()
-	d := &daemon{name: name, cmd: cmd, log: &lockedBuffer{}, exited: make(chan struct{}), stop: stop}
-	if cmd.Stdout == nil {
-		cmd.Stdout, cmd.Stderr = d.log, d.log
-	}
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	// If the test binary dies without its cleanups, so does the daemon.
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	go func() { _ = cmd.Wait(); close(d.exited) }()
-	t.Cleanup(func() {
-		d.halt()
-		if t.Failed() {
-			t.Logf("=== %s output:\n%s", name, tailString(d.log.String(), 6<<10))
-			if d.logf != "" {
-				b, _ := os.ReadFile(d.logf)
-				t.Logf("=== %s log %s:\n%s", name, d.logf, tailString(string(b), 12<<10))
-			}
-		}
-	})
-	return d
-}
-
-// halt stops the daemon with its stop signal, SIGKILL after 10 s.
-func (d *daemon) halt() {
-	select {
-	case <-d.exited:
-		return
-	default:
-	}
-	_ = d.cmd.Process.Signal(d.stop)
-	select {
-	case <-d.exited:
-	case <-time.After(10 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.exited
-	}
-}
-
-func (d *daemon) running() bool {
-	select {
-	case <-d.exited:
-		return false
-	default:
-		return true
-	}
+	return farmtest.StartDaemon(t, name, stop, cmd)
 }
 
 func asUser(u *user.User) *syscall.SysProcAttr {
@@ -226,7 +170,7 @@ func runPostgres(t *testing.T, tl tools, dir, data string, port int) *daemon {
 		if err := exec.Command("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "-Atc", "select 1", "postgres").Run(); err == nil {
 			return d
 		}
-		if time.Now().After(deadline) || !d.running() {
+		if time.Now().After(deadline) || !d.Running() {
 			t.Fatalf("postgres on port %d does not accept connections", port)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -253,7 +197,7 @@ func buildCache(t *testing.T, tl tools, cache string) {
 		sql := filepath.Join(zabbixSchema, f+".sql.gz")
 		run(t, "sh", "-c", fmt.Sprintf("gzip -dc %q | psql -q -h 127.0.0.1 -p %s -U zabbix -v ON_ERROR_STOP=1 zabbix >/dev/null", sql, p))
 	}
-	d.halt()
+	d.Halt()
 	if err := os.MkdirAll(filepath.Dir(cache), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +389,7 @@ StartProxyPollers=0
 		t.Fatal(err)
 	}
 	d := startDaemon(t, "zabbix_server", syscall.SIGTERM, exec.Command(zabbixServer, "-f", "-c", cf))
-	d.logf = logf
+	d.LogFile = logf
 	waitTCP(t, d, fmt.Sprintf("127.0.0.1:%d", port), 30*time.Second)
 	return d
 }
@@ -476,11 +420,11 @@ func waitTCP(t *testing.T, d *daemon, addr string, within time.Duration) {
 			c.Close()
 			return
 		}
-		if !d.running() {
-			t.Fatalf("%s exited before listening on %s:\n%s", d.name, addr, tailString(d.log.String(), 4<<10))
+		if !d.Running() {
+			t.Fatalf("%s exited before listening on %s:\n%s", d.Name, addr, farmtest.Tail(d.Out.String(), 4<<10))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: nothing listens on %s after %v", d.name, addr, within)
+			t.Fatalf("%s: nothing listens on %s after %v", d.Name, addr, within)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -496,36 +440,11 @@ func run(t *testing.T, name string, args ...string) string {
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) || ctx.Err() != nil {
-			t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, tailString(o.String(), 4<<10), tailString(e.String(), 4<<10))
+			t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, farmtest.Tail(o.String(), 4<<10), farmtest.Tail(e.String(), 4<<10))
 		}
 		t.Fatal(err)
 	}
 	return o.String()
 }
 
-// lockedBuffer is a bytes.Buffer a process writes while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
-
-func tailString(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	return "[...]\n" + s[len(s)-max:]
-}

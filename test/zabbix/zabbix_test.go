@@ -122,7 +122,7 @@ func TestTemplateOnZabbix(t *testing.T) {
 	}
 	var plain, found []item
 	took := farmtest.WaitFor(t, firstValues, time.Second, "every node item has a value and 4 engines are discovered", func() string {
-		if !server.running() {
+		if !server.Running() {
 			t.Fatal("zabbix_server exited")
 		}
 		plain, found = plain[:0], found[:0]
