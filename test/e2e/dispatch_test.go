@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -16,7 +15,8 @@ import (
 	"time"
 
 	"github.com/gosnmp/gosnmp"
-	"golang.org/x/sys/unix"
+
+	"github.com/smsnmpd/smsnmpd/test/netns"
 )
 
 // Issue 14, defect 2: a request waiting on the farm must hold no worker
@@ -136,42 +136,8 @@ func inNamespace(t *testing.T, ns string, fn func()) {
 		fn()
 		return
 	}
-	done := make(chan struct{})
-	var failure error
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			failure = err
-			runtime.UnlockOSThread()
-			return
-		}
-		defer self.Close()
-		target, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			failure = err
-			runtime.UnlockOSThread()
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			failure = fmt.Errorf("setns %s: %w", ns, err)
-			runtime.UnlockOSThread()
-			return
-		}
-		fn()
-		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Keep the thread locked: it ends with this goroutine
-			// instead of serving others in the wrong namespace.
-			failure = fmt.Errorf("setns back: %w", err)
-			return
-		}
-		runtime.UnlockOSThread()
-	}()
-	<-done
-	if failure != nil {
-		t.Fatal(failure)
+	if err := netns.Do(ns, func() error { fn(); return nil }); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -386,7 +352,7 @@ func (l *lossSwitch) set(on bool) {
 // processes using 0.65-0.84 of the machine's two cores.
 func TestAggregateThroughputUnderLoss(t *testing.T) {
 	requireRoot(t)
-	ns := netns(t)
+	ns := newNetns(t)
 	f := newFarm(t, 0)
 	f.ns = ns
 	f.startManager()

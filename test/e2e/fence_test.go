@@ -2,14 +2,12 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,9 +16,9 @@ import (
 	"time"
 
 	"github.com/gosnmp/gosnmp"
-	"golang.org/x/sys/unix"
 
 	"github.com/smsnmpd/smsnmpd/internal/waitfor"
+	"github.com/smsnmpd/smsnmpd/test/netns"
 )
 
 // bridgeNet is hosts on one LAN: a bridge in a switch namespace of its own
@@ -59,9 +57,7 @@ func newBridgeNet(t *testing.T) *bridgeNet {
 func (n *bridgeNet) addNetns(name string) string {
 	n.t.Helper()
 	ns := n.prefix + "-" + name
-	ipRun(n.t, "", "netns", "add", ns)
-	n.t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	ipRun(n.t, "", "-n", ns, "link", "set", "lo", "up")
+	netns.Add(n.t, ns)
 	return ns
 }
 
@@ -88,48 +84,7 @@ func deafTo(t *testing.T, ns, from string) {
   }
 }
 `, from)
-	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(rules)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nft in %s: %v: %s", ns, err, out)
-	}
-}
-
-// netnsDo runs f on an OS thread switched into namespace ns; sockets f
-// opens stay in ns. If switching back fails, the thread stays locked and
-// dies with its goroutine rather than going back to the pool in ns.
-func netnsDo(ns string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open("/var/run/netns/" + ns)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ferr := f()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("setns back: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	netns.Nft(t, ns, rules)
 }
 
 // snmpClient is a gosnmp client whose socket lives in namespace ns.
@@ -137,7 +92,7 @@ func snmpClient(t *testing.T, ns, host string) *gosnmp.GoSNMP {
 	t.Helper()
 	g := &gosnmp.GoSNMP{Target: host, Port: 1161, Community: "public", Version: gosnmp.Version2c,
 		Timeout: 1500 * time.Millisecond, Retries: 0}
-	if err := netnsDo(ns, g.Connect); err != nil {
+	if err := netns.Do(ns, g.Connect); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Conn.Close() })

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/smsnmpd/smsnmpd/test/netns"
 )
 
 // requireRoot skips outside CI when not root; in CI it must run.
@@ -22,19 +24,11 @@ func requireRoot(t *testing.T) {
 	requireTool(t, "nft")
 }
 
-// netns creates a network namespace with lo up, deleted at cleanup.
-func netns(t *testing.T) string {
+// newNetns creates a network namespace with lo up, deleted at cleanup.
+func newNetns(t *testing.T) string {
 	t.Helper()
 	name := fmt.Sprintf("smsnmpd-e2e-%d", rand.IntN(1_000_000))
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	run("-n", name, "link", "set", "lo", "up")
+	netns.Add(t, name)
 	return name
 }
 
@@ -50,11 +44,7 @@ func dropPercent(t *testing.T, ns string, port, pct int) func() int {
   }
 }
 `, port, pct)
-	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(rules)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nft: %v: %s", err, out)
-	}
+	netns.Nft(t, ns, rules)
 	return func() int {
 		out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "smsnmpdloss").CombinedOutput()
 		if err != nil {
@@ -72,7 +62,7 @@ func dropPercent(t *testing.T, ns string, port, pct int) func() int {
 // every engine: the transport repairs within the deadline.
 func TestFarmAggregatesUnderFivePercentLoss(t *testing.T) {
 	requireRoot(t)
-	ns := netns(t)
+	ns := newNetns(t)
 	f := newFarm(t, 0)
 	f.ns = ns
 	f.startManager()

@@ -2,19 +2,17 @@ package hierarchy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/ipv4"
-	"golang.org/x/sys/unix"
+
+	"github.com/smsnmpd/smsnmpd/test/netns"
 )
 
 // lan is one broadcast domain: a bridge in the switch namespace, a /24,
@@ -66,15 +64,7 @@ func (n *network) batch(ns string, lines ...string) {
 // addNetns creates a namespace, deleted at cleanup.
 func (n *network) addNetns(name string) {
 	n.t.Helper()
-	if err := ipCmd("", "netns", "add", name); err != nil {
-		n.t.Fatal(err)
-	}
-	n.t.Cleanup(func() {
-		if err := ipCmd("", "netns", "del", name); err != nil {
-			n.t.Logf("cleanup: %v", err)
-		}
-	})
-	n.batch(name, "link set lo up")
+	netns.Add(n.t, name)
 }
 
 // newNetwork builds the switch and the router. The router forwards
@@ -96,11 +86,7 @@ func newNetwork(t *testing.T) *network {
   }
 }
 `
-	cmd := exec.Command("ip", "netns", "exec", n.rt, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(rules)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nft in the router: %v: %s", err, out)
-	}
+	netns.Nft(t, n.rt, rules)
 	return n
 }
 
@@ -169,57 +155,19 @@ func (n *network) setLink(l *lan, up bool) error {
 	return ipCmd("", "-n", n.rt, "link", "set", l.rtIf, state)
 }
 
-// inNetns runs f on an OS thread switched into namespace ns; sockets f
-// opens stay in ns. If switching back fails, the thread is left locked
-// and dies with its goroutine instead of returning to the pool in the
-// wrong namespace.
-func inNetns(ns string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open("/var/run/netns/" + ns)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ferr := f()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("setns back: %w", err))
-			return // the locked thread exits with this goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
 // probeUnicast sends one UDP datagram from namespace from (bound to
 // fromIP) to toIP in namespace to and reports whether it arrived within
 // wait.
 func probeUnicast(from, fromIP, to, toIP string, wait time.Duration) (bool, error) {
 	var rx, tx net.PacketConn
-	if err := inNetns(to, func() (err error) {
+	if err := netns.Do(to, func() (err error) {
 		rx, err = net.ListenPacket("udp4", toIP+":0")
 		return err
 	}); err != nil {
 		return false, err
 	}
 	defer rx.Close()
-	if err := inNetns(from, func() (err error) {
+	if err := netns.Do(from, func() (err error) {
 		tx, err = net.ListenPacket("udp4", fromIP+":0")
 		return err
 	}); err != nil {
@@ -238,7 +186,7 @@ func probeUnicast(from, fromIP, to, toIP string, wait time.Duration) (bool, erro
 // member joined on eth0 in namespace to received it within wait.
 func probeMulticast(from, to, group string, port int, wait time.Duration) (bool, error) {
 	var rx *net.UDPConn
-	if err := inNetns(to, func() error {
+	if err := netns.Do(to, func() error {
 		ifi, err := net.InterfaceByName("eth0")
 		if err != nil {
 			return err
@@ -258,7 +206,7 @@ func probeMulticast(from, to, group string, port int, wait time.Duration) (bool,
 	}
 	defer rx.Close()
 	var tx *net.UDPConn
-	if err := inNetns(from, func() error {
+	if err := netns.Do(from, func() error {
 		ifi, err := net.InterfaceByName("eth0")
 		if err != nil {
 			return err
